@@ -1,0 +1,22 @@
+// Reads `nft -j list ruleset` output into the compiled Ruleset.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "backends/nftables/model.h"
+#include "core/result.h"
+
+namespace dpi::nft {
+
+struct LoadOptions {
+  std::size_t max_bytes = std::size_t{256} << 20;
+};
+
+// origin names the input in error messages ("node.json", "live netns node1").
+Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const std::string& origin,
+                                                    const LoadOptions& opts = {});
+Result<std::unique_ptr<Ruleset>> load_ruleset_file(const std::string& path,
+                                                    const LoadOptions& opts = {});
+
+}  // namespace dpi::nft

@@ -1,0 +1,176 @@
+// The compiled ruleset: JSON is read once into this indexed form (resolved chain pointers,
+// hashed and interval set lookups) so evaluating a flow never touches JSON.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "backends/nftables/datatype.h"
+#include "backends/nftables/value.h"
+#include "core/report.h"
+
+namespace dpi::nft {
+
+enum class Hook { prerouting, input, forward, output, postrouting, other };
+std::string_view hook_name(Hook h);
+
+// Every packet field the evaluator can read. Payload keys imply their protocol dependency
+// (tcp dport only exists for TCP), which nft's JSON leaves implicit.
+enum class Key {
+  meta_mark, meta_l4proto, meta_nfproto, meta_protocol, meta_iifname, meta_oifname, meta_iif,
+  meta_oif, meta_iiftype, meta_oiftype, meta_pkttype, meta_length,
+  ct_state, ct_status, ct_mark, ct_direction, ct_l3proto, ct_protocol,
+  ip_saddr, ip_daddr, ip_protocol, ip6_saddr, ip6_daddr, ip6_nexthdr,
+  th_sport, th_dport, tcp_sport, tcp_dport, tcp_flags, udp_sport, udp_dport, sctp_sport,
+  sctp_dport, icmp_type, icmp_code, icmpv6_type, icmpv6_code,
+  fib_daddr_type, fib_saddr_type, fib_saddr_iif_oif, fib_daddr_oif,
+  numgen,
+};
+
+struct Operand {
+  Key key = Key::meta_mark;
+  Type type = Type::integer;
+  uint8_t width = 4;
+  // Applied in order to the value read: '&', '|', '^' with a constant of the same width.
+  std::vector<std::pair<char, Bytes>> binops;
+  uint32_t numgen_mod = 0, numgen_offset = 0;
+};
+
+// Left side of a match or key of a lookup: one operand, or a concatenation.
+struct Selector {
+  std::vector<Operand> parts;
+  Type type() const { return parts.size() == 1 ? parts[0].type : Type::integer; }
+};
+
+struct Chain;
+struct SetDef;
+
+enum class VerdictKind { none, accept, drop, cont, ret, jump, go_to, queue };
+std::string_view verdict_kind_name(VerdictKind k);
+
+struct VerdictStmt {
+  VerdictKind kind = VerdictKind::none;
+  const Chain* target = nullptr;
+};
+
+struct SetElem {
+  std::vector<Range> key;  // one range per concatenated component
+  VerdictStmt verdict;     // verdict maps
+  std::optional<Bytes> data;  // data maps
+};
+
+struct SetDef {
+  std::string family, table, name;  // name empty for anonymous sets
+  std::vector<Type> key_types;
+  std::vector<uint8_t> key_widths;
+  bool interval = false;
+  bool is_map = false;
+  bool verdict_map = false;
+  std::optional<Type> data_type;
+  std::vector<SetElem> elems;
+
+  // Indexes built once after the elements are read.
+  std::unordered_map<Bytes, std::size_t, BytesHash> exact;
+  struct Span { Bytes lo, hi; std::size_t elem; };
+  std::vector<Span> spans;  // sorted, single-component intervals
+  bool linear = false;      // concatenated intervals or overlapping spans
+  void build_index();
+  const SetElem* find(const Bytes& key) const;
+};
+
+enum class Op { eq, ne, lt, gt, le, ge, flags_any };
+
+struct MatchStmt {
+  Selector lhs;
+  Op op = Op::eq;
+  enum class RhsKind { range, set, flags } rhs_kind = RhsKind::range;
+  Range range;  // exact values are lo == hi
+  const SetDef* set = nullptr;
+  Bytes flags;
+};
+
+struct CounterStmt { uint64_t packets = 0, bytes = 0; };
+struct LogStmt { std::string prefix; std::optional<int> group; std::optional<int> snaplen; std::string level; };
+struct RejectStmt { std::string with; };
+
+// meta mark set / ct mark set: target = operand(value).
+struct MangleStmt {
+  enum class Target { meta_mark, ct_mark, nftrace } target = Target::meta_mark;
+  Operand value;          // key to read plus binops
+  std::optional<Bytes> constant;  // when set, the value is this constant
+};
+
+struct VmapStmt {
+  Selector key;
+  const SetDef* map = nullptr;
+};
+
+struct NatStmt {
+  enum class Kind { dnat, snat, masquerade, redirect } kind = Kind::dnat;
+  std::optional<Bytes> addr;  // constant address
+  std::optional<uint16_t> port;
+  std::optional<Selector> map_key;  // "to <key> map @m" (address or address . port)
+  const SetDef* map = nullptr;
+};
+
+// Statements that change nothing the verdict depends on, but whose assumption is reported.
+struct AssumeStmt {
+  std::string assumption;
+  bool matches = true;  // "limit rate over" assumed not exceeded does not match
+};
+struct NotrackStmt {};
+struct NoopStmt {};
+// Not understood: reaching it makes the verdict indeterminate.
+struct UnknownStmt { std::string expression; std::string why; };
+
+using Stmt = std::variant<MatchStmt, VerdictStmt, CounterStmt, LogStmt, RejectStmt, MangleStmt,
+                          VmapStmt, NatStmt, AssumeStmt, NotrackStmt, NoopStmt, UnknownStmt>;
+
+struct Rule {
+  uint64_t handle = 0;
+  std::string text;
+  std::string comment;
+  std::vector<Stmt> stmts;
+  RuleFacts facts;
+  std::optional<uint64_t> packets, bytes;
+};
+
+struct Chain {
+  std::string family, table, name;
+  bool base = false;
+  Hook hook = Hook::other;
+  int priority = 0;
+  std::string type;  // filter, nat, route
+  VerdictKind policy = VerdictKind::accept;
+  std::vector<Rule> rules;
+  std::string first_comment;
+};
+
+struct Table {
+  std::string family, name;
+  std::vector<Chain*> chains;
+};
+
+struct Ruleset {
+  std::string origin;  // file name or "live netns X"
+  std::string nft_version;
+  std::deque<Table> tables;
+  std::deque<Chain> chains;
+  std::deque<SetDef> sets;
+  // Base chains per hook for IPv4 (ip + inet) and IPv6 (ip6 + inet), in priority order.
+  std::map<Hook, std::vector<const Chain*>> v4_hooks, v6_hooks;
+  std::size_t rule_count = 0;
+
+  const Chain* find_chain(const std::string& family, const std::string& table,
+                          const std::string& name) const;
+  bool has_family(const std::string& family) const;
+};
+
+}  // namespace dpi::nft

@@ -1,0 +1,87 @@
+#include "backends/nftables/source.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "backends/nftables/live_ruleset.h"
+#include "backends/nftables/netlink_node.h"
+#include "backends/nftables/netns.h"
+
+namespace dpi::nft {
+
+namespace {
+
+struct LiveRead {
+  std::string json;
+  NodeInfo node;
+  uint32_t generation = 0;
+};
+
+// The ruleset and routes are read in one visit to the namespace; a ruleset that changed while
+// being read is read again so the model never mixes two generations.
+Result<LiveRead> read_live() {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto before = ruleset_generation();
+    if (!before) return before.error();
+    auto text = list_ruleset_json();
+    if (!text) return text.error();
+    auto after = ruleset_generation();
+    if (!after) return after.error();
+    if (*before != *after) continue;
+    auto node = read_node_info();
+    if (!node) return node.error();
+    return LiveRead{std::move(*text), std::move(*node), *after};
+  }
+  return make_error(ErrorCode::system, "the ruleset kept changing while it was read (5 attempts)");
+}
+
+Result<NodeInfo> read_node_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return make_error(ErrorCode::not_found, fmt::format("{}: cannot open", path));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(ErrorCode::bad_input, fmt::format("{}: not valid JSON: {}", path, e.what()));
+  }
+  // A snapshot-style file may wrap the node info.
+  if (j.is_object() && j.contains("node")) j = j["node"];
+  return node_info_from_json(j, path);
+}
+
+}  // namespace
+
+Result<Loaded> load_source(const SourceSpec& spec) {
+  Loaded out;
+  if (!spec.ruleset_file.empty()) {
+    auto rs = load_ruleset_file(spec.ruleset_file, spec.load);
+    if (!rs) return rs.error();
+    out.ruleset = std::move(*rs);
+    out.description = fmt::format("file {}", spec.ruleset_file);
+    if (!spec.node_file.empty()) {
+      auto node = read_node_file(spec.node_file);
+      if (!node) return node.error();
+      out.node = std::move(*node);
+    } else if (!spec.netns.empty()) {
+      auto node = in_netns(spec.netns, read_node_info);
+      if (!node) return node.error();
+      out.node = std::move(*node);
+    }
+    return out;
+  }
+  auto live = in_netns(spec.netns, read_live);
+  if (!live) return live.error();
+  std::string origin = spec.netns.empty() ? "live ruleset" : fmt::format("live netns {}", spec.netns);
+  auto rs = load_ruleset_json(live->json, origin, spec.load);
+  if (!rs) return rs.error();
+  out.ruleset = std::move(*rs);
+  out.node = std::move(live->node);
+  out.generation = live->generation;
+  out.description = origin;
+  return out;
+}
+
+}  // namespace dpi::nft

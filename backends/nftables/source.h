@@ -1,0 +1,31 @@
+// Where a ruleset and the node's routes come from: a live network namespace or files.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "backends/nftables/json_loader.h"
+#include "backends/nftables/model.h"
+#include "core/node_info.h"
+#include "core/result.h"
+
+namespace dpi::nft {
+
+struct SourceSpec {
+  std::string ruleset_file;  // nft -j list ruleset output; "-" for stdin; empty = live
+  std::string node_file;     // NodeInfo JSON for offline use
+  std::string netns;         // empty = the current namespace
+  LoadOptions load;
+};
+
+struct Loaded {
+  std::unique_ptr<Ruleset> ruleset;
+  std::optional<NodeInfo> node;
+  std::string description;  // "live netns node1", "file node.json"
+  std::optional<uint32_t> generation;
+};
+
+Result<Loaded> load_source(const SourceSpec& spec);
+
+}  // namespace dpi::nft

@@ -1,0 +1,33 @@
+#include "cli/source_options.h"
+
+namespace dpi::cli {
+
+void SourceOptions::add_to(CLI::App& cmd) {
+  cmd.add_option("--dataplane", dataplane,
+                 "Which dataplane to read: auto (whatever is there), nftables (native nft and "
+                 "iptables-nft), ebpf (not yet supported)")
+      ->check(CLI::IsMember({"auto", "nftables", "ebpf"}))
+      ->capture_default_str();
+  cmd.add_option("--ruleset", spec.ruleset_file,
+                 "Read the output of `nft -j list ruleset` from FILE (- for stdin) instead of the "
+                 "live kernel; no root needed")
+      ->type_name("FILE");
+  cmd.add_option("--node", spec.node_file,
+                 "With --ruleset: the node's interfaces, addresses and routes as JSON (see "
+                 "docs/inspect.md), so the flow's path is derived as on the node")
+      ->type_name("FILE");
+  cmd.add_option("--netns", spec.netns,
+                 "Read the dataplane of this network namespace (name under /run/netns or a path "
+                 "such as /proc/PID/ns/net)")
+      ->type_name("NAME|PATH");
+  cmd.add_option("--max-input-mb", max_input_mb, "Refuse ruleset files larger than this")
+      ->capture_default_str();
+}
+
+nft::SourceSpec SourceOptions::resolved() const {
+  nft::SourceSpec s = spec;
+  s.load.max_bytes = max_input_mb << 20;
+  return s;
+}
+
+}  // namespace dpi::cli

@@ -1,0 +1,163 @@
+// One report model for every backend: what was decided, by which rule, what it means in
+// Calico terms, and the path and evidence behind it. Rendered by report_text / report_json.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/flow.h"
+
+namespace dpi {
+
+inline constexpr const char* kReportSchema = "dpinspect.report/v1";
+
+enum class Verdict { allow, deny, indeterminate };
+std::string_view verdict_name(Verdict v);
+
+// Where a rule lives. handle is empty when a base chain's policy decided.
+struct RuleRef {
+  std::string family;  // ip, ip6, inet...
+  std::string table;
+  std::string chain;
+  std::optional<uint64_t> handle;
+  std::string text;     // nft-like rendering of the rule
+  std::string comment;  // the rule's comment, if any
+  std::optional<uint64_t> packets;
+  std::optional<uint64_t> bytes;
+};
+
+// What a backend knows about a matched rule that attribution needs, independent of syntax.
+struct RuleFacts {
+  std::string action;  // accept, drop, reject, return, jump, goto, continue, queue
+  std::string target;  // chain for jump/goto
+  bool unconditional = false;            // no match expressions at all
+  std::optional<uint32_t> tests_mark_clear;  // rule requires (mark & M) == 0
+  std::optional<uint32_t> tests_mark_set;    // rule requires (mark & M) == M
+  std::optional<uint32_t> sets_mark_bits;    // mark |= M
+  std::optional<uint32_t> clears_mark_bits;  // mark &= ~M
+  bool tests_ct_invalid = false;
+  bool tests_ct_established = false;
+  std::optional<std::string> log_prefix;
+  std::optional<int> log_group;
+  std::optional<std::string> reject_with;
+  int position = 0;  // index of the rule in its chain
+  // Number of earlier rules in the same chain that set an accept/pass/drop mark or drop
+  // directly: Calico renders one such "action" per API rule, so it estimates the rule index.
+  int action_ordinal = -1;
+};
+
+struct PathStep {
+  std::string hook;  // prerouting, input, forward, output, postrouting
+  int invocation = 0;  // one id per chain entry; parent gives the call tree
+  int parent_invocation = -1;
+  RuleRef rule;
+  RuleFacts facts;
+  std::string chain_first_comment;  // comment of the chain's first rule (policy name in Calico)
+};
+
+enum class DecisionKind {
+  policy_rule,
+  profile_rule,
+  end_of_tier_deny,
+  no_profile_matched,
+  ct_invalid,
+  ct_established,
+  unknown_interface,
+  admin_down,
+  encap_from_workload,
+  rpf_failure,
+  default_endpoint_to_host,
+  service_loop_prevention,
+  calico_rule,  // a Calico rule of another kind; summary quotes its comment
+  non_calico,   // a table or chain Calico does not own (host firewall, kube-proxy)
+  chain_policy,  // a base chain's policy, no rule decided
+  unknown,
+};
+std::string_view decision_kind_name(DecisionKind k);
+
+struct PolicyName {
+  std::string kind;  // np, gnp, knp, ... or "" when not recoverable
+  std::string ns;
+  std::string name;
+  bool recovered = false;
+  std::string chain;  // the policy chain, always known
+  std::string display() const;
+};
+
+struct Decision {
+  DecisionKind kind = DecisionKind::unknown;
+  std::string summary;
+  std::string direction;  // ingress, egress, or ""
+  std::string endpoint;   // workload interface
+  std::string tier;
+  std::optional<PolicyName> policy;
+  std::optional<int> rule_index;
+  bool rule_index_exact = false;
+  std::string action;  // allow, deny, pass, log
+  std::string rule_id;  // cali:<hash>
+  std::optional<int> nflog_group;
+  std::string nflog_prefix;
+  std::optional<RuleRef> rule;
+  std::vector<std::string> notes;
+};
+
+// Each endpoint hook the flow crosses (from-workload egress, to-workload ingress, host).
+struct Stage {
+  std::string role;  // "egress of workload", "ingress of workload", "to host", "from host"
+  std::string endpoint;
+  std::string chain;
+  std::string outcome;  // allow, deny, pass-through, unknown
+  Decision decision;
+};
+
+struct NatStep {
+  std::string kind;  // dnat, snat, masquerade, redirect
+  std::string hook;
+  RuleRef rule;
+  std::string to;  // translated address[:port], empty for masquerade
+};
+
+struct IndeterminateReason {
+  RuleRef rule;
+  std::string expression;
+  std::string why;
+};
+
+// A possible outcome when a rule chooses at random (numgen, statistic): every branch is explored.
+struct Outcome {
+  std::string choice;  // e.g. "numgen random mod 2 = 1"
+  Verdict verdict = Verdict::indeterminate;
+  std::optional<RuleRef> rule;
+  std::string summary;
+};
+
+struct Dataplane {
+  std::string kind;    // nftables, iptables-nft, ebpf, none
+  std::string source;  // "live netns X", "file F"
+  std::vector<std::string> calico_layouts;  // "nftables (table ip calico)", "iptables-nft"
+  std::string calico_version_hint;
+};
+
+struct Report {
+  Flow flow;
+  std::vector<std::string> assumptions;
+  Dataplane dataplane;
+  Verdict verdict = Verdict::indeterminate;
+  Decision decided_by;
+  std::vector<Stage> stages;
+  std::vector<PathStep> path;
+  std::vector<NatStep> nat;
+  std::vector<Outcome> outcomes;
+  std::vector<std::string> warnings;
+  std::optional<IndeterminateReason> indeterminate_reason;
+  nlohmann::json evidence = nlohmann::json::object();
+};
+
+// 0 allowed, 1 denied, 2 indeterminate (docs/inspect.md).
+int exit_code_for(Verdict v);
+
+}  // namespace dpi

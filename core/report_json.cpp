@@ -1,0 +1,107 @@
+#include "core/report_json.h"
+
+namespace dpi {
+
+using nlohmann::json;
+
+namespace {
+
+template <class T>
+json opt(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+json str_or_null(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+
+json flow_json(const Flow& f) {
+  return {{"family", f.src.is_v4() ? "ipv4" : "ipv6"},
+          {"src", f.src.str()},
+          {"dst", f.dst.str()},
+          {"proto", l4proto_name(f.l4proto)},
+          {"sport", opt(f.sport)},
+          {"dport", opt(f.dport)},
+          {"icmp_type", opt(f.icmp_type)},
+          {"icmp_code", opt(f.icmp_code)},
+          {"iif", str_or_null(f.iif)},
+          {"oif", str_or_null(f.oif)},
+          {"ct_state", std::string(ct_state_name(f.ct))},
+          {"mark", f.mark}};
+}
+
+json decision_json(const Decision& d) {
+  json j = {{"kind", std::string(decision_kind_name(d.kind))},
+            {"summary", d.summary},
+            {"action", str_or_null(d.action)},
+            {"direction", str_or_null(d.direction)},
+            {"endpoint", str_or_null(d.endpoint)},
+            {"tier", str_or_null(d.tier)},
+            {"policy", nullptr},
+            {"rule_index", opt(d.rule_index)},
+            {"rule_index_exact", d.rule_index_exact},
+            {"rule_id", str_or_null(d.rule_id)},
+            {"nflog", nullptr},
+            {"rule", d.rule ? to_json(*d.rule) : json(nullptr)},
+            {"notes", d.notes}};
+  if (d.policy)
+    j["policy"] = {{"kind", str_or_null(d.policy->kind)},
+                   {"namespace", str_or_null(d.policy->ns)},
+                   {"name", d.policy->recovered ? json(d.policy->name) : json(nullptr)},
+                   {"chain", d.policy->chain},
+                   {"recovered", d.policy->recovered}};
+  if (!d.nflog_prefix.empty()) j["nflog"] = {{"group", opt(d.nflog_group)}, {"prefix", d.nflog_prefix}};
+  return j;
+}
+
+}  // namespace
+
+json to_json(const RuleRef& r) {
+  return {{"family", r.family},   {"table", r.table},          {"chain", r.chain},
+          {"handle", opt(r.handle)}, {"text", r.text},         {"comment", str_or_null(r.comment)},
+          {"counter", r.packets ? json{{"packets", *r.packets}, {"bytes", r.bytes.value_or(0)}} : json(nullptr)}};
+}
+
+json to_json(const Report& r) {
+  json stages = json::array();
+  for (const auto& s : r.stages)
+    stages.push_back({{"role", s.role}, {"endpoint", s.endpoint}, {"chain", s.chain},
+                      {"outcome", s.outcome}, {"decision", decision_json(s.decision)}});
+  json path = json::array();
+  for (const auto& p : r.path) {
+    json step = to_json(p.rule);
+    step["hook"] = p.hook;
+    step["action"] = p.facts.action;
+    step["target"] = str_or_null(p.facts.target);
+    path.push_back(step);
+  }
+  json nat = json::array();
+  for (const auto& n : r.nat)
+    nat.push_back({{"kind", n.kind}, {"hook", n.hook}, {"to", str_or_null(n.to)}, {"rule", to_json(n.rule)}});
+  json outcomes = json::array();
+  for (const auto& o : r.outcomes)
+    outcomes.push_back({{"choice", o.choice}, {"verdict", std::string(verdict_name(o.verdict))},
+                        {"rule", o.rule ? to_json(*o.rule) : json(nullptr)}, {"summary", o.summary}});
+  json ir = nullptr;
+  if (r.indeterminate_reason)
+    ir = {{"rule", to_json(r.indeterminate_reason->rule)},
+          {"expression", r.indeterminate_reason->expression},
+          {"why", r.indeterminate_reason->why}};
+  return {{"schema", kReportSchema},
+          {"flow", flow_json(r.flow)},
+          {"assumptions", r.assumptions},
+          {"dataplane",
+           {{"kind", r.dataplane.kind},
+            {"source", r.dataplane.source},
+            {"calico_layouts", r.dataplane.calico_layouts},
+            {"calico_version_hint", str_or_null(r.dataplane.calico_version_hint)}}},
+          {"verdict", std::string(verdict_name(r.verdict))},
+          {"decided_by", decision_json(r.decided_by)},
+          {"indeterminate_reason", ir},
+          {"stages", stages},
+          {"path", path},
+          {"nat", nat},
+          {"outcomes", outcomes},
+          {"warnings", r.warnings},
+          {"evidence", r.evidence}};
+}
+
+}  // namespace dpi

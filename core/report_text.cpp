@@ -1,0 +1,81 @@
+#include "core/report_text.h"
+
+#include <fmt/format.h>
+
+namespace dpi {
+
+namespace {
+
+std::string where(const RuleRef& r) {
+  std::string s = fmt::format("{} {} {}", r.family, r.table, r.chain);
+  if (r.handle) s += fmt::format(" handle {}", *r.handle);
+  return s;
+}
+
+std::string headline(Verdict v) {
+  switch (v) {
+    case Verdict::allow: return "ALLOWED";
+    case Verdict::deny: return "DENIED";
+    case Verdict::indeterminate: return "INDETERMINATE";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::string render_text(const Report& r, const TextOptions& opts) {
+  std::string out = fmt::format("{}  {}\n", headline(r.verdict), describe(r.flow));
+  const Decision& d = r.decided_by;
+  if (r.verdict == Verdict::indeterminate && r.indeterminate_reason) {
+    const auto& ir = *r.indeterminate_reason;
+    out += fmt::format("  why:    cannot decide at {}: {}\n", where(ir.rule), ir.why);
+    if (!ir.expression.empty()) out += fmt::format("          expression: {}\n", ir.expression);
+  } else if (!d.summary.empty()) {
+    out += fmt::format("  why:    {}\n", d.summary);
+  }
+  if (d.rule) {
+    out += fmt::format("  rule:   {}\n", where(*d.rule));
+    if (!d.rule->text.empty()) out += fmt::format("          {}\n", d.rule->text);
+    if (!d.rule->comment.empty()) out += fmt::format("          comment \"{}\"\n", d.rule->comment);
+  }
+  for (const auto& n : d.notes) out += fmt::format("  note:   {}\n", n);
+  if (!r.outcomes.empty()) {
+    out += "  outcomes (the ruleset chooses at random):\n";
+    for (const auto& o : r.outcomes)
+      out += fmt::format("    {:<13} {}  {}\n", verdict_name(o.verdict), o.choice, o.summary);
+  }
+  if (!r.stages.empty()) {
+    out += "  stages:\n";
+    for (const auto& s : r.stages)
+      out += fmt::format("    {:<28} {:<16} {}\n", s.role, s.endpoint, s.outcome);
+  }
+  if (!r.nat.empty()) {
+    out += "  nat:\n";
+    for (const auto& n : r.nat)
+      out += fmt::format("    {} {} to {} ({})\n", n.hook, n.kind, n.to.empty() ? "-" : n.to, where(n.rule));
+  }
+  if (!r.path.empty()) {
+    out += "  path:\n";
+    std::string hook;
+    for (const auto& p : r.path) {
+      const std::string& a = p.facts.action;
+      bool interesting = a != "continue" || opts.verbose || p.facts.log_prefix || p.facts.sets_mark_bits;
+      if (!interesting) continue;
+      if (p.hook != hook) {
+        hook = p.hook;
+        out += fmt::format("    [{}]\n", hook);
+      }
+      std::string act = p.facts.target.empty() ? a : a + " " + p.facts.target;
+      out += fmt::format("      {:<52} {}\n", where(p.rule), act);
+    }
+  }
+  if (!r.assumptions.empty()) {
+    out += "  assumptions:\n";
+    for (const auto& a : r.assumptions) out += fmt::format("    - {}\n", a);
+  }
+  for (const auto& w : r.warnings) out += fmt::format("  warning: {}\n", w);
+  out += fmt::format("  dataplane: {} ({})\n", r.dataplane.kind, r.dataplane.source);
+  return out;
+}
+
+}  // namespace dpi

@@ -325,7 +325,8 @@ VerdictStmt Run::run_rule(const Chain& chain, const Rule& rule, bool& matched, b
   matched = false;
   for (const auto& st : rule.stmts) {
     if (auto* m = std::get_if<MatchStmt>(&st)) {
-      if (!eval_match(*m, stop, rule, chain)) return {};
+      bool hit = eval_match(*m, stop, rule, chain);
+      if (stop || hit == m->invert) return {};
     } else if (auto* v = std::get_if<VerdictStmt>(&st)) {
       matched = true;
       return *v;

@@ -90,6 +90,7 @@ enum class Op { eq, ne, lt, gt, le, ge, flags_any };
 struct MatchStmt {
   Selector lhs;
   Op op = Op::eq;
+  bool invert = false;  // iptables' "!" on a whole match (decoded xt matches)
   enum class RhsKind { range, set, flags } rhs_kind = RhsKind::range;
   Range range;  // exact values are lo == hi
   const SetDef* set = nullptr;

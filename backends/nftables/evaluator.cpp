@@ -597,12 +597,6 @@ Result<FlowPath> Evaluator::plan(const Flow& flow) const {
     fp.forced_local = true;
     fp.notes.push_back("no --oif and no node routes: the destination is taken to be the node itself (input hook)");
   }
-  if (node_ && !fp.forced_oif) {
-    if (node_->is_local(flow.dst))
-      fp.notes.push_back(fmt::format("{} is an address of the node (input hook)", flow.dst.str()));
-    else if (const Route* r = node_->lookup(flow.dst); r && !r->dev.empty())
-      fp.notes.push_back(fmt::format("output interface {} (the node's route to {})", r->dev, flow.dst.str()));
-  }
   return fp;
 }
 

@@ -82,8 +82,12 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
       rep.decided_by.summary = "depends on which backend the random choice picks: see outcomes";
     }
   }
-  if (rep.verdict != Verdict::indeterminate && runs.front().local_delivery)
-    rep.assumptions.push_back("delivered to the node itself (input hook)");
+  const RunResult& first = runs.front();
+  if (first.local_delivery)
+    rep.assumptions.push_back("the destination is this node: delivered locally (input hook)");
+  else if (!first.oif.empty() && flow.oif.empty())
+    rep.assumptions.push_back(fmt::format("output interface {} (the node's route to the {}destination)", first.oif,
+                                          first.nat.empty() ? "" : "translated "));
   rep.evidence = {{"backend", "nftables"},
                   {"nft_version", rs.nft_version},
                   {"ruleset_generation", src.generation ? nlohmann::json(*src.generation) : nlohmann::json(nullptr)},

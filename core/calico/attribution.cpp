@@ -382,7 +382,7 @@ void Attributor::run(std::optional<std::size_t> deciding) {
              !r_.path[*deciding].facts.tests_mark_set)) {
     const Stage& last = r_.stages.back();
     out = last.decision;
-    std::string s = "allowed: ";
+    std::string s;
     for (std::size_t i = 0; i < r_.stages.size(); ++i) s += (i ? "; " : "") + stage_text(r_.stages[i]);
     out.summary = s;
   } else if (r_.verdict == Verdict::allow && deciding) {

@@ -22,22 +22,29 @@ int run_detect(const DetectOptions& o) {
   if (!src) return report_error(src.error());
   nft::Detection d = nft::detect(*src->ruleset);
   if (o.output == "json") {
-    nlohmann::json j = {{"schema", "dpinspect.detect/v1"},
-                        {"source", src->description},
-                        {"dataplanes", {{"nftables", d.native_calico}, {"iptables_nft", d.iptables_calico}, {"ebpf", nullptr}}},
-                        {"kind", d.kind()},
-                        {"layouts", d.layouts()},
-                        {"calico_version_hint", d.version_hint.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.version_hint)},
-                        {"kube_proxy", d.kube_proxy_nft ? "nftables" : d.kube_proxy_iptables ? "iptables" : nullptr},
-                        {"counts", {{"tables", d.tables}, {"chains", d.chains}, {"rules", d.rules}, {"sets", d.sets}}},
-                        {"xt_expressions", d.xt_expressions},
-                        {"clues", d.clues}};
+    nlohmann::json j = {
+        {"schema", "dpinspect.detect/v1"},
+        {"source", src->description},
+        {"dataplanes",
+         {{"nftables", d.native_calico}, {"iptables_nft", d.iptables_calico}, {"ebpf", nullptr}}},
+        {"kind", d.kind()},
+        {"layouts", d.layouts()},
+        {"calico_version_hint",
+         d.version_hint.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.version_hint)},
+        {"kube_proxy", d.kube_proxy_nft        ? "nftables"
+                       : d.kube_proxy_iptables ? "iptables"
+                                               : nullptr},
+        {"counts",
+         {{"tables", d.tables}, {"chains", d.chains}, {"rules", d.rules}, {"sets", d.sets}}},
+        {"xt_expressions", d.xt_expressions},
+        {"clues", d.clues}};
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << fmt::format("dataplane: {}\nsource:    {}\n", d.kind(), src->description);
     for (const auto& l : d.layouts()) std::cout << "layout:    " << l << "\n";
     if (!d.version_hint.empty()) std::cout << "calico:    " << d.version_hint << "\n";
-    std::cout << fmt::format("size:      {} tables, {} chains, {} rules, {} named sets\n", d.tables, d.chains, d.rules, d.sets);
+    std::cout << fmt::format("size:      {} tables, {} chains, {} rules, {} named sets\n", d.tables,
+                             d.chains, d.rules, d.sets);
     std::cout << "ebpf:      not checked (eBPF backend not built yet)\n";
     for (const auto& c : d.clues) std::cout << "  - " << c << "\n";
   }
@@ -57,7 +64,9 @@ Runner add_detect(CLI::App& app) {
       "  dpinspect detect --netns node1 -o json\n"
       "  dpinspect detect --ruleset examples/seed/iptables-nft.json");
   o->source.add_to(*cmd);
-  cmd->add_option("-o,--output", o->output, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  cmd->add_option("-o,--output", o->output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   return [o] { return run_detect(*o); };
 }
 

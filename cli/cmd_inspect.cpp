@@ -30,23 +30,36 @@ struct InspectOptions {
 Result<Flow> build_flow(const InspectOptions& o) {
   Flow f;
   auto src = IpAddr::parse(o.src);
-  if (!src) return make_error(ErrorCode::bad_input, fmt::format("--src {}: not an IPv4 or IPv6 address", o.src));
+  if (!src)
+    return make_error(ErrorCode::bad_input,
+                      fmt::format("--src {}: not an IPv4 or IPv6 address", o.src));
   auto dst = IpAddr::parse(o.dst);
-  if (!dst) return make_error(ErrorCode::bad_input, fmt::format("--dst {}: not an IPv4 or IPv6 address", o.dst));
+  if (!dst)
+    return make_error(ErrorCode::bad_input,
+                      fmt::format("--dst {}: not an IPv4 or IPv6 address", o.dst));
   f.src = *src;
   f.dst = *dst;
   auto p = parse_l4proto(o.proto);
-  if (!p) return make_error(ErrorCode::bad_input, fmt::format("--proto {}: expected tcp, udp, sctp, icmp, icmpv6 or a number 0-255", o.proto));
+  if (!p)
+    return make_error(
+        ErrorCode::bad_input,
+        fmt::format("--proto {}: expected tcp, udp, sctp, icmp, icmpv6 or a number 0-255",
+                    o.proto));
   f.l4proto = *p;
   f.sport = o.sport;
   f.dport = o.dport;
-  for (auto [v, name, dstv] : {std::tuple{o.icmp_type, "--icmp-type", &f.icmp_type}, std::tuple{o.icmp_code, "--icmp-code", &f.icmp_code}}) {
+  for (auto [v, name, dstv] : {std::tuple{o.icmp_type, "--icmp-type", &f.icmp_type},
+                               std::tuple{o.icmp_code, "--icmp-code", &f.icmp_code}}) {
     if (!v) continue;
-    if (*v < 0 || *v > 255) return make_error(ErrorCode::bad_input, fmt::format("{} {}: expected 0-255", name, *v));
+    if (*v < 0 || *v > 255)
+      return make_error(ErrorCode::bad_input, fmt::format("{} {}: expected 0-255", name, *v));
     *dstv = static_cast<uint8_t>(*v);
   }
   auto ct = parse_ct_state(o.ct);
-  if (!ct) return make_error(ErrorCode::bad_input, fmt::format("--ct {}: expected new, established, related, invalid or untracked", o.ct));
+  if (!ct)
+    return make_error(
+        ErrorCode::bad_input,
+        fmt::format("--ct {}: expected new, established, related, invalid or untracked", o.ct));
   f.ct = *ct;
   f.iif = o.iif;
   f.oif = o.oif;
@@ -56,7 +69,8 @@ Result<Flow> build_flow(const InspectOptions& o) {
 
 int run_inspect(const InspectOptions& o) {
   if (o.source.dataplane == "ebpf")
-    return report_error(make_error(ErrorCode::bad_input, "--dataplane ebpf is not supported yet; use nftables or auto"));
+    return report_error(make_error(ErrorCode::bad_input,
+                                   "--dataplane ebpf is not supported yet; use nftables or auto"));
   auto flow = build_flow(o);
   if (!flow) return report_error(flow.error());
   auto src = nft::load_source(o.source.resolved());
@@ -76,31 +90,45 @@ Runner add_inspect(CLI::App& app) {
   auto o = std::make_shared<InspectOptions>();
   auto* cmd = app.add_subcommand(
       "inspect",
-      "Explain the verdict for one flow: allowed or denied, the deciding rule, its Calico meaning.\n"
-      "Exit code: 0 allowed, 1 denied, 2 indeterminate, 3 bad input, 4 no permission, 5 system error.\n\n"
+      "Explain the verdict for one flow: allowed or denied, the deciding rule, its Calico "
+      "meaning.\n"
+      "Exit code: 0 allowed, 1 denied, 2 indeterminate, 3 bad input, 4 no permission, 5 system "
+      "error.\n\n"
       "Examples:\n"
       "  dpinspect inspect --src 10.65.0.2 --dst 10.65.0.3 --proto tcp --dport 80\n"
-      "  dpinspect inspect --netns node1 --src 10.65.0.2 --dst 10.65.0.5 --proto tcp --dport 9001 -o json\n"
-      "  dpinspect inspect --ruleset examples/seed/nftables.json --node examples/seed/node.json \\\n"
+      "  dpinspect inspect --netns node1 --src 10.65.0.2 --dst 10.65.0.5 --proto tcp --dport 9001 "
+      "-o json\n"
+      "  dpinspect inspect --ruleset examples/seed/nftables.json --node examples/seed/node.json "
+      "\\\n"
       "      --src 10.65.0.2 --dst 10.65.0.5 --proto tcp --dport 9001\n"
-      "  dpinspect inspect --ruleset dump.json --iif cali1234567890a --oif eth0 --src 10.65.0.2 \\\n"
+      "  dpinspect inspect --ruleset dump.json --iif cali1234567890a --oif eth0 --src 10.65.0.2 "
+      "\\\n"
       "      --dst 8.8.8.8 --proto udp --dport 53");
   o->source.add_to(*cmd);
   cmd->add_option("--src", o->src, "Source address of the flow")->required()->type_name("ADDR");
-  cmd->add_option("--dst", o->dst, "Destination address of the flow")->required()->type_name("ADDR");
-  cmd->add_option("--proto", o->proto, "tcp, udp, sctp, icmp, icmpv6 or a protocol number")->capture_default_str();
+  cmd->add_option("--dst", o->dst, "Destination address of the flow")
+      ->required()
+      ->type_name("ADDR");
+  cmd->add_option("--proto", o->proto, "tcp, udp, sctp, icmp, icmpv6 or a protocol number")
+      ->capture_default_str();
   cmd->add_option("--sport", o->sport, "Source port (default: an ephemeral port, 40000)");
   cmd->add_option("--dport", o->dport, "Destination port (required for tcp, udp, sctp)");
   cmd->add_option("--icmp-type", o->icmp_type, "ICMP type (default: echo request)");
   cmd->add_option("--icmp-code", o->icmp_code, "ICMP code (default: 0)");
-  cmd->add_option("--iif", o->iif, "Interface the flow arrives on (default: from the node's routes)")->type_name("IFACE");
-  cmd->add_option("--oif", o->oif, "Interface the flow leaves by (default: from the node's routes)")->type_name("IFACE");
-  cmd->add_option("--ct", o->ct, "Conntrack state to assume: new, established, related, invalid, untracked")
+  cmd->add_option("--iif", o->iif,
+                  "Interface the flow arrives on (default: from the node's routes)")
+      ->type_name("IFACE");
+  cmd->add_option("--oif", o->oif, "Interface the flow leaves by (default: from the node's routes)")
+      ->type_name("IFACE");
+  cmd->add_option("--ct", o->ct,
+                  "Conntrack state to assume: new, established, related, invalid, untracked")
       ->capture_default_str();
-  cmd->add_option("-o,--output", o->output, "Report format: text or json (schema dpinspect.report/v1)")
+  cmd->add_option("-o,--output", o->output,
+                  "Report format: text or json (schema dpinspect.report/v1)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  cmd->add_flag("-v,--verbose", o->verbose, "Text: list every matched rule in the path, not only verdicts");
+  cmd->add_flag("-v,--verbose", o->verbose,
+                "Text: list every matched rule in the path, not only verdicts");
   return [o] { return run_inspect(*o); };
 }
 

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
       "led there, read from the node's real dataplane.\n\n"
       "Examples:\n"
       "  dpinspect inspect --src 10.65.0.2 --dst 10.65.0.5 --proto tcp --dport 9001\n"
-      "  dpinspect inspect --ruleset node.json --node routes.json --src 10.65.0.2 --dst 10.65.0.3 \\\n"
+      "  dpinspect inspect --ruleset node.json --node routes.json --src 10.65.0.2 --dst 10.65.0.3 "
+      "\\\n"
       "      --proto tcp --dport 80 -o json\n"
       "  dpinspect detect --netns node1\n",
       "dpinspect"};

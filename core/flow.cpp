@@ -48,7 +48,8 @@ std::string l4proto_name(uint8_t p) {
 }
 
 Status normalize(Flow& f) {
-  if (f.src.empty() || f.dst.empty()) return make_error(ErrorCode::bad_input, "--src and --dst are required");
+  if (f.src.empty() || f.dst.empty())
+    return make_error(ErrorCode::bad_input, "--src and --dst are required");
   if (f.src.family != f.dst.family)
     return make_error(ErrorCode::bad_input,
                       fmt::format("--src {} and --dst {} are of different address families",
@@ -58,11 +59,14 @@ Status normalize(Flow& f) {
   if (f.l4proto == 58 && f.family() == 2)
     return make_error(ErrorCode::bad_input, "--proto icmpv6 with IPv4 addresses: use --proto icmp");
   if (f.has_ports()) {
-    if (!f.dport) return make_error(ErrorCode::bad_input, fmt::format("--proto {} needs --dport", l4proto_name(f.l4proto)));
+    if (!f.dport)
+      return make_error(ErrorCode::bad_input,
+                        fmt::format("--proto {} needs --dport", l4proto_name(f.l4proto)));
     if (!f.sport) f.sport = 40000;  // any ephemeral port; reported as an assumption
   } else if (f.sport || f.dport) {
-    return make_error(ErrorCode::bad_input,
-                      fmt::format("--sport/--dport make no sense with --proto {}", l4proto_name(f.l4proto)));
+    return make_error(
+        ErrorCode::bad_input,
+        fmt::format("--sport/--dport make no sense with --proto {}", l4proto_name(f.l4proto)));
   }
   if (f.is_icmp()) {
     if (!f.icmp_type) f.icmp_type = f.l4proto == 1 ? 8 : 128;  // echo request

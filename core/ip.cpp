@@ -1,7 +1,6 @@
 #include "core/ip.h"
 
 #include <arpa/inet.h>
-
 #include <charconv>
 
 namespace dpi {

@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <array>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 namespace dpi {
 
@@ -34,14 +35,10 @@ constexpr uint32_t kTableLocal = 255;
 // come last, in id order, as the least wrong guess.
 uint64_t table_rank(uint32_t table) {
   switch (table) {
-    case kTableLocal:
-      return 0;
-    case kTableMain:
-      return 1;
-    case kTableDefault:
-      return 2;
-    default:
-      return 3 + uint64_t{table};
+    case kTableLocal: return 0;
+    case kTableMain: return 1;
+    case kTableDefault: return 2;
+    default: return 3 + uint64_t{table};
   }
 }
 

@@ -32,9 +32,9 @@ struct RuleRef {
 
 // What a backend knows about a matched rule that attribution needs, independent of syntax.
 struct RuleFacts {
-  std::string action;  // accept, drop, reject, return, jump, goto, continue, queue
-  std::string target;  // chain for jump/goto
-  bool unconditional = false;            // no match expressions at all
+  std::string action;          // accept, drop, reject, return, jump, goto, continue, queue
+  std::string target;          // chain for jump/goto
+  bool unconditional = false;  // no match expressions at all
   std::optional<uint32_t> tests_mark_clear;  // rule requires (mark & M) == 0
   std::optional<uint32_t> tests_mark_set;    // rule requires (mark & M) == M
   std::optional<uint32_t> sets_mark_bits;    // mark |= M
@@ -51,7 +51,7 @@ struct RuleFacts {
 };
 
 struct PathStep {
-  std::string hook;  // prerouting, input, forward, output, postrouting
+  std::string hook;    // prerouting, input, forward, output, postrouting
   int invocation = 0;  // one id per chain entry; parent gives the call tree
   int parent_invocation = -1;
   RuleRef rule;
@@ -72,8 +72,8 @@ enum class DecisionKind {
   rpf_failure,
   default_endpoint_to_host,
   service_loop_prevention,
-  calico_rule,  // a Calico rule of another kind; summary quotes its comment
-  non_calico,   // a table or chain Calico does not own (host firewall, kube-proxy)
+  calico_rule,   // a Calico rule of another kind; summary quotes its comment
+  non_calico,    // a table or chain Calico does not own (host firewall, kube-proxy)
   chain_policy,  // a base chain's policy, no rule decided
   unknown,
 };
@@ -97,7 +97,7 @@ struct Decision {
   std::optional<PolicyName> policy;
   std::optional<int> rule_index;
   bool rule_index_exact = false;
-  std::string action;  // allow, deny, pass, log
+  std::string action;   // allow, deny, pass, log
   std::string rule_id;  // cali:<hash>
   std::optional<int> nflog_group;
   std::string nflog_prefix;
@@ -136,8 +136,8 @@ struct Outcome {
 };
 
 struct Dataplane {
-  std::string kind;    // nftables, iptables-nft, ebpf, none
-  std::string source;  // "live netns X", "file F"
+  std::string kind;                         // nftables, iptables-nft, ebpf, none
+  std::string source;                       // "live netns X", "file F"
   std::vector<std::string> calico_layouts;  // "nftables (table ip calico)", "iptables-nft"
   std::string calico_version_hint;
 };

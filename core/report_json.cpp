@@ -11,7 +11,9 @@ json opt(const std::optional<T>& v) {
   return v ? json(*v) : json(nullptr);
 }
 
-json str_or_null(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+json str_or_null(const std::string& s) {
+  return s.empty() ? json(nullptr) : json(s);
+}
 
 json flow_json(const Flow& f) {
   return {{"family", f.src.is_v4() ? "ipv4" : "ipv6"},
@@ -48,23 +50,32 @@ json decision_json(const Decision& d) {
                    {"name", d.policy->recovered ? json(d.policy->name) : json(nullptr)},
                    {"chain", d.policy->chain},
                    {"recovered", d.policy->recovered}};
-  if (!d.nflog_prefix.empty()) j["nflog"] = {{"group", opt(d.nflog_group)}, {"prefix", d.nflog_prefix}};
+  if (!d.nflog_prefix.empty())
+    j["nflog"] = {{"group", opt(d.nflog_group)}, {"prefix", d.nflog_prefix}};
   return j;
 }
 
 }  // namespace
 
 json to_json(const RuleRef& r) {
-  return {{"family", r.family},   {"table", r.table},          {"chain", r.chain},
-          {"handle", opt(r.handle)}, {"text", r.text},         {"comment", str_or_null(r.comment)},
-          {"counter", r.packets ? json{{"packets", *r.packets}, {"bytes", r.bytes.value_or(0)}} : json(nullptr)}};
+  return {{"family", r.family},
+          {"table", r.table},
+          {"chain", r.chain},
+          {"handle", opt(r.handle)},
+          {"text", r.text},
+          {"comment", str_or_null(r.comment)},
+          {"counter", r.packets ? json{{"packets", *r.packets}, {"bytes", r.bytes.value_or(0)}}
+                                : json(nullptr)}};
 }
 
 json to_json(const Report& r) {
   json stages = json::array();
   for (const auto& s : r.stages)
-    stages.push_back({{"role", s.role}, {"endpoint", s.endpoint}, {"chain", s.chain},
-                      {"outcome", s.outcome}, {"decision", decision_json(s.decision)}});
+    stages.push_back({{"role", s.role},
+                      {"endpoint", s.endpoint},
+                      {"chain", s.chain},
+                      {"outcome", s.outcome},
+                      {"decision", decision_json(s.decision)}});
   json path = json::array();
   for (const auto& p : r.path) {
     json step = to_json(p.rule);
@@ -75,11 +86,14 @@ json to_json(const Report& r) {
   }
   json nat = json::array();
   for (const auto& n : r.nat)
-    nat.push_back({{"kind", n.kind}, {"hook", n.hook}, {"to", str_or_null(n.to)}, {"rule", to_json(n.rule)}});
+    nat.push_back(
+        {{"kind", n.kind}, {"hook", n.hook}, {"to", str_or_null(n.to)}, {"rule", to_json(n.rule)}});
   json outcomes = json::array();
   for (const auto& o : r.outcomes)
-    outcomes.push_back({{"choice", o.choice}, {"verdict", std::string(verdict_name(o.verdict))},
-                        {"rule", o.rule ? to_json(*o.rule) : json(nullptr)}, {"summary", o.summary}});
+    outcomes.push_back({{"choice", o.choice},
+                        {"verdict", std::string(verdict_name(o.verdict))},
+                        {"rule", o.rule ? to_json(*o.rule) : json(nullptr)},
+                        {"summary", o.summary}});
   json ir = nullptr;
   if (r.indeterminate_reason)
     ir = {{"rule", to_json(r.indeterminate_reason->rule)},

@@ -52,12 +52,15 @@ std::string render_text(const Report& r, const TextOptions& opts) {
   if (!r.nat.empty()) {
     out += "  nat:\n";
     for (const auto& n : r.nat)
-      out += fmt::format("    {} {} to {} ({})\n", n.hook, n.kind, n.to.empty() ? "-" : n.to, where(n.rule));
+      out += fmt::format("    {} {} to {} ({})\n", n.hook, n.kind, n.to.empty() ? "-" : n.to,
+                         where(n.rule));
   }
   if (!r.path.empty()) {
     // Other hooks only matter where they decided or translated; -v shows everything.
     std::string policy_hook = r.evidence.value("policy_hook", "");
-    out += opts.verbose ? "  path:\n" : fmt::format("  path ({} hook; -v for every hook and rule):\n", policy_hook);
+    out += opts.verbose
+               ? "  path:\n"
+               : fmt::format("  path ({} hook; -v for every hook and rule):\n", policy_hook);
     std::string hook;
     for (const auto& p : r.path) {
       const std::string& a = p.facts.action;
@@ -70,8 +73,10 @@ std::string render_text(const Report& r, const TextOptions& opts) {
         out += fmt::format("    [{}]\n", hook);
       }
       std::string act = p.facts.target.empty() ? a : a + " " + p.facts.target;
-      if (a == "continue" && p.facts.sets_mark_bits) act = fmt::format("mark |= 0x{:x}", *p.facts.sets_mark_bits);
-      if (a == "continue" && p.facts.log_prefix) act = fmt::format("log \"{}\"", *p.facts.log_prefix);
+      if (a == "continue" && p.facts.sets_mark_bits)
+        act = fmt::format("mark |= 0x{:x}", *p.facts.sets_mark_bits);
+      if (a == "continue" && p.facts.log_prefix)
+        act = fmt::format("log \"{}\"", *p.facts.log_prefix);
       out += fmt::format("      {:<52} {}\n", where(p.rule), act);
     }
   }

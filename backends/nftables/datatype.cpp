@@ -1,11 +1,10 @@
 #include "backends/nftables/datatype.h"
 
 #include <arpa/inet.h>
-#include <netdb.h>
-
 #include <charconv>
-#include <span>
 #include <cstdio>
+#include <netdb.h>
+#include <span>
 #include <utility>
 
 #include <fmt/format.h>
@@ -26,43 +25,46 @@ struct NameVal {
 };
 using Names = std::span<const NameVal>;
 
-constexpr NameVal kCtState[] = {{"invalid", 1}, {"established", 2}, {"related", 4}, {"new", 8},
-                            {"untracked", 64}};
-constexpr NameVal kCtStatus[] = {{"expected", 1}, {"seen-reply", 2}, {"assured", 4}, {"confirmed", 8},
-                             {"snat", 16},    {"dnat", 32},      {"dying", 512}};
+constexpr NameVal kCtState[] = {
+    {"invalid", 1}, {"established", 2}, {"related", 4}, {"new", 8}, {"untracked", 64}};
+constexpr NameVal kCtStatus[] = {{"expected", 1},  {"seen-reply", 2}, {"assured", 4},
+                                 {"confirmed", 8}, {"snat", 16},      {"dnat", 32},
+                                 {"dying", 512}};
 constexpr NameVal kCtDir[] = {{"original", 0}, {"reply", 1}};
 constexpr NameVal kNfproto[] = {{"ipv4", 2}, {"ipv6", 10}};
-constexpr NameVal kPkttype[] = {{"host", 0}, {"unicast", 0}, {"broadcast", 1}, {"multicast", 2},
-                            {"other", 3}};
-constexpr NameVal kIcmpType[] = {
-    {"echo-reply", 0},           {"destination-unreachable", 3}, {"source-quench", 4},
-    {"redirect", 5},             {"echo-request", 8},            {"router-advertisement", 9},
-    {"router-solicitation", 10}, {"time-exceeded", 11},          {"parameter-problem", 12},
-    {"timestamp-request", 13},   {"timestamp-reply", 14},        {"info-request", 15},
-    {"info-reply", 16},          {"address-mask-request", 17},   {"address-mask-reply", 18}};
+constexpr NameVal kPkttype[] = {
+    {"host", 0}, {"unicast", 0}, {"broadcast", 1}, {"multicast", 2}, {"other", 3}};
+constexpr NameVal kIcmpType[] = {{"echo-reply", 0},           {"destination-unreachable", 3},
+                                 {"source-quench", 4},        {"redirect", 5},
+                                 {"echo-request", 8},         {"router-advertisement", 9},
+                                 {"router-solicitation", 10}, {"time-exceeded", 11},
+                                 {"parameter-problem", 12},   {"timestamp-request", 13},
+                                 {"timestamp-reply", 14},     {"info-request", 15},
+                                 {"info-reply", 16},          {"address-mask-request", 17},
+                                 {"address-mask-reply", 18}};
 constexpr NameVal kIcmp6Type[] = {
-    {"destination-unreachable", 1}, {"packet-too-big", 2},       {"time-exceeded", 3},
-    {"parameter-problem", 4},       {"echo-request", 128},       {"echo-reply", 129},
-    {"mld-listener-query", 130},    {"mld-listener-report", 131}, {"mld-listener-done", 132},
-    {"mld-listener-reduction", 132}, {"nd-router-solicit", 133}, {"nd-router-advert", 134},
-    {"nd-neighbor-solicit", 135},   {"nd-neighbor-advert", 136}, {"nd-redirect", 137},
-    {"router-renumbering", 138},    {"ind-neighbor-solicit", 141}, {"ind-neighbor-advert", 142},
+    {"destination-unreachable", 1},  {"packet-too-big", 2},         {"time-exceeded", 3},
+    {"parameter-problem", 4},        {"echo-request", 128},         {"echo-reply", 129},
+    {"mld-listener-query", 130},     {"mld-listener-report", 131},  {"mld-listener-done", 132},
+    {"mld-listener-reduction", 132}, {"nd-router-solicit", 133},    {"nd-router-advert", 134},
+    {"nd-neighbor-solicit", 135},    {"nd-neighbor-advert", 136},   {"nd-redirect", 137},
+    {"router-renumbering", 138},     {"ind-neighbor-solicit", 141}, {"ind-neighbor-advert", 142},
     {"mld2-listener-report", 143}};
 constexpr NameVal kIcmpCode[] = {
-    {"net-unreachable", 0},  {"host-unreachable", 1}, {"prot-unreachable", 2},
-    {"port-unreachable", 3}, {"frag-needed", 4},      {"net-prohibited", 9},
+    {"net-unreachable", 0},  {"host-unreachable", 1},  {"prot-unreachable", 2},
+    {"port-unreachable", 3}, {"frag-needed", 4},       {"net-prohibited", 9},
     {"host-prohibited", 10}, {"admin-prohibited", 13}, {"no-route", 0},
-    {"addr-unreachable", 3}, {"policy-fail", 5},      {"reject-route", 6}};
+    {"addr-unreachable", 3}, {"policy-fail", 5},       {"reject-route", 6}};
 constexpr NameVal kFibType[] = {{"unspec", 0},    {"unicast", 1},     {"local", 2},
-                            {"broadcast", 3}, {"anycast", 4},     {"multicast", 5},
-                            {"blackhole", 6}, {"unreachable", 7}, {"prohibit", 8}};
+                                {"broadcast", 3}, {"anycast", 4},     {"multicast", 5},
+                                {"blackhole", 6}, {"unreachable", 7}, {"prohibit", 8}};
 constexpr NameVal kTcpFlags[] = {{"fin", 1},  {"syn", 2},  {"rst", 4},  {"psh", 8},
-                             {"ack", 16}, {"urg", 32}, {"ecn", 64}, {"cwr", 128}};
+                                 {"ack", 16}, {"urg", 32}, {"ecn", 64}, {"cwr", 128}};
 // Used when /etc/protocols is missing (minimal images).
-constexpr NameVal kProtos[] = {{"icmp", 1},  {"igmp", 2},       {"ipencap", 4},  {"ipip", 4},
-                           {"tcp", 6},   {"udp", 17},       {"ipv6", 41},    {"gre", 47},
-                           {"esp", 50},  {"ah", 51},        {"ipv6-icmp", 58}, {"icmpv6", 58},
-                           {"sctp", 132}, {"udplite", 136}, {"dccp", 33}};
+constexpr NameVal kProtos[] = {{"icmp", 1},   {"igmp", 2},      {"ipencap", 4},    {"ipip", 4},
+                               {"tcp", 6},    {"udp", 17},      {"ipv6", 41},      {"gre", 47},
+                               {"esp", 50},   {"ah", 51},       {"ipv6-icmp", 58}, {"icmpv6", 58},
+                               {"sctp", 132}, {"udplite", 136}, {"dccp", 33}};
 
 std::optional<unsigned> lookup(Names names, std::string_view s) {
   for (const auto& nv : names)
@@ -146,14 +148,28 @@ std::size_t type_width(Type t) {
 
 std::optional<Type> type_from_name(std::string_view n) {
   static constexpr std::pair<std::string_view, Type> kTypes[] = {
-      {"ipv4_addr", Type::ipv4},      {"ipv6_addr", Type::ipv6},       {"inet_proto", Type::inet_proto},
-      {"inet_service", Type::inet_service}, {"ifname", Type::ifname},  {"mark", Type::mark},
-      {"nf_proto", Type::nfproto},    {"pkt_type", Type::pkttype},     {"ct_state", Type::ct_state},
-      {"ct_status", Type::ct_status}, {"ct_dir", Type::ct_dir},        {"icmp_type", Type::icmp_type},
-      {"icmpv6_type", Type::icmpv6_type}, {"icmp_code", Type::icmp_code},
-      {"icmpx_code", Type::icmp_code}, {"icmpv6_code", Type::icmp_code},
-      {"fib_addrtype", Type::fib_addrtype}, {"tcp_flag", Type::tcp_flags}, {"verdict", Type::verdict},
-      {"ether_addr", Type::ether_addr}, {"boolean", Type::boolean},     {"integer", Type::integer},
+      {"ipv4_addr", Type::ipv4},
+      {"ipv6_addr", Type::ipv6},
+      {"inet_proto", Type::inet_proto},
+      {"inet_service", Type::inet_service},
+      {"ifname", Type::ifname},
+      {"mark", Type::mark},
+      {"nf_proto", Type::nfproto},
+      {"pkt_type", Type::pkttype},
+      {"ct_state", Type::ct_state},
+      {"ct_status", Type::ct_status},
+      {"ct_dir", Type::ct_dir},
+      {"icmp_type", Type::icmp_type},
+      {"icmpv6_type", Type::icmpv6_type},
+      {"icmp_code", Type::icmp_code},
+      {"icmpx_code", Type::icmp_code},
+      {"icmpv6_code", Type::icmp_code},
+      {"fib_addrtype", Type::fib_addrtype},
+      {"tcp_flag", Type::tcp_flags},
+      {"verdict", Type::verdict},
+      {"ether_addr", Type::ether_addr},
+      {"boolean", Type::boolean},
+      {"integer", Type::integer},
   };
   for (auto& [name, t] : kTypes)
     if (name == n) return t;
@@ -233,7 +249,8 @@ std::optional<Bytes> parse_constant(Type t, std::size_t width, const nlohmann::j
     }
     case Type::ether_addr: {
       unsigned m[6];
-      if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6) {
+      if (std::sscanf(s.c_str(), "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) !=
+          6) {
         *why = fmt::format("'{}' is not a MAC address", s);
         return std::nullopt;
       }

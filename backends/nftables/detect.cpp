@@ -37,7 +37,8 @@ Detection detect(const Ruleset& rs) {
     if (pi != std::string::npos && c.name.size() > pi + 8 && c.name[pi + 8] != '_') {
       auto suffix = c.name.substr(pi + 8);
       auto kind = suffix.substr(0, suffix.find('/'));
-      if (kind == "np" || kind == "gnp" || kind == "knp" || kind == "kcnp" || kind == "snp" || kind == "sgnp")
+      if (kind == "np" || kind == "gnp" || kind == "knp" || kind == "kcnp" || kind == "snp" ||
+          kind == "sgnp")
         kind_names = true;
       else if (suffix.find('/') != std::string::npos)
         tier_names = true;
@@ -48,21 +49,36 @@ Detection detect(const Ruleset& rs) {
       if (r.facts.tests_mark_set && *r.facts.tests_mark_set == 0x40000) drop_bit = true;
       if (r.facts.log_group) nflog = true;
       for (const auto& st : r.stmts)
-        if (auto* u = std::get_if<UnknownStmt>(&st); u && u->expression.rfind("xt ", 0) == 0) ++d.xt_expressions;
+        if (auto* u = std::get_if<UnknownStmt>(&st); u && u->expression.rfind("xt ", 0) == 0)
+          ++d.xt_expressions;
     }
   }
-  if (d.native_calico) d.clues.push_back("table calico with layer-prefixed cali chains: Calico's native nftables mode (v3.29+)");
-  if (d.iptables_calico) d.clues.push_back("cali-* chains in iptables tables: Calico's iptables dataplane through iptables-nft");
-  if (drop_bit) d.clues.push_back("drop mark 0x40000 in use: Calico v3.30+ mark layout (accept 0x10000, pass 0x20000, drop 0x40000)");
-  if (nflog) d.clues.push_back("NFLOG (log group) rules in Calico chains: flow logs are on (v3.30+)");
+  if (d.native_calico)
+    d.clues.push_back(
+        "table calico with layer-prefixed cali chains: Calico's native nftables mode (v3.29+)");
+  if (d.iptables_calico)
+    d.clues.push_back(
+        "cali-* chains in iptables tables: Calico's iptables dataplane through iptables-nft");
+  if (drop_bit)
+    d.clues.push_back(
+        "drop mark 0x40000 in use: Calico v3.30+ mark layout (accept 0x10000, pass 0x20000, drop "
+        "0x40000)");
+  if (nflog)
+    d.clues.push_back("NFLOG (log group) rules in Calico chains: flow logs are on (v3.30+)");
   if (kind_names) d.clues.push_back("policy chains named kind/[ns/]name: Calico v3.32+ naming");
   if (tier_names) d.clues.push_back("policy chains named tier/name: Calico v3.30/v3.31 naming");
   if (d.xt_expressions)
-    d.clues.push_back(fmt::format("{} iptables-nft compat (xt) expressions in Calico chains: flows reaching them are indeterminate until decoded", d.xt_expressions));
+    d.clues.push_back(
+        fmt::format("{} iptables-nft compat (xt) expressions in Calico chains: flows reaching them "
+                    "are indeterminate until decoded",
+                    d.xt_expressions));
   if (d.kube_proxy_nft) d.clues.push_back("table kube-proxy: kube-proxy in nftables mode");
-  if (d.kube_proxy_iptables) d.clues.push_back("KUBE-SERVICES in table nat: kube-proxy in iptables mode");
-  if (kind_names) d.version_hint = "v3.32+";
-  else if (drop_bit || nflog || tier_names) d.version_hint = "v3.30+";
+  if (d.kube_proxy_iptables)
+    d.clues.push_back("KUBE-SERVICES in table nat: kube-proxy in iptables mode");
+  if (kind_names)
+    d.version_hint = "v3.32+";
+  else if (drop_bit || nflog || tier_names)
+    d.version_hint = "v3.30+";
   return d;
 }
 

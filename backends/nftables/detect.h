@@ -9,7 +9,7 @@
 namespace dpi::nft {
 
 struct Detection {
-  bool native_calico = false;  // table ip/ip6 calico
+  bool native_calico = false;    // table ip/ip6 calico
   bool iptables_calico = false;  // cali-* chains in an iptables-nft table
   bool kube_proxy_nft = false;
   bool kube_proxy_iptables = false;

@@ -93,7 +93,8 @@ class Run {
   bool eval_match(const MatchStmt& m, bool& stop, const Rule& rule, const Chain& chain);
   void apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain, bool& stop);
   std::optional<uint32_t> fib_type(const IpAddr& a, std::string* why);
-  void indeterminate(const Chain& c, const Rule* r, const std::string& expr, const std::string& why);
+  void indeterminate(const Chain& c, const Rule* r, const std::string& expr,
+                     const std::string& why);
   RuleRef ref(const Chain& c, const Rule& r) const;
   bool route_after_prerouting();
 
@@ -116,10 +117,13 @@ RuleRef Run::ref(const Chain& c, const Rule& r) const {
   return RuleRef{c.family, c.table, c.name, r.handle, r.text, r.comment, r.packets, r.bytes};
 }
 
-void Run::indeterminate(const Chain& c, const Rule* r, const std::string& expr, const std::string& why) {
+void Run::indeterminate(const Chain& c, const Rule* r, const std::string& expr,
+                        const std::string& why) {
   IndeterminateReason ir;
-  if (r) ir.rule = ref(c, *r);
-  else ir.rule = RuleRef{c.family, c.table, c.name, std::nullopt, "", "", {}, {}};
+  if (r)
+    ir.rule = ref(c, *r);
+  else
+    ir.rule = RuleRef{c.family, c.table, c.name, std::nullopt, "", "", {}, {}};
   ir.expression = expr;
   ir.why = why;
   res_.indeterminate = ir;
@@ -128,7 +132,9 @@ void Run::indeterminate(const Chain& c, const Rule* r, const std::string& expr, 
 
 std::optional<uint32_t> Run::fib_type(const IpAddr& a, std::string* why) {
   if (!node_) {
-    *why = "fib lookups need the node's addresses and routes (use --netns, or --node FILE with a ruleset file)";
+    *why =
+        "fib lookups need the node's addresses and routes (use --netns, or --node FILE with a "
+        "ruleset file)";
     return std::nullopt;
   }
   if (node_->is_local(a)) return 2;
@@ -158,7 +164,8 @@ std::optional<Bytes> Run::read(const Operand& o, std::string* why) {
     case Key::meta_oifname:
     case Key::meta_oif: b = ifname_bytes(p_.oif); break;
     case Key::meta_pkttype: {
-      bool mc = (v4 && p_.dst.bytes[0] >= 224 && p_.dst.bytes[0] < 240) || (!v4 && p_.dst.bytes[0] == 0xff);
+      bool mc = (v4 && p_.dst.bytes[0] >= 224 && p_.dst.bytes[0] < 240) ||
+                (!v4 && p_.dst.bytes[0] == 0xff);
       b = Bytes::from_uint(mc ? 2 : 0, 1);
       break;
     }
@@ -166,29 +173,83 @@ std::optional<Bytes> Run::read(const Operand& o, std::string* why) {
     case Key::ct_status: b = Bytes::from_uint(p_.ct_status, 4); break;
     case Key::ct_mark: b = Bytes::from_uint(p_.ct_mark, 4); break;
     case Key::ct_direction: b = Bytes::from_uint(0, 1); break;
-    case Key::ip_saddr: if (!v4) return std::nullopt; b = addr_bytes(p_.src); break;
-    case Key::ip_daddr: if (!v4) return std::nullopt; b = addr_bytes(p_.dst); break;
-    case Key::ip_protocol: if (!v4) return std::nullopt; b = Bytes::from_uint(p_.l4proto, 1); break;
-    case Key::ip6_saddr: if (v4) return std::nullopt; b = addr_bytes(p_.src); break;
-    case Key::ip6_daddr: if (v4) return std::nullopt; b = addr_bytes(p_.dst); break;
-    case Key::ip6_nexthdr: if (v4) return std::nullopt; b = Bytes::from_uint(p_.l4proto, 1); break;
-    case Key::th_sport: if (!p_.has_ports) return std::nullopt; b = Bytes::from_uint(p_.sport, 2); break;
-    case Key::th_dport: if (!p_.has_ports) return std::nullopt; b = Bytes::from_uint(p_.dport, 2); break;
-    case Key::tcp_sport: if (!tcp) return std::nullopt; b = Bytes::from_uint(p_.sport, 2); break;
-    case Key::tcp_dport: if (!tcp) return std::nullopt; b = Bytes::from_uint(p_.dport, 2); break;
-    case Key::udp_sport: if (!udp) return std::nullopt; b = Bytes::from_uint(p_.sport, 2); break;
-    case Key::udp_dport: if (!udp) return std::nullopt; b = Bytes::from_uint(p_.dport, 2); break;
-    case Key::sctp_sport: if (!sctp) return std::nullopt; b = Bytes::from_uint(p_.sport, 2); break;
-    case Key::sctp_dport: if (!sctp) return std::nullopt; b = Bytes::from_uint(p_.dport, 2); break;
+    case Key::ip_saddr:
+      if (!v4) return std::nullopt;
+      b = addr_bytes(p_.src);
+      break;
+    case Key::ip_daddr:
+      if (!v4) return std::nullopt;
+      b = addr_bytes(p_.dst);
+      break;
+    case Key::ip_protocol:
+      if (!v4) return std::nullopt;
+      b = Bytes::from_uint(p_.l4proto, 1);
+      break;
+    case Key::ip6_saddr:
+      if (v4) return std::nullopt;
+      b = addr_bytes(p_.src);
+      break;
+    case Key::ip6_daddr:
+      if (v4) return std::nullopt;
+      b = addr_bytes(p_.dst);
+      break;
+    case Key::ip6_nexthdr:
+      if (v4) return std::nullopt;
+      b = Bytes::from_uint(p_.l4proto, 1);
+      break;
+    case Key::th_sport:
+      if (!p_.has_ports) return std::nullopt;
+      b = Bytes::from_uint(p_.sport, 2);
+      break;
+    case Key::th_dport:
+      if (!p_.has_ports) return std::nullopt;
+      b = Bytes::from_uint(p_.dport, 2);
+      break;
+    case Key::tcp_sport:
+      if (!tcp) return std::nullopt;
+      b = Bytes::from_uint(p_.sport, 2);
+      break;
+    case Key::tcp_dport:
+      if (!tcp) return std::nullopt;
+      b = Bytes::from_uint(p_.dport, 2);
+      break;
+    case Key::udp_sport:
+      if (!udp) return std::nullopt;
+      b = Bytes::from_uint(p_.sport, 2);
+      break;
+    case Key::udp_dport:
+      if (!udp) return std::nullopt;
+      b = Bytes::from_uint(p_.dport, 2);
+      break;
+    case Key::sctp_sport:
+      if (!sctp) return std::nullopt;
+      b = Bytes::from_uint(p_.sport, 2);
+      break;
+    case Key::sctp_dport:
+      if (!sctp) return std::nullopt;
+      b = Bytes::from_uint(p_.dport, 2);
+      break;
     case Key::tcp_flags:
       if (!tcp) return std::nullopt;
       // SYN for a new connection, ACK otherwise: the first packet the user would send.
       b = Bytes::from_uint(flow_.ct == CtState::new_ ? 0x02 : 0x10, 1);
       break;
-    case Key::icmp_type: if (p_.l4proto != 1) return std::nullopt; b = Bytes::from_uint(p_.icmp_type, 1); break;
-    case Key::icmp_code: if (p_.l4proto != 1) return std::nullopt; b = Bytes::from_uint(p_.icmp_code, 1); break;
-    case Key::icmpv6_type: if (p_.l4proto != 58) return std::nullopt; b = Bytes::from_uint(p_.icmp_type, 1); break;
-    case Key::icmpv6_code: if (p_.l4proto != 58) return std::nullopt; b = Bytes::from_uint(p_.icmp_code, 1); break;
+    case Key::icmp_type:
+      if (p_.l4proto != 1) return std::nullopt;
+      b = Bytes::from_uint(p_.icmp_type, 1);
+      break;
+    case Key::icmp_code:
+      if (p_.l4proto != 1) return std::nullopt;
+      b = Bytes::from_uint(p_.icmp_code, 1);
+      break;
+    case Key::icmpv6_type:
+      if (p_.l4proto != 58) return std::nullopt;
+      b = Bytes::from_uint(p_.icmp_type, 1);
+      break;
+    case Key::icmpv6_code:
+      if (p_.l4proto != 58) return std::nullopt;
+      b = Bytes::from_uint(p_.icmp_code, 1);
+      break;
     case Key::fib_daddr_type:
     case Key::fib_saddr_type: {
       auto t = fib_type(o.key == Key::fib_daddr_type ? p_.dst : p_.src, why);
@@ -198,7 +259,9 @@ std::optional<Bytes> Run::read(const Operand& o, std::string* why) {
     }
     case Key::fib_saddr_iif_oif: {
       if (!node_) {
-        *why = "the reverse-path (fib saddr . iif oif) lookup needs the node's routes (use --netns or --node)";
+        *why =
+            "the reverse-path (fib saddr . iif oif) lookup needs the node's routes (use --netns or "
+            "--node)";
         return std::nullopt;
       }
       // Strict RPF: the route back to the source must leave through the interface it came in.
@@ -217,18 +280,21 @@ std::optional<Bytes> Run::read(const Operand& o, std::string* why) {
       break;
     }
     case Key::numgen:
-      b = Bytes::from_uint(chooser_.choose(o.numgen_mod, fmt::format("numgen mod {}", o.numgen_mod)) +
-                               o.numgen_offset, 4);
+      b = Bytes::from_uint(
+          chooser_.choose(o.numgen_mod, fmt::format("numgen mod {}", o.numgen_mod)) +
+              o.numgen_offset,
+          4);
       break;
-    default:
-      *why = "field not supported by the evaluator";
-      return std::nullopt;
+    default: *why = "field not supported by the evaluator"; return std::nullopt;
   }
   for (const auto& [op, c] : o.binops)
     for (std::size_t i = 0; i < b.len && i < c.len; ++i) {
-      if (op == '&') b.d[i] &= c.d[i];
-      else if (op == '|') b.d[i] |= c.d[i];
-      else b.d[i] ^= c.d[i];
+      if (op == '&')
+        b.d[i] &= c.d[i];
+      else if (op == '|')
+        b.d[i] |= c.d[i];
+      else
+        b.d[i] ^= c.d[i];
     }
   return b;
 }
@@ -290,8 +356,10 @@ void Run::apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain, bool
     auto key = read(*n.map_key, &why);
     const SetElem* e = key ? n.map->find(*key) : nullptr;
     if (!e || !e->data) {
-      if (!why.empty()) indeterminate(chain, &rule, rule.text, why);
-      else indeterminate(chain, &rule, rule.text, "NAT map has no element for this flow");
+      if (!why.empty())
+        indeterminate(chain, &rule, rule.text, why);
+      else
+        indeterminate(chain, &rule, rule.text, "NAT map has no element for this flow");
       stop = true;
       return;
     }
@@ -407,8 +475,10 @@ Run::Outcome Run::run_base_chain(const Chain& base) {
     VerdictStmt v = run_rule(*f.chain, rule, matched, stop);
     if (stop) return Outcome::stop;
     if (!matched) continue;
-    PathStep step{hook, f.invocation, f.parent, ref(*f.chain, rule), rule.facts, f.chain->first_comment};
-    step.facts.action = v.kind == VerdictKind::none ? "continue" : std::string(verdict_kind_name(v.kind));
+    PathStep step{hook,       f.invocation,          f.parent, ref(*f.chain, rule),
+                  rule.facts, f.chain->first_comment};
+    step.facts.action =
+        v.kind == VerdictKind::none ? "continue" : std::string(verdict_kind_name(v.kind));
     if (v.target) step.facts.target = v.target->name;
     res_.path.push_back(std::move(step));
     std::size_t idx = res_.path.size() - 1;
@@ -421,16 +491,16 @@ Run::Outcome Run::run_base_chain(const Chain& base) {
           last_accept_policy_.reset();
         }
         return Outcome::accept;
-      case VerdictKind::drop:
-        res_.deciding_step = idx;
-        return Outcome::drop;
+      case VerdictKind::drop: res_.deciding_step = idx; return Outcome::drop;
       case VerdictKind::queue:
-        indeterminate(*f.chain, &rule, rule.text, "the packet is queued to a userspace program, which decides");
+        indeterminate(*f.chain, &rule, rule.text,
+                      "the packet is queued to a userspace program, which decides");
         return Outcome::stop;
       case VerdictKind::ret: stack.pop_back(); break;
       case VerdictKind::jump: {
         if (stack.size() >= 16) {
-          indeterminate(*f.chain, &rule, rule.text, "jump stack deeper than the kernel's limit of 16");
+          indeterminate(*f.chain, &rule, rule.text,
+                        "jump stack deeper than the kernel's limit of 16");
           return Outcome::stop;
         }
         int parent = f.invocation;
@@ -446,8 +516,14 @@ Run::Outcome Run::run_base_chain(const Chain& base) {
     }
   }
   // Back in (or returned from) the base chain: its policy decides.
-  RuleRef pol{base.family, base.table, base.name, std::nullopt,
-              fmt::format("policy {}", verdict_kind_name(base.policy)), "", {}, {}};
+  RuleRef pol{base.family,
+              base.table,
+              base.name,
+              std::nullopt,
+              fmt::format("policy {}", verdict_kind_name(base.policy)),
+              "",
+              {},
+              {}};
   if (base.policy == VerdictKind::drop) {
     res_.deciding_policy = pol;
     return Outcome::drop;
@@ -546,7 +622,8 @@ RunResult Run::go() {
     return finish(o);
   }
   if (!route_after_prerouting()) {
-    res_.no_route = "the node's routes are unknown: pass --oif (forwarded) or --to-host, or --netns/--node";
+    res_.no_route =
+        "the node's routes are unknown: pass --oif (forwarded) or --to-host, or --netns/--node";
     return finish(Outcome::stop);
   }
   if (!res_.no_route.empty()) return finish(Outcome::drop);
@@ -578,24 +655,29 @@ Result<FlowPath> Evaluator::plan(const Flow& flow) const {
     if (flow.iif == "lo" && node_ && node_->is_local(flow.src)) fp.from_host = true;
   } else if (node_ && node_->is_local(flow.src)) {
     fp.from_host = true;
-    fp.notes.push_back(fmt::format("{} is an address of the node: the node itself sends the flow (output hook)",
-                                   flow.src.str()));
+    fp.notes.push_back(
+        fmt::format("{} is an address of the node: the node itself sends the flow (output hook)",
+                    flow.src.str()));
   } else if (node_) {
     const Route* r = node_->lookup(flow.src);
     if (!r || r->dev.empty())
       return make_error(ErrorCode::bad_input,
-                        fmt::format("cannot tell which interface {} arrives on: the node has no route back to it; pass --iif",
+                        fmt::format("cannot tell which interface {} arrives on: the node has no "
+                                    "route back to it; pass --iif",
                                     flow.src.str()));
     fp.iif = r->dev;
-    fp.notes.push_back(fmt::format("input interface {} (the node's route back to {})", r->dev, flow.src.str()));
+    fp.notes.push_back(
+        fmt::format("input interface {} (the node's route back to {})", r->dev, flow.src.str()));
   } else {
-    return make_error(ErrorCode::bad_input,
-                      "with a ruleset file and no node info, say where the flow enters: --iif IFACE "
-                      "(and --oif IFACE when it is forwarded), or pass --node FILE");
+    return make_error(
+        ErrorCode::bad_input,
+        "with a ruleset file and no node info, say where the flow enters: --iif IFACE "
+        "(and --oif IFACE when it is forwarded), or pass --node FILE");
   }
   if (!node_ && !fp.forced_oif) {
     fp.forced_local = true;
-    fp.notes.push_back("no --oif and no node routes: the destination is taken to be the node itself (input hook)");
+    fp.notes.push_back(
+        "no --oif and no node routes: the destination is taken to be the node itself (input hook)");
   }
   return fp;
 }
@@ -617,8 +699,8 @@ std::vector<RunResult> Evaluator::evaluate(const Flow& flow, const FlowPath& fp)
     next.resize(i + 1);
     forced = next;
     if (out.size() >= limits_.max_outcomes) {
-      out.back().assumptions.push_back(
-          fmt::format("only the first {} random-choice outcomes were explored", limits_.max_outcomes));
+      out.back().assumptions.push_back(fmt::format(
+          "only the first {} random-choice outcomes were explored", limits_.max_outcomes));
       break;
     }
   }

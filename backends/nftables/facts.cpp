@@ -10,21 +10,24 @@ constexpr uint32_t kActionBits = 0x10000 | 0x20000 | 0x40000;
 std::optional<uint32_t> mark_and_mask(const MatchStmt& m) {
   if (m.lhs.parts.size() != 1) return std::nullopt;
   const Operand& o = m.lhs.parts[0];
-  if (o.key != Key::meta_mark || o.binops.size() != 1 || o.binops[0].first != '&') return std::nullopt;
+  if (o.key != Key::meta_mark || o.binops.size() != 1 || o.binops[0].first != '&')
+    return std::nullopt;
   return static_cast<uint32_t>(o.binops[0].second.as_uint());
 }
 
 void match_facts(const MatchStmt& m, RuleFacts& f) {
-  if (auto mask = mark_and_mask(m); mask && m.rhs_kind == MatchStmt::RhsKind::range &&
-                                   m.range.lo == m.range.hi) {
+  if (auto mask = mark_and_mask(m);
+      mask && m.rhs_kind == MatchStmt::RhsKind::range && m.range.lo == m.range.hi) {
     auto v = static_cast<uint32_t>(m.range.lo.as_uint());
     if (m.op == Op::eq && v == 0) f.tests_mark_clear = *mask;
     if (m.op == Op::eq && v == *mask) f.tests_mark_set = *mask;
     if (m.op == Op::ne && v == 0) f.tests_mark_set = *mask;
   }
-  if (m.lhs.parts.size() == 1 && m.lhs.parts[0].key == Key::ct_state && m.lhs.parts[0].binops.empty()) {
+  if (m.lhs.parts.size() == 1 && m.lhs.parts[0].key == Key::ct_state &&
+      m.lhs.parts[0].binops.empty()) {
     auto bit_of = [&](uint64_t bits) {
-      if (m.rhs_kind == MatchStmt::RhsKind::range && m.op == Op::eq) return m.range.lo.as_uint() == bits;
+      if (m.rhs_kind == MatchStmt::RhsKind::range && m.op == Op::eq)
+        return m.range.lo.as_uint() == bits;
       if (m.rhs_kind == MatchStmt::RhsKind::flags) return (m.flags.as_uint() & bits) != 0;
       if (m.rhs_kind == MatchStmt::RhsKind::set && m.op == Op::eq)
         return m.set->find(Bytes::from_uint(bits, 4)) != nullptr;
@@ -72,7 +75,8 @@ void derive_chain_facts(Chain& chain) {
         f.reject_with = rj->with;
       } else if (auto* ms = std::get_if<MangleStmt>(&st)) {
         mangle_facts(*ms, f);
-      } else if (std::holds_alternative<UnknownStmt>(st) || std::holds_alternative<AssumeStmt>(st)) {
+      } else if (std::holds_alternative<UnknownStmt>(st) ||
+                 std::holds_alternative<AssumeStmt>(st)) {
         has_match = true;
       }
     }

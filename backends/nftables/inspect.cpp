@@ -46,10 +46,12 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
   if (det.kind() == "none") rep.warnings.push_back("no Calico chains found in this ruleset");
 
   const bool v4 = flow.src.is_v4();
-  if (!rs.has_family("inet") && !rs.has_family(v4 ? "ip" : "ip6") && (rs.has_family("ip") || rs.has_family("ip6")))
-    return make_error(ErrorCode::bad_input,
-                      fmt::format("{}: the ruleset has no {} or inet tables, so it cannot judge an {} flow",
-                                  rs.origin, v4 ? "ip" : "ip6", v4 ? "IPv4" : "IPv6"));
+  if (!rs.has_family("inet") && !rs.has_family(v4 ? "ip" : "ip6") &&
+      (rs.has_family("ip") || rs.has_family("ip6")))
+    return make_error(
+        ErrorCode::bad_input,
+        fmt::format("{}: the ruleset has no {} or inet tables, so it cannot judge an {} flow",
+                    rs.origin, v4 ? "ip" : "ip6", v4 ? "IPv4" : "IPv6"));
 
   const NodeInfo* node = src.node ? &*src.node : nullptr;
   Evaluator ev(rs, node);
@@ -58,10 +60,15 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
   rep.assumptions.push_back(fmt::format("conntrack state {} (--ct)", ct_state_name(flow.ct)));
   if (flow.has_ports() && flow.sport && *flow.sport == 40000)
     rep.assumptions.push_back("source port 40000 (any ephemeral port; pass --sport to choose)");
-  if (flow.l4proto == 6) rep.assumptions.push_back(flow.ct == CtState::new_ ? "TCP flags: SYN" : "TCP flags: ACK");
+  if (flow.l4proto == 6)
+    rep.assumptions.push_back(flow.ct == CtState::new_ ? "TCP flags: SYN" : "TCP flags: ACK");
   for (const auto& n : fp->notes) rep.assumptions.push_back(n);
-  if (!node) rep.assumptions.push_back("no node routes or addresses (ruleset file without --node or --netns)");
-  if (flow.ct != CtState::new_) rep.assumptions.push_back("NAT chains are skipped: only a connection's first packet traverses them");
+  if (!node)
+    rep.assumptions.push_back(
+        "no node routes or addresses (ruleset file without --node or --netns)");
+  if (flow.ct != CtState::new_)
+    rep.assumptions.push_back(
+        "NAT chains are skipped: only a connection's first packet traverses them");
 
   auto runs = ev.evaluate(flow, *fp);
   fill_from_run(rep, runs.front());
@@ -71,7 +78,8 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
       Report alt;
       alt.flow = flow;
       fill_from_run(alt, r);
-      rep.outcomes.push_back(Outcome{r.choice, r.verdict, deciding_rule(r), alt.decided_by.summary});
+      rep.outcomes.push_back(
+          Outcome{r.choice, r.verdict, deciding_rule(r), alt.decided_by.summary});
       same = same && r.verdict == runs.front().verdict;
     }
     if (!same) {
@@ -86,17 +94,20 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
   if (first.local_delivery)
     rep.assumptions.push_back("the destination is this node: delivered locally (input hook)");
   else if (!first.oif.empty() && flow.oif.empty())
-    rep.assumptions.push_back(fmt::format("output interface {} (the node's route to the {}destination)", first.oif,
-                                          first.nat.empty() ? "" : "translated "));
+    rep.assumptions.push_back(
+        fmt::format("output interface {} (the node's route to the {}destination)", first.oif,
+                    first.nat.empty() ? "" : "translated "));
   rep.evidence = {{"backend", "nftables"},
                   {"nft_version", rs.nft_version},
-                  {"ruleset_generation", src.generation ? nlohmann::json(*src.generation) : nlohmann::json(nullptr)},
+                  {"ruleset_generation",
+                   src.generation ? nlohmann::json(*src.generation) : nlohmann::json(nullptr)},
                   {"tables", det.tables},
                   {"chains", det.chains},
                   {"rules", det.rules},
                   {"sets", det.sets},
                   {"policy_hook", runs.front().policy_hook},
-                  {"oif", runs.front().oif.empty() ? nlohmann::json(nullptr) : nlohmann::json(runs.front().oif)},
+                  {"oif", runs.front().oif.empty() ? nlohmann::json(nullptr)
+                                                   : nlohmann::json(runs.front().oif)},
                   {"clues", det.clues}};
   return rep;
 }

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <iostream>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <set>
 #include <sstream>
 
@@ -151,17 +151,21 @@ Status Loader::add_chain(const json& o, const std::string& where) {
   c.name = o.value("name", "");
   auto t = tables_.find(c.family + '\0' + c.table);
   if (t == tables_.end())
-    return err(where, fmt::format("chain {} names table {} {} which is not defined", c.name, c.family, c.table));
+    return err(where, fmt::format("chain {} names table {} {} which is not defined", c.name,
+                                  c.family, c.table));
   if (o.contains("hook")) {
     c.base = true;
-    static const std::map<std::string, Hook> kHooks = {
-        {"prerouting", Hook::prerouting}, {"input", Hook::input},        {"forward", Hook::forward},
-        {"output", Hook::output},         {"postrouting", Hook::postrouting}};
+    static const std::map<std::string, Hook> kHooks = {{"prerouting", Hook::prerouting},
+                                                       {"input", Hook::input},
+                                                       {"forward", Hook::forward},
+                                                       {"output", Hook::output},
+                                                       {"postrouting", Hook::postrouting}};
     auto h = kHooks.find(o.value("hook", ""));
     c.hook = h == kHooks.end() ? Hook::other : h->second;
     c.type = o.value("type", "filter");
     const json& prio = o.contains("prio") ? o["prio"] : json(0);
-    if (!prio.is_number_integer()) return err(where, fmt::format("chain {}: priority {} is not a number", c.name, prio.dump()));
+    if (!prio.is_number_integer())
+      return err(where, fmt::format("chain {}: priority {} is not a number", c.name, prio.dump()));
     c.priority = prio.get<int>();
     std::string policy = o.value("policy", "accept");
     c.policy = policy == "drop" ? VerdictKind::drop : VerdictKind::accept;
@@ -183,7 +187,8 @@ Status Loader::fill_set_elems(SetDef& s, const json& elems, const std::string& w
     const json* data = nullptr;
     if (s.is_map) {
       if (!raw.is_array() || raw.size() != 2)
-        return err(where, fmt::format("map {}: element {} is not a [key, value] pair", s.name, raw.dump()));
+        return err(where, fmt::format("map {}: element {} is not a [key, value] pair", s.name,
+                                      raw.dump()));
       key = &raw[0];
       data = &raw[1];
     }
@@ -215,7 +220,11 @@ Status Loader::fill_set_elems(SetDef& s, const json& elems, const std::string& w
         if (dv->is_object() && dv->contains("concat")) {
           Bytes all;
           for (const auto& p : (*dv)["concat"]) {
-            auto b = parse_constant(p.is_string() && p.get<std::string>().find('.') != std::string::npos ? Type::ipv4 : Type::inet_service, 0, p, &why);
+            auto b =
+                parse_constant(p.is_string() && p.get<std::string>().find('.') != std::string::npos
+                                   ? Type::ipv4
+                                   : Type::inet_service,
+                               0, p, &why);
             if (!b) return err(where, fmt::format("map {}: value {}: {}", s.name, dv->dump(), why));
             all.append(*b);
           }
@@ -240,7 +249,8 @@ Status Loader::add_set(const json& o, bool is_map, const std::string& where) {
   s.is_map = is_map;
   const json& type = o.contains("type") ? o["type"] : json();
   std::vector<std::string> names;
-  if (type.is_string()) names.push_back(type.get<std::string>());
+  if (type.is_string())
+    names.push_back(type.get<std::string>());
   else if (type.is_array())
     for (const auto& t : type) names.push_back(t.is_string() ? t.get<std::string>() : t.dump());
   for (const auto& n : names) {
@@ -279,17 +289,23 @@ std::optional<VerdictStmt> Loader::compile_verdict(const json& v, const std::str
   }
   const auto& [k, arg] = *v.items().begin();
   VerdictStmt vs;
-  if (k == "accept") vs.kind = VerdictKind::accept;
-  else if (k == "drop") vs.kind = VerdictKind::drop;
-  else if (k == "continue") vs.kind = VerdictKind::cont;
-  else if (k == "return") vs.kind = VerdictKind::ret;
-  else if (k == "queue") vs.kind = VerdictKind::queue;
+  if (k == "accept")
+    vs.kind = VerdictKind::accept;
+  else if (k == "drop")
+    vs.kind = VerdictKind::drop;
+  else if (k == "continue")
+    vs.kind = VerdictKind::cont;
+  else if (k == "return")
+    vs.kind = VerdictKind::ret;
+  else if (k == "queue")
+    vs.kind = VerdictKind::queue;
   else if (k == "jump" || k == "goto") {
     vs.kind = k == "jump" ? VerdictKind::jump : VerdictKind::go_to;
     std::string target = arg.is_object() ? arg.value("target", "") : "";
     auto it = chains_.find(chain_key(family, table, target));
     if (it == chains_.end()) {
-      *why = fmt::format("{} to chain '{}', which does not exist in table {} {}", k, target, family, table);
+      *why = fmt::format("{} to chain '{}', which does not exist in table {} {}", k, target, family,
+                         table);
       return std::nullopt;
     }
     vs.target = it->second;
@@ -434,9 +450,9 @@ Stmt Loader::compile_match(const json& v, const std::string& family, const std::
   std::string why;
   if (!compile_selector(v.value("left", json()), m.lhs, &why)) return UnknownStmt{"", why};
   std::string op = v.value("op", "==");
-  static const std::map<std::string, Op> kOps = {{"==", Op::eq}, {"!=", Op::ne}, {"<", Op::lt},
-                                                 {">", Op::gt},  {"<=", Op::le}, {">=", Op::ge},
-                                                 {"in", Op::flags_any}};
+  static const std::map<std::string, Op> kOps = {
+      {"==", Op::eq}, {"!=", Op::ne}, {"<", Op::lt},        {">", Op::gt},
+      {"<=", Op::le}, {">=", Op::ge}, {"in", Op::flags_any}};
   auto o = kOps.find(op);
   if (o == kOps.end()) return UnknownStmt{"", fmt::format("operator '{}' is not supported", op)};
   m.op = o->second;
@@ -457,10 +473,12 @@ Stmt Loader::compile_match(const json& v, const std::string& family, const std::
     m.flags = Bytes::from_uint(acc, m.lhs.parts[0].width);
     return m;
   }
-  bool is_set = (rhs.is_string() && !rhs.get<std::string>().empty() && rhs.get<std::string>()[0] == '@') ||
-                (rhs.is_object() && rhs.contains("set")) || rhs.is_array();
+  bool is_set =
+      (rhs.is_string() && !rhs.get<std::string>().empty() && rhs.get<std::string>()[0] == '@') ||
+      (rhs.is_object() && rhs.contains("set")) || rhs.is_array();
   if (is_set) {
-    if (m.op != Op::eq && m.op != Op::ne) return UnknownStmt{"", "ordering comparison against a set"};
+    if (m.op != Op::eq && m.op != Op::ne)
+      return UnknownStmt{"", "ordering comparison against a set"};
     m.rhs_kind = MatchStmt::RhsKind::set;
     m.set = resolve_set(rhs, m.lhs, family, table, false, &why);
     if (!m.set) return UnknownStmt{"", why};
@@ -490,10 +508,14 @@ Stmt Loader::compile_match(const json& v, const std::string& family, const std::
 Stmt Loader::compile_mangle(const json& v) {
   MangleStmt ms;
   const json& key = v.value("key", json());
-  if (key == json{{"meta", {{"key", "mark"}}}}) ms.target = MangleStmt::Target::meta_mark;
-  else if (key == json{{"ct", {{"key", "mark"}}}}) ms.target = MangleStmt::Target::ct_mark;
-  else if (key == json{{"meta", {{"key", "nftrace"}}}}) return NoopStmt{};
-  else return UnknownStmt{"", fmt::format("setting {} is not supported", key.dump())};
+  if (key == json{{"meta", {{"key", "mark"}}}})
+    ms.target = MangleStmt::Target::meta_mark;
+  else if (key == json{{"ct", {{"key", "mark"}}}})
+    ms.target = MangleStmt::Target::ct_mark;
+  else if (key == json{{"meta", {{"key", "nftrace"}}}})
+    return NoopStmt{};
+  else
+    return UnknownStmt{"", fmt::format("setting {} is not supported", key.dump())};
   const json& val = v.value("value", json());
   std::string why;
   if (val.is_number()) {
@@ -520,9 +542,11 @@ Stmt Loader::compile_nat(const std::string& kind, const json& v, const std::stri
     const json& a = v["addr"];
     if (a.is_object() && a.contains("map")) {
       n.map_key.emplace();
-      if (!compile_selector(a["map"].value("key", json()), *n.map_key, &why)) return UnknownStmt{"", why};
+      if (!compile_selector(a["map"].value("key", json()), *n.map_key, &why))
+        return UnknownStmt{"", why};
       n.map = resolve_set(a["map"].value("data", json()), *n.map_key, family, table, true, &why);
-      if (!n.map || n.map->verdict_map) return UnknownStmt{"", why.empty() ? "nat map is a verdict map" : why};
+      if (!n.map || n.map->verdict_map)
+        return UnknownStmt{"", why.empty() ? "nat map is a verdict map" : why};
     } else {
       auto b = parse_constant(at, 0, a, &why);
       if (!b) return UnknownStmt{"", fmt::format("nat address {}: {}", a.dump(), why)};
@@ -530,7 +554,8 @@ Stmt Loader::compile_nat(const std::string& kind, const json& v, const std::stri
     }
   }
   if (v.contains("port")) {
-    if (!v["port"].is_number()) return UnknownStmt{"", fmt::format("nat port {} is not a number", v["port"].dump())};
+    if (!v["port"].is_number())
+      return UnknownStmt{"", fmt::format("nat port {} is not a number", v["port"].dump())};
     n.port = v["port"].get<uint16_t>();
   }
   return n;
@@ -578,7 +603,8 @@ Stmt Loader::compile_stmt(const json& st, const std::string& family, const std::
   if (k == "vmap") {
     VmapStmt vm;
     std::string why;
-    if (!compile_selector(v.value("key", json()), vm.key, &why)) return with_text(UnknownStmt{"", why});
+    if (!compile_selector(v.value("key", json()), vm.key, &why))
+      return with_text(UnknownStmt{"", why});
     vm.map = resolve_set(v.value("data", json()), vm.key, family, table, true, &why);
     if (!vm.map || !vm.map->verdict_map)
       return with_text(UnknownStmt{"", why.empty() ? "vmap data is not a verdict map" : why});
@@ -607,26 +633,31 @@ Stmt Loader::compile_stmt(const json& st, const std::string& family, const std::
     if (type == "match" && name == "comment") return NoopStmt{};
     return UnknownStmt{stmt_text(st),
                        fmt::format("iptables-nft compat {} \"{}\": its parameters are not in nft's "
-                                   "JSON output", type, name)};
+                                   "JSON output",
+                                   type, name)};
   }
   return UnknownStmt{stmt_text(st), fmt::format("statement '{}' is not supported", k)};
 }
 
 Status Loader::add_rule(const json& o, const std::string& where) {
-  std::string family = o.value("family", ""), table = o.value("table", ""), chain = o.value("chain", "");
+  std::string family = o.value("family", ""), table = o.value("table", ""),
+              chain = o.value("chain", "");
   auto it = chains_.find(chain_key(family, table, chain));
   if (it == chains_.end())
-    return err(where, fmt::format("rule in chain {} {} {}, which is not defined", family, table, chain));
+    return err(where,
+               fmt::format("rule in chain {} {} {}, which is not defined", family, table, chain));
   Rule r;
   r.handle = o.value("handle", uint64_t{0});
   r.comment = o.value("comment", "");
   const json& exprs = o.contains("expr") ? o["expr"] : json::array();
   if (!exprs.is_array()) return err(where, "rule 'expr' is not a list");
-  std::string rwhere = fmt::format("{} (rule {} {} {} handle {})", where, family, table, chain, r.handle);
+  std::string rwhere =
+      fmt::format("{} (rule {} {} {} handle {})", where, family, table, chain, r.handle);
   for (const auto& st : exprs) {
     std::string load_error;
     r.stmts.push_back(compile_stmt(st, family, table, rwhere, &load_error));
-    if (!load_error.empty()) return make_error(ErrorCode::bad_input, rs_->origin + ": " + load_error);
+    if (!load_error.empty())
+      return make_error(ErrorCode::bad_input, rs_->origin + ": " + load_error);
     if (auto* c = std::get_if<CounterStmt>(&r.stmts.back())) {
       r.packets = c->packets;
       r.bytes = c->bytes;
@@ -642,7 +673,8 @@ Status Loader::add_rule(const json& o, const std::string& where) {
 Status check_loops(const Ruleset& rs, const std::string& origin) {
   std::unordered_map<const Chain*, int> state;  // 1 = on stack, 2 = done
   std::vector<const Chain*> stack;
-  std::function<std::optional<std::string>(const Chain*)> visit = [&](const Chain* c) -> std::optional<std::string> {
+  std::function<std::optional<std::string>(const Chain*)> visit =
+      [&](const Chain* c) -> std::optional<std::string> {
     state[c] = 1;
     stack.push_back(c);
     auto follow = [&](const Chain* t) -> std::optional<std::string> {
@@ -674,7 +706,8 @@ Status check_loops(const Ruleset& rs, const std::string& origin) {
   for (const auto& c : rs.chains)
     if (state[&c] == 0)
       if (auto loop = visit(&c))
-        return make_error(ErrorCode::bad_input, fmt::format("{}: jump loop in table {} {}: {}", origin, c.family, c.table, *loop));
+        return make_error(ErrorCode::bad_input, fmt::format("{}: jump loop in table {} {}: {}",
+                                                            origin, c.family, c.table, *loop));
   return Ok{};
 }
 
@@ -695,7 +728,8 @@ Status Loader::finish() {
 
 Result<std::unique_ptr<Ruleset>> Loader::run(const json& doc) {
   if (!doc.is_object() || !doc.contains("nftables") || !doc["nftables"].is_array())
-    return err("top level", "expected an object {\"nftables\": [...]} as printed by `nft -j list ruleset`");
+    return err("top level",
+               "expected an object {\"nftables\": [...]} as printed by `nft -j list ruleset`");
   const json& items = doc["nftables"];
   // Four passes so that references never depend on the order nft printed objects in.
   for (int pass = 0; pass < 4; ++pass) {
@@ -704,17 +738,23 @@ Result<std::unique_ptr<Ruleset>> Loader::run(const json& doc) {
       std::string where = fmt::format("nftables[{}]", i);
       if (!it.is_object() || it.size() != 1) return err(where, "expected an object with one key");
       const auto& [k, o] = *it.items().begin();
-      if (!o.is_object() && k != "metainfo") return err(where, fmt::format("'{}' is not an object", k));
+      if (!o.is_object() && k != "metainfo")
+        return err(where, fmt::format("'{}' is not an object", k));
       Status st = Ok{};
-      if (pass == 0 && k == "metainfo") rs_->nft_version = o.value("version", "");
-      else if (pass == 0 && k == "table") st = add_table(o, where);
-      else if (pass == 1 && k == "chain") st = add_chain(o, where);
+      if (pass == 0 && k == "metainfo")
+        rs_->nft_version = o.value("version", "");
+      else if (pass == 0 && k == "table")
+        st = add_table(o, where);
+      else if (pass == 1 && k == "chain")
+        st = add_chain(o, where);
       else if (pass == 2 && (k == "set" || k == "map")) {
         if (!tables_.count(o.value("family", "") + '\0' + o.value("table", "")))
-          st = err(where, fmt::format("{} {} names a table that is not defined", k, o.value("name", "")));
+          st = err(where,
+                   fmt::format("{} {} names a table that is not defined", k, o.value("name", "")));
         else
           st = add_set(o, k == "map", where);
-      } else if (pass == 3 && k == "rule") st = add_rule(o, where);
+      } else if (pass == 3 && k == "rule")
+        st = add_rule(o, where);
       if (!st) return st.error();
     }
   }
@@ -738,11 +778,11 @@ std::pair<std::size_t, std::size_t> line_col(std::string_view text, std::size_t 
 }  // namespace
 
 Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const std::string& origin,
-                                                    const LoadOptions& opts) {
+                                                   const LoadOptions& opts) {
   if (text.size() > opts.max_bytes)
     return make_error(ErrorCode::bad_input,
-                      fmt::format("{}: {} bytes is larger than the {} MiB limit for a ruleset", origin,
-                                  text.size(), opts.max_bytes >> 20));
+                      fmt::format("{}: {} bytes is larger than the {} MiB limit for a ruleset",
+                                  origin, text.size(), opts.max_bytes >> 20));
   json doc;
   try {
     doc = json::parse(text.begin(), text.end());
@@ -758,11 +798,13 @@ Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const 
     return Loader(origin).run(doc);
   } catch (const json::exception& e) {
     // A field of the wrong JSON type somewhere we read it with get<>().
-    return make_error(ErrorCode::bad_input, fmt::format("{}: wrong JSON shape: {}", origin, e.what()));
+    return make_error(ErrorCode::bad_input,
+                      fmt::format("{}: wrong JSON shape: {}", origin, e.what()));
   }
 }
 
-Result<std::unique_ptr<Ruleset>> load_ruleset_file(const std::string& path, const LoadOptions& opts) {
+Result<std::unique_ptr<Ruleset>> load_ruleset_file(const std::string& path,
+                                                   const LoadOptions& opts) {
   std::string text;
   if (path == "-") {
     std::ostringstream ss;
@@ -770,12 +812,14 @@ Result<std::unique_ptr<Ruleset>> load_ruleset_file(const std::string& path, cons
     text = ss.str();
   } else {
     std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) return make_error(ErrorCode::not_found, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    if (!in)
+      return make_error(ErrorCode::not_found,
+                        fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
     auto size = static_cast<std::size_t>(in.tellg());
     if (size > opts.max_bytes)
       return make_error(ErrorCode::bad_input,
-                        fmt::format("{}: {} MiB is larger than the {} MiB limit for a ruleset", path,
-                                    size >> 20, opts.max_bytes >> 20));
+                        fmt::format("{}: {} MiB is larger than the {} MiB limit for a ruleset",
+                                    path, size >> 20, opts.max_bytes >> 20));
     text.resize(size);
     in.seekg(0);
     in.read(text.data(), static_cast<std::streamsize>(size));

@@ -15,8 +15,8 @@ struct LoadOptions {
 
 // origin names the input in error messages ("node.json", "live netns node1").
 Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const std::string& origin,
-                                                    const LoadOptions& opts = {});
+                                                   const LoadOptions& opts = {});
 Result<std::unique_ptr<Ruleset>> load_ruleset_file(const std::string& path,
-                                                    const LoadOptions& opts = {});
+                                                   const LoadOptions& opts = {});
 
 }  // namespace dpi::nft

@@ -1,18 +1,18 @@
 #include "backends/nftables/live_ruleset.h"
 
 #include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <optional>
+#include <sys/socket.h>
+#include <vector>
+
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
 #include <nftables/libnftables.h>
-#include <sys/socket.h>
-
-#include <cerrno>
-#include <cstring>
-#include <ctime>
-#include <optional>
-#include <vector>
 
 namespace dpi::nft {
 

@@ -49,8 +49,10 @@ void SetDef::build_index() {
     linear = true;
     return;
   }
-  for (std::size_t i = 0; i < elems.size(); ++i) spans.push_back({elems[i].key[0].lo, elems[i].key[0].hi, i});
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.lo.compare(b.lo) < 0; });
+  for (std::size_t i = 0; i < elems.size(); ++i)
+    spans.push_back({elems[i].key[0].lo, elems[i].key[0].hi, i});
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.lo.compare(b.lo) < 0; });
   for (std::size_t i = 1; i < spans.size(); ++i)
     if (spans[i].lo.compare(spans[i - 1].hi) <= 0) linear = true;  // overlap: binary search unsafe
 }
@@ -90,7 +92,8 @@ const Chain* Ruleset::find_chain(const std::string& family, const std::string& t
 }
 
 bool Ruleset::has_family(const std::string& family) const {
-  return std::any_of(tables.begin(), tables.end(), [&](const Table& t) { return t.family == family; });
+  return std::any_of(tables.begin(), tables.end(),
+                     [&](const Table& t) { return t.family == family; });
 }
 
 }  // namespace dpi::nft

@@ -24,13 +24,47 @@ std::string_view hook_name(Hook h);
 // Every packet field the evaluator can read. Payload keys imply their protocol dependency
 // (tcp dport only exists for TCP), which nft's JSON leaves implicit.
 enum class Key {
-  meta_mark, meta_l4proto, meta_nfproto, meta_protocol, meta_iifname, meta_oifname, meta_iif,
-  meta_oif, meta_iiftype, meta_oiftype, meta_pkttype, meta_length,
-  ct_state, ct_status, ct_mark, ct_direction, ct_l3proto, ct_protocol,
-  ip_saddr, ip_daddr, ip_protocol, ip6_saddr, ip6_daddr, ip6_nexthdr,
-  th_sport, th_dport, tcp_sport, tcp_dport, tcp_flags, udp_sport, udp_dport, sctp_sport,
-  sctp_dport, icmp_type, icmp_code, icmpv6_type, icmpv6_code,
-  fib_daddr_type, fib_saddr_type, fib_saddr_iif_oif, fib_daddr_oif,
+  meta_mark,
+  meta_l4proto,
+  meta_nfproto,
+  meta_protocol,
+  meta_iifname,
+  meta_oifname,
+  meta_iif,
+  meta_oif,
+  meta_iiftype,
+  meta_oiftype,
+  meta_pkttype,
+  meta_length,
+  ct_state,
+  ct_status,
+  ct_mark,
+  ct_direction,
+  ct_l3proto,
+  ct_protocol,
+  ip_saddr,
+  ip_daddr,
+  ip_protocol,
+  ip6_saddr,
+  ip6_daddr,
+  ip6_nexthdr,
+  th_sport,
+  th_dport,
+  tcp_sport,
+  tcp_dport,
+  tcp_flags,
+  udp_sport,
+  udp_dport,
+  sctp_sport,
+  sctp_dport,
+  icmp_type,
+  icmp_code,
+  icmpv6_type,
+  icmpv6_code,
+  fib_daddr_type,
+  fib_saddr_type,
+  fib_saddr_iif_oif,
+  fib_daddr_oif,
   numgen,
 };
 
@@ -61,8 +95,8 @@ struct VerdictStmt {
 };
 
 struct SetElem {
-  std::vector<Range> key;  // one range per concatenated component
-  VerdictStmt verdict;     // verdict maps
+  std::vector<Range> key;     // one range per concatenated component
+  VerdictStmt verdict;        // verdict maps
   std::optional<Bytes> data;  // data maps
 };
 
@@ -78,7 +112,10 @@ struct SetDef {
 
   // Indexes built once after the elements are read.
   std::unordered_map<Bytes, std::size_t, BytesHash> exact;
-  struct Span { Bytes lo, hi; std::size_t elem; };
+  struct Span {
+    Bytes lo, hi;
+    std::size_t elem;
+  };
   std::vector<Span> spans;  // sorted, single-component intervals
   bool linear = false;      // concatenated intervals or overlapping spans
   void build_index();
@@ -97,14 +134,23 @@ struct MatchStmt {
   Bytes flags;
 };
 
-struct CounterStmt { uint64_t packets = 0, bytes = 0; };
-struct LogStmt { std::string prefix; std::optional<int> group; std::optional<int> snaplen; std::string level; };
-struct RejectStmt { std::string with; };
+struct CounterStmt {
+  uint64_t packets = 0, bytes = 0;
+};
+struct LogStmt {
+  std::string prefix;
+  std::optional<int> group;
+  std::optional<int> snaplen;
+  std::string level;
+};
+struct RejectStmt {
+  std::string with;
+};
 
 // meta mark set / ct mark set: target = operand(value).
 struct MangleStmt {
   enum class Target { meta_mark, ct_mark, nftrace } target = Target::meta_mark;
-  Operand value;          // key to read plus binops
+  Operand value;                  // key to read plus binops
   std::optional<Bytes> constant;  // when set, the value is this constant
 };
 
@@ -129,7 +175,10 @@ struct AssumeStmt {
 struct NotrackStmt {};
 struct NoopStmt {};
 // Not understood: reaching it makes the verdict indeterminate.
-struct UnknownStmt { std::string expression; std::string why; };
+struct UnknownStmt {
+  std::string expression;
+  std::string why;
+};
 
 using Stmt = std::variant<MatchStmt, VerdictStmt, CounterStmt, LogStmt, RejectStmt, MangleStmt,
                           VmapStmt, NatStmt, AssumeStmt, NotrackStmt, NoopStmt, UnknownStmt>;

@@ -1,14 +1,7 @@
 #include "backends/nftables/netlink_node.h"
 
-#include <arpa/inet.h>
-#include <libmnl/libmnl.h>
-#include <linux/if.h>
-#include <linux/if_addr.h>
-#include <linux/if_link.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -16,6 +9,13 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <libmnl/libmnl.h>
+#include <linux/if.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 
 namespace dpi::nft {
 
@@ -120,7 +120,9 @@ std::vector<const nlattr*> parse_attrs(const nlmsghdr* nlh, int max_type) {
   return std::move(t.tb);
 }
 
-bool is_u32(const nlattr* a) { return a && mnl_attr_validate(a, MNL_TYPE_U32) >= 0; }
+bool is_u32(const nlattr* a) {
+  return a && mnl_attr_validate(a, MNL_TYPE_U32) >= 0;
+}
 
 // An address attribute of the given family, or nullopt if it has the wrong size.
 std::optional<IpAddr> attr_addr(const nlattr* a, int family) {
@@ -146,28 +148,17 @@ std::optional<IpAddr> attr_via(const nlattr* a) {
 
 std::string route_type_name(unsigned char type) {
   switch (type) {
-    case RTN_UNICAST:
-      return "unicast";
-    case RTN_LOCAL:
-      return "local";
-    case RTN_BROADCAST:
-      return "broadcast";
-    case RTN_ANYCAST:
-      return "anycast";
-    case RTN_MULTICAST:
-      return "multicast";
-    case RTN_BLACKHOLE:
-      return "blackhole";
-    case RTN_UNREACHABLE:
-      return "unreachable";
-    case RTN_PROHIBIT:
-      return "prohibit";
-    case RTN_THROW:
-      return "throw";
-    case RTN_NAT:
-      return "nat";
-    default:
-      return "unspec";  // RTN_UNSPEC, RTN_XRESOLVE: not produced by today's kernels
+    case RTN_UNICAST: return "unicast";
+    case RTN_LOCAL: return "local";
+    case RTN_BROADCAST: return "broadcast";
+    case RTN_ANYCAST: return "anycast";
+    case RTN_MULTICAST: return "multicast";
+    case RTN_BLACKHOLE: return "blackhole";
+    case RTN_UNREACHABLE: return "unreachable";
+    case RTN_PROHIBIT: return "prohibit";
+    case RTN_THROW: return "throw";
+    case RTN_NAT: return "nat";
+    default: return "unspec";  // RTN_UNSPEC, RTN_XRESOLVE: not produced by today's kernels
   }
 }
 

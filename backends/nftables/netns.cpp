@@ -1,14 +1,13 @@
 #include "backends/nftables/netns.h"
 
-#include <fcntl.h>
-#include <sched.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <fcntl.h>
+#include <sched.h>
 #include <system_error>
 #include <thread>
+#include <unistd.h>
 
 namespace dpi::nft {
 
@@ -31,18 +30,15 @@ class Fd {
 Error netns_error(int err, const std::string& path, const char* step) {
   std::string msg = std::string(step) + " network namespace " + path + ": " + std::strerror(err);
   switch (err) {
-    case ENOENT:
-      return make_error(ErrorCode::not_found, msg + " (see `ip netns list`)");
+    case ENOENT: return make_error(ErrorCode::not_found, msg + " (see `ip netns list`)");
     case EPERM:
     case EACCES:
       return make_error(ErrorCode::permission,
                         msg +
                             "; entering a namespace needs CAP_SYS_ADMIN: run as root, or pass "
                             "--ruleset FILE");
-    case EINVAL:
-      return make_error(ErrorCode::bad_input, msg + " (not a network namespace file)");
-    default:
-      return make_error(ErrorCode::system, msg);
+    case EINVAL: return make_error(ErrorCode::bad_input, msg + " (not a network namespace file)");
+    default: return make_error(ErrorCode::system, msg);
   }
 }
 

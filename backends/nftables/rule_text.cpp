@@ -41,7 +41,9 @@ std::string expr_text(const nlohmann::json& e) {
   if (!e.is_object() || e.empty()) return e.dump();
   const auto& [k, v] = *e.items().begin();
   if (k == "meta") return "meta " + v.value("key", "?");
-  if (k == "ct") return "ct " + (v.contains("dir") ? v["dir"].get<std::string>() + " " : "") + v.value("key", "?");
+  if (k == "ct")
+    return "ct " + (v.contains("dir") ? v["dir"].get<std::string>() + " " : "") +
+           v.value("key", "?");
   if (k == "payload") {
     if (v.contains("protocol")) return v.value("protocol", "?") + " " + v.value("field", "?");
     return fmt::format("@{},{},{}", v.value("base", "?"), v.value("offset", 0), v.value("len", 0));
@@ -65,10 +67,13 @@ std::string expr_text(const nlohmann::json& e) {
   }
   if (k == "concat") return join(v, " . ");
   if (k == "set") return "{ " + (v.is_array() ? join(v, ", ") : expr_text(v)) + " }";
-  if (k == "prefix") return expr_text(v.value("addr", nlohmann::json())) + "/" + std::to_string(v.value("len", 0));
+  if (k == "prefix")
+    return expr_text(v.value("addr", nlohmann::json())) + "/" + std::to_string(v.value("len", 0));
   if (k == "range" && v.is_array() && v.size() == 2) return expr_text(v[0]) + "-" + expr_text(v[1]);
   if (k == "elem") return expr_text(v.value("val", nlohmann::json()));
-  if (k == "map") return expr_text(v.value("key", nlohmann::json())) + " map " + expr_text(v.value("data", nlohmann::json()));
+  if (k == "map")
+    return expr_text(v.value("key", nlohmann::json())) + " map " +
+           expr_text(v.value("data", nlohmann::json()));
   if (auto vt = verdict_text(k, v); !vt.empty()) return vt;
   return e.dump();
 }
@@ -80,7 +85,8 @@ std::string stmt_text(const nlohmann::json& s) {
     std::string op = v.value("op", "==");
     bool mark = v["left"].is_object() && v["left"].contains("&");
     std::string rhs = mark ? hex_mark(v["right"]) : expr_text(v["right"]);
-    if (op == "==" || op == "in") return expr_text(v["left"]) + (op == "==" && mark ? " == " : " ") + rhs;
+    if (op == "==" || op == "in")
+      return expr_text(v["left"]) + (op == "==" && mark ? " == " : " ") + rhs;
     return expr_text(v["left"]) + " " + op + " " + rhs;
   }
   if (auto vt = verdict_text(k, v); !vt.empty()) return vt;
@@ -121,8 +127,8 @@ std::string stmt_text(const nlohmann::json& s) {
   if (k == "masquerade") return "masquerade";
   if (k == "notrack") return "notrack";
   if (k == "limit" && v.is_object())
-    return fmt::format("limit rate {}{}/{}", v.value("inv", false) ? "over " : "", v.value("rate", 0),
-                       v.value("per", "second"));
+    return fmt::format("limit rate {}{}/{}", v.value("inv", false) ? "over " : "",
+                       v.value("rate", 0), v.value("per", "second"));
   if (k == "xt" && v.is_object())
     return fmt::format("xt {} \"{}\"", v.value("type", "?"), v.value("name", "?"));
   return k + (v.is_null() ? "" : " " + v.dump());

@@ -74,7 +74,8 @@ Result<Loaded> load_source(const SourceSpec& spec) {
   }
   auto live = in_netns(spec.netns, read_live);
   if (!live) return live.error();
-  std::string origin = spec.netns.empty() ? "live ruleset" : fmt::format("live netns {}", spec.netns);
+  std::string origin =
+      spec.netns.empty() ? "live ruleset" : fmt::format("live netns {}", spec.netns);
   auto rs = load_ruleset_json(live->json, origin, spec.load);
   if (!rs) return rs.error();
   out.ruleset = std::move(*rs);

@@ -116,11 +116,13 @@ std::string Attributor::tier_at(int inv, std::size_t step, int* ordinal) const {
   return name;
 }
 
-void Attributor::describe_policy_step(Decision& d, std::size_t step, const std::string& action) const {
+void Attributor::describe_policy_step(Decision& d, std::size_t step,
+                                      const std::string& action) const {
   const PathStep& s = r_.path[step];
   const Invocation& inv = invs_.at(s.invocation);
   d.action = action;
-  bool profile = inv.chain.kind == ChainKind::profile_ingress || inv.chain.kind == ChainKind::profile_egress;
+  bool profile =
+      inv.chain.kind == ChainKind::profile_ingress || inv.chain.kind == ChainKind::profile_egress;
   d.kind = profile ? DecisionKind::profile_rule : DecisionKind::policy_rule;
   if (profile) {
     PolicyName pn;
@@ -172,9 +174,12 @@ Stage Attributor::explain_stage(int inv_id) const {
   for (std::size_t i : steps) {
     const PathStep& s = r_.path[i];
     const ChainKind k = invs_.at(s.invocation).chain.kind;
-    bool in_rules = k != inv.chain.kind && !is_endpoint(k) && k != ChainKind::group_ingress && k != ChainKind::group_egress;
-    if (in_rules && s.facts.sets_mark_bits && (*s.facts.sets_mark_bits & bits_.accept)) last_allow_mark = i;
-    if (in_rules && s.facts.sets_mark_bits && (*s.facts.sets_mark_bits & bits_.pass)) last_pass_mark = i;
+    bool in_rules = k != inv.chain.kind && !is_endpoint(k) && k != ChainKind::group_ingress &&
+                    k != ChainKind::group_egress;
+    if (in_rules && s.facts.sets_mark_bits && (*s.facts.sets_mark_bits & bits_.accept))
+      last_allow_mark = i;
+    if (in_rules && s.facts.sets_mark_bits && (*s.facts.sets_mark_bits & bits_.pass))
+      last_pass_mark = i;
   }
   std::size_t last = steps.back();
   const PathStep& end = r_.path[last];
@@ -187,8 +192,11 @@ Stage Attributor::explain_stage(int inv_id) const {
     auto text = split_comment(end.rule.comment).text;
     auto log = nflog_before(last);
     if (log) {
-      d.nflog_prefix = log->hashed ? "" : (end.facts.log_prefix ? *end.facts.log_prefix : *r_.path[last - 1].facts.log_prefix);
-      d.nflog_group = end.facts.log_prefix ? end.facts.log_group : r_.path[last - 1].facts.log_group;
+      d.nflog_prefix = log->hashed ? ""
+                                   : (end.facts.log_prefix ? *end.facts.log_prefix
+                                                           : *r_.path[last - 1].facts.log_prefix);
+      d.nflog_group =
+          end.facts.log_prefix ? end.facts.log_group : r_.path[last - 1].facts.log_group;
     }
     const ChainKind k = invs_.at(end.invocation).chain.kind;
     if (end.invocation != inv_id && k != ChainKind::group_ingress && k != ChainKind::group_egress) {
@@ -196,7 +204,8 @@ Stage Attributor::explain_stage(int inv_id) const {
       // v3.30+ sets the drop mark on the matching rule, then drops on the mark.
       for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
         const PathStep& s = r_.path[*it];
-        if (s.invocation == end.invocation && s.facts.sets_mark_bits && (*s.facts.sets_mark_bits & bits_.drop)) {
+        if (s.invocation == end.invocation && s.facts.sets_mark_bits &&
+            (*s.facts.sets_mark_bits & bits_.drop)) {
           describe_policy_step(d, *it, "deny");
           break;
         }
@@ -225,10 +234,11 @@ Stage Attributor::explain_stage(int inv_id) const {
         d.tier = fmt::format("#{}", ordinal);
         d.notes.push_back(fmt::format(
             "the tier's name is not in the ruleset (iptables-nft hides rule comments and no NFLOG "
-            "prefix names it); it is tier number {} of this endpoint's {} chain", ordinal, d.direction));
+            "prefix names it); it is tier number {} of this endpoint's {} chain",
+            ordinal, d.direction));
       }
-    } else if (text.find("no profiles") != std::string::npos || (log && log->no_profile_matched()) ||
-               end.facts.unconditional) {
+    } else if (text.find("no profiles") != std::string::npos ||
+               (log && log->no_profile_matched()) || end.facts.unconditional) {
       d.kind = DecisionKind::no_profile_matched;
     } else {
       d.kind = DecisionKind::calico_rule;
@@ -283,7 +293,8 @@ Decision Attributor::explain_outside(std::size_t step) const {
   switch (ci.kind) {
     case ChainKind::wl_dispatch:
     case ChainKind::hep_dispatch:
-      d.kind = s.facts.action == "drop" ? DecisionKind::unknown_interface : DecisionKind::calico_rule;
+      d.kind =
+          s.facts.action == "drop" ? DecisionKind::unknown_interface : DecisionKind::calico_rule;
       break;
     case ChainKind::raw_prerouting:
       d.kind = s.facts.action == "drop" && (s.rule.text.find("fib saddr") != std::string::npos ||
@@ -292,7 +303,8 @@ Decision Attributor::explain_outside(std::size_t step) const {
                    : DecisionKind::calico_rule;
       break;
     case ChainKind::wl_to_host:
-      d.kind = s.facts.unconditional || parts.text.find("DefaultEndpointToHostAction") != std::string::npos
+      d.kind = s.facts.unconditional ||
+                       parts.text.find("DefaultEndpointToHostAction") != std::string::npos
                    ? DecisionKind::default_endpoint_to_host
                    : DecisionKind::calico_rule;
       break;
@@ -321,7 +333,10 @@ std::string stage_text(const Stage& st) {
   switch (d.kind) {
     case DecisionKind::policy_rule:
     case DecisionKind::profile_rule:
-      return fmt::format("{} by {}, {}", d.action == "allow" ? "allowed" : d.action == "pass" ? "passed" : "denied",
+      return fmt::format("{} by {}, {}",
+                         d.action == "allow"  ? "allowed"
+                         : d.action == "pass" ? "passed"
+                                              : "denied",
                          policy_text(d), where);
     case DecisionKind::end_of_tier_deny: {
       std::string s = fmt::format("end-of-tier implicit deny in tier {}, {}", d.tier, where);
@@ -329,11 +344,13 @@ std::string stage_text(const Stage& st) {
         s += fmt::format(" (NFLOG group {} prefix {})", d.nflog_group.value_or(0), d.nflog_prefix);
       return s;
     }
-    case DecisionKind::no_profile_matched: return "no policy or profile allowed it (Drop if no profiles matched), " + where;
+    case DecisionKind::no_profile_matched:
+      return "no policy or profile allowed it (Drop if no profiles matched), " + where;
     case DecisionKind::ct_invalid: return "conntrack state INVALID, " + where;
     case DecisionKind::ct_established: return "part of an established connection, " + where;
     case DecisionKind::admin_down: return "the endpoint is administratively down, " + where;
-    case DecisionKind::encap_from_workload: return "encapsulated (VXLAN/IPIP) traffic from a workload, " + where;
+    case DecisionKind::encap_from_workload:
+      return "encapsulated (VXLAN/IPIP) traffic from a workload, " + where;
     default: return fmt::format("{} ({})", where, d.rule ? d.rule->text : "");
   }
 }
@@ -359,10 +376,12 @@ void Attributor::run(std::optional<std::size_t> deciding) {
     auto text = split_comment(r_.path[*deciding].rule.comment).text;
     switch (out.kind) {
       case DecisionKind::unknown_interface:
-        out.summary = "the interface has no Calico endpoint (Unknown interface drop in the dispatch chain)";
+        out.summary =
+            "the interface has no Calico endpoint (Unknown interface drop in the dispatch chain)";
         break;
       case DecisionKind::rpf_failure:
-        out.summary = "reverse-path check failed: the workload sent from an address that is not its own";
+        out.summary =
+            "reverse-path check failed: the workload sent from an address that is not its own";
         break;
       case DecisionKind::default_endpoint_to_host:
         out.summary = "workload to host traffic dropped by DefaultEndpointToHostAction";
@@ -371,19 +390,22 @@ void Attributor::run(std::optional<std::size_t> deciding) {
         out.summary = "ServiceLoopPrevention dropped traffic to a service CIDR with no service";
         break;
       case DecisionKind::non_calico:
-        out.summary = fmt::format("dropped outside Calico by table {} {} chain {}", out.rule->family,
-                                  out.rule->table, out.rule->chain);
+        out.summary = fmt::format("dropped outside Calico by table {} {} chain {}",
+                                  out.rule->family, out.rule->table, out.rule->chain);
         break;
       default:
-        out.summary = fmt::format("dropped by Calico rule in {}{}", out.rule->chain, text.empty() ? "" : ": " + text);
+        out.summary = fmt::format("dropped by Calico rule in {}{}", out.rule->chain,
+                                  text.empty() ? "" : ": " + text);
     }
-  } else if (r_.verdict == Verdict::allow && !r_.stages.empty() && !(deciding && stage_inv < 0 &&
-             invs_.at(r_.path[*deciding].invocation).chain.kind == ChainKind::not_calico &&
-             !r_.path[*deciding].facts.tests_mark_set)) {
+  } else if (r_.verdict == Verdict::allow && !r_.stages.empty() &&
+             !(deciding && stage_inv < 0 &&
+               invs_.at(r_.path[*deciding].invocation).chain.kind == ChainKind::not_calico &&
+               !r_.path[*deciding].facts.tests_mark_set)) {
     const Stage& last = r_.stages.back();
     out = last.decision;
     std::string s;
-    for (std::size_t i = 0; i < r_.stages.size(); ++i) s += (i ? "; " : "") + stage_text(r_.stages[i]);
+    for (std::size_t i = 0; i < r_.stages.size(); ++i)
+      s += (i ? "; " : "") + stage_text(r_.stages[i]);
     out.summary = s;
   } else if (r_.verdict == Verdict::allow && deciding) {
     out = explain_outside(*deciding);
@@ -394,19 +416,22 @@ void Attributor::run(std::optional<std::size_t> deciding) {
       out.summary = fmt::format("accepted outside Calico by table {} {} chain {}", out.rule->family,
                                 out.rule->table, out.rule->chain);
     else
-      out.summary = fmt::format("accepted by Calico rule in {}{}", out.rule->chain, text.empty() ? "" : ": " + text);
+      out.summary = fmt::format("accepted by Calico rule in {}{}", out.rule->chain,
+                                text.empty() ? "" : ": " + text);
   } else {
     out = Decision{};
     out.kind = DecisionKind::chain_policy;
     out.action = r_.verdict == Verdict::allow ? "allow" : "deny";
     out.summary = rule ? fmt::format("{} by the policy of base chain {} {} {}",
-                                     r_.verdict == Verdict::allow ? "accepted" : "dropped", rule->family,
-                                     rule->table, rule->chain)
+                                     r_.verdict == Verdict::allow ? "accepted" : "dropped",
+                                     rule->family, rule->table, rule->chain)
                        : "no chain on the hook: the kernel accepts";
     for (const auto& s : r_.path)
-      if (classify_chain(s.rule.table, s.rule.chain).kind == ChainKind::output && s.facts.action == "return" &&
-          s.rule.text.find("oifname") != std::string::npos)
-        out.notes.push_back("Calico does not police traffic from the host to its local workloads (cali-OUTPUT returns for cali* interfaces)");
+      if (classify_chain(s.rule.table, s.rule.chain).kind == ChainKind::output &&
+          s.facts.action == "return" && s.rule.text.find("oifname") != std::string::npos)
+        out.notes.push_back(
+            "Calico does not police traffic from the host to its local workloads (cali-OUTPUT "
+            "returns for cali* interfaces)");
   }
   // The deciding kernel rule stays what the backend found, whatever explained it.
   out.rule = rule;

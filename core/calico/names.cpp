@@ -6,7 +6,9 @@ namespace dpi::calico {
 
 namespace {
 
-bool starts(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool starts(std::string_view s, std::string_view p) {
+  return s.substr(0, p.size()) == p;
+}
 
 constexpr std::array<std::string_view, 4> kLayers = {"filter-", "raw-", "mangle-", "nat-"};
 
@@ -48,12 +50,18 @@ ChainInfo classify_chain(std::string_view table, std::string_view chain) {
     ChainKind kind;
   };
   static constexpr P kPrefixes[] = {
-      {"cali-fw-", ChainKind::from_workload},   {"cali-tw-", ChainKind::to_workload},
-      {"cali-fhfw-", ChainKind::from_host_endpoint}, {"cali-thfw-", ChainKind::to_host_endpoint},
-      {"cali-fh-", ChainKind::from_host_endpoint}, {"cali-th-", ChainKind::to_host_endpoint},
-      {"cali-pi-", ChainKind::policy_ingress},  {"cali-po-", ChainKind::policy_egress},
-      {"cali-gi-", ChainKind::group_ingress},   {"cali-go-", ChainKind::group_egress},
-      {"cali-pri-", ChainKind::profile_ingress}, {"cali-pro-", ChainKind::profile_egress},
+      {"cali-fw-", ChainKind::from_workload},
+      {"cali-tw-", ChainKind::to_workload},
+      {"cali-fhfw-", ChainKind::from_host_endpoint},
+      {"cali-thfw-", ChainKind::to_host_endpoint},
+      {"cali-fh-", ChainKind::from_host_endpoint},
+      {"cali-th-", ChainKind::to_host_endpoint},
+      {"cali-pi-", ChainKind::policy_ingress},
+      {"cali-po-", ChainKind::policy_egress},
+      {"cali-gi-", ChainKind::group_ingress},
+      {"cali-go-", ChainKind::group_egress},
+      {"cali-pri-", ChainKind::profile_ingress},
+      {"cali-pro-", ChainKind::profile_egress},
       {"cali-from-wl-dispatch", ChainKind::wl_dispatch},
       {"cali-to-wl-dispatch", ChainKind::wl_dispatch},
       {"cali-from-host-endpoint", ChainKind::hep_dispatch},
@@ -70,7 +78,8 @@ ChainInfo classify_chain(std::string_view table, std::string_view chain) {
     if (starts(bare, p.prefix)) {
       ci.kind = p.kind;
       ci.suffix = std::string(bare.substr(p.prefix.size()));
-      if (ci.kind == ChainKind::wl_dispatch || ci.kind == ChainKind::hep_dispatch) ci.suffix.clear();
+      if (ci.kind == ChainKind::wl_dispatch || ci.kind == ChainKind::hep_dispatch)
+        ci.suffix.clear();
       return ci;
     }
   if (bare == "cali-PREROUTING" && (ci.layer == "raw" || table == "raw"))

@@ -15,10 +15,10 @@ enum class ChainKind {
   to_workload,    // cali-tw-<iface>: ingress policy
   from_host_endpoint,
   to_host_endpoint,
-  policy_ingress,  // cali-pi-*
-  policy_egress,   // cali-po-*
-  group_ingress,   // cali-gi-*
-  group_egress,    // cali-go-*
+  policy_ingress,   // cali-pi-*
+  policy_egress,    // cali-po-*
+  group_ingress,    // cali-gi-*
+  group_egress,     // cali-go-*
   profile_ingress,  // cali-pri-*
   profile_egress,   // cali-pro-*
   wl_dispatch,      // cali-from/to-wl-dispatch[-x]
@@ -35,8 +35,8 @@ enum class ChainKind {
 
 struct ChainInfo {
   ChainKind kind = ChainKind::not_calico;
-  std::string bare;   // name without the native nft layer prefix ("filter-")
-  std::string layer;  // filter, raw, mangle, nat, or "" for iptables mode
+  std::string bare;    // name without the native nft layer prefix ("filter-")
+  std::string layer;   // filter, raw, mangle, nat, or "" for iptables mode
   std::string suffix;  // interface, policy id or profile name
 };
 

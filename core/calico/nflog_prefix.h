@@ -13,7 +13,7 @@ struct NflogPrefix {
   std::string owner;      // policy, profile
   std::string direction;  // ingress, egress
   std::optional<int> rule_index;
-  std::string id;  // policy id, profile name, or tier name for end-of-tier prefixes
+  std::string id;       // policy id, profile name, or tier name for end-of-tier prefixes
   bool hashed = false;  // prefixes of 63+ characters are shortened with a hash in the middle
 
   // End of tier when a policy-owner prefix has no rule index ("DPE|tier", "PPI|tier").

@@ -1,16 +1,16 @@
 // Live kernel reads against a throwaway network namespace. Needs root; never touches the root
 // namespace beyond reading it.
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <catch2/catch.hpp>
 #include <cstdio>
 #include <cstdlib>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "backends/nftables/live_ruleset.h"
 #include "backends/nftables/netlink_node.h"
@@ -32,9 +32,13 @@ using nlohmann::json;
     }                                             \
   } while (0)
 
-int exit_status(int rc) { return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1; }
+int exit_status(int rc) {
+  return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
 
-int sh(const std::string& cmd) { return exit_status(std::system(cmd.c_str())); }
+int sh(const std::string& cmd) {
+  return exit_status(std::system(cmd.c_str()));
+}
 
 int sh_with_input(const std::string& cmd, const std::string& input) {
   FILE* p = popen(cmd.c_str(), "w");
@@ -69,7 +73,9 @@ std::string own_netns() {
   return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
 }
 
-Result<std::string> netns_id() { return own_netns(); }
+Result<std::string> netns_id() {
+  return own_netns();
+}
 
 std::set<std::string> names(const NodeInfo& n) {
   std::set<std::string> out;

@@ -76,7 +76,8 @@ TEST_CASE("verdict map with jump and drop", "[unit]") {
   CHECK(r.verdict == Verdict::allow);
   CHECK(decided(r) == "ports-accept");
   bool logged = false;
-  for (const auto& s : r.path) logged = logged || (s.facts.log_prefix == std::string("P7000") && s.facts.log_group == 3);
+  for (const auto& s : r.path)
+    logged = logged || (s.facts.log_prefix == std::string("P7000") && s.facts.log_group == 3);
   CHECK(logged);
   r = run("192.0.2.1", "172.18.0.77", "tcp", 7001);
   CHECK(r.verdict == Verdict::deny);
@@ -93,7 +94,8 @@ TEST_CASE("jump, return, mark set and mark test", "[unit]") {
   CHECK(decided(r) == "mark-test");
   std::vector<std::string> comments;
   for (const auto& s : r.path) comments.push_back(s.rule.comment);
-  CHECK(comments == std::vector<std::string>{"jump-return", "ret", "jump-mark", "set-accept", "mark-test"});
+  CHECK(comments ==
+        std::vector<std::string>{"jump-return", "ret", "jump-mark", "set-accept", "mark-test"});
 }
 
 TEST_CASE("goto does not come back to the chain that jumped", "[unit]") {
@@ -120,7 +122,8 @@ TEST_CASE("inequality and limit assumption", "[unit]") {
   CHECK(r.verdict == Verdict::deny);
   CHECK(r.decided_by.kind == DecisionKind::chain_policy);
   bool assumed = false;
-  for (const auto& a : r.assumptions) assumed = assumed || a.find("rate limit") != std::string::npos;
+  for (const auto& a : r.assumptions)
+    assumed = assumed || a.find("rate limit") != std::string::npos;
   CHECK(assumed);
 }
 

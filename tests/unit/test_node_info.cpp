@@ -12,7 +12,9 @@ using dpi::NodeInfo;
 using dpi::Route;
 using nlohmann::json;
 
-IpAddr addr(const char* s) { return *IpAddr::parse(s); }
+IpAddr addr(const char* s) {
+  return *IpAddr::parse(s);
+}
 
 Route route(const char* dst, const char* type, const char* dev, int oif, uint32_t table,
             uint32_t priority = 0) {

@@ -1,0 +1,103 @@
+#include "backends/nftables/xt/nl_dump.h"
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nfnetlink.h>
+
+namespace dpi::nft::xt {
+
+namespace {
+
+class Socket {
+ public:
+  Socket() = default;
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  ~Socket() {
+    if (nl_) mnl_socket_close(nl_);
+  }
+  int open() {
+    nl_ = mnl_socket_open(NETLINK_NETFILTER);
+    if (!nl_) return errno;
+    if (mnl_socket_bind(nl_, 0, MNL_SOCKET_AUTOPID) < 0) return errno;
+    return 0;
+  }
+  mnl_socket* get() const { return nl_; }
+
+ private:
+  mnl_socket* nl_ = nullptr;
+};
+
+Error errno_error(int err, const std::string& what) {
+  std::string msg = what + ": " + std::strerror(err);
+  if (err == EPERM || err == EACCES)
+    return make_error(ErrorCode::permission, msg + "; run as root or with CAP_NET_ADMIN");
+  return make_error(ErrorCode::system, msg);
+}
+
+struct Dispatch {
+  const std::function<int(const nlmsghdr*)>* on_msg;
+  bool interrupted = false;
+};
+
+int dispatch(const nlmsghdr* nlh, void* data) {
+  auto* d = static_cast<Dispatch*>(data);
+  if (nlh->nlmsg_flags & NLM_F_DUMP_INTR) d->interrupted = true;
+  return (*d->on_msg)(nlh);
+}
+
+}  // namespace
+
+Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& on_msg,
+               const std::function<void()>& on_reset, int retries) {
+  std::vector<char> buf(1 << 16);
+  for (int attempt = 0; attempt <= retries; ++attempt) {
+    if (attempt > 0) on_reset();
+    Socket sock;
+    if (int e = sock.open()) return errno_error(e, "opening a netfilter netlink socket for " + req.what);
+    nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+    nlh->nlmsg_type = req.subsys_msg;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    uint32_t seq = static_cast<uint32_t>(time(nullptr)) + static_cast<uint32_t>(attempt);
+    nlh->nlmsg_seq = seq;
+    auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
+    nfg->nfgen_family = req.family;
+    nfg->version = NFNETLINK_V0;
+    nfg->res_id = 0;
+    if (req.add_attrs) req.add_attrs(nlh);
+    if (mnl_socket_sendto(sock.get(), nlh, nlh->nlmsg_len) < 0)
+      return errno_error(errno, "sending the request for " + req.what);
+    Dispatch d{&on_msg};
+    unsigned portid = mnl_socket_get_portid(sock.get());
+    int rc = MNL_CB_OK;
+    while (rc > MNL_CB_STOP) {
+      ssize_t n = mnl_socket_recvfrom(sock.get(), buf.data(), buf.size());
+      if (n < 0) {
+        int e = errno;
+        if (e == ENOBUFS || e == EINTR) {
+          d.interrupted = true;  // messages were lost: start over
+          break;
+        }
+        return errno_error(e, req.what);
+      }
+      rc = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, dispatch, &d);
+      if (rc == MNL_CB_ERROR) {
+        if (errno == EINTR) {  // the kernel's own "dump interrupted" answer
+          d.interrupted = true;
+          break;
+        }
+        if (errno == 0) return make_error(ErrorCode::bad_input, req.what + ": a reply was not understood");
+        return errno_error(errno, req.what);
+      }
+    }
+    if (!d.interrupted) return Ok{};
+  }
+  return make_error(ErrorCode::system,
+                    req.what + ": the dump was interrupted by concurrent changes " +
+                        std::to_string(retries + 1) + " times");
+}
+
+}  // namespace dpi::nft::xt

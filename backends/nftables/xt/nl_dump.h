@@ -1,0 +1,30 @@
+// One nfnetlink dump request over libmnl, shared by the xt payload and ipset readers.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <linux/netlink.h>
+
+#include "core/result.h"
+
+namespace dpi::nft::xt {
+
+struct NlRequest {
+  uint16_t subsys_msg = 0;  // (subsystem << 8) | message type
+  uint8_t family = 0;       // nfgenmsg.nfgen_family
+  // Appends attributes after the nfgenmsg header (may be empty).
+  std::function<void(nlmsghdr*)> add_attrs;
+  std::string what;         // "listing nftables rules", for error messages
+};
+
+// Sends the request with NLM_F_DUMP and calls on_msg for every reply message. A dump the kernel
+// marks as interrupted (NLM_F_DUMP_INTR) is reported as ErrorCode::system with "interrupted" in
+// the message after `retries` fresh attempts; on_reset is called before each new attempt so the
+// caller can drop what it collected.
+Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& on_msg,
+               const std::function<void()>& on_reset, int retries = 5);
+
+}  // namespace dpi::nft::xt

@@ -486,7 +486,8 @@ Run::Outcome Run::run_base_chain(const Chain& base) {
       case VerdictKind::none:
       case VerdictKind::cont: break;
       case VerdictKind::accept:
-        if (p_.hook == policy_hook_) {
+        // NAT chains accept to say "translated"; the filter verdict is decided elsewhere.
+        if (p_.hook == policy_hook_ && base.type != "nat") {
           last_accept_step_ = idx;
           last_accept_policy_.reset();
         }
@@ -528,7 +529,7 @@ Run::Outcome Run::run_base_chain(const Chain& base) {
     res_.deciding_policy = pol;
     return Outcome::drop;
   }
-  if (p_.hook == policy_hook_) {
+  if (p_.hook == policy_hook_ && base.type != "nat") {
     last_accept_policy_ = pol;
     last_accept_step_.reset();
   }

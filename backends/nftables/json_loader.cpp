@@ -711,6 +711,15 @@ Status check_loops(const Ruleset& rs, const std::string& origin) {
   return Ok{};
 }
 
+// NAT chains do not run at their own priority: the kernel's NAT core calls them from its hook at
+// NF_IP_PRI_NAT_DST (-100) before routing and NF_IP_PRI_NAT_SRC (100) after, in their priority
+// order among themselves.
+std::pair<int, int> effective_priority(const Chain& c, Hook h) {
+  if (c.type != "nat") return {c.priority, 0};
+  int nat = (h == Hook::prerouting || h == Hook::output) ? -100 : 100;
+  return {nat, c.priority};
+}
+
 Status Loader::finish() {
   if (auto st = check_loops(*rs_, rs_->origin); !st) return st;
   for (auto& c : rs_->chains) {
@@ -721,8 +730,9 @@ Status Loader::finish() {
   }
   for (auto* hooks : {&rs_->v4_hooks, &rs_->v6_hooks})
     for (auto& [h, list] : *hooks)
-      std::stable_sort(list.begin(), list.end(),
-                       [](const Chain* a, const Chain* b) { return a->priority < b->priority; });
+      std::stable_sort(list.begin(), list.end(), [h = h](const Chain* a, const Chain* b) {
+        return effective_priority(*a, h) < effective_priority(*b, h);
+      });
   return Ok{};
 }
 

@@ -52,12 +52,16 @@ int dispatch(const nlmsghdr* nlh, void* data) {
 }  // namespace
 
 Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& on_msg,
-               const std::function<void()>& on_reset, int retries) {
+               const std::function<void()>& on_reset, int retries, int* err_no) {
+  auto fail = [&](int e, const std::string& what) {
+    if (err_no) *err_no = e;
+    return errno_error(e, what);
+  };
   std::vector<char> buf(1 << 16);
   for (int attempt = 0; attempt <= retries; ++attempt) {
     if (attempt > 0) on_reset();
     Socket sock;
-    if (int e = sock.open()) return errno_error(e, "opening a netfilter netlink socket for " + req.what);
+    if (int e = sock.open()) return fail(e, "opening a netfilter netlink socket for " + req.what);
     nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
     nlh->nlmsg_type = req.subsys_msg;
     nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -69,7 +73,7 @@ Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& 
     nfg->res_id = 0;
     if (req.add_attrs) req.add_attrs(nlh);
     if (mnl_socket_sendto(sock.get(), nlh, nlh->nlmsg_len) < 0)
-      return errno_error(errno, "sending the request for " + req.what);
+      return fail(errno, "sending the request for " + req.what);
     Dispatch d{&on_msg};
     unsigned portid = mnl_socket_get_portid(sock.get());
     int rc = MNL_CB_OK;
@@ -81,7 +85,7 @@ Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& 
           d.interrupted = true;  // messages were lost: start over
           break;
         }
-        return errno_error(e, req.what);
+        return fail(e, req.what);
       }
       rc = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, dispatch, &d);
       if (rc == MNL_CB_ERROR) {
@@ -90,7 +94,7 @@ Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& 
           break;
         }
         if (errno == 0) return make_error(ErrorCode::bad_input, req.what + ": a reply was not understood");
-        return errno_error(errno, req.what);
+        return fail(errno, req.what);
       }
     }
     if (!d.interrupted) return Ok{};
@@ -98,6 +102,14 @@ Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& 
   return make_error(ErrorCode::system,
                     req.what + ": the dump was interrupted by concurrent changes " +
                         std::to_string(retries + 1) + " times");
+}
+
+void for_each_nested(const nlattr* nest, const std::function<void(const nlattr*)>& fn) {
+  const char* base = static_cast<const char*>(mnl_attr_get_payload(nest));
+  const char* end = base + mnl_attr_get_payload_len(nest);
+  for (auto* a = reinterpret_cast<const nlattr*>(base);
+       mnl_attr_ok(a, static_cast<int>(end - reinterpret_cast<const char*>(a))); a = mnl_attr_next(a))
+    fn(a);
 }
 
 }  // namespace dpi::nft::xt

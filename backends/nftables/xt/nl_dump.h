@@ -23,8 +23,11 @@ struct NlRequest {
 // Sends the request with NLM_F_DUMP and calls on_msg for every reply message. A dump the kernel
 // marks as interrupted (NLM_F_DUMP_INTR) is reported as ErrorCode::system with "interrupted" in
 // the message after `retries` fresh attempts; on_reset is called before each new attempt so the
-// caller can drop what it collected.
+// caller can drop what it collected. *err_no (if given) receives the errno of a failure.
 Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& on_msg,
-               const std::function<void()>& on_reset, int retries = 5);
+               const std::function<void()>& on_reset, int retries = 5, int* err_no = nullptr);
+
+// Calls fn for each attribute nested in nest (libmnl's iteration macro is C-only).
+void for_each_nested(const nlattr* nest, const std::function<void(const nlattr*)>& fn);
 
 }  // namespace dpi::nft::xt

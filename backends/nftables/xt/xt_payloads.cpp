@@ -55,8 +55,9 @@ void parse_expr(const nlattr* elem, std::vector<XtExpr>& out) {
   if (mnl_attr_parse_nested(elem, Attrs<NFTA_EXPR_MAX>::cb, &e) < 0) return;
   std::string kind = attr_str(e[NFTA_EXPR_NAME]);
   if ((kind != "match" && kind != "target") || !e[NFTA_EXPR_DATA]) return;
-  static_assert(NFTA_MATCH_NAME == NFTA_TARGET_NAME && NFTA_MATCH_REV == NFTA_TARGET_REV &&
-                NFTA_MATCH_INFO == NFTA_TARGET_INFO);
+  static_assert(int{NFTA_MATCH_NAME} == int{NFTA_TARGET_NAME} &&
+                int{NFTA_MATCH_REV} == int{NFTA_TARGET_REV} &&
+                int{NFTA_MATCH_INFO} == int{NFTA_TARGET_INFO});
   Attrs<NFTA_MATCH_MAX> d;
   if (mnl_attr_parse_nested(e[NFTA_EXPR_DATA], Attrs<NFTA_MATCH_MAX>::cb, &d) < 0) return;
   XtExpr x;
@@ -78,10 +79,9 @@ int on_rule(const nlmsghdr* nlh, XtPayloads& out) {
   if (mnl_attr_parse(nlh, sizeof(nfgenmsg), Attrs<NFTA_RULE_MAX>::cb, &r) < 0) return MNL_CB_OK;
   if (!r[NFTA_RULE_EXPRESSIONS] || !r[NFTA_RULE_HANDLE]) return MNL_CB_OK;
   std::vector<XtExpr> xs;
-  const nlattr* elem;
-  mnl_attr_for_each_nested(elem, r[NFTA_RULE_EXPRESSIONS]) {
+  xt::for_each_nested(r[NFTA_RULE_EXPRESSIONS], [&](const nlattr* elem) {
     if (mnl_attr_get_type(elem) == NFTA_LIST_ELEM) parse_expr(elem, xs);
-  }
+  });
   if (xs.empty()) return MNL_CB_OK;
   RuleKey k{nft_family_name(nfg->nfgen_family), attr_str(r[NFTA_RULE_TABLE]),
             attr_str(r[NFTA_RULE_CHAIN]), be64toh(mnl_attr_get_u64(r[NFTA_RULE_HANDLE]))};

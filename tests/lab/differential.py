@@ -1,0 +1,244 @@
+"""Differential test: dpinspect's answer vs the kernel's, flow by flow, on one lab.
+
+For a scenario and a layout: bring a lab up, run every flow through the oracle (one trace monitor for
+the whole batch), then ask `dpinspect inspect --netns <node> ... --ct new -o json` about the same
+flows (with the source port the oracle actually used) and compare:
+  verdict   dpinspect allow <-> kernel ACCEPT, deny <-> DROP
+  rule      decided_by.rule (family, table, chain, handle) == the kernel's deciding rule
+An `indeterminate` answer is tolerated only in the iptables-nft layout and only when
+indeterminate_reason names an xt expression (xt match "set" etc., opaque to nft -j); such flows are
+counted apart. Anything else is a disagreement, printed with both explanations.
+
+CLI: python3 differential.py --scenario S.json --layout nftables --flows F.jsonl --dpinspect PATH
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import labnet
+import oracle
+
+HERE = Path(__file__).resolve().parent
+VERDICTS = {"allow": "ACCEPT", "deny": "DROP"}
+XT_EXPRESSION = re.compile(r"^xt (match|target)\b")
+
+
+# --------------------------------------------------------------------------------------------
+# dpinspect
+
+
+def dpinspect_argv(binary: str, node_ns: str, flow: dict, sport: int | None) -> list[str]:
+    argv = [binary, "inspect", "--netns", node_ns, "--src", flow["src"], "--dst", flow["dst"],
+            "--proto", flow["proto"]]
+    if flow["proto"] in ("tcp", "udp"):
+        if sport:
+            argv += ["--sport", str(sport)]
+        argv += ["--dport", str(flow["dport"])]
+    elif flow["proto"] == "icmp":
+        argv += ["--icmp-type", str(flow.get("icmp_type", 8)), "--icmp-code", str(flow.get("icmp_code", 0))]
+    return argv + ["--ct", "new", "-o", "json"]
+
+
+def run_dpinspect(binary: str, node_ns: str, flow: dict, sport: int | None) -> dict:
+    """{"exit", "json" (parsed or None), "stderr", "argv"}; exit 3+ is a dpinspect error."""
+    argv = dpinspect_argv(binary, node_ns, flow, sport)
+    cp = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    try:
+        doc = json.loads(cp.stdout) if cp.stdout.strip() else None
+    except json.JSONDecodeError:
+        doc = None
+    return {"exit": cp.returncode, "json": doc, "stderr": cp.stderr.strip()[-2000:], "argv": argv}
+
+
+def dp_rule(doc: dict | None) -> tuple | None:
+    rule = ((doc or {}).get("decided_by") or {}).get("rule")
+    if not rule:
+        return None
+    return (rule.get("family"), rule.get("table"), rule.get("chain"), rule.get("handle"))
+
+
+def kernel_rule(kernel: dict) -> tuple | None:
+    rule = kernel.get("deciding_rule")
+    if not rule:
+        return None
+    return (rule["family"], rule["table"], rule["chain"], rule["handle"])
+
+
+def same_rule(kernel_ref: tuple | None, dp_ref: tuple | None) -> bool:
+    """Equal (family, table, chain, handle); a family dpinspect leaves out is not held against it."""
+    if kernel_ref is None or dp_ref is None:
+        return kernel_ref == dp_ref
+    return kernel_ref[1:] == dp_ref[1:] and dp_ref[0] in (None, kernel_ref[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison
+
+
+def reason_text(reason) -> str:
+    """indeterminate_reason is {"expression", "rule", "why"} (a plain string is accepted too)."""
+    if isinstance(reason, dict):
+        rule = reason.get("rule") or {}
+        return (f"{reason.get('why')} [expression {reason.get('expression')!r} in "
+                f"{rule.get('table')}/{rule.get('chain')} handle {rule.get('handle')}]")
+    return str(reason or "")
+
+
+def names_xt_expression(reason) -> bool:
+    """True when dpinspect gave up on an iptables-nft compat expression (xt match "set", xt target "MARK"...)."""
+    expression = reason.get("expression") if isinstance(reason, dict) else reason
+    return bool(expression) and bool(XT_EXPRESSION.search(str(expression).strip()))
+
+
+@dataclass
+class Outcome:
+    verdict_ok: bool
+    rule_ok: bool
+    tolerated: bool = False  # indeterminate because of an xt expression (iptables-nft only)
+    problem: str = ""
+
+
+def compare(kernel: dict, dp: dict, layout: str) -> Outcome:
+    doc = dp["json"]
+    if dp["exit"] >= 3 or doc is None:
+        return Outcome(False, False, problem=f"dpinspect error (exit {dp['exit']}): {dp['stderr'][-300:]}")
+    verdict = doc.get("verdict")
+    if verdict == "indeterminate":
+        if layout == "iptables-nft" and names_xt_expression(doc.get("indeterminate_reason")):
+            return Outcome(False, False, tolerated=True)
+        return Outcome(False, False, problem=f"indeterminate: {reason_text(doc.get('indeterminate_reason'))}")
+    verdict_ok = VERDICTS.get(verdict) == kernel["verdict"]
+    rule_ok = same_rule(kernel_rule(kernel), dp_rule(doc))
+    problem = "" if verdict_ok and rule_ok else ("verdict" if not verdict_ok else "rule")
+    return Outcome(verdict_ok, rule_ok, problem=problem)
+
+
+@dataclass
+class Stats:
+    label: str
+    total: int = 0
+    verdicts: int = 0
+    rules: int = 0
+    indeterminate: int = 0  # tolerated ones
+    disagreements: list = field(default_factory=list)
+    groups: Counter = field(default_factory=Counter)  # (problem, kernel chain, dpinspect chain) -> flows
+    seconds: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        return (f"{self.label}: {self.verdicts}/{self.total} verdicts, {self.rules}/{self.total} rules, "
+                f"{self.indeterminate} indeterminate")
+
+    @property
+    def ok(self) -> bool:
+        return not self.disagreements
+
+
+def explain(flow: dict, kernel: dict, dp: dict, outcome: Outcome) -> str:
+    doc = dp["json"] or {}
+    k_rule = kernel.get("deciding_rule") or {}
+    lines = [f"DISAGREE ({outcome.problem}): {flow['from']} -> {flow['to']}  {flow['src']} -> {flow['dst']} "
+             f"{flow['proto']} dport={flow.get('dport')} sport={kernel.get('sport')}",
+             f"  kernel:    {kernel['verdict']} by {k_rule.get('table')}/{k_rule.get('chain')} "
+             f"handle {k_rule.get('handle')}: {k_rule.get('rule')}",
+             f"             path {kernel.get('path')}",
+             f"  dpinspect: {doc.get('verdict')} by {json.dumps((doc.get('decided_by') or {}).get('rule'))} "
+             f"kind={(doc.get('decided_by') or {}).get('kind')}",
+             f"             summary: {(doc.get('decided_by') or {}).get('summary')}",
+             f"             reason: {reason_text(doc.get('indeterminate_reason'))}",
+             f"  repro: {' '.join(dp['argv'])}"]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# One scenario + layout
+
+
+def generate_flows(scenario: Path, count: int, seed: int, out: Path) -> Path:
+    cp = labnet.run([sys.executable, str(HERE / "generate.py"), "--flows", "--scenario", str(scenario),
+                     "--count", str(count), "--seed", str(seed)])
+    out.write_text(cp.stdout)
+    return out
+
+
+def run_one(scenario: Path | None, layout: str, flows: list[dict], dpinspect: str, lab_name: str,
+            label: str | None = None, jobs: int = 2, rendered: Path | None = None) -> Stats:
+    stats = Stats(label or f"{(scenario or rendered).stem} {layout}", total=len(flows))
+    t0 = time.monotonic()
+    with labnet.Lab.up(lab_name, scenario, layout, rendered, owner_pid=os.getpid()) as lab:
+        t1 = time.monotonic()
+        with oracle.Oracle(lab, counters=False, timeout=0.5) as orc:
+            kernels = [orc.run_flow(f) for f in flows]
+        t2 = time.monotonic()
+        # Kept for debugging a failure (and by a mock dpinspect in development).
+        (labnet.state_dir(lab_name) / "kernel.jsonl").write_text(
+            "".join(json.dumps({**f, "kernel": k}) + "\n" for f, k in zip(flows, kernels)))
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            answers = list(pool.map(lambda fk: run_dpinspect(dpinspect, lab.node_ns, fk[0], fk[1].get("sport")),
+                                    zip(flows, kernels)))
+        t3 = time.monotonic()
+    stats.seconds = {"up": round(t1 - t0, 2), "oracle": round(t2 - t1, 2), "dpinspect": round(t3 - t2, 2),
+                     "total": round(time.monotonic() - t0, 2)}
+    for flow, kernel, dp in zip(flows, kernels, answers):
+        outcome = compare(kernel, dp, layout)
+        stats.verdicts += outcome.verdict_ok
+        stats.rules += outcome.rule_ok
+        stats.indeterminate += outcome.tolerated
+        if outcome.problem:
+            stats.disagreements.append(explain(flow, kernel, dp, outcome))
+            stats.groups[disagreement_group(kernel, dp, outcome)] += 1
+    return stats
+
+
+def disagreement_group(kernel: dict, dp: dict, outcome: Outcome) -> tuple:
+    """Disagreements sharing a cause usually share this: what kind, which chain each side named."""
+    k = kernel.get("deciding_rule") or {}
+    d = ((dp["json"] or {}).get("decided_by") or {}).get("rule") or {}
+    return (outcome.problem.split(":")[0], f"{kernel['verdict']} {k.get('table')}/{k.get('chain')}",
+            f"{(dp['json'] or {}).get('verdict')} {d.get('table')}/{d.get('chain')}")
+
+
+def report(stats: Stats, out=sys.stdout, max_shown: int = 10) -> None:
+    print(f"{stats.line()}  ({stats.seconds})", file=out, flush=True)
+    for (problem, k, d), n in stats.groups.most_common():
+        print(f"  {n:4d} x {problem}: kernel {k}  vs  dpinspect {d}", file=out)
+    for text in stats.disagreements[:max_shown]:
+        print(text, file=out)
+    if len(stats.disagreements) > max_shown:
+        print(f"  ... and {len(stats.disagreements) - max_shown} more disagreements", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", type=Path)
+    ap.add_argument("--rendered", type=Path, help="pre-rendered directory instead of --scenario")
+    ap.add_argument("--layout", choices=labnet.LAYOUTS, required=True)
+    ap.add_argument("--flows", type=Path, help="flows JSONL (default: generate.py --count 200 --seed 1)")
+    ap.add_argument("--dpinspect", required=True)
+    ap.add_argument("--name", default=f"diff{os.getpid()}")
+    args = ap.parse_args(argv)
+    if not args.scenario and not args.rendered:
+        ap.error("need --scenario or --rendered")
+    if args.flows:
+        flows = oracle.read_flows(args.flows)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            flows = oracle.read_flows(generate_flows(args.scenario, 200, 1, Path(tmp) / "flows.jsonl"))
+    stats = run_one(args.scenario, args.layout, flows, args.dpinspect, args.name, rendered=args.rendered)
+    report(stats, max_shown=50)
+    return 0 if stats.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

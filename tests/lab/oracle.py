@@ -1,0 +1,535 @@
+"""The kernel as the oracle: send one real packet per flow and read `nft monitor trace`.
+
+For each flow:
+  1. flush the node's conntrack table (so a repeated 5-tuple is `ct state new` again, like dpinspect's
+     `--ct new`),
+  2. add `table ip dpl-trace` in the NODE netns: chains on prerouting and output at priority -350
+     (before raw, -300) whose single rule matches the flow's first packet and sets `meta nftrace 1`,
+  3. send that packet from the source namespace (TCP SYN through a non-blocking connect(), a UDP
+     datagram, an ICMP packet on a raw socket), from a source port unique to this flow,
+  4. wait until the probe has its answer (connected / refused / echo), or the trace shows a drop,
+     or `timeout` passes,
+  5. delete the trace table. One `nft -a monitor` process runs for the whole Oracle; the
+     "delete table ip dpl-trace" event it prints marks the end of the flow's trace in its output,
+     because ruleset events and trace events reach its netlink socket in the order they happened.
+
+The verdict and the deciding rule are read from the trace (definition shared with dpinspect):
+  - dropped: the rule (or base-chain policy) whose verdict was drop;
+  - accepted: the LAST accept (a rule, or a base-chain policy, handle null) issued on the policy hook:
+    forward for routed traffic, input for traffic to the node, output for traffic the node sends.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import select
+import socket
+import struct
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import labnet
+
+TRACE_TABLE = "dpl-trace"
+TRACE_PRIORITY = -350  # before raw (-300), so every Calico table is traced, DNAT included
+POLICY_HOOKS = ("forward", "input", "output")
+SPORT_RANGE = (20000, 30000)  # below the ephemeral range: our ports never collide with the kernel's
+
+# trace id 9e4a1c2b ip filter cali-fw-cali123 rule meta mark ... counter packets 0 bytes 0 drop # handle 41 (verdict drop)
+TRACE_RE = re.compile(r"^trace id (?P<id>[0-9a-f]+) (?P<family>\S+) (?P<table>\S+) (?P<chain>\S+) (?P<rest>.*)$")
+RULE_RE = re.compile(r"^rule (?P<text>.*?)(?: # handle (?P<handle>\d+))? \(verdict (?P<verdict>[^)]*)\)\s*$")
+COUNTER_RE = re.compile(r"\bcounter packets \d+ bytes \d+")
+
+
+def read_flows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+# --------------------------------------------------------------------------------------------
+# The ruleset as `nft -j list ruleset` shows it: base-chain hooks and rule counters
+
+
+def list_ruleset(ns: str) -> list[dict]:
+    cp = labnet.run(["nft", "-j", "list", "ruleset"], ns=ns)
+    return json.loads(cp.stdout).get("nftables", [])
+
+
+def base_chain_hooks(ruleset: list[dict]) -> dict[tuple, tuple[str, str]]:
+    """(family, table, chain) -> (hook, chain type), for every base chain."""
+    hooks = {}
+    for obj in ruleset:
+        chain = obj.get("chain")
+        if chain and chain.get("hook"):
+            hooks[(chain["family"], chain["table"], chain["name"])] = (chain["hook"], chain.get("type", "filter"))
+    return hooks
+
+
+def rule_counters(ruleset: list[dict]) -> dict[tuple, int]:
+    """(family, table, chain, handle) -> packets, for every rule with a counter (trace table excluded)."""
+    counts = {}
+    for obj in ruleset:
+        rule = obj.get("rule")
+        if not rule or rule["table"] == TRACE_TABLE:
+            continue
+        for expr in rule.get("expr", []):
+            if isinstance(expr, dict) and isinstance(expr.get("counter"), dict):
+                counts[(rule["family"], rule["table"], rule["chain"], rule["handle"])] = expr["counter"]["packets"]
+                break
+    return counts
+
+
+def counter_deltas(before: dict, after: dict) -> list[dict]:
+    moved = []
+    for key, packets in after.items():
+        delta = packets - before.get(key, 0)
+        if delta:
+            family, table, chain, handle = key
+            moved.append({"family": family, "table": table, "chain": chain, "handle": handle, "packets": delta})
+    return moved
+
+
+# --------------------------------------------------------------------------------------------
+# Conntrack flush over ctnetlink (no conntrack(8) needed)
+
+_NETLINK_NETFILTER = 12
+_CT_DELETE = (1 << 8) | 2  # NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE; no attributes = flush
+_NLM_F_REQUEST_ACK = 0x1 | 0x4
+
+
+def flush_conntrack(ns: str) -> None:
+    with labnet.in_netns(ns):
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER)
+    with sock:
+        body = struct.pack("BBH", socket.AF_INET, 0, 0)
+        sock.send(struct.pack("=IHHII", 16 + len(body), _CT_DELETE, _NLM_F_REQUEST_ACK, 1, 0) + body)
+        reply = sock.recv(4096)
+        err = struct.unpack_from("=i", reply, 16)[0]
+        if err not in (0, -errno.ENOENT):
+            raise OSError(-err, f"conntrack flush in {ns}: {os.strerror(-err)}")
+
+
+# --------------------------------------------------------------------------------------------
+# nft monitor: one process per Oracle, read line by line without threads
+
+
+class Monitor:
+    def __init__(self, ns: str):
+        self.proc = subprocess.Popen(labnet.ns_argv(ns, ["nft", "-a", "monitor"]), stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        self.fd = self.proc.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.buf = b""
+
+    def lines(self, timeout: float) -> list[str]:
+        """Complete lines available within `timeout` seconds (possibly none)."""
+        ready, _, _ = select.select([self.fd], [], [], max(timeout, 0))
+        if ready:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                chunk = b""
+            if not chunk and self.proc.poll() is not None:
+                raise labnet.LabError("nft monitor exited")
+            self.buf += chunk
+        *complete, self.buf = self.buf.split(b"\n")
+        return [c.decode(errors="replace") for c in complete]
+
+    def wait_for(self, predicate, timeout: float) -> list[str]:
+        """Read until a line satisfies predicate; return every line read (predicate line included)."""
+        got, deadline = [], time.monotonic() + timeout
+        while True:
+            for line in self.lines(deadline - time.monotonic()):
+                got.append(line)
+                if predicate(line):
+                    return got
+            if time.monotonic() > deadline:
+                raise labnet.LabError(f"nft monitor: no barrier line within {timeout}s; last lines: {got[-5:]}")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# Trace parsing
+
+
+@dataclass
+class Event:
+    trace_id: str
+    family: str
+    table: str
+    chain: str
+    kind: str            # packet | rule | policy | verdict
+    verdict: str = ""    # accept, drop, continue, return, jump X, goto X
+    handle: int | None = None
+    text: str = ""
+    hook: str | None = None
+    chain_type: str | None = None  # of the base chain this event runs under: filter, nat, route
+
+
+def parse_trace_line(line: str) -> Event | None:
+    m = TRACE_RE.match(line)
+    if not m:
+        return None
+    base = dict(trace_id=m["id"], family=m["family"], table=m["table"], chain=m["chain"])
+    rest = m["rest"]
+    if rest.startswith("packet:"):
+        return Event(kind="packet", text=rest[len("packet: "):].strip(), **base)
+    if rest.startswith("policy "):
+        return Event(kind="policy", verdict=rest.split()[1], text=f"policy {rest.split()[1]}", **base)
+    if rest.startswith("verdict "):
+        return Event(kind="verdict", verdict=rest[len("verdict "):].strip(), **base)
+    r = RULE_RE.match(rest) if rest.startswith("rule ") else None
+    if r:
+        text = COUNTER_RE.sub("counter", r["text"]).strip()
+        return Event(kind="rule", verdict=r["verdict"], handle=int(r["handle"]) if r["handle"] else None,
+                     text=text, **base)
+    return None  # "unknown rule handle N": a table nft had not cached (only ours)
+
+
+def assign_hooks(events: list[Event], hooks: dict[tuple, tuple[str, str]]) -> None:
+    """Label each event with its hook and chain type; regular chains inherit their base chain's."""
+    current = (None, None)
+    for ev in events:
+        current = hooks.get((ev.family, ev.table, ev.chain), current)
+        ev.hook, ev.chain_type = current
+
+
+def rule_ref(ev: Event) -> dict:
+    return {"family": ev.family, "table": ev.table, "chain": ev.chain, "handle": ev.handle,
+            "rule": ev.text, "verdict": ev.verdict, "hook": ev.hook, "chain_type": ev.chain_type}
+
+
+def expected_policy_hook(flow: dict) -> str:
+    if flow.get("from") == "host":
+        return "output"
+    if flow.get("to") == "host":
+        return "input"
+    return "forward"
+
+
+def decide(events: list[Event], flow: dict, hooked: set[str]) -> dict:
+    """Verdict, deciding rule and policy hook from the (hook-labelled) trace of one packet.
+
+    `hooked` = the hooks that have at least one filter (or route) base chain in the ruleset.
+
+    Accepts from `type nat` chains do not count: such chains see only a connection's first packet,
+    to pick a NAT binding, and their accept filters nothing. (The kernel also runs them at the NAT
+    core's priority, -100 on output and +100 on input, whatever priority they declare; so their
+    policy accept is often literally the last accept on the hook.) Drops count from any chain.
+    """
+    steps = [e for e in events if e.kind in ("rule", "policy")]
+    drop = next((e for e in steps if e.verdict == "drop"), None)
+    seen = [e.hook for e in steps]
+    policy_hook = next((h for h in POLICY_HOOKS if h in seen), expected_policy_hook(flow))
+    if drop:
+        return {"verdict": "DROP", "deciding_rule": rule_ref(drop), "policy_hook": policy_hook}
+    accepts = [e for e in steps if e.hook == policy_hook and e.verdict == "accept" and e.chain_type != "nat"]
+    if accepts:
+        return {"verdict": "ACCEPT", "deciding_rule": rule_ref(accepts[-1]), "policy_hook": policy_hook}
+    if policy_hook not in hooked:
+        # No base chain on the hook: nothing filters, the kernel accepts without any rule.
+        return {"verdict": "ACCEPT", "deciding_rule": None, "policy_hook": policy_hook}
+    # The packet never reached its policy hook: lost outside netfilter (routing, neighbour, ...).
+    return {"verdict": "NONE", "deciding_rule": None, "policy_hook": policy_hook}
+
+
+def trace_summary(events: list[Event]) -> dict:
+    steps = [e for e in events if e.kind in ("rule", "policy")]
+    path = [[e.table, e.chain, e.handle, e.verdict] for e in steps]
+    hooks = []
+    for e in events:
+        if e.kind == "packet" and [e.table, e.chain] not in hooks and e.table != TRACE_TABLE:
+            hooks.append([e.table, e.chain])
+    return {"path": path, "hooks": hooks}
+
+
+# --------------------------------------------------------------------------------------------
+# Probes: one real packet from the source namespace
+
+
+@dataclass
+class Probe:
+    sock: socket.socket
+    kind: str
+    expect_id: int | None = None  # ICMP echo id
+    outcome: str = "timeout"
+    delivered: bool | None = False
+    done: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def poll_ready(self) -> None:
+        """Called when the socket is readable/writable: settle the outcome if it has one."""
+        if self.kind == "tcp":
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err == 0:
+                self.outcome, self.delivered, self.done = "connected", True, True
+            elif err == errno.ECONNREFUSED:
+                self.outcome, self.delivered, self.done = "refused", True, True
+            elif err:
+                self.outcome, self.delivered, self.done = f"error:{errno.errorcode.get(err, err)}", False, True
+        elif self.kind == "udp":
+            try:
+                self.sock.recv(2048)
+                self.outcome, self.delivered, self.done = "reply", True, True
+            except ConnectionRefusedError:
+                self.outcome, self.delivered, self.done = "refused", True, True
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                self.outcome, self.delivered, self.done = f"error:{errno.errorcode.get(e.errno, e.errno)}", False, True
+        elif self.kind == "icmp":
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except BlockingIOError:
+                return
+            ihl = (data[0] & 0x0F) * 4
+            if len(data) >= ihl + 8:
+                icmp_type, _, _, ident = struct.unpack_from("!BBHH", data, ihl)
+                if icmp_type == 0 and ident == self.expect_id:
+                    self.outcome, self.delivered, self.done = "reply", True, True
+
+    def close(self) -> None:
+        if self.kind == "tcp":
+            # RST instead of FIN: no TIME_WAIT left behind, so a later flow may reuse the tuple.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+
+def _icmp_checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s = (s >> 16) + (s & 0xFFFF)
+    s += s >> 16
+    return ~s & 0xFFFF
+
+
+def icmp_packet(icmp_type: int, code: int, ident: int) -> bytes:
+    payload = b"dpinspect-lab"
+    header = struct.pack("!BBHHH", icmp_type, code, 0, ident, 1)
+    csum = _icmp_checksum(header + payload)
+    return struct.pack("!BBHHH", icmp_type, code, csum, ident, 1) + payload
+
+
+def _bound_socket(ns: str, family_type: int, proto: int, src: str, port: int) -> socket.socket:
+    with labnet.in_netns(ns):
+        sock = socket.socket(socket.AF_INET, family_type, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # IP_FREEBIND: the flow's source may be an address this namespace does not own.
+    sock.setsockopt(socket.SOL_IP, 15, 1)
+    sock.bind((src, port))
+    sock.setblocking(False)
+    return sock
+
+
+def send_probe(ns: str, flow: dict, sport: int) -> Probe:
+    proto, src, dst = flow["proto"], flow["src"], flow["dst"]
+    if proto == "tcp":
+        sock = _bound_socket(ns, socket.SOCK_STREAM, 0, src, sport)
+        err = sock.connect_ex((dst, int(flow["dport"])))
+        probe = Probe(sock, "tcp")
+        if err not in (0, errno.EINPROGRESS):
+            probe.outcome, probe.done = f"error:{errno.errorcode.get(err, err)}", True
+        return probe
+    if proto == "udp":
+        sock = _bound_socket(ns, socket.SOCK_DGRAM, 0, src, sport)
+        sock.connect((dst, int(flow["dport"])))
+        sock.send(b"dpinspect-lab")
+        return Probe(sock, "udp")
+    if proto == "icmp":
+        sock = _bound_socket(ns, socket.SOCK_RAW, socket.IPPROTO_ICMP, src, 0)
+        icmp_type, code = int(flow.get("icmp_type", 8)), int(flow.get("icmp_code", 0))
+        sock.sendto(icmp_packet(icmp_type, code, sport), (dst, 0))
+        probe = Probe(sock, "icmp", expect_id=sport if icmp_type == 8 else None)
+        if icmp_type != 8:
+            probe.delivered = None  # nothing answers other ICMP types; the trace alone decides
+        return probe
+    raise labnet.LabError(f"unsupported proto {proto!r}")
+
+
+def trace_match(flow: dict, sport: int) -> str:
+    """nft match for the flow's first packet only (a SYN, not the RST that closes the probe)."""
+    m = f"ip saddr {flow['src']} ip daddr {flow['dst']}"
+    proto = flow["proto"]
+    if proto == "tcp":
+        return f"{m} tcp sport {sport} tcp dport {flow['dport']} tcp flags & (syn | ack) == syn"
+    if proto == "udp":
+        return f"{m} udp sport {sport} udp dport {flow['dport']}"
+    icmp_type = int(flow.get("icmp_type", 8))
+    m += f" icmp type {icmp_type}"
+    if "icmp_code" in flow:
+        m += f" icmp code {int(flow['icmp_code'])}"
+    if icmp_type == 8:
+        m += f" icmp id {sport}"
+    return m
+
+
+def trace_table(match: str, marker: str) -> str:
+    return (f"table ip {TRACE_TABLE} {{\n"
+            f"  chain {marker} {{ }}\n"  # empty regular chain: only a barrier for the monitor
+            f"  chain pre {{ type filter hook prerouting priority {TRACE_PRIORITY}; {match} meta nftrace set 1; }}\n"
+            f"  chain out {{ type filter hook output priority {TRACE_PRIORITY}; {match} meta nftrace set 1; }}\n"
+            f"}}\n")
+
+
+# --------------------------------------------------------------------------------------------
+# The oracle
+
+
+class Oracle:
+    """Runs flows through one lab. Use as a context manager (starts/stops the trace monitor)."""
+
+    def __init__(self, lab: labnet.Lab, counters: bool = True, timeout: float = 1.0):
+        self.lab = lab
+        self.ns = lab.node_ns
+        self.counters = counters
+        self.timeout = timeout
+        self.monitor: Monitor | None = None
+        self.hooks: dict[tuple, str] = {}
+        self.next_sport = SPORT_RANGE[0]
+        self.seq = 0
+
+    def __enter__(self):
+        labnet.run(["nft", "delete", "table", "ip", TRACE_TABLE], ns=self.ns, check=False)  # a leftover
+        self.hooks = base_chain_hooks(list_ruleset(self.ns))
+        self.monitor = Monitor(self.ns)
+        self._sync_monitor()
+        return self
+
+    def _sync_monitor(self) -> None:
+        """Return once the monitor is listening: it takes a moment to subscribe after it starts,
+        so poke the ruleset (add + delete our empty table) until it reports the delete."""
+        for _ in range(100):
+            marker = self._marker()
+            labnet.run(["nft", "-f", "-"], ns=self.ns,
+                       input=f"add table ip {TRACE_TABLE}\nadd chain ip {TRACE_TABLE} {marker}\n")
+            labnet.run(["nft", "delete", "table", "ip", TRACE_TABLE], ns=self.ns)
+            try:
+                self.monitor.wait_for(_deleted(marker), 0.2)
+                return
+            except labnet.LabError:
+                continue
+        raise labnet.LabError("nft monitor never started listening")
+
+    def __exit__(self, *exc):
+        if self.monitor:
+            self.monitor.close()
+        labnet.run(["nft", "delete", "table", "ip", TRACE_TABLE], ns=self.ns, check=False)
+
+    def _marker(self) -> str:
+        """A chain name used once: the monitor's "add/delete chain ip dpl-trace mN" lines delimit
+        exactly one flow, whatever older lines are still in the pipe."""
+        self.seq += 1
+        return f"m{self.seq}"
+
+    def _sport(self, flow: dict, src_ns_ports: set[int]) -> int:
+        if flow.get("sport"):
+            return int(flow["sport"])
+        while True:
+            port = self.next_sport
+            self.next_sport = port + 1 if port + 1 < SPORT_RANGE[1] else SPORT_RANGE[0]
+            if port not in src_ns_ports:
+                return port
+
+    def _source(self, flow: dict) -> tuple[str, set[int]]:
+        """Source netns, and the ports its servers listen on (never used as source ports)."""
+        endpoint = flow.get("from", "remote")
+        ns = self.lab.endpoint_ns(endpoint)
+        ports = set()
+        if endpoint.startswith("pod:"):
+            ports = {int(s["port"]) for s in self.lab.pod(endpoint[4:]).get("serve", [])}
+        return ns, ports
+
+    def run_flow(self, flow: dict) -> dict:
+        src_ns, ports = self._source(flow)
+        sport = self._sport(flow, ports)
+        flush_conntrack(self.ns)
+        marker = self._marker()
+        labnet.run(["nft", "-f", "-"], ns=self.ns, input=trace_table(trace_match(flow, sport), marker))
+        # Start barrier: whatever the monitor printed before our table existed is not ours.
+        self.monitor.wait_for(_chain_event("add", marker), 10)
+        before = rule_counters(list_ruleset(self.ns)) if self.counters else None
+        lines, probe, send_error = [], None, None
+        try:
+            probe = send_probe(src_ns, flow, sport)
+            lines = self._wait(probe)
+        except OSError as e:
+            # The source namespace could not even send it (e.g. no route for that source address):
+            # still a result, whatever the trace caught.
+            send_error = f"error:{errno.errorcode.get(e.errno, e.errno)}"
+        finally:
+            if probe:
+                probe.close()
+            after = rule_counters(list_ruleset(self.ns)) if self.counters else None
+            labnet.run(["nft", "delete", "table", "ip", TRACE_TABLE], ns=self.ns)
+        lines += self.monitor.wait_for(_deleted(marker), 10)
+        result = self._result(flow, sport, probe, lines, before, after)
+        if send_error:
+            result.update(outcome=send_error, delivered=False)
+        return result
+
+    def _wait(self, probe: Probe) -> list[str]:
+        """Wait for the probe's answer or a traced drop; return the monitor lines read meanwhile."""
+        # Nothing answers an ICMP type other than echo-request: a short wait for a traced drop is all.
+        timeout = self.timeout if probe.delivered is not None else min(self.timeout, 0.15)
+        lines, deadline = [], time.monotonic() + timeout
+        want_write = probe.kind == "tcp"
+        while not probe.done:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            r, w, _ = select.select([probe.sock, self.monitor.fd], [probe.sock] if want_write else [], [], left)
+            if probe.sock in r or probe.sock in w:
+                probe.poll_ready()
+            if self.monitor.fd in r:
+                new = self.monitor.lines(0)
+                lines += new
+                if any(_is_drop_line(l) for l in new):
+                    probe.outcome = "dropped"
+                    break
+        return lines
+
+    def _result(self, flow, sport, probe, lines, before, after) -> dict:
+        events = [e for e in map(parse_trace_line, lines) if e and e.table != TRACE_TABLE]
+        ids = list(dict.fromkeys(e.trace_id for e in events))
+        # Only the flow's first packet matches the trace rule, so one trace id is expected;
+        # should the kernel retransmit inside the window, the first packet's trace is the answer.
+        events = [e for e in events if ids and e.trace_id == ids[0]]
+        assign_hooks(events, self.hooks)
+        result = decide(events, flow, {hook for hook, ctype in self.hooks.values() if ctype != "nat"})
+        result.update(trace_summary(events))
+        result.update(delivered=probe.delivered if probe else False, outcome=probe.outcome if probe else "error",
+                      sport=sport, trace_id=ids[0] if ids else None)
+        if len(ids) > 1:
+            result["extra_trace_ids"] = ids[1:]
+        if self.counters:
+            result["counters"] = counter_deltas(before, after)
+        return result
+
+
+def _chain_event(op: str, marker: str):
+    """Predicate for the monitor's "<op> chain ip dpl-trace <marker> ..." line (exact tokens: m1 is not m17)."""
+    want = [op, "chain", "ip", TRACE_TABLE, marker]
+    return lambda line: line.split()[:5] == want
+
+
+def _deleted(marker: str):
+    # Deleting the table prints rule, chain, then table deletions, all after the flow's trace lines.
+    return _chain_event("delete", marker)
+
+
+def _is_drop_line(line: str) -> bool:
+    line = line.rstrip()
+    return line.startswith("trace id ") and (line.endswith("(verdict drop)") or line.endswith("policy drop"))

@@ -4,6 +4,8 @@
 
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "backends/nftables/model.h"
@@ -42,21 +44,68 @@ struct EvalLimits {
   std::size_t max_steps = 1'000'000;
 };
 
+// The node's routes and local addresses indexed once, with NodeInfo::lookup / is_local's exact
+// answers: tables in the kernel's rule order, longest prefix first, then lowest metric, then
+// dump order; a throw route moves on to the next table.
+class RouteIndex {
+ public:
+  RouteIndex() = default;
+  explicit RouteIndex(const NodeInfo& node);
+  const Route* lookup(const IpAddr& dst) const;
+  bool is_local(const IpAddr& a) const;
+
+ private:
+  struct Level {
+    int len = 0;
+    std::unordered_map<U128, const Route*, U128Hash> nets;
+  };
+  struct Table {
+    uint32_t id = 0;
+    std::vector<Level> v4, v6;  // longest prefix first
+  };
+  std::vector<Table> tables_;
+  std::vector<const Route*> local_routes_;         // table local, type local
+  std::unordered_set<U128, U128Hash> local_v4_, local_v6_;  // interface addresses
+};
+
+// The verdict only, for bulk runs (compare, matrices): no path, no strings, and no allocation
+// per flow once the scratch buffers have grown. Same rules as evaluate().
+struct FastVerdict {
+  Verdict verdict = Verdict::indeterminate;
+  // The deciding rule and its chain; rule is null when a base chain's policy decided (chain is
+  // then that base chain) or nothing did. For an indeterminate verdict: where evaluation stopped.
+  const Chain* chain = nullptr;
+  const Rule* rule = nullptr;
+  // Random-choice outcomes explored; when they disagree the verdict is indeterminate and
+  // chain/rule describe the first outcome.
+  uint32_t outcomes = 1;
+};
+
+// Reusable buffers for Evaluator::verdict; one per thread.
+struct EvalScratch {
+  std::vector<uint32_t> forced, arity, next;
+};
+
 class Evaluator {
  public:
   // node may be null (offline file without --node): fib and routing then need user input.
   Evaluator(const Ruleset& rs, const NodeInfo* node, EvalLimits limits = {})
-      : rs_(rs), node_(node), limits_(limits) {}
+      : rs_(rs), node_(node), limits_(limits) {
+    if (node_) routes_ = RouteIndex(*node_);
+  }
 
   // Derives the flow's path from the node's routes, or from --iif/--oif.
   Result<FlowPath> plan(const Flow& flow) const;
   // One result per possible outcome (several only when the ruleset chooses at random).
   std::vector<RunResult> evaluate(const Flow& flow, const FlowPath& path) const;
+  // Verdict-only mode; thread-safe with one scratch per thread.
+  FastVerdict verdict(const Flow& flow, const FlowPath& path, EvalScratch& scratch) const;
 
  private:
   const Ruleset& rs_;
   const NodeInfo* node_;
   EvalLimits limits_;
+  RouteIndex routes_;
 };
 
 }  // namespace dpi::nft

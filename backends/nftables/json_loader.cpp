@@ -13,6 +13,7 @@
 
 #include "backends/nftables/facts.h"
 #include "backends/nftables/rule_text.h"
+#include "backends/nftables/xt/decode.h"
 
 namespace dpi::nft {
 
@@ -94,7 +95,9 @@ std::optional<KeyDef> fib_key(const json& v) {
 
 class Loader {
  public:
-  Loader(std::string origin) : rs_(std::make_unique<Ruleset>()) { rs_->origin = std::move(origin); }
+  Loader(std::string origin, const LoadOptions& opts) : rs_(std::make_unique<Ruleset>()), opts_(opts) {
+    rs_->origin = std::move(origin);
+  }
 
   Result<std::unique_ptr<Ruleset>> run(const json& doc);
 
@@ -128,7 +131,10 @@ class Loader {
   Stmt compile_nat(const std::string& kind, const json& v, const std::string& family,
                    const std::string& table);
 
+  void add_xt(Rule& r, const json& st, const RuleKey& key, std::size_t index);
+
   std::unique_ptr<Ruleset> rs_;
+  const LoadOptions& opts_;
   std::unordered_map<std::string, Chain*> chains_;
   std::unordered_map<std::string, SetDef*> sets_;
   std::unordered_map<std::string, Table*> tables_;
@@ -653,7 +659,13 @@ Status Loader::add_rule(const json& o, const std::string& where) {
   if (!exprs.is_array()) return err(where, "rule 'expr' is not a list");
   std::string rwhere =
       fmt::format("{} (rule {} {} {} handle {})", where, family, table, chain, r.handle);
+  RuleKey key{family, table, chain, r.handle};
+  std::size_t xt_index = 0;
   for (const auto& st : exprs) {
+    if (st.is_object() && st.contains("xt") && opts_.xt) {
+      add_xt(r, st, key, xt_index++);
+      continue;
+    }
     std::string load_error;
     r.stmts.push_back(compile_stmt(st, family, table, rwhere, &load_error));
     if (!load_error.empty())
@@ -667,6 +679,33 @@ Status Loader::add_rule(const json& o, const std::string& where) {
   it->second->rules.push_back(std::move(r));
   ++rs_->rule_count;
   return Ok{};
+}
+
+// An xt expression is decoded from the payload the kernel holds for the same rule and position.
+void Loader::add_xt(Rule& r, const json& st, const RuleKey& key, std::size_t index) {
+  const json& v = st["xt"];
+  std::string type = v.is_object() ? v.value("type", "") : "", name = v.is_object() ? v.value("name", "") : "";
+  std::string text = stmt_text(st);
+  auto it = opts_.xt->find(key);
+  if (it == opts_.xt->end() || index >= it->second.size()) {
+    r.stmts.push_back(UnknownStmt{text, fmt::format("no kernel payload for xt {} \"{}\" (the ruleset changed between reads?)", type, name)});
+    return;
+  }
+  const XtExpr& x = it->second[index];
+  if (x.name != name || x.target != (type == "target")) {
+    r.stmts.push_back(UnknownStmt{text, fmt::format("kernel payload is xt {} \"{}\", JSON says {} \"{}\"",
+                                                    x.target ? "target" : "match", x.name, type, name)});
+    return;
+  }
+  XtContext ctx{*rs_, opts_.ipsets, key.family, key.table};
+  std::string why;
+  auto decoded = decode_xt(x, ctx, &why);
+  if (!decoded) {
+    r.stmts.push_back(UnknownStmt{fmt::format("xt {} \"{}\" revision {}", type, name, x.rev), why});
+    return;
+  }
+  if (!decoded->comment.empty()) r.comment += (r.comment.empty() ? "" : "; ") + decoded->comment;
+  for (auto& d : decoded->stmts) r.stmts.push_back(std::move(d));
 }
 
 // Jump loops make the kernel reject a ruleset, so a file with one is not a real dump.
@@ -805,7 +844,7 @@ Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const 
                       fmt::format("{}:{}:{}: not valid JSON: {}", origin, line, col, detail));
   }
   try {
-    return Loader(origin).run(doc);
+    return Loader(origin, opts).run(doc);
   } catch (const json::exception& e) {
     // A field of the wrong JSON type somewhere we read it with get<>().
     return make_error(ErrorCode::bad_input,

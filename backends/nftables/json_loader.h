@@ -5,12 +5,19 @@
 #include <string_view>
 
 #include "backends/nftables/model.h"
+#include "backends/nftables/xt/xt_payloads.h"
 #include "core/result.h"
 
 namespace dpi::nft {
 
+struct IpsetCatalog;
+
 struct LoadOptions {
   std::size_t max_bytes = std::size_t{256} << 20;
+  // iptables-nft compat payloads read over netlink (nft's JSON only names them) and the ipsets
+  // "-m set" refers to. Without them, xt expressions stay indeterminate.
+  const XtPayloads* xt = nullptr;
+  const IpsetCatalog* ipsets = nullptr;
 };
 
 // origin names the input in error messages ("node.json", "live netns node1").

@@ -33,15 +33,37 @@ std::string_view verdict_kind_name(VerdictKind k) {
 void SetDef::build_index() {
   exact.clear();
   spans.clear();
+  exact_int.clear();
+  lo_int.clear();
+  hi_int.clear();
+  span_elem.clear();
   linear = false;
+  int_index = false;
+  std::size_t total = 0;
+  for (auto w : key_widths) total += w;
+  key_bytes = static_cast<uint8_t>(std::min<std::size_t>(total, 255));
   bool all_exact = std::all_of(elems.begin(), elems.end(), [](const SetElem& e) {
     return std::all_of(e.key.begin(), e.key.end(), [](const Range& r) { return r.lo == r.hi; });
   });
+  // Elements whose parts do not have the set's widths keep the generic Bytes index.
+  bool widths_ok = total <= 16 && std::all_of(elems.begin(), elems.end(), [&](const SetElem& e) {
+                     if (e.key.size() != key_widths.size()) return false;
+                     for (std::size_t i = 0; i < e.key.size(); ++i)
+                       if (e.key[i].lo.len != key_widths[i] || e.key[i].hi.len != key_widths[i])
+                         return false;
+                     return true;
+                   });
   if (all_exact) {
+    if (widths_ok) int_index = true;
+    if (int_index) exact_int.reserve(elems.size());
     for (std::size_t i = 0; i < elems.size(); ++i) {
       Bytes k;
       for (const auto& r : elems[i].key) k.append(r.lo);
-      exact.emplace(k, i);  // the first element wins, as a duplicate is rejected by nft anyway
+      // The first element wins, as a duplicate is rejected by nft anyway.
+      if (int_index)
+        exact_int.emplace(to_u128(k), static_cast<uint32_t>(i));
+      else
+        exact.emplace(k, i);
     }
     return;
   }
@@ -55,9 +77,34 @@ void SetDef::build_index() {
             [](const Span& a, const Span& b) { return a.lo.compare(b.lo) < 0; });
   for (std::size_t i = 1; i < spans.size(); ++i)
     if (spans[i].lo.compare(spans[i - 1].hi) <= 0) linear = true;  // overlap: binary search unsafe
+  if (!linear && widths_ok) {
+    int_index = true;
+    lo_int.reserve(spans.size());
+    hi_int.reserve(spans.size());
+    span_elem.reserve(spans.size());
+    for (const auto& sp : spans) {
+      lo_int.push_back(to_u128(sp.lo));
+      hi_int.push_back(to_u128(sp.hi));
+      span_elem.push_back(static_cast<uint32_t>(sp.elem));
+    }
+    spans.clear();
+    spans.shrink_to_fit();
+  }
+}
+
+const SetElem* SetDef::find_int(U128 key) const {
+  if (!exact_int.empty() || lo_int.empty()) {
+    auto it = exact_int.find(key);
+    return it == exact_int.end() ? nullptr : &elems[it->second];
+  }
+  auto it = std::upper_bound(lo_int.begin(), lo_int.end(), key);
+  if (it == lo_int.begin()) return nullptr;
+  std::size_t i = static_cast<std::size_t>(it - lo_int.begin()) - 1;
+  return key <= hi_int[i] ? &elems[span_elem[i]] : nullptr;
 }
 
 const SetElem* SetDef::find(const Bytes& key) const {
+  if (int_index) return key.len == key_bytes ? find_int(to_u128(key)) : nullptr;
   if (!exact.empty() || (spans.empty() && !linear)) {
     auto it = exact.find(key);
     return it == exact.end() ? nullptr : &elems[it->second];
@@ -82,6 +129,124 @@ const SetElem* SetDef::find(const Bytes& key) const {
     if (ok) return &e;
   }
   return nullptr;
+}
+
+std::size_t key_read_width(Key k) {
+  switch (k) {
+    case Key::meta_mark:
+    case Key::ct_state:
+    case Key::ct_status:
+    case Key::ct_mark:
+    case Key::fib_daddr_type:
+    case Key::fib_saddr_type:
+    case Key::numgen: return 4;
+    case Key::meta_l4proto:
+    case Key::ct_protocol:
+    case Key::meta_nfproto:
+    case Key::ct_l3proto:
+    case Key::meta_pkttype:
+    case Key::ct_direction:
+    case Key::ip_protocol:
+    case Key::ip6_nexthdr:
+    case Key::tcp_flags:
+    case Key::icmp_type:
+    case Key::icmp_code:
+    case Key::icmpv6_type:
+    case Key::icmpv6_code: return 1;
+    case Key::meta_iifname:
+    case Key::meta_iif:
+    case Key::meta_oifname:
+    case Key::meta_oif:
+    case Key::fib_saddr_iif_oif:
+    case Key::fib_daddr_oif:
+    case Key::ip6_saddr:
+    case Key::ip6_daddr: return 16;
+    case Key::ip_saddr:
+    case Key::ip_daddr: return 4;
+    case Key::th_sport:
+    case Key::th_dport:
+    case Key::tcp_sport:
+    case Key::tcp_dport:
+    case Key::udp_sport:
+    case Key::udp_dport:
+    case Key::sctp_sport:
+    case Key::sctp_dport: return 2;
+    default: return 0;
+  }
+}
+
+namespace {
+
+// Folds the byte-wise binops the evaluator applies (over the first min(width, constant) bytes)
+// into one and/xor pair over width bytes.
+void prepare_operand(Operand& o) {
+  std::size_t w = key_read_width(o.key);
+  o.read_width = 0;
+  if (w == 0) return;
+  uint8_t a[16], x[16];
+  std::fill_n(a, 16, 0xff);
+  std::fill_n(x, 16, 0);
+  for (const auto& [op, c] : o.binops)
+    for (std::size_t i = 0; i < w && i < c.len; ++i) {
+      if (op == '&') {
+        a[i] &= c.d[i];
+        x[i] &= c.d[i];
+      } else if (op == '|') {
+        a[i] &= static_cast<uint8_t>(~c.d[i]);
+        x[i] |= c.d[i];
+      } else {
+        x[i] ^= c.d[i];
+      }
+    }
+  U128 am = 0, xm = 0;
+  for (std::size_t i = 0; i < w; ++i) {
+    am = (am << 8) | a[i];
+    xm = (xm << 8) | x[i];
+  }
+  o.and_mask = am;
+  o.xor_mask = xm;
+  o.read_width = static_cast<uint8_t>(w);
+}
+
+void prepare_match(MatchStmt& m) {
+  m.fast = MatchStmt::Fast::none;
+  std::size_t total = 0;
+  for (auto& p : m.lhs.parts) {
+    prepare_operand(p);
+    if (p.read_width == 0) return;
+    total += p.read_width;
+  }
+  if (m.lhs.parts.empty() || total > 16) return;
+  m.lhs_width = static_cast<uint8_t>(total);
+  switch (m.rhs_kind) {
+    case MatchStmt::RhsKind::set:
+      if (m.set && m.set->int_index && m.set->key_bytes == total) m.fast = MatchStmt::Fast::set;
+      return;
+    case MatchStmt::RhsKind::flags:
+      if (m.flags.len != total) return;
+      m.lo_int = to_u128(m.flags);
+      m.fast = MatchStmt::Fast::flags;
+      return;
+    case MatchStmt::RhsKind::range:
+      if (m.range.lo.len != total || m.range.hi.len != total) return;
+      m.lo_int = to_u128(m.range.lo);
+      m.hi_int = to_u128(m.range.hi);
+      m.fast = MatchStmt::Fast::range;
+      return;
+  }
+}
+
+}  // namespace
+
+void Ruleset::prepare() {
+  for (auto& c : chains)
+    for (auto& r : c.rules)
+      for (auto& st : r.stmts) {
+        if (auto* m = std::get_if<MatchStmt>(&st)) prepare_match(*m);
+        if (auto* ms = std::get_if<MangleStmt>(&st)) prepare_operand(ms->value);
+        if (auto* vm = std::get_if<VmapStmt>(&st))
+          for (auto& p : vm->key.parts) prepare_operand(p);
+      }
 }
 
 const Chain* Ruleset::find_chain(const std::string& family, const std::string& table,

@@ -18,6 +18,24 @@
 
 namespace dpi::nft {
 
+// Values of at most 16 bytes (addresses, ports, marks, interface names, small concatenations) as
+// one big-endian integer: the evaluator's fast paths compare and hash these instead of Bytes.
+using U128 = unsigned __int128;
+struct U128Hash {
+  std::size_t operator()(U128 v) const {
+    uint64_t x = static_cast<uint64_t>(v) ^ (static_cast<uint64_t>(v >> 64) * 0x9E3779B97F4A7C15ull);
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return static_cast<std::size_t>(x);
+  }
+};
+inline U128 to_u128(const Bytes& b) {
+  U128 v = 0;
+  for (std::size_t i = 0; i < b.len && i < 16; ++i) v = (v << 8) | b.d[i];
+  return v;
+}
+
 enum class Hook { prerouting, input, forward, output, postrouting, other };
 std::string_view hook_name(Hook h);
 
@@ -75,6 +93,11 @@ struct Operand {
   // Applied in order to the value read: '&', '|', '^' with a constant of the same width.
   std::vector<std::pair<char, Bytes>> binops;
   uint32_t numgen_mod = 0, numgen_offset = 0;
+  // Filled by Ruleset::prepare(); read_width 0 = not prepared (the evaluator then uses Bytes).
+  // read_width is what the evaluator reads for key; binops are folded into
+  // value = (read & and_mask) ^ xor_mask over those bytes.
+  uint8_t read_width = 0;
+  U128 and_mask = ~U128{0}, xor_mask = 0;
 };
 
 // Left side of a match or key of a lookup: one operand, or a concatenation.
@@ -118,8 +141,17 @@ struct SetDef {
   };
   std::vector<Span> spans;  // sorted, single-component intervals
   bool linear = false;      // concatenated intervals or overlapping spans
+  // Keys of at most 16 bytes in all (every Calico and kube-proxy set) are indexed as integers
+  // instead of exact/spans: smaller, and no Bytes to build per lookup.
+  uint8_t key_bytes = 0;  // sum of key_widths
+  bool int_index = false;
+  std::unordered_map<U128, uint32_t, U128Hash> exact_int;
+  std::vector<U128> lo_int, hi_int;  // sorted, non-overlapping single-component intervals
+  std::vector<uint32_t> span_elem;
   void build_index();
   const SetElem* find(const Bytes& key) const;
+  // key holds key_bytes bytes; only when int_index.
+  const SetElem* find_int(U128 key) const;
 };
 
 enum class Op { eq, ne, lt, gt, le, ge, flags_any };
@@ -132,6 +164,11 @@ struct MatchStmt {
   Range range;  // exact values are lo == hi
   const SetDef* set = nullptr;
   Bytes flags;
+  // Filled by Ruleset::prepare(): fast != none when the left side reads as one integer of
+  // lhs_width <= 16 bytes and the right side has that width, so the evaluator compares integers.
+  enum class Fast : uint8_t { none, range, set, flags } fast = Fast::none;
+  uint8_t lhs_width = 0;
+  U128 lo_int = 0, hi_int = 0;  // range (or flags in lo_int)
 };
 
 struct CounterStmt {
@@ -221,6 +258,12 @@ struct Ruleset {
   const Chain* find_chain(const std::string& family, const std::string& table,
                           const std::string& name) const;
   bool has_family(const std::string& family) const;
+  // Precomputes the evaluator's integer forms of operands and matches (idempotent). The loader
+  // calls it; a hand-built ruleset works without it, only slower.
+  void prepare();
 };
+
+// Bytes the evaluator reads for a key (0: the evaluator cannot read it).
+std::size_t key_read_width(Key k);
 
 }  // namespace dpi::nft

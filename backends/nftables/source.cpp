@@ -16,6 +16,8 @@ namespace {
 
 struct LiveRead {
   std::string json;
+  XtPayloads xt;
+  IpsetCatalog ipsets;
   NodeInfo node;
   uint32_t generation = 0;
 };
@@ -28,12 +30,17 @@ Result<LiveRead> read_live() {
     if (!before) return before.error();
     auto text = list_ruleset_json();
     if (!text) return text.error();
+    // iptables-nft keeps match and target parameters where only netlink shows them.
+    auto xt = read_xt_payloads();
+    if (!xt) return xt.error();
+    auto ipsets = read_ipsets();
+    if (!ipsets) return ipsets.error();
     auto after = ruleset_generation();
     if (!after) return after.error();
     if (*before != *after) continue;
     auto node = read_node_info();
     if (!node) return node.error();
-    return LiveRead{std::move(*text), std::move(*node), *after};
+    return LiveRead{std::move(*text), std::move(*xt), std::move(*ipsets), std::move(*node), *after};
   }
   return make_error(ErrorCode::system, "the ruleset kept changing while it was read (5 attempts)");
 }
@@ -76,7 +83,12 @@ Result<Loaded> load_source(const SourceSpec& spec) {
   if (!live) return live.error();
   std::string origin =
       spec.netns.empty() ? "live ruleset" : fmt::format("live netns {}", spec.netns);
-  auto rs = load_ruleset_json(live->json, origin, spec.load);
+  out.xt = std::make_shared<XtPayloads>(std::move(live->xt));
+  out.ipsets = std::make_shared<IpsetCatalog>(std::move(live->ipsets));
+  LoadOptions opts = spec.load;
+  opts.xt = out.xt.get();
+  opts.ipsets = out.ipsets.get();
+  auto rs = load_ruleset_json(live->json, origin, opts);
   if (!rs) return rs.error();
   out.ruleset = std::move(*rs);
   out.node = std::move(live->node);

@@ -7,6 +7,8 @@
 
 #include "backends/nftables/json_loader.h"
 #include "backends/nftables/model.h"
+#include "backends/nftables/xt/ipsets.h"
+#include "backends/nftables/xt/xt_payloads.h"
 #include "core/node_info.h"
 #include "core/result.h"
 
@@ -24,6 +26,9 @@ struct Loaded {
   std::optional<NodeInfo> node;
   std::string description;  // "live netns node1", "file node.json"
   std::optional<uint32_t> generation;
+  // Kept with the ruleset: decoded xt matches point into them.
+  std::shared_ptr<XtPayloads> xt;
+  std::shared_ptr<IpsetCatalog> ipsets;
 };
 
 Result<Loaded> load_source(const SourceSpec& spec);

@@ -167,6 +167,8 @@ PolicyName policy_from_chain(const ChainInfo& chain, std::string_view first_comm
 }
 
 std::optional<std::string> tier_from_comment(std::string_view text) {
+  // Calico before OSS tiers: every policy sat in the implicit tier "default".
+  if (text == "Start of policies") return "default";
   for (std::string_view p : {"Start of tier ", "End of tier "}) {
     auto pos = text.find(p);
     if (pos == std::string_view::npos) continue;

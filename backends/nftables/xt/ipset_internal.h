@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 
+#include "backends/nftables/model.h"
 #include "backends/nftables/xt/ipsets.h"
 
 namespace dpi::nft::xt {
@@ -15,5 +16,16 @@ Range exact_range(const Bytes& v);
 void apply_netmask(Ipset& s);
 // Checks that every member has one range per key component.
 std::optional<std::string> check_members(const Ipset& s);
+
+}  // namespace dpi::nft::xt
+
+namespace dpi::nft::xt {
+
+// The elements a lookup in s matches, one Range per key component, with nomatch entries
+// resolved the way hash:*net* sets look up: the most specific entry containing the value
+// decides. return_nomatch (xt_set --return-nomatch) makes nomatch entries the matching ones and
+// normal entries non-matching. nullopt + *why when nomatch entries cannot be resolved into plain
+// intervals (more than one ranged component, or partially overlapping ranges).
+std::optional<std::vector<SetElem>> resolve_members(const Ipset& s, bool return_nomatch, std::string* why);
 
 }  // namespace dpi::nft::xt

@@ -47,8 +47,10 @@ std::vector<Type> ipset_key_types(std::string_view type, int family, std::string
 // which is reported as an empty catalog rather than an error).
 Result<IpsetCatalog> read_ipsets();
 
-// `ipset save` (or `ipset restore` input) text. Indexes follow creation order, which is the
-// kernel's numbering only when no set was ever destroyed in that namespace.
+// `ipset save` (or `ipset restore` input) text. Indexes follow the order of the create lines,
+// which is the kernel's numbering (ip_set_id_t) only for restore input in creation order in a
+// namespace that never destroyed a set. `ipset save` prints list:set sets after all others, so
+// with a list:set created before other sets its numbering differs: prefer read_ipsets.
 Result<IpsetCatalog> parse_ipset_save(std::string_view text, const std::string& origin);
 
 }  // namespace dpi::nft

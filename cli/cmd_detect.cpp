@@ -17,6 +17,12 @@ struct DetectOptions {
   std::string output = "text";
 };
 
+nlohmann::json kube_proxy_mode(const nft::Detection& d) {
+  if (d.kube_proxy_nft) return "nftables";
+  if (d.kube_proxy_iptables) return "iptables";
+  return nullptr;
+}
+
 int run_detect(const DetectOptions& o) {
   auto src = nft::load_source(o.source.resolved());
   if (!src) return report_error(src.error());
@@ -31,9 +37,7 @@ int run_detect(const DetectOptions& o) {
         {"layouts", d.layouts()},
         {"calico_version_hint",
          d.version_hint.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.version_hint)},
-        {"kube_proxy", d.kube_proxy_nft        ? "nftables"
-                       : d.kube_proxy_iptables ? "iptables"
-                                               : nullptr},
+        {"kube_proxy", kube_proxy_mode(d)},
         {"counts",
          {{"tables", d.tables}, {"chains", d.chains}, {"rules", d.rules}, {"sets", d.sets}}},
         {"xt_expressions", d.xt_expressions},

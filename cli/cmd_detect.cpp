@@ -24,7 +24,9 @@ nlohmann::json kube_proxy_mode(const nft::Detection& d) {
 }
 
 int run_detect(const DetectOptions& o) {
-  auto src = nft::load_source(o.source.resolved());
+  auto spec = o.source.resolved();
+  if (!spec) return report_error(spec.error());
+  auto src = nft::load_source(*spec);
   if (!src) return report_error(src.error());
   nft::Detection d = nft::detect(*src->ruleset);
   if (o.output == "json") {

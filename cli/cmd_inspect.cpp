@@ -21,10 +21,11 @@ namespace {
 struct InspectOptions {
   SourceOptions source;
   std::string src, dst, proto = "tcp", ct = "new", output = "text";
-  std::optional<uint16_t> sport, dport;
-  std::optional<int> icmp_type, icmp_code;
+  // Read as wide integers and range-checked in build_flow, so that "--dport 70000" gets an error
+  // that names the range instead of CLI11's conversion message.
+  std::optional<int64_t> sport, dport, icmp_type, icmp_code;
   std::string iif, oif;
-  bool to_host = false, verbose = false;
+  bool verbose = false;
 };
 
 Result<Flow> build_flow(const InspectOptions& o) {
@@ -46,8 +47,13 @@ Result<Flow> build_flow(const InspectOptions& o) {
         fmt::format("--proto {}: expected tcp, udp, sctp, icmp, icmpv6 or a number 0-255",
                     o.proto));
   f.l4proto = *p;
-  f.sport = o.sport;
-  f.dport = o.dport;
+  for (auto [v, name, dstv] :
+       {std::tuple{o.sport, "--sport", &f.sport}, std::tuple{o.dport, "--dport", &f.dport}}) {
+    if (!v) continue;
+    if (*v < 0 || *v > 65535)
+      return make_error(ErrorCode::bad_input, fmt::format("{} {}: expected 0-65535", name, *v));
+    *dstv = static_cast<uint16_t>(*v);
+  }
   for (auto [v, name, dstv] : {std::tuple{o.icmp_type, "--icmp-type", &f.icmp_type},
                                std::tuple{o.icmp_code, "--icmp-code", &f.icmp_code}}) {
     if (!v) continue;
@@ -68,12 +74,11 @@ Result<Flow> build_flow(const InspectOptions& o) {
 }
 
 int run_inspect(const InspectOptions& o) {
-  if (o.source.dataplane == "ebpf")
-    return report_error(make_error(ErrorCode::bad_input,
-                                   "--dataplane ebpf is not supported yet; use nftables or auto"));
   auto flow = build_flow(o);
   if (!flow) return report_error(flow.error());
-  auto src = nft::load_source(o.source.resolved());
+  auto spec = o.source.resolved();
+  if (!spec) return report_error(spec.error());
+  auto src = nft::load_source(*spec);
   if (!src) return report_error(src.error());
   auto rep = nft::inspect(*src, *flow);
   if (!rep) return report_error(rep.error());

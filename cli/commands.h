@@ -8,5 +8,6 @@ namespace dpi::cli {
 using Runner = std::function<int()>;
 Runner add_inspect(CLI::App& app);
 Runner add_detect(CLI::App& app);
+Runner add_snapshot(CLI::App& app);
 
 }  // namespace dpi::cli

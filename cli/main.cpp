@@ -1,5 +1,6 @@
 // dpinspect: why was this flow dropped (or allowed) on a Calico node?
-#include <cstdio>
+#include <map>
+#include <string>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -23,7 +24,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("dpinspect ") + dpi::cli::kVersion);
   app.require_subcommand(1);
   app.fallthrough();
-  std::vector<dpi::cli::Runner> runners{dpi::cli::add_inspect(app), dpi::cli::add_detect(app)};
+  std::map<std::string, dpi::cli::Runner> runners{{"inspect", dpi::cli::add_inspect(app)},
+                                                  {"detect", dpi::cli::add_detect(app)},
+                                                  {"snapshot", dpi::cli::add_snapshot(app)}};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -36,7 +39,5 @@ int main(int argc, char** argv) {
     app.exit(e);
     return dpi::cli::kExitBadInput;
   }
-  auto* sub = app.get_subcommands().front();
-  if (sub->get_name() == "inspect") return runners[0]();
-  return runners[1]();
+  return runners.at(app.get_subcommands().front()->get_name())();
 }

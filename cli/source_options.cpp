@@ -21,10 +21,18 @@ void SourceOptions::add_to(CLI::App& cmd) {
                  "such as /proc/PID/ns/net)")
       ->type_name("NAME|PATH");
   cmd.add_option("--max-input-mb", max_input_mb, "Refuse ruleset files larger than this")
+      ->check(CLI::Range(std::size_t{1}, kMaxInputMbLimit))
       ->capture_default_str();
 }
 
-nft::SourceSpec SourceOptions::resolved() const {
+Result<nft::SourceSpec> SourceOptions::resolved() const {
+  if (dataplane == "ebpf")
+    return make_error(ErrorCode::bad_input,
+                      "--dataplane ebpf is not supported yet; use nftables or auto");
+  if (!spec.node_file.empty() && spec.ruleset_file.empty())
+    return make_error(ErrorCode::bad_input,
+                      "--node applies only with --ruleset: a live read takes the node's routes "
+                      "from the kernel");
   nft::SourceSpec s = spec;
   s.load.max_bytes = max_input_mb << 20;
   return s;

@@ -107,10 +107,10 @@ struct Decision {
 
 // Each endpoint hook the flow crosses (from-workload egress, to-workload ingress, host).
 struct Stage {
-  std::string role;  // "egress of workload", "ingress of workload", "to host", "from host"
+  std::string role;  // "egress/ingress of workload", "egress/ingress of host endpoint"
   std::string endpoint;
   std::string chain;
-  std::string outcome;  // allow, deny, pass-through, unknown
+  std::string outcome;  // allow, deny, pass, unknown
   Decision decision;
 };
 

@@ -28,7 +28,10 @@ std::string render_text(const Report& r, const TextOptions& opts) {
   const Decision& d = r.decided_by;
   if (r.verdict == Verdict::indeterminate && r.indeterminate_reason) {
     const auto& ir = *r.indeterminate_reason;
-    out += fmt::format("  why:    cannot decide at {}: {}\n", where(ir.rule), ir.why);
+    if (ir.rule.chain.empty())
+      out += fmt::format("  why:    cannot decide: {}\n", ir.why);
+    else
+      out += fmt::format("  why:    cannot decide at {}: {}\n", where(ir.rule), ir.why);
     if (!ir.expression.empty()) out += fmt::format("          expression: {}\n", ir.expression);
   } else if (!d.summary.empty()) {
     out += fmt::format("  why:    {}\n", d.summary);

@@ -66,7 +66,7 @@ Detection detect(const Ruleset& rs) {
   if (nflog)
     d.clues.push_back("NFLOG (log group) rules in Calico chains: flow logs are on (v3.30+)");
   if (kind_names) d.clues.push_back("policy chains named kind/[ns/]name: Calico v3.32+ naming");
-  if (tier_names) d.clues.push_back("policy chains named tier/name: Calico v3.30/v3.31 naming");
+  if (tier_names) d.clues.push_back("policy chains named tier/name: Calico v3.29-v3.31 naming");
   if (d.xt_expressions)
     d.clues.push_back(
         fmt::format("{} iptables-nft compat (xt) expressions in Calico chains: flows reaching them "
@@ -77,8 +77,10 @@ Detection detect(const Ruleset& rs) {
     d.clues.push_back("KUBE-SERVICES in table nat: kube-proxy in iptables mode");
   if (kind_names)
     d.version_hint = "v3.32+";
-  else if (drop_bit || nflog || tier_names)
+  else if (drop_bit || nflog)
     d.version_hint = "v3.30+";
+  else if (tier_names)
+    d.version_hint = "v3.29+";
   return d;
 }
 

@@ -1,5 +1,7 @@
 #include "backends/nftables/evaluator.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace dpi::nft {
@@ -13,7 +15,10 @@ struct Packet {
   uint16_t sport = 0, dport = 0;
   bool has_ports = false;
   uint8_t icmp_type = 0, icmp_code = 0;
-  std::string iif, oif;
+  // Names point into the FlowPath, the NodeInfo or the run's result; the integers are the
+  // 16-byte register values the kernel compares (name, NUL padded).
+  std::string_view iif, oif;
+  U128 iif_v = 0, oif_v = 0;
   uint32_t mark = 0;
   uint32_t ct_state = 8;
   uint32_t ct_status = 0;
@@ -32,17 +37,23 @@ uint32_t ct_state_bits(CtState s) {
   return 8;
 }
 
-Bytes ifname_bytes(const std::string& n) {
-  Bytes b;
-  b.len = 16;
-  std::copy_n(n.begin(), std::min<std::size_t>(n.size(), 15), b.d.begin());
-  return b;
+U128 ifname_value(std::string_view n) {
+  U128 v = 0;
+  for (std::size_t i = 0; i < 16; ++i)
+    v = (v << 8) | (i < 15 && i < n.size() ? static_cast<uint8_t>(n[i]) : 0);
+  return v;
 }
 
-Bytes addr_bytes(const IpAddr& a) {
+U128 addr_value(const IpAddr& a) {
+  U128 v = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) v = (v << 8) | a.bytes[i];
+  return v;
+}
+
+Bytes value_bytes(U128 v, std::size_t width) {
   Bytes b;
-  b.len = static_cast<uint8_t>(a.size());
-  std::copy_n(a.bytes.begin(), b.len, b.d.begin());
+  b.len = static_cast<uint8_t>(width);
+  for (std::size_t i = 0; i < width; ++i) b.d[width - 1 - i] = static_cast<uint8_t>(v >> (8 * i));
   return b;
 }
 
@@ -56,91 +67,169 @@ IpAddr bytes_addr(const Bytes& b) {
 // Walks forced choices first, then records new choice points, so a depth-first enumeration of
 // all outcomes only needs to re-run the flow with a longer prefix.
 struct Chooser {
-  std::vector<uint32_t> forced;
-  std::vector<uint32_t> arity;
+  Chooser(const std::vector<uint32_t>* f, std::vector<uint32_t>* a, bool d = true)
+      : forced(f), arity(a), describe(d) {}
+  const std::vector<uint32_t>* forced;
+  std::vector<uint32_t>* arity;
+  bool describe = true;
   std::size_t next = 0;
   std::string described;
 
-  uint32_t choose(uint32_t n, const std::string& what) {
-    uint32_t v = next < forced.size() ? forced[next] : 0;
-    if (next >= arity.size()) arity.push_back(n);
+  uint32_t choose(uint32_t n, uint32_t mod) {
+    uint32_t v = next < forced->size() ? (*forced)[next] : 0;
+    if (next >= arity->size()) arity->push_back(n);
     ++next;
-    if (!described.empty()) described += ", ";
-    described += fmt::format("{} = {}", what, v);
+    if (describe) {
+      if (!described.empty()) described += ", ";
+      described += fmt::format("{} = {}", fmt::format("numgen mod {}", mod), v);
+    }
     return v;
   }
 };
 
+// Computes the next forced prefix of a depth-first walk over all choice combinations; false
+// when every combination was run.
+bool advance(const std::vector<uint32_t>& arity, std::vector<uint32_t>& forced,
+             std::vector<uint32_t>& next) {
+  next.assign(arity.size(), 0);
+  for (std::size_t i = 0; i < arity.size(); ++i) next[i] = i < forced.size() ? forced[i] : 0;
+  int i = static_cast<int>(next.size()) - 1;
+  while (i >= 0 && next[i] + 1 >= arity[i]) --i;
+  if (i < 0) return false;
+  next[i]++;
+  next.resize(i + 1);
+  forced.swap(next);
+  return true;
+}
+
+enum class Rd : uint8_t { ok, absent, error };
+
+// One run of a flow through the hooks. Full records the path, NAT steps, assumptions and
+// explanations (evaluate()); otherwise only the verdict and deciding rule (verdict()).
+template <bool Full>
 class Run {
  public:
-  Run(const Ruleset& rs, const NodeInfo* node, const Flow& flow, const FlowPath& fp,
-      Chooser& chooser, const EvalLimits& limits)
-      : rs_(rs), node_(node), flow_(flow), fp_(fp), chooser_(chooser), limits_(limits) {}
+  Run(const Ruleset& rs, const NodeInfo* node, const RouteIndex& routes, const Flow& flow,
+      const FlowPath& fp, Chooser& chooser, const EvalLimits& limits)
+      : rs_(rs),
+        node_(node),
+        routes_(routes),
+        flow_(flow),
+        fp_(fp),
+        chooser_(chooser),
+        limits_(limits) {}
 
   RunResult go();
+  FastVerdict go_fast();
 
  private:
   enum class Outcome { accept, drop, stop };  // stop: indeterminate or error already recorded
 
+  Outcome start();
   Outcome run_hook(Hook h);
   Outcome run_base_chain(const Chain& base);
   // Evaluates one rule; returns the verdict it issued (none when it did not match or fell
   // through), with the jump target for jump/goto.
   VerdictStmt run_rule(const Chain& chain, const Rule& rule, bool& matched, bool& stop);
+  // The same for a rule's compact form (Ruleset::prepare), verdict-only mode.
+  VerdictStmt run_fast_rule(const FastOp* op, const FastOp* end, bool& matched);
 
+  // The key's value at its natural width (key_read_width); why_ is set on error.
+  Rd read_key(Key k, U128& v);
   std::optional<Bytes> read(const Operand& o, std::string* why);
   std::optional<Bytes> read(const Selector& s, std::string* why);
   bool eval_match(const MatchStmt& m, bool& stop, const Rule& rule, const Chain& chain);
   void apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain, bool& stop);
-  std::optional<uint32_t> fib_type(const IpAddr& a, std::string* why);
+  std::optional<uint32_t> fib_type(const IpAddr& a);
   void indeterminate(const Chain& c, const Rule* r, const std::string& expr,
                      const std::string& why);
+  void indeterminate(const Chain& c, const Rule* r, const char* why);
   RuleRef ref(const Chain& c, const Rule& r) const;
   bool route_after_prerouting();
+  void set_oif(std::string_view name) {
+    p_.oif = name;
+    p_.oif_v = ifname_value(name);
+  }
 
   const Ruleset& rs_;
   const NodeInfo* node_;
+  const RouteIndex& routes_;
   const Flow& flow_;
   const FlowPath& fp_;
   Chooser& chooser_;
   const EvalLimits& limits_;
   Packet p_;
-  RunResult res_;
+  RunResult res_;  // Full only, apart from verdict
+  const char* why_ = nullptr;
   std::size_t steps_ = 0;
   int next_invocation_ = 0;
   Hook policy_hook_ = Hook::forward;
   std::optional<std::size_t> last_accept_step_;
   std::optional<RuleRef> last_accept_policy_;
+  // Verdict-only bookkeeping (both modes keep it; it is cheap).
+  bool local_delivery_ = false;
+  bool no_route_ = false;
+  std::string_view route_oif_;
+  const Chain* decided_chain_ = nullptr;
+  const Rule* decided_rule_ = nullptr;
+  const Chain* accept_chain_ = nullptr;
+  const Rule* accept_rule_ = nullptr;
+
+  struct Frame {
+    const Chain* chain;
+    std::size_t next;
+    int invocation;
+    int parent;
+  };
+  Frame stack_[17];
 };
 
-RuleRef Run::ref(const Chain& c, const Rule& r) const {
+template <bool Full>
+RuleRef Run<Full>::ref(const Chain& c, const Rule& r) const {
   return RuleRef{c.family, c.table, c.name, r.handle, r.text, r.comment, r.packets, r.bytes};
 }
 
-void Run::indeterminate(const Chain& c, const Rule* r, const std::string& expr,
-                        const std::string& why) {
-  IndeterminateReason ir;
-  if (r)
-    ir.rule = ref(c, *r);
-  else
-    ir.rule = RuleRef{c.family, c.table, c.name, std::nullopt, "", "", {}, {}};
-  ir.expression = expr;
-  ir.why = why;
-  res_.indeterminate = ir;
+template <bool Full>
+void Run<Full>::indeterminate(const Chain& c, const Rule* r, const std::string& expr,
+                              const std::string& why) {
+  decided_chain_ = &c;
+  decided_rule_ = r;
   res_.verdict = Verdict::indeterminate;
+  if constexpr (Full) {
+    IndeterminateReason ir;
+    if (r)
+      ir.rule = ref(c, *r);
+    else
+      ir.rule = RuleRef{c.family, c.table, c.name, std::nullopt, "", "", {}, {}};
+    ir.expression = expr;
+    ir.why = why;
+    res_.indeterminate = ir;
+  }
 }
 
-std::optional<uint32_t> Run::fib_type(const IpAddr& a, std::string* why) {
+template <bool Full>
+void Run<Full>::indeterminate(const Chain& c, const Rule* r, const char* why) {
+  if constexpr (Full) {
+    indeterminate(c, r, r ? r->text : std::string(), why);
+  } else {
+    decided_chain_ = &c;
+    decided_rule_ = r;
+    res_.verdict = Verdict::indeterminate;
+  }
+}
+
+template <bool Full>
+std::optional<uint32_t> Run<Full>::fib_type(const IpAddr& a) {
   if (!node_) {
-    *why =
+    why_ =
         "fib lookups need the node's addresses and routes (use --netns, or --node FILE with a "
         "ruleset file)";
     return std::nullopt;
   }
-  if (node_->is_local(a)) return 2;
+  if (routes_.is_local(a)) return 2;
   if (a.is_v4() && a.bytes[0] >= 224 && a.bytes[0] < 240) return 5;
   if (a.is_v6() && a.bytes[0] == 0xff) return 5;
-  const Route* r = node_->lookup(a);
+  const Route* r = routes_.lookup(a);
   if (!r) return 7;
   if (r->type == "broadcast") return 3;
   if (r->type == "blackhole") return 6;
@@ -149,144 +238,156 @@ std::optional<uint32_t> Run::fib_type(const IpAddr& a, std::string* why) {
   return 1;
 }
 
-std::optional<Bytes> Run::read(const Operand& o, std::string* why) {
+template <bool Full>
+Rd Run<Full>::read_key(Key k, U128& v) {
   bool v4 = p_.src.is_v4();
   bool tcp = p_.l4proto == 6, udp = p_.l4proto == 17, sctp = p_.l4proto == 132;
-  Bytes b;
-  switch (o.key) {
-    case Key::meta_mark: b = Bytes::from_uint(p_.mark, 4); break;
+  switch (k) {
+    case Key::meta_mark: v = p_.mark; return Rd::ok;
     case Key::meta_l4proto:
-    case Key::ct_protocol: b = Bytes::from_uint(p_.l4proto, 1); break;
+    case Key::ct_protocol: v = p_.l4proto; return Rd::ok;
     case Key::meta_nfproto:
-    case Key::ct_l3proto: b = Bytes::from_uint(v4 ? 2 : 10, 1); break;
+    case Key::ct_l3proto: v = v4 ? 2 : 10; return Rd::ok;
     case Key::meta_iifname:
-    case Key::meta_iif: b = ifname_bytes(p_.iif); break;
+    case Key::meta_iif: v = p_.iif_v; return Rd::ok;
     case Key::meta_oifname:
-    case Key::meta_oif: b = ifname_bytes(p_.oif); break;
+    case Key::meta_oif: v = p_.oif_v; return Rd::ok;
     case Key::meta_pkttype: {
       bool mc = (v4 && p_.dst.bytes[0] >= 224 && p_.dst.bytes[0] < 240) ||
                 (!v4 && p_.dst.bytes[0] == 0xff);
-      b = Bytes::from_uint(mc ? 2 : 0, 1);
-      break;
+      v = mc ? 2 : 0;
+      return Rd::ok;
     }
-    case Key::ct_state: b = Bytes::from_uint(p_.ct_state, 4); break;
-    case Key::ct_status: b = Bytes::from_uint(p_.ct_status, 4); break;
-    case Key::ct_mark: b = Bytes::from_uint(p_.ct_mark, 4); break;
-    case Key::ct_direction: b = Bytes::from_uint(0, 1); break;
+    case Key::ct_state: v = p_.ct_state; return Rd::ok;
+    case Key::ct_status: v = p_.ct_status; return Rd::ok;
+    case Key::ct_mark: v = p_.ct_mark; return Rd::ok;
+    case Key::ct_direction: v = 0; return Rd::ok;
     case Key::ip_saddr:
-      if (!v4) return std::nullopt;
-      b = addr_bytes(p_.src);
-      break;
+      if (!v4) return Rd::absent;
+      v = addr_value(p_.src);
+      return Rd::ok;
     case Key::ip_daddr:
-      if (!v4) return std::nullopt;
-      b = addr_bytes(p_.dst);
-      break;
+      if (!v4) return Rd::absent;
+      v = addr_value(p_.dst);
+      return Rd::ok;
     case Key::ip_protocol:
-      if (!v4) return std::nullopt;
-      b = Bytes::from_uint(p_.l4proto, 1);
-      break;
+      if (!v4) return Rd::absent;
+      v = p_.l4proto;
+      return Rd::ok;
     case Key::ip6_saddr:
-      if (v4) return std::nullopt;
-      b = addr_bytes(p_.src);
-      break;
+      if (v4) return Rd::absent;
+      v = addr_value(p_.src);
+      return Rd::ok;
     case Key::ip6_daddr:
-      if (v4) return std::nullopt;
-      b = addr_bytes(p_.dst);
-      break;
+      if (v4) return Rd::absent;
+      v = addr_value(p_.dst);
+      return Rd::ok;
     case Key::ip6_nexthdr:
-      if (v4) return std::nullopt;
-      b = Bytes::from_uint(p_.l4proto, 1);
-      break;
+      if (v4) return Rd::absent;
+      v = p_.l4proto;
+      return Rd::ok;
     case Key::th_sport:
-      if (!p_.has_ports) return std::nullopt;
-      b = Bytes::from_uint(p_.sport, 2);
-      break;
+      if (!p_.has_ports) return Rd::absent;
+      v = p_.sport;
+      return Rd::ok;
     case Key::th_dport:
-      if (!p_.has_ports) return std::nullopt;
-      b = Bytes::from_uint(p_.dport, 2);
-      break;
+      if (!p_.has_ports) return Rd::absent;
+      v = p_.dport;
+      return Rd::ok;
     case Key::tcp_sport:
-      if (!tcp) return std::nullopt;
-      b = Bytes::from_uint(p_.sport, 2);
-      break;
+      if (!tcp) return Rd::absent;
+      v = p_.sport;
+      return Rd::ok;
     case Key::tcp_dport:
-      if (!tcp) return std::nullopt;
-      b = Bytes::from_uint(p_.dport, 2);
-      break;
+      if (!tcp) return Rd::absent;
+      v = p_.dport;
+      return Rd::ok;
     case Key::udp_sport:
-      if (!udp) return std::nullopt;
-      b = Bytes::from_uint(p_.sport, 2);
-      break;
+      if (!udp) return Rd::absent;
+      v = p_.sport;
+      return Rd::ok;
     case Key::udp_dport:
-      if (!udp) return std::nullopt;
-      b = Bytes::from_uint(p_.dport, 2);
-      break;
+      if (!udp) return Rd::absent;
+      v = p_.dport;
+      return Rd::ok;
     case Key::sctp_sport:
-      if (!sctp) return std::nullopt;
-      b = Bytes::from_uint(p_.sport, 2);
-      break;
+      if (!sctp) return Rd::absent;
+      v = p_.sport;
+      return Rd::ok;
     case Key::sctp_dport:
-      if (!sctp) return std::nullopt;
-      b = Bytes::from_uint(p_.dport, 2);
-      break;
+      if (!sctp) return Rd::absent;
+      v = p_.dport;
+      return Rd::ok;
     case Key::tcp_flags:
-      if (!tcp) return std::nullopt;
+      if (!tcp) return Rd::absent;
       // SYN for a new connection, ACK otherwise: the first packet the user would send.
-      b = Bytes::from_uint(flow_.ct == CtState::new_ ? 0x02 : 0x10, 1);
-      break;
+      v = flow_.ct == CtState::new_ ? 0x02 : 0x10;
+      return Rd::ok;
     case Key::icmp_type:
-      if (p_.l4proto != 1) return std::nullopt;
-      b = Bytes::from_uint(p_.icmp_type, 1);
-      break;
+      if (p_.l4proto != 1) return Rd::absent;
+      v = p_.icmp_type;
+      return Rd::ok;
     case Key::icmp_code:
-      if (p_.l4proto != 1) return std::nullopt;
-      b = Bytes::from_uint(p_.icmp_code, 1);
-      break;
+      if (p_.l4proto != 1) return Rd::absent;
+      v = p_.icmp_code;
+      return Rd::ok;
     case Key::icmpv6_type:
-      if (p_.l4proto != 58) return std::nullopt;
-      b = Bytes::from_uint(p_.icmp_type, 1);
-      break;
+      if (p_.l4proto != 58) return Rd::absent;
+      v = p_.icmp_type;
+      return Rd::ok;
     case Key::icmpv6_code:
-      if (p_.l4proto != 58) return std::nullopt;
-      b = Bytes::from_uint(p_.icmp_code, 1);
-      break;
+      if (p_.l4proto != 58) return Rd::absent;
+      v = p_.icmp_code;
+      return Rd::ok;
     case Key::fib_daddr_type:
     case Key::fib_saddr_type: {
-      auto t = fib_type(o.key == Key::fib_daddr_type ? p_.dst : p_.src, why);
-      if (!t) return std::nullopt;
-      b = Bytes::from_uint(*t, 4);
-      break;
+      auto t = fib_type(k == Key::fib_daddr_type ? p_.dst : p_.src);
+      if (!t) return Rd::error;
+      v = *t;
+      return Rd::ok;
     }
     case Key::fib_saddr_iif_oif: {
       if (!node_) {
-        *why =
+        why_ =
             "the reverse-path (fib saddr . iif oif) lookup needs the node's routes (use --netns or "
             "--node)";
-        return std::nullopt;
+        return Rd::error;
       }
       // Strict RPF: the route back to the source must leave through the interface it came in.
-      const Route* r = node_->lookup(p_.src);
+      const Route* r = routes_.lookup(p_.src);
       bool ok = r && r->type == "unicast" && r->dev == p_.iif;
-      b = ifname_bytes(ok ? p_.iif : "");
-      break;
+      v = ok ? p_.iif_v : 0;
+      return Rd::ok;
     }
     case Key::fib_daddr_oif: {
       if (!node_) {
-        *why = "fib daddr oif needs the node's routes (use --netns or --node)";
-        return std::nullopt;
+        why_ = "fib daddr oif needs the node's routes (use --netns or --node)";
+        return Rd::error;
       }
-      const Route* r = node_->lookup(p_.dst);
-      b = ifname_bytes(r && r->type == "unicast" ? r->dev : "");
-      break;
+      const Route* r = routes_.lookup(p_.dst);
+      v = r && r->type == "unicast" ? ifname_value(r->dev) : 0;
+      return Rd::ok;
     }
-    case Key::numgen:
-      b = Bytes::from_uint(
-          chooser_.choose(o.numgen_mod, fmt::format("numgen mod {}", o.numgen_mod)) +
-              o.numgen_offset,
-          4);
-      break;
-    default: *why = "field not supported by the evaluator"; return std::nullopt;
+    case Key::numgen: return Rd::error;  // needs the operand: handled by the callers
+    default: why_ = "field not supported by the evaluator"; return Rd::error;
   }
+}
+
+template <bool Full>
+std::optional<Bytes> Run<Full>::read(const Operand& o, std::string* why) {
+  U128 v = 0;
+  std::size_t w = key_read_width(o.key);
+  if (o.key == Key::numgen) {
+    v = static_cast<uint32_t>(chooser_.choose(o.numgen_mod, o.numgen_mod) + o.numgen_offset);
+  } else {
+    why_ = nullptr;
+    Rd r = read_key(o.key, v);
+    if (r != Rd::ok) {
+      if (r == Rd::error && why) *why = why_ ? why_ : "field not supported by the evaluator";
+      return std::nullopt;
+    }
+  }
+  Bytes b = value_bytes(v, w);
   for (const auto& [op, c] : o.binops)
     for (std::size_t i = 0; i < b.len && i < c.len; ++i) {
       if (op == '&')
@@ -299,7 +400,8 @@ std::optional<Bytes> Run::read(const Operand& o, std::string* why) {
   return b;
 }
 
-std::optional<Bytes> Run::read(const Selector& s, std::string* why) {
+template <bool Full>
+std::optional<Bytes> Run<Full>::read(const Selector& s, std::string* why) {
   if (s.parts.size() == 1) return read(s.parts[0], why);
   Bytes all;
   for (const auto& p : s.parts) {
@@ -309,7 +411,48 @@ std::optional<Bytes> Run::read(const Selector& s, std::string* why) {
   return all;
 }
 
-bool Run::eval_match(const MatchStmt& m, bool& stop, const Rule& rule, const Chain& chain) {
+template <bool Full>
+bool Run<Full>::eval_match(const MatchStmt& m, bool& stop, const Rule& rule, const Chain& chain) {
+  if (m.fast != MatchStmt::Fast::none) {
+    // Integer path: the same reads and comparisons on at most 16 bytes.
+    U128 v = 0;
+    for (const auto& o : m.lhs.parts) {
+      U128 part = 0;
+      if (o.key == Key::numgen) {
+        part = static_cast<uint32_t>(chooser_.choose(o.numgen_mod, o.numgen_mod) + o.numgen_offset);
+      } else {
+        why_ = nullptr;
+        Rd r = read_key(o.key, part);
+        if (r != Rd::ok) {
+          if (r == Rd::error) {
+            indeterminate(chain, &rule, why_ ? why_ : "field not supported by the evaluator");
+            stop = true;
+          }
+          return false;  // the field does not exist in this packet: the kernel breaks the rule
+        }
+      }
+      part = (part & o.and_mask) ^ o.xor_mask;
+      v = m.lhs.parts.size() == 1 ? part : (v << (8 * o.read_width)) | part;
+    }
+    switch (m.fast) {
+      case MatchStmt::Fast::flags: return (v & m.lo_int) != 0;
+      case MatchStmt::Fast::set: {
+        bool found = m.set->find_int(v) != nullptr;
+        return m.op == Op::eq ? found : !found;
+      }
+      default: break;
+    }
+    switch (m.op) {
+      case Op::eq: return m.lo_int <= v && v <= m.hi_int;
+      case Op::ne: return !(m.lo_int <= v && v <= m.hi_int);
+      case Op::lt: return v < m.lo_int;
+      case Op::gt: return v > m.lo_int;
+      case Op::le: return v <= m.lo_int;
+      case Op::ge: return v >= m.lo_int;
+      case Op::flags_any: return false;
+    }
+    return false;
+  }
   std::string why;
   auto v = read(m.lhs, &why);
   if (!v) {
@@ -343,12 +486,8 @@ bool Run::eval_match(const MatchStmt& m, bool& stop, const Rule& rule, const Cha
   return false;
 }
 
-void Run::apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain, bool& stop) {
-  NatStep ns;
-  ns.hook = std::string(hook_name(p_.hook));
-  ns.rule = ref(chain, rule);
-  static const char* kNames[] = {"dnat", "snat", "masquerade", "redirect"};
-  ns.kind = kNames[static_cast<int>(n.kind)];
+template <bool Full>
+void Run<Full>::apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain, bool& stop) {
   std::optional<Bytes> addr = n.addr;
   std::optional<uint16_t> port = n.port;
   if (n.map) {
@@ -359,7 +498,7 @@ void Run::apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain, bool
       if (!why.empty())
         indeterminate(chain, &rule, rule.text, why);
       else
-        indeterminate(chain, &rule, rule.text, "NAT map has no element for this flow");
+        indeterminate(chain, &rule, "NAT map has no element for this flow");
       stop = true;
       return;
     }
@@ -382,14 +521,23 @@ void Run::apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain, bool
   } else {
     if (port && p_.has_ports) p_.dport = *port;
     p_.ct_status |= 32;
-    res_.local_delivery = true;
+    local_delivery_ = true;
   }
-  ns.to = addr ? bytes_addr(*addr).str() : "";
-  if (port) ns.to += fmt::format(":{}", *port);
-  res_.nat.push_back(ns);
+  if constexpr (Full) {
+    NatStep ns;
+    ns.hook = std::string(hook_name(p_.hook));
+    ns.rule = ref(chain, rule);
+    static const char* kNames[] = {"dnat", "snat", "masquerade", "redirect"};
+    ns.kind = kNames[static_cast<int>(n.kind)];
+    ns.to = addr ? bytes_addr(*addr).str() : "";
+    if (port) ns.to += fmt::format(":{}", *port);
+    res_.nat.push_back(ns);
+  }
 }
 
-VerdictStmt Run::run_rule(const Chain& chain, const Rule& rule, bool& matched, bool& stop) {
+template <bool Full>
+VerdictStmt Run<Full>::run_rule(const Chain& chain, const Rule& rule, bool& matched,
+                                bool& stop) {
   matched = false;
   for (const auto& st : rule.stmts) {
     if (auto* m = std::get_if<MatchStmt>(&st)) {
@@ -398,6 +546,9 @@ VerdictStmt Run::run_rule(const Chain& chain, const Rule& rule, bool& matched, b
     } else if (auto* v = std::get_if<VerdictStmt>(&st)) {
       matched = true;
       return *v;
+    } else if (std::holds_alternative<CounterStmt>(st) || std::holds_alternative<LogStmt>(st) ||
+               std::holds_alternative<NoopStmt>(st)) {
+      continue;
     } else if (auto* ms = std::get_if<MangleStmt>(&st)) {
       uint32_t val;
       if (ms->constant) {
@@ -439,7 +590,7 @@ VerdictStmt Run::run_rule(const Chain& chain, const Rule& rule, bool& matched, b
     } else if (std::holds_alternative<NotrackStmt>(st)) {
       p_.ct_state = 64;
     } else if (auto* a = std::get_if<AssumeStmt>(&st)) {
-      res_.assumptions.push_back(a->assumption);
+      if constexpr (Full) res_.assumptions.push_back(a->assumption);
       if (!a->matches) return {};
     } else if (auto* u = std::get_if<UnknownStmt>(&st)) {
       indeterminate(chain, &rule, u->expression, u->why);
@@ -451,61 +602,129 @@ VerdictStmt Run::run_rule(const Chain& chain, const Rule& rule, bool& matched, b
   return {};
 }
 
-Run::Outcome Run::run_base_chain(const Chain& base) {
-  struct Frame {
-    const Chain* chain;
-    std::size_t next;
-    int invocation;
-    int parent;
-  };
-  std::vector<Frame> stack{{&base, 0, next_invocation_++, -1}};
-  const std::string hook(hook_name(p_.hook));
-  while (!stack.empty()) {
-    Frame& f = stack.back();
+template <bool Full>
+VerdictStmt Run<Full>::run_fast_rule(const FastOp* op, const FastOp* end, bool& matched) {
+  matched = false;
+  for (; op != end; ++op) {
+    switch (op->kind) {
+      case FastOp::Kind::match:
+      case FastOp::Kind::set:
+      case FastOp::Kind::flags: {
+        U128 v = 0;
+        if (read_key(op->key, v) != Rd::ok) return {};  // plain keys: absent field only
+        v = (v & op->a) ^ op->b;
+        bool hit;
+        if (op->kind == FastOp::Kind::flags) {
+          hit = (v & op->lo) != 0;
+        } else if (op->kind == FastOp::Kind::set) {
+          bool found = static_cast<const SetDef*>(op->ptr)->find_int(v) != nullptr;
+          hit = op->op == Op::eq ? found : !found;
+        } else {
+          switch (op->op) {
+            case Op::eq: hit = op->lo <= v && v <= op->hi; break;
+            case Op::ne: hit = !(op->lo <= v && v <= op->hi); break;
+            case Op::lt: hit = v < op->lo; break;
+            case Op::gt: hit = v > op->lo; break;
+            case Op::le: hit = v <= op->lo; break;
+            case Op::ge: hit = v >= op->lo; break;
+            default: hit = false;
+          }
+        }
+        if (hit == op->invert) return {};
+        break;
+      }
+      case FastOp::Kind::mark_const: p_.mark = static_cast<uint32_t>(op->a); break;
+      case FastOp::Kind::mark_op:
+        p_.mark = static_cast<uint32_t>((U128{p_.mark} & op->a) ^ op->b);
+        break;
+      case FastOp::Kind::verdict:
+        matched = true;
+        return VerdictStmt{op->verdict, static_cast<const Chain*>(op->ptr)};
+      case FastOp::Kind::skip: break;
+    }
+  }
+  matched = true;
+  return {};
+}
+
+template <bool Full>
+typename Run<Full>::Outcome Run<Full>::run_base_chain(const Chain& base) {
+  std::size_t depth = 0;
+  stack_[depth++] = Frame{&base, 0, next_invocation_++, -1};
+  const bool nat = base.type == "nat";
+  std::string hook;
+  if constexpr (Full) hook = std::string(hook_name(p_.hook));
+  while (depth > 0) {
+    Frame& f = stack_[depth - 1];
     if (f.next >= f.chain->rules.size()) {
-      stack.pop_back();  // falling off a regular chain returns to its caller
+      --depth;  // falling off a regular chain returns to its caller
       continue;
     }
-    const Rule& rule = f.chain->rules[f.next++];
+    const std::size_t pos = f.next++;
+    const Rule& rule = f.chain->rules[pos];
     if (++steps_ > limits_.max_steps) {
       indeterminate(*f.chain, &rule, "", "evaluation step limit reached");
       return Outcome::stop;
     }
     bool matched = false, stop = false;
-    VerdictStmt v = run_rule(*f.chain, rule, matched, stop);
+    VerdictStmt v;
+    if constexpr (!Full) {
+      const FastRule* fr = f.chain->fast_count == f.chain->rules.size()
+                               ? &rs_.fast_rules[f.chain->fast_first + pos]
+                               : nullptr;
+      if (fr && !fr->slow) {
+        const FastOp* ops = rs_.fast_ops.data() + fr->first;
+        v = run_fast_rule(ops, ops + fr->count, matched);
+      } else {
+        v = run_rule(*f.chain, rule, matched, stop);
+      }
+    } else {
+      v = run_rule(*f.chain, rule, matched, stop);
+    }
     if (stop) return Outcome::stop;
     if (!matched) continue;
-    PathStep step{hook,       f.invocation,          f.parent, ref(*f.chain, rule),
-                  rule.facts, f.chain->first_comment};
-    step.facts.action =
-        v.kind == VerdictKind::none ? "continue" : std::string(verdict_kind_name(v.kind));
-    if (v.target) step.facts.target = v.target->name;
-    res_.path.push_back(std::move(step));
-    std::size_t idx = res_.path.size() - 1;
+    std::size_t idx = 0;
+    if constexpr (Full) {
+      PathStep step{hook,       f.invocation,          f.parent, ref(*f.chain, rule),
+                    rule.facts, f.chain->first_comment};
+      step.facts.action =
+          v.kind == VerdictKind::none ? "continue" : std::string(verdict_kind_name(v.kind));
+      if (v.target) step.facts.target = v.target->name;
+      res_.path.push_back(std::move(step));
+      idx = res_.path.size() - 1;
+    }
     switch (v.kind) {
       case VerdictKind::none:
       case VerdictKind::cont: break;
       case VerdictKind::accept:
         // NAT chains accept to say "translated"; the filter verdict is decided elsewhere.
-        if (p_.hook == policy_hook_ && base.type != "nat") {
-          last_accept_step_ = idx;
-          last_accept_policy_.reset();
+        if (p_.hook == policy_hook_ && !nat) {
+          if constexpr (Full) {
+            last_accept_step_ = idx;
+            last_accept_policy_.reset();
+          }
+          accept_chain_ = f.chain;
+          accept_rule_ = &rule;
         }
         return Outcome::accept;
-      case VerdictKind::drop: res_.deciding_step = idx; return Outcome::drop;
+      case VerdictKind::drop:
+        if constexpr (Full) res_.deciding_step = idx;
+        decided_chain_ = f.chain;
+        decided_rule_ = &rule;
+        return Outcome::drop;
       case VerdictKind::queue:
         indeterminate(*f.chain, &rule, rule.text,
                       "the packet is queued to a userspace program, which decides");
         return Outcome::stop;
-      case VerdictKind::ret: stack.pop_back(); break;
+      case VerdictKind::ret: --depth; break;
       case VerdictKind::jump: {
-        if (stack.size() >= 16) {
+        if (depth >= 16) {
           indeterminate(*f.chain, &rule, rule.text,
                         "jump stack deeper than the kernel's limit of 16");
           return Outcome::stop;
         }
         int parent = f.invocation;
-        stack.push_back({v.target, 0, next_invocation_++, parent});
+        stack_[depth++] = Frame{v.target, 0, next_invocation_++, parent};
         break;
       }
       case VerdictKind::go_to: {
@@ -517,66 +736,85 @@ Run::Outcome Run::run_base_chain(const Chain& base) {
     }
   }
   // Back in (or returned from) the base chain: its policy decides.
-  RuleRef pol{base.family,
-              base.table,
-              base.name,
-              std::nullopt,
-              fmt::format("policy {}", verdict_kind_name(base.policy)),
-              "",
-              {},
-              {}};
   if (base.policy == VerdictKind::drop) {
-    res_.deciding_policy = pol;
+    if constexpr (Full)
+      res_.deciding_policy = RuleRef{base.family,
+                                     base.table,
+                                     base.name,
+                                     std::nullopt,
+                                     fmt::format("policy {}", verdict_kind_name(base.policy)),
+                                     "",
+                                     {},
+                                     {}};
+    decided_chain_ = &base;
+    decided_rule_ = nullptr;
     return Outcome::drop;
   }
-  if (p_.hook == policy_hook_ && base.type != "nat") {
-    last_accept_policy_ = pol;
-    last_accept_step_.reset();
+  if (p_.hook == policy_hook_ && !nat) {
+    if constexpr (Full) {
+      last_accept_policy_ = RuleRef{base.family,
+                                    base.table,
+                                    base.name,
+                                    std::nullopt,
+                                    fmt::format("policy {}", verdict_kind_name(base.policy)),
+                                    "",
+                                    {},
+                                    {}};
+      last_accept_step_.reset();
+    }
+    accept_chain_ = &base;
+    accept_rule_ = nullptr;
   }
   return Outcome::accept;
 }
 
-Run::Outcome Run::run_hook(Hook h) {
+template <bool Full>
+typename Run<Full>::Outcome Run<Full>::run_hook(Hook h) {
   p_.hook = h;
   const auto& hooks = p_.src.is_v4() ? rs_.v4_hooks : rs_.v6_hooks;
   auto it = hooks.find(h);
   if (it == hooks.end()) return Outcome::accept;
   for (const Chain* c : it->second) {
     // NAT chains only see the first packet of a connection.
-    if (c->type == "nat" && p_.ct_state != 8) continue;
+    if (p_.ct_state != 8 && c->type == "nat") continue;
     Outcome o = run_base_chain(*c);
     if (o != Outcome::accept) return o;
   }
   return Outcome::accept;
 }
 
-bool Run::route_after_prerouting() {
+template <bool Full>
+bool Run<Full>::route_after_prerouting() {
   if (fp_.forced_local) {
-    res_.local_delivery = res_.local_delivery || *fp_.forced_local;
-    if (!res_.local_delivery) res_.oif = fp_.forced_oif.value_or("");
+    local_delivery_ = local_delivery_ || *fp_.forced_local;
+    if (!local_delivery_) route_oif_ = fp_.forced_oif ? std::string_view(*fp_.forced_oif) : "";
     return true;
   }
   if (fp_.forced_oif) {
-    res_.oif = *fp_.forced_oif;
+    route_oif_ = *fp_.forced_oif;
     return true;
   }
-  if (res_.local_delivery) return true;
+  if (local_delivery_) return true;
   if (!node_) return false;
-  if (node_->is_local(p_.dst)) {
-    res_.local_delivery = true;
+  if (routes_.is_local(p_.dst)) {
+    local_delivery_ = true;
     return true;
   }
-  const Route* r = node_->lookup(p_.dst);
+  const Route* r = routes_.lookup(p_.dst);
   if (!r || r->type != "unicast" || r->dev.empty()) {
-    res_.no_route = r ? fmt::format("route type {} for {}", r->type, p_.dst.str())
-                      : fmt::format("no route to {}", p_.dst.str());
+    no_route_ = true;
+    if constexpr (Full)
+      res_.no_route = r ? fmt::format("route type {} for {}", r->type, p_.dst.str())
+                        : fmt::format("no route to {}", p_.dst.str());
     return true;
   }
-  res_.oif = r->dev;
+  route_oif_ = r->dev;
   return true;
 }
 
-RunResult Run::go() {
+// Runs the hooks; the verdict bookkeeping is left in the members.
+template <bool Full>
+typename Run<Full>::Outcome Run<Full>::start() {
   p_.src = flow_.src;
   p_.dst = flow_.dst;
   p_.l4proto = flow_.l4proto;
@@ -590,59 +828,161 @@ RunResult Run::go() {
   // An established connection has seen a reply and is confirmed.
   p_.ct_status = flow_.ct == CtState::new_ ? 0 : (2 | 4 | 8);
 
-  auto finish = [&](Outcome o) {
-    if (o == Outcome::drop) res_.verdict = Verdict::deny;
-    if (o == Outcome::accept) {
-      res_.verdict = Verdict::allow;
-      res_.deciding_step = last_accept_step_;
-      res_.deciding_policy = last_accept_policy_;
-    }
-    res_.policy_hook = std::string(hook_name(policy_hook_));
-    res_.choice = chooser_.described;
-    return res_;
-  };
-
   if (fp_.from_host) {
     policy_hook_ = Hook::output;
     if (!route_after_prerouting()) {
-      res_.no_route = "the node's routes are unknown: pass --oif or --netns/--node";
-      return finish(Outcome::stop);
+      if constexpr (Full)
+        res_.no_route = "the node's routes are unknown: pass --oif or --netns/--node";
+      return Outcome::stop;
     }
-    p_.oif = res_.local_delivery ? "lo" : res_.oif;
+    set_oif(local_delivery_ ? std::string_view("lo") : route_oif_);
     Outcome o = run_hook(Hook::output);
-    if (o != Outcome::accept) return finish(o);
-    if (!res_.no_route.empty()) return finish(Outcome::drop);
-    o = run_hook(Hook::postrouting);
-    return finish(o);
+    if (o != Outcome::accept) return o;
+    if (no_route_) return Outcome::drop;
+    return run_hook(Hook::postrouting);
   }
   p_.iif = fp_.iif;
-  p_.oif.clear();
+  p_.iif_v = ifname_value(p_.iif);
+  set_oif("");
   Outcome o = run_hook(Hook::prerouting);
   if (o != Outcome::accept) {
     policy_hook_ = Hook::prerouting;
-    return finish(o);
+    return o;
   }
   if (!route_after_prerouting()) {
-    res_.no_route =
-        "the node's routes are unknown: pass --oif (forwarded) or --to-host, or --netns/--node";
-    return finish(Outcome::stop);
+    if constexpr (Full)
+      res_.no_route =
+          "the node's routes are unknown: pass --oif (forwarded) or --to-host, or --netns/--node";
+    return Outcome::stop;
   }
-  if (!res_.no_route.empty()) return finish(Outcome::drop);
-  if (res_.local_delivery) {
+  if (no_route_) return Outcome::drop;
+  if (local_delivery_) {
     policy_hook_ = Hook::input;
-    return finish(run_hook(Hook::input));
+    return run_hook(Hook::input);
   }
   policy_hook_ = Hook::forward;
-  p_.oif = res_.oif;
+  set_oif(route_oif_);
   o = run_hook(Hook::forward);
-  if (o != Outcome::accept) return finish(o);
+  if (o != Outcome::accept) return o;
   Hook saved = policy_hook_;
   o = run_hook(Hook::postrouting);
   policy_hook_ = saved;
-  return finish(o);
+  return o;
+}
+
+template <bool Full>
+RunResult Run<Full>::go() {
+  Outcome o = start();
+  if (o == Outcome::drop) res_.verdict = Verdict::deny;
+  if (o == Outcome::accept) {
+    res_.verdict = Verdict::allow;
+    res_.deciding_step = last_accept_step_;
+    res_.deciding_policy = last_accept_policy_;
+  }
+  res_.local_delivery = local_delivery_;
+  res_.oif = std::string(route_oif_);
+  res_.policy_hook = std::string(hook_name(policy_hook_));
+  res_.choice = chooser_.described;
+  return std::move(res_);
+}
+
+template <bool Full>
+FastVerdict Run<Full>::go_fast() {
+  Outcome o = start();
+  FastVerdict out;
+  out.rules = static_cast<uint32_t>(steps_);
+  if (o == Outcome::drop) {
+    out.verdict = Verdict::deny;
+    out.chain = decided_chain_;
+    out.rule = decided_rule_;
+  } else if (o == Outcome::accept) {
+    out.verdict = Verdict::allow;
+    out.chain = accept_chain_;
+    out.rule = accept_rule_;
+  } else {
+    out.verdict = Verdict::indeterminate;
+    out.chain = decided_chain_;
+    out.rule = decided_rule_;
+  }
+  return out;
 }
 
 }  // namespace
+
+RouteIndex::RouteIndex(const NodeInfo& node) {
+  auto rank = [](uint32_t t) -> uint64_t {
+    switch (t) {
+      case 255: return 0;
+      case 254: return 1;
+      case 253: return 2;
+      default: return 3 + uint64_t{t};
+    }
+  };
+  std::vector<uint32_t> ids;
+  for (const auto& r : node.routes) ids.push_back(r.table);
+  std::sort(ids.begin(), ids.end(), [&](uint32_t a, uint32_t b) { return rank(a) < rank(b); });
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  for (uint32_t id : ids) {
+    Table t;
+    t.id = id;
+    for (const auto& r : node.routes) {
+      if (r.table != id || r.dst.addr.empty()) continue;
+      auto& levels = r.dst.addr.is_v4() ? t.v4 : t.v6;
+      int bits = r.dst.addr.is_v4() ? 32 : 128;
+      int len = std::clamp(r.dst.len, 0, bits);
+      auto lv = std::find_if(levels.begin(), levels.end(),
+                             [&](const Level& l) { return l.len == len; });
+      if (lv == levels.end()) {
+        levels.push_back(Level{len, {}});
+        lv = levels.end() - 1;
+      }
+      U128 net = addr_value(r.dst.addr);
+      if (len < bits) net = len == 0 ? 0 : (net >> (bits - len)) << (bits - len);
+      auto [it, inserted] = lv->nets.emplace(net, &r);
+      // Same prefix: the lower metric wins, ties keep dump order.
+      if (!inserted && r.priority < it->second->priority) it->second = &r;
+    }
+    for (auto* levels : {&t.v4, &t.v6})
+      std::sort(levels->begin(), levels->end(),
+                [](const Level& a, const Level& b) { return a.len > b.len; });
+    tables_.push_back(std::move(t));
+  }
+  for (const auto& r : node.routes)
+    if (r.table == 255 && r.type == "local") local_routes_.push_back(&r);
+  for (const auto& i : node.interfaces)
+    for (const auto& p : i.addrs) {
+      if (p.addr.is_v4()) local_v4_.insert(addr_value(p.addr));
+      if (p.addr.is_v6()) local_v6_.insert(addr_value(p.addr));
+    }
+}
+
+const Route* RouteIndex::lookup(const IpAddr& dst) const {
+  if (dst.empty()) return nullptr;
+  int bits = dst.is_v4() ? 32 : 128;
+  U128 a = addr_value(dst);
+  for (const auto& t : tables_) {
+    const Route* best = nullptr;
+    for (const auto& l : dst.is_v4() ? t.v4 : t.v6) {
+      U128 net = l.len == 0 ? 0 : (l.len < bits ? (a >> (bits - l.len)) << (bits - l.len) : a);
+      auto it = l.nets.find(net);
+      if (it != l.nets.end()) {
+        best = it->second;
+        break;
+      }
+    }
+    // A throw route ends the search in this table only; the next rule's table gets a go.
+    if (best && best->type != "throw") return best;
+  }
+  return nullptr;
+}
+
+bool RouteIndex::is_local(const IpAddr& a) const {
+  for (const Route* r : local_routes_)
+    if (r->dst.contains(a)) return true;
+  if (a.is_v4()) return local_v4_.count(addr_value(a)) > 0;
+  if (a.is_v6()) return local_v6_.count(addr_value(a)) > 0;
+  return false;
+}
 
 Result<FlowPath> Evaluator::plan(const Flow& flow) const {
   FlowPath fp;
@@ -685,25 +1025,37 @@ Result<FlowPath> Evaluator::plan(const Flow& flow) const {
 
 std::vector<RunResult> Evaluator::evaluate(const Flow& flow, const FlowPath& fp) const {
   std::vector<RunResult> out;
-  std::vector<uint32_t> forced;
+  std::vector<uint32_t> forced, arity, next;
   for (;;) {
-    Chooser ch;
-    ch.forced = forced;
-    out.push_back(Run(rs_, node_, flow, fp, ch, limits_).go());
+    arity.clear();
+    Chooser ch(&forced, &arity);
+    out.push_back(Run<true>(rs_, node_, routes_, flow, fp, ch, limits_).go());
     // Advance to the next unexplored combination, depth first.
-    std::vector<uint32_t> next(ch.arity.size(), 0);
-    for (std::size_t i = 0; i < ch.arity.size(); ++i) next[i] = i < forced.size() ? forced[i] : 0;
-    int i = static_cast<int>(next.size()) - 1;
-    while (i >= 0 && next[i] + 1 >= ch.arity[i]) --i;
-    if (i < 0) break;
-    next[i]++;
-    next.resize(i + 1);
-    forced = next;
+    if (!advance(arity, forced, next)) break;
     if (out.size() >= limits_.max_outcomes) {
       out.back().assumptions.push_back(fmt::format(
           "only the first {} random-choice outcomes were explored", limits_.max_outcomes));
       break;
     }
+  }
+  return out;
+}
+
+FastVerdict Evaluator::verdict(const Flow& flow, const FlowPath& fp, EvalScratch& sc) const {
+  FastVerdict out;
+  sc.forced.clear();
+  for (uint32_t n = 1;; ++n) {
+    sc.arity.clear();
+    Chooser ch(&sc.forced, &sc.arity, false);
+    FastVerdict v = Run<false>(rs_, node_, routes_, flow, fp, ch, limits_).go_fast();
+    if (n == 1) {
+      out = v;
+    } else {
+      out.rules += v.rules;
+      out.outcomes = n;
+      if (v.verdict != out.verdict) out.verdict = Verdict::indeterminate;
+    }
+    if (!advance(sc.arity, sc.forced, sc.next) || n >= limits_.max_outcomes) break;
   }
   return out;
 }

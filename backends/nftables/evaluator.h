@@ -79,6 +79,7 @@ struct FastVerdict {
   // Random-choice outcomes explored; when they disagree the verdict is indeterminate and
   // chain/rule describe the first outcome.
   uint32_t outcomes = 1;
+  uint32_t rules = 0;  // rules evaluated, over all outcomes
 };
 
 // Reusable buffers for Evaluator::verdict; one per thread.

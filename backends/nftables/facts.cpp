@@ -16,6 +16,7 @@ std::optional<uint32_t> mark_and_mask(const MatchStmt& m) {
 }
 
 void match_facts(const MatchStmt& m, RuleFacts& f) {
+  if (m.invert) return;  // "! --ctstate INVALID" must not read as a test for INVALID
   if (auto mask = mark_and_mask(m);
       mask && m.rhs_kind == MatchStmt::RhsKind::range && m.range.lo == m.range.hi) {
     auto v = static_cast<uint32_t>(m.range.lo.as_uint());

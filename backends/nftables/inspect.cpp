@@ -82,16 +82,22 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
           Outcome{r.choice, r.verdict, deciding_rule(r), alt.decided_by.summary});
       same = same && r.verdict == runs.front().verdict;
     }
-    if (!same) {
+    bool capped = runs.size() >= EvalLimits{}.max_outcomes;
+    if (!same || capped) {
+      // Which branch the kernel takes is random: no single verdict or rule is the answer.
       rep.verdict = Verdict::indeterminate;
       rep.indeterminate_reason = IndeterminateReason{
-          rep.nat.empty() ? RuleRef{} : rep.nat.front().rule, "numgen",
-          "the verdict depends on a random choice (load balancing); see outcomes"};
-      rep.decided_by.summary = "depends on which backend the random choice picks: see outcomes";
+          RuleRef{}, "numgen",
+          capped ? fmt::format("the ruleset chooses at random among more than {} outcomes; only "
+                               "the first {} were explored",
+                               runs.size(), runs.size())
+                 : "the verdict depends on a random choice (load balancing); see outcomes"};
+      rep.decided_by = Decision{};
+      rep.decided_by.summary = "depends on which branch the random choice picks: see outcomes";
     }
   }
   const RunResult& first = runs.front();
-  if (first.local_delivery)
+  if (first.local_delivery && fp->forced_local != std::optional<bool>(true))
     rep.assumptions.push_back("the destination is this node: delivered locally (input hook)");
   else if (!first.oif.empty() && flow.oif.empty())
     rep.assumptions.push_back(

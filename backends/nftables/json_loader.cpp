@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "backends/nftables/facts.h"
+#include "backends/nftables/json_util.h"
 #include "backends/nftables/rule_text.h"
 #include "backends/nftables/xt/decode.h"
 
@@ -293,7 +294,7 @@ std::optional<VerdictStmt> Loader::compile_verdict(const json& v, const std::str
     *why = fmt::format("{} is not a verdict", v.dump());
     return std::nullopt;
   }
-  const auto& [k, arg] = *v.items().begin();
+  const auto [k, arg] = only_member(v);
   VerdictStmt vs;
   if (k == "accept")
     vs.kind = VerdictKind::accept;
@@ -333,7 +334,7 @@ bool Loader::compile_operand(const json& e, Operand& out, std::string* why) {
     *why = fmt::format("expression {} is not understood", e.dump());
     return false;
   }
-  const auto& [k, v] = *e.items().begin();
+  const auto [k, v] = only_member(e);
   std::optional<KeyDef> kd;
   if (k == "meta") {
     kd = meta_key(v.value("key", ""));
@@ -570,7 +571,7 @@ Stmt Loader::compile_nat(const std::string& kind, const json& v, const std::stri
 Stmt Loader::compile_stmt(const json& st, const std::string& family, const std::string& table,
                           const std::string& where, std::string* load_error) {
   if (!st.is_object() || st.size() != 1) return UnknownStmt{st.dump(), "not a statement"};
-  const auto& [k, v] = *st.items().begin();
+  const auto [k, v] = only_member(st);
   auto with_text = [&](Stmt s) {
     if (auto* u = std::get_if<UnknownStmt>(&s)) u->expression = stmt_text(st);
     return s;
@@ -772,6 +773,7 @@ Status Loader::finish() {
       std::stable_sort(list.begin(), list.end(), [h = h](const Chain* a, const Chain* b) {
         return effective_priority(*a, h) < effective_priority(*b, h);
       });
+  rs_->prepare();  // the evaluator's integer forms (model.cpp)
   return Ok{};
 }
 
@@ -786,7 +788,7 @@ Result<std::unique_ptr<Ruleset>> Loader::run(const json& doc) {
       const json& it = items[i];
       std::string where = fmt::format("nftables[{}]", i);
       if (!it.is_object() || it.size() != 1) return err(where, "expected an object with one key");
-      const auto& [k, o] = *it.items().begin();
+      const auto [k, o] = only_member(it);
       if (!o.is_object() && k != "metainfo")
         return err(where, fmt::format("'{}' is not an object", k));
       Status st = Ok{};
@@ -826,15 +828,15 @@ std::pair<std::size_t, std::size_t> line_col(std::string_view text, std::size_t 
 
 }  // namespace
 
-Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const std::string& origin,
-                                                   const LoadOptions& opts) {
+namespace {
+
+Result<json> parse_json_text(std::string_view text, const std::string& origin, const LoadOptions& opts) {
   if (text.size() > opts.max_bytes)
     return make_error(ErrorCode::bad_input,
-                      fmt::format("{}: {} bytes is larger than the {} MiB limit for a ruleset",
-                                  origin, text.size(), opts.max_bytes >> 20));
-  json doc;
+                      fmt::format("{}: {} bytes is larger than the {} MiB limit for a ruleset", origin,
+                                  text.size(), opts.max_bytes >> 20));
   try {
-    doc = json::parse(text.begin(), text.end());
+    return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
     auto [line, col] = line_col(text, e.byte ? e.byte - 1 : 0);
     std::string msg = e.what();
@@ -843,17 +845,28 @@ Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const 
     return make_error(ErrorCode::bad_input,
                       fmt::format("{}:{}:{}: not valid JSON: {}", origin, line, col, detail));
   }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Ruleset>> load_ruleset_doc(const json& doc, const std::string& origin,
+                                                   const LoadOptions& opts) {
   try {
     return Loader(origin, opts).run(doc);
   } catch (const json::exception& e) {
     // A field of the wrong JSON type somewhere we read it with get<>().
-    return make_error(ErrorCode::bad_input,
-                      fmt::format("{}: wrong JSON shape: {}", origin, e.what()));
+    return make_error(ErrorCode::bad_input, fmt::format("{}: wrong JSON shape: {}", origin, e.what()));
   }
 }
 
-Result<std::unique_ptr<Ruleset>> load_ruleset_file(const std::string& path,
-                                                   const LoadOptions& opts) {
+Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const std::string& origin,
+                                                    const LoadOptions& opts) {
+  auto doc = parse_json_text(text, origin, opts);
+  if (!doc) return doc.error();
+  return load_ruleset_doc(*doc, origin, opts);
+}
+
+Result<json> read_json_file(const std::string& path, const LoadOptions& opts) {
   std::string text;
   if (path == "-") {
     std::ostringstream ss;
@@ -861,19 +874,17 @@ Result<std::unique_ptr<Ruleset>> load_ruleset_file(const std::string& path,
     text = ss.str();
   } else {
     std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in)
-      return make_error(ErrorCode::not_found,
-                        fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    if (!in) return make_error(ErrorCode::not_found, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
     auto size = static_cast<std::size_t>(in.tellg());
     if (size > opts.max_bytes)
       return make_error(ErrorCode::bad_input,
-                        fmt::format("{}: {} MiB is larger than the {} MiB limit for a ruleset",
-                                    path, size >> 20, opts.max_bytes >> 20));
+                        fmt::format("{}: {} MiB is larger than the {} MiB limit (--max-input-mb)", path,
+                                    size >> 20, opts.max_bytes >> 20));
     text.resize(size);
     in.seekg(0);
     in.read(text.data(), static_cast<std::streamsize>(size));
   }
-  return load_ruleset_json(text, path == "-" ? "<stdin>" : path, opts);
+  return parse_json_text(text, path == "-" ? "<stdin>" : path, opts);
 }
 
 }  // namespace dpi::nft

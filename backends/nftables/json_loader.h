@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "backends/nftables/model.h"
 #include "backends/nftables/xt/xt_payloads.h"
 #include "core/result.h"
@@ -23,7 +25,11 @@ struct LoadOptions {
 // origin names the input in error messages ("node.json", "live netns node1").
 Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const std::string& origin,
                                                    const LoadOptions& opts = {});
-Result<std::unique_ptr<Ruleset>> load_ruleset_file(const std::string& path,
-                                                   const LoadOptions& opts = {});
+// A parsed document, e.g. the "ruleset" member of a snapshot.
+Result<std::unique_ptr<Ruleset>> load_ruleset_doc(const nlohmann::json& doc,
+                                                  const std::string& origin,
+                                                  const LoadOptions& opts = {});
+// Reads and parses a JSON file ("-" for stdin) with errors that name file, line and column.
+Result<nlohmann::json> read_json_file(const std::string& path, const LoadOptions& opts = {});
 
 }  // namespace dpi::nft

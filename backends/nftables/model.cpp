@@ -236,10 +236,71 @@ void prepare_match(MatchStmt& m) {
   }
 }
 
+// Keys whose read never fails, needs no routes and makes no random choice.
+bool plain_key(Key k) {
+  switch (k) {
+    case Key::fib_daddr_type:
+    case Key::fib_saddr_type:
+    case Key::fib_saddr_iif_oif:
+    case Key::fib_daddr_oif:
+    case Key::numgen: return false;
+    default: return key_read_width(k) != 0;
+  }
+}
+
+// The compact form of one rule, or false when a statement has none.
+bool compact_rule(const Rule& r, std::vector<FastOp>& ops) {
+  for (const auto& st : r.stmts) {
+    FastOp op{};
+    if (auto* m = std::get_if<MatchStmt>(&st)) {
+      if (m->fast == MatchStmt::Fast::none || m->lhs.parts.size() != 1 ||
+          !plain_key(m->lhs.parts[0].key))
+        return false;
+      const Operand& o = m->lhs.parts[0];
+      op.kind = m->fast == MatchStmt::Fast::set     ? FastOp::Kind::set
+                : m->fast == MatchStmt::Fast::flags ? FastOp::Kind::flags
+                                                    : FastOp::Kind::match;
+      op.key = o.key;
+      op.op = m->op;
+      op.invert = m->invert;
+      op.ptr = m->set;
+      op.a = o.and_mask;
+      op.b = o.xor_mask;
+      op.lo = m->lo_int;
+      op.hi = m->hi_int;
+    } else if (auto* v = std::get_if<VerdictStmt>(&st)) {
+      op.kind = FastOp::Kind::verdict;
+      op.verdict = v->kind;
+      op.ptr = v->target;
+    } else if (std::holds_alternative<CounterStmt>(st) || std::holds_alternative<LogStmt>(st) ||
+               std::holds_alternative<NoopStmt>(st)) {
+      continue;
+    } else if (auto* ms = std::get_if<MangleStmt>(&st)) {
+      if (ms->target != MangleStmt::Target::meta_mark) return false;
+      if (ms->constant) {
+        op.kind = FastOp::Kind::mark_const;
+        op.a = static_cast<uint32_t>(ms->constant->as_uint());
+      } else {
+        if (ms->value.key != Key::meta_mark || ms->value.read_width != 4) return false;
+        op.kind = FastOp::Kind::mark_op;
+        op.a = ms->value.and_mask;
+        op.b = ms->value.xor_mask;
+      }
+    } else {
+      return false;
+    }
+    ops.push_back(op);
+    if (op.kind == FastOp::Kind::verdict) break;  // nothing after a verdict runs
+  }
+  return true;
+}
+
 }  // namespace
 
 void Ruleset::prepare() {
-  for (auto& c : chains)
+  fast_rules.clear();
+  fast_ops.clear();
+  for (auto& c : chains) {
     for (auto& r : c.rules)
       for (auto& st : r.stmts) {
         if (auto* m = std::get_if<MatchStmt>(&st)) prepare_match(*m);
@@ -247,6 +308,21 @@ void Ruleset::prepare() {
         if (auto* vm = std::get_if<VmapStmt>(&st))
           for (auto& p : vm->key.parts) prepare_operand(p);
       }
+    c.fast_first = static_cast<uint32_t>(fast_rules.size());
+    for (auto& r : c.rules) {
+      FastRule fr;
+      fr.rule = &r;
+      fr.first = static_cast<uint32_t>(fast_ops.size());
+      std::size_t mark = fast_ops.size();
+      fr.slow = !compact_rule(r, fast_ops);
+      if (fr.slow) fast_ops.resize(mark);
+      fr.count = static_cast<uint32_t>(fast_ops.size() - mark);
+      fast_rules.push_back(fr);
+    }
+    c.fast_count = static_cast<uint32_t>(c.rules.size());
+  }
+  fast_rules.shrink_to_fit();
+  fast_ops.shrink_to_fit();
 }
 
 const Chain* Ruleset::find_chain(const std::string& family, const std::string& table,

@@ -230,6 +230,9 @@ struct Rule {
 };
 
 struct Chain {
+  // Filled by Ruleset::prepare(): this chain's rules in Ruleset::fast_rules (fast_count == 0 and
+  // rules not empty: not prepared).
+  uint32_t fast_first = 0, fast_count = 0;
   std::string family, table, name;
   bool base = false;
   Hook hook = Hook::other;
@@ -245,6 +248,23 @@ struct Table {
   std::vector<Chain*> chains;
 };
 
+// The verdict-only evaluator's compact form of a rule: its statements as fixed-size operations
+// in one contiguous array, so a flow walks memory linearly instead of chasing pointers.
+struct FastOp {
+  enum class Kind : uint8_t { skip, match, set, flags, mark_const, mark_op, verdict } kind;
+  Key key = Key::meta_mark;
+  Op op = Op::eq;
+  bool invert = false;
+  VerdictKind verdict = VerdictKind::none;
+  const void* ptr = nullptr;  // SetDef* (set) or Chain* (verdict target)
+  U128 a = 0, b = 0, lo = 0, hi = 0;  // and/xor masks of the read, then range / flags
+};
+struct FastRule {
+  const Rule* rule = nullptr;
+  uint32_t first = 0, count = 0;
+  bool slow = true;  // run the Rule itself (statements without a compact form)
+};
+
 struct Ruleset {
   std::string origin;  // file name or "live netns X"
   std::string nft_version;
@@ -254,6 +274,8 @@ struct Ruleset {
   // Base chains per hook for IPv4 (ip + inet) and IPv6 (ip6 + inet), in priority order.
   std::map<Hook, std::vector<const Chain*>> v4_hooks, v6_hooks;
   std::size_t rule_count = 0;
+  std::vector<FastRule> fast_rules;
+  std::vector<FastOp> fast_ops;
 
   const Chain* find_chain(const std::string& family, const std::string& table,
                           const std::string& name) const;

@@ -22,7 +22,7 @@ namespace dpi::nft {
 namespace {
 
 // Dumps are sent in skbs of up to 32 KiB; a smaller buffer would truncate them.
-constexpr std::size_t kRecvBufferSize = 64 * 1024;
+constexpr std::size_t kRecvBufferSize = std::size_t{64} * 1024;
 // The kernel flags a dump that raced with a change (NLM_F_DUMP_INTR); it is simply redone.
 constexpr int kDumpAttempts = 5;
 

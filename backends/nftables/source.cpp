@@ -9,6 +9,7 @@
 #include "backends/nftables/live_ruleset.h"
 #include "backends/nftables/netlink_node.h"
 #include "backends/nftables/netns.h"
+#include "backends/nftables/snapshot.h"
 
 namespace dpi::nft {
 
@@ -64,15 +65,31 @@ Result<NodeInfo> read_node_file(const std::string& path) {
 Result<Loaded> load_source(const SourceSpec& spec) {
   Loaded out;
   if (!spec.ruleset_file.empty()) {
-    auto rs = load_ruleset_file(spec.ruleset_file, spec.load);
+    auto doc = read_json_file(spec.ruleset_file, spec.load);
+    if (!doc) return doc.error();
+    std::string origin = spec.ruleset_file == "-" ? "<stdin>" : spec.ruleset_file;
+    out.description = fmt::format("file {}", spec.ruleset_file);
+    LoadOptions opts = spec.load;
+    const nlohmann::json* ruleset = &*doc;
+    if (is_snapshot(*doc)) {
+      auto snap = read_snapshot(*doc, origin);
+      if (!snap) return snap.error();
+      out.xt = std::make_shared<XtPayloads>(std::move(snap->xt));
+      out.ipsets = std::make_shared<IpsetCatalog>(std::move(snap->ipsets));
+      opts.xt = out.xt.get();
+      opts.ipsets = out.ipsets.get();
+      out.node = std::move(snap->node);
+      ruleset = &(*doc)["ruleset"];
+      out.description = fmt::format("snapshot {}", spec.ruleset_file);
+    }
+    auto rs = load_ruleset_doc(*ruleset, origin, opts);
     if (!rs) return rs.error();
     out.ruleset = std::move(*rs);
-    out.description = fmt::format("file {}", spec.ruleset_file);
     if (!spec.node_file.empty()) {
       auto node = read_node_file(spec.node_file);
       if (!node) return node.error();
       out.node = std::move(*node);
-    } else if (!spec.netns.empty()) {
+    } else if (!spec.netns.empty() && !out.node) {
       auto node = in_netns(spec.netns, read_node_info);
       if (!node) return node.error();
       out.node = std::move(*node);
@@ -95,6 +112,20 @@ Result<Loaded> load_source(const SourceSpec& spec) {
   out.generation = live->generation;
   out.description = origin;
   return out;
+}
+
+Result<nlohmann::json> snapshot_live(const SourceSpec& spec) {
+  auto live = in_netns(spec.netns, read_live);
+  if (!live) return live.error();
+  nlohmann::json ruleset;
+  try {
+    ruleset = nlohmann::json::parse(live->json);
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(ErrorCode::system, fmt::format("libnftables printed JSON that does not parse: {}", e.what()));
+  }
+  SnapshotParts parts{std::move(ruleset), &live->xt, &live->ipsets, &live->node,
+                      spec.netns.empty() ? "live ruleset" : fmt::format("live netns {}", spec.netns)};
+  return make_snapshot(parts);
 }
 
 }  // namespace dpi::nft

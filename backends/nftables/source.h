@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "backends/nftables/json_loader.h"
 #include "backends/nftables/model.h"
 #include "backends/nftables/xt/ipsets.h"
@@ -32,5 +34,7 @@ struct Loaded {
 };
 
 Result<Loaded> load_source(const SourceSpec& spec);
+// The live dataplane of spec.netns as a "dpinspect.snapshot/v1" document.
+Result<nlohmann::json> snapshot_live(const SourceSpec& spec);
 
 }  // namespace dpi::nft

@@ -36,10 +36,13 @@ struct Bytes {
     for (std::size_t i = 0; i < len && i < 8; ++i) v = (v << 8) | d[i];
     return v;
   }
+  // v right-aligned in width bytes (at most kMax); bytes beyond the 8 of v are zero.
   static Bytes from_uint(uint64_t v, std::size_t width) {
     Bytes b;
+    if (width > kMax) width = kMax;
     b.len = static_cast<uint8_t>(width);
-    for (std::size_t i = 0; i < width; ++i) b.d[width - 1 - i] = static_cast<uint8_t>(v >> (8 * i));
+    for (std::size_t i = 0; i < width && i < 8; ++i)
+      b.d[width - 1 - i] = static_cast<uint8_t>(v >> (8 * i));
     return b;
   }
   std::string hex() const;

@@ -98,6 +98,8 @@ const Entry kEntries[] = {
     {false, "state", {0}, decode_state},
     {false, "set", {1, 2, 3, 4}, decode_set},
     {false, "multiport", {1}, decode_multiport},
+    {false, "tcp", {0}, decode_tcp},
+    {false, "udp", {0}, decode_udp},
     {false, "icmp", {0}, decode_icmp},
     {false, "icmp6", {0}, decode_icmp},
     {false, "addrtype", {1}, decode_addrtype},

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Docs that cannot drift: every long option `dpinspect CMD --help` lists appears in the option
+table of docs/CMD.md, and every option in that table exists, for inspect and detect (and for any
+other command once its page exists).
+
+The option table is the first Markdown table under "## Options" whose first column holds the
+options as `--name`. Exit 77 (skip) when the pages are not written yet.
+
+    test_docs_options.py --dpinspect build/cli/dpinspect
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(os.path.dirname(HERE))
+REQUIRED = ["inspect", "detect"]
+SKIP = 77
+
+
+def help_text(dpinspect, *args):
+    p = subprocess.run([dpinspect, *args, "--help"], capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        sys.exit(f"dpinspect {' '.join(args)} --help exited {p.returncode}: {p.stderr}")
+    return p.stdout
+
+
+def help_options(text):
+    """Long options of the "Options:" section of CLI11's help: lines like
+    '  -o,--output TEXT:{text,json}=text' or '  --src ADDR REQUIRED'."""
+    section = text.split("\nOptions:\n", 1)[1] if "\nOptions:\n" in text else ""
+    section = re.split(r"\n(?:Subcommands|Positionals):\n", section)[0]
+    return set(re.findall(r"^ {2}(?:-\w,)?(--[\w][\w-]*)", section, re.M))
+
+
+def subcommands(text):
+    section = text.split("\nSubcommands:\n", 1)[1] if "\nSubcommands:\n" in text else ""
+    return re.findall(r"^ {2}(\w[\w-]*)", section, re.M)
+
+
+def doc_options(path):
+    """Options in the first column of the table under '## Options'."""
+    text = open(path).read()
+    m = re.search(r"^## Options\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
+    if not m:
+        return None
+    opts = set()
+    for line in m.group(1).splitlines():
+        cell = re.match(r"^\|\s*([^|]*)\|", line)
+        if cell:
+            opts |= set(re.findall(r"`(--[\w][\w-]*)`", cell.group(1)))
+    return opts
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dpinspect", required=True)
+    a = ap.parse_args()
+    commands = subcommands(help_text(a.dpinspect))
+    missing_required = [c for c in REQUIRED if not os.path.exists(os.path.join(TOP, "docs", f"{c}.md"))]
+    if missing_required:
+        print(f"SKIP: docs/{', docs/'.join(c + '.md' for c in missing_required)} not written yet")
+        return SKIP
+    failed = 0
+    for cmd in REQUIRED + [c for c in commands if c not in REQUIRED]:
+        page = os.path.join(TOP, "docs", f"{cmd}.md")
+        if cmd not in commands:
+            print(f"FAIL {cmd}: `dpinspect --help` does not list the command")
+            failed += 1
+            continue
+        if not os.path.exists(page):
+            print(f"note {cmd}: no docs/{cmd}.md yet, options not checked")
+            continue
+        in_help = help_options(help_text(a.dpinspect, cmd))
+        in_doc = doc_options(page)
+        if in_doc is None:
+            print(f"FAIL {cmd}: docs/{cmd}.md has no '## Options' section")
+            failed += 1
+            continue
+        undocumented = sorted(in_help - in_doc)
+        stale = sorted(in_doc - in_help)
+        if undocumented:
+            print(f"FAIL {cmd}: in --help but not in the option table of docs/{cmd}.md: {' '.join(undocumented)}")
+        if stale:
+            print(f"FAIL {cmd}: in docs/{cmd}.md's option table but not in --help: {' '.join(stale)}")
+        if undocumented or stale:
+            failed += 1
+        else:
+            print(f"ok   {cmd}: {len(in_help)} options, help and docs/{cmd}.md agree")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+// Fuzz target: Calico's NFLOG prefix grammar (parse_nflog_prefix, "DPE|platform"), and with the
+// same bytes the other Calico strings the attribution reads from a ruleset: chain names
+// (classify_chain) and rule comments (split_comment, tier_from_comment).
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "core/calico/names.h"
+#include "core/calico/nflog_prefix.h"
+#include "fuzz_check.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view s(reinterpret_cast<const char*>(data), size);
+  if (auto p = dpi::calico::parse_nflog_prefix(s)) {
+    FUZZ_CHECK(p->action == "allow" || p->action == "deny" || p->action == "pass", "action");
+    FUZZ_CHECK(p->owner == "policy" || p->owner == "profile", "owner");
+    FUZZ_CHECK(p->direction == "ingress" || p->direction == "egress", "direction");
+    FUZZ_CHECK(!p->rule_index || *p->rule_index >= 0, "rule index");
+    FUZZ_CHECK(!p->hashed || s.size() == 63, "only 63-character prefixes are hashed");
+    FUZZ_CHECK(p->id.size() < s.size(), "id is part of the prefix");
+    (void)p->end_of_tier();
+    (void)p->no_profile_matched();
+  }
+  for (std::string_view table : {"calico", "filter", "raw", "mangle", "nat"}) {
+    auto chain = dpi::calico::classify_chain(table, s);
+    (void)dpi::calico::is_endpoint(chain.kind);
+    (void)dpi::calico::policy_from_chain(chain, s);
+  }
+  auto parts = dpi::calico::split_comment(s);
+  FUZZ_CHECK(parts.rule_id.size() <= s.size() && parts.text.size() <= s.size(), "comment parts");
+  (void)dpi::calico::tier_from_comment(parts.text);
+  (void)dpi::calico::tier_from_comment(s);
+  return 0;
+}

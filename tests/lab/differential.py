@@ -5,9 +5,8 @@ the whole batch), then ask `dpinspect inspect --netns <node> ... --ct new -o jso
 flows (with the source port the oracle actually used) and compare:
   verdict   dpinspect allow <-> kernel ACCEPT, deny <-> DROP
   rule      decided_by.rule (family, table, chain, handle) == the kernel's deciding rule
-An `indeterminate` answer is tolerated only in the iptables-nft layout and only when
-indeterminate_reason names an xt expression (xt match "set" etc., opaque to nft -j); such flows are
-counted apart. Anything else is a disagreement, printed with both explanations.
+Since iptables-nft compat (xt) expressions are decoded from their kernel payloads, an
+`indeterminate` answer is a disagreement in both layouts, printed with both explanations.
 
 CLI: python3 differential.py --scenario S.json --layout nftables --flows F.jsonl --dpinspect PATH
 """
@@ -17,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -32,7 +30,6 @@ import oracle
 
 HERE = Path(__file__).resolve().parent
 VERDICTS = {"allow": "ACCEPT", "deny": "DROP"}
-XT_EXPRESSION = re.compile(r"^xt (match|target)\b")
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,17 +93,11 @@ def reason_text(reason) -> str:
     return str(reason or "")
 
 
-def names_xt_expression(reason) -> bool:
-    """True when dpinspect gave up on an iptables-nft compat expression (xt match "set", xt target "MARK"...)."""
-    expression = reason.get("expression") if isinstance(reason, dict) else reason
-    return bool(expression) and bool(XT_EXPRESSION.search(str(expression).strip()))
-
-
 @dataclass
 class Outcome:
     verdict_ok: bool
     rule_ok: bool
-    tolerated: bool = False  # indeterminate because of an xt expression (iptables-nft only)
+    indeterminate: bool = False
     problem: str = ""
 
 
@@ -116,9 +107,8 @@ def compare(kernel: dict, dp: dict, layout: str) -> Outcome:
         return Outcome(False, False, problem=f"dpinspect error (exit {dp['exit']}): {dp['stderr'][-300:]}")
     verdict = doc.get("verdict")
     if verdict == "indeterminate":
-        if layout == "iptables-nft" and names_xt_expression(doc.get("indeterminate_reason")):
-            return Outcome(False, False, tolerated=True)
-        return Outcome(False, False, problem=f"indeterminate: {reason_text(doc.get('indeterminate_reason'))}")
+        return Outcome(False, False, indeterminate=True,
+                       problem=f"indeterminate: {reason_text(doc.get('indeterminate_reason'))}")
     verdict_ok = VERDICTS.get(verdict) == kernel["verdict"]
     rule_ok = same_rule(kernel_rule(kernel), dp_rule(doc))
     problem = "" if verdict_ok and rule_ok else ("verdict" if not verdict_ok else "rule")
@@ -131,7 +121,7 @@ class Stats:
     total: int = 0
     verdicts: int = 0
     rules: int = 0
-    indeterminate: int = 0  # tolerated ones
+    indeterminate: int = 0  # also counted as disagreements
     disagreements: list = field(default_factory=list)
     groups: Counter = field(default_factory=Counter)  # (problem, kernel chain, dpinspect chain) -> flows
     seconds: dict = field(default_factory=dict)
@@ -194,7 +184,7 @@ def run_one(scenario: Path | None, layout: str, flows: list[dict], dpinspect: st
         outcome = compare(kernel, dp, layout)
         stats.verdicts += outcome.verdict_ok
         stats.rules += outcome.rule_ok
-        stats.indeterminate += outcome.tolerated
+        stats.indeterminate += outcome.indeterminate
         if outcome.problem:
             stats.disagreements.append(explain(flow, kernel, dp, outcome))
             stats.groups[disagreement_group(kernel, dp, outcome)] += 1

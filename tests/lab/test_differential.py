@@ -3,8 +3,8 @@
 
 For each scenario (seed.json, and generate.py --seed 1, 2, 3) and each layout (nftables,
 iptables-nft): one lab, 200 generated flows, each through the kernel oracle and through dpinspect.
-Every verdict and every deciding rule must agree; in iptables-nft, `indeterminate` is tolerated only
-when its reason names an xt expression, and counted. Prints one line per scenario/layout:
+Every verdict and every deciding rule must agree, in both layouts; `indeterminate` counts as a
+disagreement. Prints one line per scenario/layout:
 
     seed nftables: 200/200 verdicts, 200/200 rules, 0 indeterminate  ({'up': 0.4, 'oracle': 5.1, ...})
 

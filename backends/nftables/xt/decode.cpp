@@ -100,6 +100,7 @@ const Entry kEntries[] = {
     {false, "multiport", {1}, decode_multiport},
     {false, "tcp", {0}, decode_tcp},
     {false, "udp", {0}, decode_udp},
+    {false, "statistic", {0}, decode_statistic},
     {false, "icmp", {0}, decode_icmp},
     {false, "icmp6", {0}, decode_icmp},
     {false, "addrtype", {1}, decode_addrtype},

@@ -47,6 +47,7 @@ std::optional<XtDecoded> decode_set(const XtExpr&, XtContext&, std::string*);
 std::optional<XtDecoded> decode_multiport(const XtExpr&, XtContext&, std::string*);
 std::optional<XtDecoded> decode_tcp(const XtExpr&, XtContext&, std::string*);
 std::optional<XtDecoded> decode_udp(const XtExpr&, XtContext&, std::string*);
+std::optional<XtDecoded> decode_statistic(const XtExpr&, XtContext&, std::string*);
 std::optional<XtDecoded> decode_icmp(const XtExpr&, XtContext&, std::string*);
 std::optional<XtDecoded> decode_addrtype(const XtExpr&, XtContext&, std::string*);
 std::optional<XtDecoded> decode_rpfilter(const XtExpr&, XtContext&, std::string*);

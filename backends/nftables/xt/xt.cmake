@@ -15,6 +15,7 @@ set(DPI_NFT_XT_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/decode_set.cpp
     ${CMAKE_CURRENT_LIST_DIR}/decode_ports.cpp
     ${CMAKE_CURRENT_LIST_DIR}/decode_tcpudp.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/decode_statistic.cpp
     ${CMAKE_CURRENT_LIST_DIR}/decode_fib.cpp
     ${CMAKE_CURRENT_LIST_DIR}/decode_misc.cpp
     ${CMAKE_CURRENT_LIST_DIR}/decode_targets.cpp

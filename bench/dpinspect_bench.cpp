@@ -1,4 +1,5 @@
-// dpinspect_bench: load, index and evaluate a live ruleset at Calico scale (see docs/performance.md).
+// dpinspect_bench: load, index and evaluate a live ruleset at Calico scale (see
+// docs/performance.md).
 //
 //   dpinspect_bench --netns NS --topology DIR/topology.json [--json OUT] [options]
 //
@@ -8,23 +9,22 @@
 //   3. 2-thread fast-mode wall time over --evals flows
 //   4. peak RSS vs the JSON size, each measured in a fresh child process
 //   5. eBPF: not measured (no eBPF backend yet)
-#include <fcntl.h>
-#include <sched.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <iostream>
 #include <random>
+#include <sched.h>
 #include <sstream>
 #include <string>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -79,7 +79,8 @@ double time_nft_list(const std::string& ns) {
   int st = 0;
   waitpid(pid, &st, 0);
   auto t1 = Clock::now();
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) throw std::runtime_error("nft -j list ruleset failed");
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    throw std::runtime_error("nft -j list ruleset failed");
   return secs(t0, t1);
 }
 
@@ -129,9 +130,12 @@ int rss_probe(const std::string& mode, const std::string& arg) {
     auto rs = nft::load_ruleset_json(*text, "live");
     if (!rs) throw std::runtime_error(rs.error().message);
     rules = (*rs)->rule_count;
-    std::cout << json{{"base_kb", base},     {"read_peak_kb", after_read},
-                      {"peak_kb", status_kb("VmHWM")}, {"rss_kb", status_kb("VmRSS")},
-                      {"json_bytes", json_bytes}, {"rules", rules}}
+    std::cout << json{{"base_kb", base},
+                      {"read_peak_kb", after_read},
+                      {"peak_kb", status_kb("VmHWM")},
+                      {"rss_kb", status_kb("VmRSS")},
+                      {"json_bytes", json_bytes},
+                      {"rules", rules}}
               << "\n";
     return 0;
   }
@@ -170,9 +174,11 @@ NodeInfo node_from_topology(const json& topo) {
   const json& node = topo["node"];
   std::string uplink = node.value("uplink", "eth0");
   n.interfaces.push_back({1, "lo", true, {*IpPrefix::parse("127.0.0.1/8")}});
-  n.interfaces.push_back(
-      {2, uplink, true,
-       {*IpPrefix::parse(fmt::format("{}/{}", node["ip"].get<std::string>(), node.value("prefix", 24)))}});
+  n.interfaces.push_back({2,
+                          uplink,
+                          true,
+                          {*IpPrefix::parse(fmt::format("{}/{}", node["ip"].get<std::string>(),
+                                                        node.value("prefix", 24)))}});
   Route lo;
   lo.dst = *IpPrefix::parse("127.0.0.0/8");
   lo.type = "local";
@@ -191,7 +197,8 @@ NodeInfo node_from_topology(const json& topo) {
   def.gateway = ip(node["remote_ip"]);
   n.routes.push_back(def);
   Route net;
-  net.dst = *IpPrefix::parse(fmt::format("{}/{}", node["ip"].get<std::string>(), node.value("prefix", 24)));
+  net.dst = *IpPrefix::parse(
+      fmt::format("{}/{}", node["ip"].get<std::string>(), node.value("prefix", 24)));
   net.dst.addr.bytes[3] = 0;
   net.dev = uplink;
   n.routes.push_back(net);
@@ -343,12 +350,9 @@ int bench(const Options& o) {
   for (const auto& s : rs->sets)
     if (!s.name.empty()) elems += s.elems.size();
   out["set_elements"] = elems;
-  out["load"] = {{"nft_list_s", nft_s},
-                 {"read_s", median(t_read)},
-                 {"parse_s", median(t_parse)},
-                 {"compile_s", median(t_compile)},
-                 {"index_s", median(t_index)},
-                 {"total_s", total_s},
+  out["load"] = {{"nft_list_s", nft_s},        {"read_s", median(t_read)},
+                 {"parse_s", median(t_parse)}, {"compile_s", median(t_compile)},
+                 {"index_s", median(t_index)}, {"total_s", total_s},
                  {"ratio", total_s / nft_s}};
 
   // 2. Verdicts.
@@ -385,8 +389,8 @@ int bench(const Options& o) {
     }
     if (!same) {
       if (mismatches < 5)
-        std::cerr << "mismatch: " << describe(flows[i].flow) << ": full "
-                  << verdict_name(full) << ", fast " << verdict_name(fast.verdict) << "\n";
+        std::cerr << "mismatch: " << describe(flows[i].flow) << ": full " << verdict_name(full)
+                  << ", fast " << verdict_name(fast.verdict) << "\n";
       ++mismatches;
     }
   }
@@ -448,30 +452,33 @@ int bench(const Options& o) {
   const auto& L = out["load"];
   const auto& V = out["verdicts"];
   const auto& R = out["rss"];
-  fmt::print("== {} : {} workloads, {} services, {} rules, {} chains, {} set elements, JSON {:.1f} MB\n",
-             o.label, out["workloads"].get<int>(), out["services"].get<int>(), rs->rule_count,
-             rs->chains.size(), elems, json_bytes / 1e6);
-  fmt::print("1. load+index {:.3f} s = read {:.3f} + parse {:.3f} + compile {:.3f} + index {:.4f}"
-             "  vs  nft -j list ruleset {:.3f} s  -> ratio {:.2f} (target <= 1.2)\n",
-             total_s, L["read_s"].get<double>(), L["parse_s"].get<double>(),
-             L["compile_s"].get<double>(), L["index_s"].get<double>(), nft_s, total_s / nft_s);
-  fmt::print("2. fast mode {:.0f} verdicts/s single thread (target >= 1,000,000); full report {:.0f}/s;"
-             " {} flows ({:.0f} rules evaluated per flow): {} allow, {} deny, {} indeterminate, {} with random choice;"
-             " fast == full on {} flows, {} mismatches\n",
-             V["fast_per_s"].get<double>(), V["full_per_s"].get<double>(), flows.size(),
-             V["rules_per_flow"].get<double>(), allow,
-             deny, indet, multi, checked, mismatches);
+  fmt::print(
+      "== {} : {} workloads, {} services, {} rules, {} chains, {} set elements, JSON {:.1f} MB\n",
+      o.label, out["workloads"].get<int>(), out["services"].get<int>(), rs->rule_count,
+      rs->chains.size(), elems, json_bytes / 1e6);
+  fmt::print(
+      "1. load+index {:.3f} s = read {:.3f} + parse {:.3f} + compile {:.3f} + index {:.4f}"
+      "  vs  nft -j list ruleset {:.3f} s  -> ratio {:.2f} (target <= 1.2)\n",
+      total_s, L["read_s"].get<double>(), L["parse_s"].get<double>(), L["compile_s"].get<double>(),
+      L["index_s"].get<double>(), nft_s, total_s / nft_s);
+  fmt::print(
+      "2. fast mode {:.0f} verdicts/s single thread (target >= 1,000,000); full report {:.0f}/s;"
+      " {} flows ({:.0f} rules evaluated per flow): {} allow, {} deny, {} indeterminate, {} with "
+      "random choice;"
+      " fast == full on {} flows, {} mismatches\n",
+      V["fast_per_s"].get<double>(), V["full_per_s"].get<double>(), flows.size(),
+      V["rules_per_flow"].get<double>(), allow, deny, indet, multi, checked, mismatches);
   fmt::print("3. {} threads, {} verdicts: {:.3f} s (target <= 3 s)\n", o.threads, o.evals,
              out["threads"]["wall_s"].get<double>());
-  fmt::print("4. peak RSS: parse+compile {:.0f} MB = {:.2f}x JSON (model {:.0f} MB + text {:.0f} MB);"
-             " whole live load in-process {:.0f} MB = {:.2f}x (libnftables listing alone {:.0f} MB)"
-             " (target <= 2x)\n",
-             R["parse_compile_peak_mb"].get<double>(),
-             R["parse_compile_peak_mb"].get<double>() * 1024 * 1024 / json_bytes,
-             R["model_mb"].get<double>(), json_bytes / 1048576.0,
-             R["live_load_peak_mb"].get<double>(),
-             R["live_load_peak_mb"].get<double>() * 1024 * 1024 / json_bytes,
-             R["live_read_peak_mb"].get<double>());
+  fmt::print(
+      "4. peak RSS: parse+compile {:.0f} MB = {:.2f}x JSON (model {:.0f} MB + text {:.0f} MB);"
+      " whole live load in-process {:.0f} MB = {:.2f}x (libnftables listing alone {:.0f} MB)"
+      " (target <= 2x)\n",
+      R["parse_compile_peak_mb"].get<double>(),
+      R["parse_compile_peak_mb"].get<double>() * 1024 * 1024 / json_bytes,
+      R["model_mb"].get<double>(), json_bytes / 1048576.0, R["live_load_peak_mb"].get<double>(),
+      R["live_load_peak_mb"].get<double>() * 1024 * 1024 / json_bytes,
+      R["live_read_peak_mb"].get<double>());
   fmt::print("5. eBPF: not measured: dpinspect has no eBPF backend yet\n");
   if (!o.json_out.empty()) std::ofstream(o.json_out) << out.dump(2) << "\n";
   return mismatches ? 3 : 0;

@@ -536,8 +536,7 @@ void Run<Full>::apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain
 }
 
 template <bool Full>
-VerdictStmt Run<Full>::run_rule(const Chain& chain, const Rule& rule, bool& matched,
-                                bool& stop) {
+VerdictStmt Run<Full>::run_rule(const Chain& chain, const Rule& rule, bool& matched, bool& stop) {
   matched = false;
   for (const auto& st : rule.stmts) {
     if (auto* m = std::get_if<MatchStmt>(&st)) {
@@ -930,8 +929,8 @@ RouteIndex::RouteIndex(const NodeInfo& node) {
       auto& levels = r.dst.addr.is_v4() ? t.v4 : t.v6;
       int bits = r.dst.addr.is_v4() ? 32 : 128;
       int len = std::clamp(r.dst.len, 0, bits);
-      auto lv = std::find_if(levels.begin(), levels.end(),
-                             [&](const Level& l) { return l.len == len; });
+      auto lv =
+          std::find_if(levels.begin(), levels.end(), [&](const Level& l) { return l.len == len; });
       if (lv == levels.end()) {
         levels.push_back(Level{len, {}});
         lv = levels.end() - 1;

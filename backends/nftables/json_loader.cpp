@@ -878,8 +878,8 @@ Result<json> read_json_file(const std::string& path, const LoadOptions& opts) {
     auto size = static_cast<std::size_t>(in.tellg());
     if (size > opts.max_bytes)
       return make_error(ErrorCode::bad_input,
-                        fmt::format("{}: {} MiB is larger than the {} MiB limit (--max-input-mb)", path,
-                                    size >> 20, opts.max_bytes >> 20));
+                        fmt::format("{}: {} bytes is larger than the {} MiB limit (--max-input-mb)",
+                                    path, size, opts.max_bytes >> 20));
     text.resize(size);
     in.seekg(0);
     in.read(text.data(), static_cast<std::streamsize>(size));

@@ -23,7 +23,8 @@ namespace dpi::nft {
 using U128 = unsigned __int128;
 struct U128Hash {
   std::size_t operator()(U128 v) const {
-    uint64_t x = static_cast<uint64_t>(v) ^ (static_cast<uint64_t>(v >> 64) * 0x9E3779B97F4A7C15ull);
+    uint64_t x =
+        static_cast<uint64_t>(v) ^ (static_cast<uint64_t>(v >> 64) * 0x9E3779B97F4A7C15ull);
     x ^= x >> 33;
     x *= 0xff51afd7ed558ccdull;
     x ^= x >> 33;
@@ -256,7 +257,7 @@ struct FastOp {
   Op op = Op::eq;
   bool invert = false;
   VerdictKind verdict = VerdictKind::none;
-  const void* ptr = nullptr;  // SetDef* (set) or Chain* (verdict target)
+  const void* ptr = nullptr;          // SetDef* (set) or Chain* (verdict target)
   U128 a = 0, b = 0, lo = 0, hi = 0;  // and/xor masks of the read, then range / flags
 };
 struct FastRule {

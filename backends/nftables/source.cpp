@@ -68,7 +68,7 @@ Result<Loaded> load_source(const SourceSpec& spec) {
     auto doc = read_json_file(spec.ruleset_file, spec.load);
     if (!doc) return doc.error();
     std::string origin = spec.ruleset_file == "-" ? "<stdin>" : spec.ruleset_file;
-    out.description = fmt::format("file {}", spec.ruleset_file);
+    out.description = fmt::format("file {}", origin);
     LoadOptions opts = spec.load;
     const nlohmann::json* ruleset = &*doc;
     if (is_snapshot(*doc)) {
@@ -80,7 +80,7 @@ Result<Loaded> load_source(const SourceSpec& spec) {
       opts.ipsets = out.ipsets.get();
       out.node = std::move(snap->node);
       ruleset = &(*doc)["ruleset"];
-      out.description = fmt::format("snapshot {}", spec.ruleset_file);
+      out.description = fmt::format("snapshot {}", origin);
     }
     auto rs = load_ruleset_doc(*ruleset, origin, opts);
     if (!rs) return rs.error();

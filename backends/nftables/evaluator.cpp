@@ -512,6 +512,14 @@ void Run<Full>::apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain
     if (addr) p_.dst = bytes_addr(*addr);
     if (port && p_.has_ports) p_.dport = *port;
     p_.ct_status |= 32;  // IPS_DST_NAT: later "ct status dnat" matches see it
+    // A locally sent packet is routed again right after DNAT in output (ip_route_me_harder),
+    // so later chains on the hook see the translated destination's interface.
+    if (p_.hook == Hook::output && addr && !fp_.forced_oif && !fp_.forced_local && node_) {
+      local_delivery_ = false;
+      no_route_ = false;
+      route_after_prerouting();
+      set_oif(local_delivery_ ? std::string_view("lo") : route_oif_);
+    }
   } else if (n.kind == NatStmt::Kind::snat) {
     if (addr) p_.src = bytes_addr(*addr);
     if (port && p_.has_ports) p_.sport = *port;
@@ -686,8 +694,10 @@ typename Run<Full>::Outcome Run<Full>::run_base_chain(const Chain& base) {
     if constexpr (Full) {
       PathStep step{hook,       f.invocation,          f.parent, ref(*f.chain, rule),
                     rule.facts, f.chain->first_comment};
-      step.facts.action =
-          v.kind == VerdictKind::none ? "continue" : std::string(verdict_kind_name(v.kind));
+      // A reject is a drop that also answers the sender; keep its name for the report.
+      if (!(v.kind == VerdictKind::drop && rule.facts.action == "reject"))
+        step.facts.action =
+            v.kind == VerdictKind::none ? "continue" : std::string(verdict_kind_name(v.kind));
       if (v.target) step.facts.target = v.target->name;
       res_.path.push_back(std::move(step));
       idx = res_.path.size() - 1;
@@ -851,7 +861,7 @@ typename Run<Full>::Outcome Run<Full>::start() {
   if (!route_after_prerouting()) {
     if constexpr (Full)
       res_.no_route =
-          "the node's routes are unknown: pass --oif (forwarded) or --to-host, or --netns/--node";
+          "the node's routes are unknown: pass --oif (forwarded), or --netns/--node";
     return Outcome::stop;
   }
   if (no_route_) return Outcome::drop;

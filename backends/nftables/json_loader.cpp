@@ -760,24 +760,53 @@ std::pair<int, int> effective_priority(const Chain& c, Hook h) {
   return {nat, c.priority};
 }
 
-Status Loader::finish() {
-  if (auto st = check_loops(*rs_, rs_->origin); !st) return st;
-  for (auto& c : rs_->chains) {
+Status Loader::finish() { return finalize_ruleset(*rs_); }
+
+}  // namespace
+
+Status finalize_ruleset(Ruleset& rs) {
+  if (auto st = check_loops(rs, rs.origin); !st) return st;
+  for (auto& c : rs.chains) {
     derive_chain_facts(c);
     if (!c.base || c.hook == Hook::other) continue;
-    if (c.family == "ip" || c.family == "inet") rs_->v4_hooks[c.hook].push_back(&c);
-    if (c.family == "ip6" || c.family == "inet") rs_->v6_hooks[c.hook].push_back(&c);
+    if (c.family == "ip" || c.family == "inet") rs.v4_hooks[c.hook].push_back(&c);
+    if (c.family == "ip6" || c.family == "inet") rs.v6_hooks[c.hook].push_back(&c);
   }
-  for (auto* hooks : {&rs_->v4_hooks, &rs_->v6_hooks})
+  for (auto* hooks : {&rs.v4_hooks, &rs.v6_hooks})
     for (auto& [h, list] : *hooks)
       std::stable_sort(list.begin(), list.end(), [h = h](const Chain* a, const Chain* b) {
         return effective_priority(*a, h) < effective_priority(*b, h);
       });
-  rs_->prepare();  // the evaluator's integer forms (model.cpp)
+  rs.prepare();  // the evaluator's integer forms (model.cpp)
   return Ok{};
 }
 
+namespace {
+
+// nft prints only integers; a fractional or huge float would otherwise reach integer casts.
+std::optional<std::string> find_float(const json& j, std::string& path) {
+  if (j.is_number_float()) return path;
+  std::size_t len = path.size();
+  if (j.is_object()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      path += "/" + it.key();
+      if (auto f = find_float(it.value(), path)) return f;
+      path.resize(len);
+    }
+  } else if (j.is_array()) {
+    for (std::size_t i = 0; i < j.size(); ++i) {
+      path += "/" + std::to_string(i);
+      if (auto f = find_float(j[i], path)) return f;
+      path.resize(len);
+    }
+  }
+  return std::nullopt;
+}
+
 Result<std::unique_ptr<Ruleset>> Loader::run(const json& doc) {
+  std::string path;
+  if (auto f = find_float(doc, path))
+    return err(*f, "a fractional number; nft's JSON has only integers here");
   if (!doc.is_object() || !doc.contains("nftables") || !doc["nftables"].is_array())
     return err("top level",
                "expected an object {\"nftables\": [...]} as printed by `nft -j list ruleset`");

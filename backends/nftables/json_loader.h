@@ -29,6 +29,10 @@ Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const 
 Result<std::unique_ptr<Ruleset>> load_ruleset_doc(const nlohmann::json& doc,
                                                   const std::string& origin,
                                                   const LoadOptions& opts = {});
+// What every loader does once all chains and rules are in: rejects jump loops, derives the rules'
+// Calico facts, lists base chains per hook in effective priority order, prepares the evaluator's
+// integer forms. Shared by the nft JSON loader and the iptables-save parser.
+Status finalize_ruleset(Ruleset& rs);
 // Reads and parses a JSON file ("-" for stdin) with errors that name file, line and column.
 Result<nlohmann::json> read_json_file(const std::string& path, const LoadOptions& opts = {});
 

@@ -1,11 +1,13 @@
 #include "backends/nftables/source.h"
 
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "backends/nftables/iptables_save/iptables_save.h"
 #include "backends/nftables/live_ruleset.h"
 #include "backends/nftables/netlink_node.h"
 #include "backends/nftables/netns.h"
@@ -60,9 +62,60 @@ Result<NodeInfo> read_node_file(const std::string& path) {
   return node_info_from_json(j, path);
 }
 
+Result<std::string> read_text_file(const std::string& path, std::size_t max_bytes) {
+  std::string text;
+  if (path == "-") {
+    std::ostringstream ss;
+    ss << std::cin.rdbuf();
+    text = ss.str();
+  } else {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return make_error(ErrorCode::not_found, fmt::format("{}: cannot open", path));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  if (text.size() > max_bytes)
+    return make_error(ErrorCode::bad_input, fmt::format("{}: {} MiB is larger than the {} MiB limit (--max-input-mb)",
+                                                        path, text.size() >> 20, max_bytes >> 20));
+  return text;
+}
+
+// iptables-save text (no handles: rules are named by line number) and optionally ipset save text.
+Result<Loaded> load_iptables_save_source(const SourceSpec& spec) {
+  Loaded out;
+  if (!spec.ipset_save_file.empty()) {
+    auto text = read_text_file(spec.ipset_save_file, spec.load.max_bytes);
+    if (!text) return text.error();
+    auto sets = parse_ipset_save(*text, spec.ipset_save_file);
+    if (!sets) return sets.error();
+    out.ipsets = std::make_shared<IpsetCatalog>(std::move(*sets));
+  }
+  auto text = read_text_file(spec.iptables_save_file, spec.load.max_bytes);
+  if (!text) return text.error();
+  std::string origin = spec.iptables_save_file == "-" ? "<stdin>" : spec.iptables_save_file;
+  IptablesSaveOptions opts;
+  opts.ipsets = out.ipsets.get();
+  auto rs = load_iptables_save(*text, origin, opts);
+  if (!rs) return rs.error();
+  out.ruleset = std::move(*rs);
+  out.description = fmt::format("iptables-save {} (handles are line numbers)", origin);
+  if (!spec.node_file.empty()) {
+    auto node = read_node_file(spec.node_file);
+    if (!node) return node.error();
+    out.node = std::move(*node);
+  } else if (!spec.netns.empty()) {
+    auto node = in_netns(spec.netns, read_node_info);
+    if (!node) return node.error();
+    out.node = std::move(*node);
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<Loaded> load_source(const SourceSpec& spec) {
+  if (!spec.iptables_save_file.empty()) return load_iptables_save_source(spec);
   Loaded out;
   if (!spec.ruleset_file.empty()) {
     auto doc = read_json_file(spec.ruleset_file, spec.load);

@@ -3,8 +3,8 @@
 table of docs/CMD.md, and every option in that table exists, for inspect and detect (and for any
 other command once its page exists).
 
-The option table is the first Markdown table under "## Options" whose first column holds the
-options as `--name`. Exit 77 (skip) when the pages are not written yet.
+The option table is the first Markdown table (under "## Options" when the page has that heading)
+whose first column holds the options as `--name`. Exit 77 (skip) when the pages are not written yet.
 
     test_docs_options.py --dpinspect build/cli/dpinspect
 """
@@ -41,17 +41,20 @@ def subcommands(text):
 
 
 def doc_options(path):
-    """Options in the first column of the table under '## Options'."""
+    """Options in the first column of the option table: the first table under '## Options', or
+    without that heading the first table of the page whose first column names `--options`."""
     text = open(path).read()
     m = re.search(r"^## Options\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
-    if not m:
-        return None
-    opts = set()
-    for line in m.group(1).splitlines():
-        cell = re.match(r"^\|\s*([^|]*)\|", line)
-        if cell:
-            opts |= set(re.findall(r"`(--[\w][\w-]*)`", cell.group(1)))
-    return opts
+    tables = re.findall(r"(?:^\|.*\n?)+", m.group(1) if m else text, re.M)
+    for table in tables:
+        opts = set()
+        for line in table.splitlines():
+            cell = re.match(r"^\|\s*([^|]*)\|", line)
+            if cell:
+                opts |= set(re.findall(r"`(--[\w][\w-]*)`", cell.group(1)))
+        if opts:
+            return opts
+    return None
 
 
 def main():
@@ -76,7 +79,7 @@ def main():
         in_help = help_options(help_text(a.dpinspect, cmd))
         in_doc = doc_options(page)
         if in_doc is None:
-            print(f"FAIL {cmd}: docs/{cmd}.md has no '## Options' section")
+            print(f"FAIL {cmd}: docs/{cmd}.md has no option table (`--name` in a table's first column)")
             failed += 1
             continue
         undocumented = sorted(in_help - in_doc)

@@ -52,6 +52,13 @@ std::optional<XtDecoded> decode_conntrack(const XtExpr& x, XtContext&, std::stri
     state_mask = i->state_mask;
     status_mask = i->status_mask;
   }
+  uint16_t proto;
+  std::memcpy(&proto, x.info.data() + offsetof(xt_conntrack_mtinfo1, l4proto), sizeof proto);
+  return conntrack_stmts(mflags, invert_flags, state_mask, status_mask, proto, why);
+}
+
+std::optional<XtDecoded> conntrack_stmts(uint16_t mflags, uint16_t invert_flags, uint16_t state_mask,
+                                         uint16_t status_mask, uint16_t proto, std::string* why) {
   constexpr uint16_t kDecoded =
       XT_CONNTRACK_STATE | XT_CONNTRACK_STATE_ALIAS | XT_CONNTRACK_STATUS | XT_CONNTRACK_PROTO;
   if (mflags & ~kDecoded) {
@@ -95,8 +102,6 @@ std::optional<XtDecoded> decode_conntrack(const XtExpr& x, XtContext&, std::stri
   }
   if (mflags & (XT_CONNTRACK_STATUS | XT_CONNTRACK_PROTO)) d.stmts.push_back(has_conntrack());
   if (mflags & XT_CONNTRACK_PROTO) {
-    uint16_t proto;
-    std::memcpy(&proto, x.info.data() + offsetof(xt_conntrack_mtinfo1, l4proto), sizeof proto);
     d.stmts.push_back(match_range(operand(Key::ct_protocol, Type::inet_proto), proto, proto,
                                   invert_flags & XT_CONNTRACK_PROTO));
   }

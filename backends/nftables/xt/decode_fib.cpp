@@ -25,31 +25,40 @@ MatchStmt addrtype_match(XtContext& ctx, Key key, uint16_t mask, bool invert) {
 std::optional<XtDecoded> decode_addrtype(const XtExpr& x, XtContext& ctx, std::string* why) {
   auto i = info_as<xt_addrtype_info_v1>(x, "xt_addrtype_info_v1", why);
   if (!i) return std::nullopt;
-  if (i->flags & (XT_ADDRTYPE_LIMIT_IFACE_IN | XT_ADDRTYPE_LIMIT_IFACE_OUT)) {
+  return addrtype_stmts(ctx, i->source, i->dest, i->flags, why);
+}
+
+std::optional<XtDecoded> addrtype_stmts(XtContext& ctx, uint16_t source, uint16_t dest, uint32_t flags,
+                                        std::string* why) {
+  if (flags & (XT_ADDRTYPE_LIMIT_IFACE_IN | XT_ADDRTYPE_LIMIT_IFACE_OUT)) {
     *why = "--limit-iface-in/--limit-iface-out (a lookup restricted to one interface) is not modelled";
     return std::nullopt;
   }
-  if (i->flags & ~uint32_t{XT_ADDRTYPE_INVERT_SOURCE | XT_ADDRTYPE_INVERT_DEST}) {
-    *why = fmt::format("flags 0x{:x} are not decoded", i->flags);
+  if (flags & ~uint32_t{XT_ADDRTYPE_INVERT_SOURCE | XT_ADDRTYPE_INVERT_DEST}) {
+    *why = fmt::format("flags 0x{:x} are not decoded", flags);
     return std::nullopt;
   }
   XtDecoded d;
-  if (i->source)
-    d.stmts.push_back(addrtype_match(ctx, Key::fib_saddr_type, i->source, i->flags & XT_ADDRTYPE_INVERT_SOURCE));
-  if (i->dest)
-    d.stmts.push_back(addrtype_match(ctx, Key::fib_daddr_type, i->dest, i->flags & XT_ADDRTYPE_INVERT_DEST));
+  if (source)
+    d.stmts.push_back(addrtype_match(ctx, Key::fib_saddr_type, source, flags & XT_ADDRTYPE_INVERT_SOURCE));
+  if (dest)
+    d.stmts.push_back(addrtype_match(ctx, Key::fib_daddr_type, dest, flags & XT_ADDRTYPE_INVERT_DEST));
   return d;
 }
 
 std::optional<XtDecoded> decode_rpfilter(const XtExpr& x, XtContext& ctx, std::string* why) {
   auto i = info_as<xt_rpfilter_info>(x, "xt_rpfilter_info", why);
   if (!i) return std::nullopt;
-  if (i->flags & (XT_RPFILTER_LOOSE | XT_RPFILTER_ACCEPT_LOCAL)) {
+  return rpfilter_stmts(ctx, i->flags, why);
+}
+
+std::optional<XtDecoded> rpfilter_stmts(XtContext& ctx, uint8_t flags, std::string* why) {
+  if (flags & (XT_RPFILTER_LOOSE | XT_RPFILTER_ACCEPT_LOCAL)) {
     *why = "--loose and --accept-local reverse-path checks are not modelled (only strict ones are)";
     return std::nullopt;
   }
-  if (i->flags & ~(XT_RPFILTER_VALID_MARK | XT_RPFILTER_INVERT)) {
-    *why = fmt::format("flags 0x{:x} are not decoded", i->flags);
+  if (flags & ~(XT_RPFILTER_VALID_MARK | XT_RPFILTER_INVERT)) {
+    *why = fmt::format("flags 0x{:x} are not decoded", flags);
     return std::nullopt;
   }
   // The check passes for packets from loopback, or when the route back to the source leaves
@@ -68,7 +77,7 @@ std::optional<XtDecoded> decode_rpfilter(const XtExpr& x, XtContext& ctx, std::s
   passes.push_back(SetElem{{Range{lo, hi}, Range{one, hi}}, {}, std::nullopt});
   const SetDef* set = add_anon_set(ctx, sel, std::move(passes));
   XtDecoded d;
-  d.stmts.push_back(match_set(std::move(sel), set, i->flags & XT_RPFILTER_INVERT));
+  d.stmts.push_back(match_set(std::move(sel), set, flags & XT_RPFILTER_INVERT));
   return d;
 }
 

@@ -12,15 +12,19 @@ namespace dpi::nft::xt {
 std::optional<XtDecoded> decode_mark_match(const XtExpr& x, XtContext&, std::string* why) {
   auto i = info_as<xt_mark_mtinfo1>(x, "xt_mark_mtinfo1", why);
   if (!i) return std::nullopt;
+  XtDecoded d;
+  d.stmts.push_back(mark_match(i->mark, i->mask, i->invert));
+  return d;
+}
+
+MatchStmt mark_match(uint32_t mark, uint32_t mask, bool invert) {
   // (mark & mask) == value, as iptables-nft writes it natively: "meta mark & M == V", and
   // "!=" for "! --mark" (the mark always exists, so that is the exact negation).
   Operand o = operand(Key::meta_mark, Type::mark);
-  o.binops.push_back({'&', Bytes::from_uint(i->mask, 4)});
-  MatchStmt m = match_range(std::move(o), i->mark, i->mark);
-  if (i->invert) m.op = Op::ne;
-  XtDecoded d;
-  d.stmts.push_back(std::move(m));
-  return d;
+  o.binops.push_back({'&', Bytes::from_uint(mask, 4)});
+  MatchStmt m = match_range(std::move(o), mark, mark);
+  if (invert) m.op = Op::ne;
+  return m;
 }
 
 std::optional<XtDecoded> decode_limit(const XtExpr& x, XtContext&, std::string* why) {

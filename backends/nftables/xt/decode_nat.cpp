@@ -9,12 +9,6 @@ namespace dpi::nft::xt {
 
 namespace {
 
-struct NatRange {
-  unsigned flags = 0;
-  Bytes min_addr, max_addr;
-  uint16_t min_port = 0, max_port = 0;
-};
-
 // Revision 0 of the IPv4 targets uses the old multi-range struct; revision 1 nf_nat_range and
 // revision 2 nf_nat_range2 (same prefix). IPv6 MASQUERADE/REDIRECT revision 0 use nf_nat_range.
 std::optional<NatRange> read_range(const XtExpr& x, bool v6, std::string* why) {
@@ -54,14 +48,19 @@ std::optional<XtDecoded> decode_nat(const XtExpr& x, XtContext& ctx, std::string
   }
   auto r = read_range(x, v6, why);
   if (!r) return std::nullopt;
+  return nat_stmts(x.name, *r, why);
+}
+
+std::optional<XtDecoded> nat_stmts(const std::string& name, const NatRange& range, std::string* why) {
+  const NatRange* r = &range;
   NatStmt n;
-  if (x.name == "MASQUERADE") {
+  if (name == "MASQUERADE") {
     n.kind = NatStmt::Kind::masquerade;  // the address is the output interface's; ports do not matter here
     XtDecoded d;
     d.stmts.push_back(std::move(n));
     return d;
   }
-  n.kind = x.name == "DNAT" ? NatStmt::Kind::dnat : x.name == "SNAT" ? NatStmt::Kind::snat : NatStmt::Kind::redirect;
+  n.kind = name == "DNAT" ? NatStmt::Kind::dnat : name == "SNAT" ? NatStmt::Kind::snat : NatStmt::Kind::redirect;
   if (r->flags & (NF_NAT_RANGE_PROTO_OFFSET | NF_NAT_RANGE_NETMAP)) {
     *why = "port offsets and NETMAP-style mappings are not modelled";
     return std::nullopt;

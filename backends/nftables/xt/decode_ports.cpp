@@ -26,14 +26,19 @@ std::optional<XtDecoded> decode_multiport(const XtExpr& x, XtContext& ctx, std::
     }
     ranges.push_back(Range{Bytes::from_uint(lo, 2), Bytes::from_uint(hi, 2)});
   }
+  return multiport_stmts(ctx, i->flags, ranges, i->invert != 0, why);
+}
+
+std::optional<XtDecoded> multiport_stmts(XtContext& ctx, uint8_t flags, const std::vector<Range>& ranges,
+                                         bool invert, std::string* why) {
   Operand sport = operand(Key::th_sport, Type::inet_service), dport = operand(Key::th_dport, Type::inet_service);
   Selector sel;
   std::vector<SetElem> elems;
   Range any{Bytes::from_uint(0, 2), Bytes::from_uint(0xffff, 2)};
-  switch (i->flags) {
+  switch (flags) {
     case XT_MULTIPORT_SOURCE:
     case XT_MULTIPORT_DESTINATION:
-      sel.parts.push_back(i->flags == XT_MULTIPORT_SOURCE ? sport : dport);
+      sel.parts.push_back(flags == XT_MULTIPORT_SOURCE ? sport : dport);
       for (const auto& r : ranges) elems.push_back(SetElem{{r}, {}, std::nullopt});
       break;
     case XT_MULTIPORT_EITHER:
@@ -46,12 +51,12 @@ std::optional<XtDecoded> decode_multiport(const XtExpr& x, XtContext& ctx, std::
       }
       break;
     default:
-      *why = fmt::format("direction {} is not source, destination or either", i->flags);
+      *why = fmt::format("direction {} is not source, destination or either", flags);
       return std::nullopt;
   }
   const SetDef* set = add_anon_set(ctx, sel, std::move(elems));
   XtDecoded d;
-  d.stmts.push_back(match_set(std::move(sel), set, i->invert != 0));
+  d.stmts.push_back(match_set(std::move(sel), set, invert));
   return d;
 }
 
@@ -66,25 +71,29 @@ std::optional<XtDecoded> decode_icmp(const XtExpr& x, XtContext& ctx, std::strin
     *why = fmt::format("inverse flags 0x{:x} are not decoded", i->invflags);
     return std::nullopt;
   }
+  XtDecoded d;
+  d.stmts.push_back(icmp_match(ctx, v6, i->type, i->code[0], i->code[1], inv));
+  return d;
+}
+
+MatchStmt icmp_match(XtContext& ctx, bool v6, uint8_t itype, uint8_t code_lo, uint8_t code_hi, bool inv) {
   Operand type = v6 ? operand(Key::icmpv6_type, Type::icmpv6_type) : operand(Key::icmp_type, Type::icmp_type);
   Operand code = v6 ? operand(Key::icmpv6_code, Type::icmp_code) : operand(Key::icmp_code, Type::icmp_code);
   Selector sel;
   std::vector<SetElem> elems;
-  if (!v6 && i->type == 0xff) {
+  if (!v6 && itype == 0xff) {
     // "--icmp-type any": every ICMP packet.
     sel.parts = {type};
     elems.push_back(SetElem{{Range{Bytes::from_uint(0, 1), Bytes::from_uint(0xff, 1)}}, {}, std::nullopt});
   } else {
     // type == T and code in [lo, hi], negated as a whole by "!": one concatenated lookup.
     sel.parts = {type, code};
-    elems.push_back(SetElem{{Range{Bytes::from_uint(i->type, 1), Bytes::from_uint(i->type, 1)},
-                             Range{Bytes::from_uint(i->code[0], 1), Bytes::from_uint(i->code[1], 1)}},
+    elems.push_back(SetElem{{Range{Bytes::from_uint(itype, 1), Bytes::from_uint(itype, 1)},
+                             Range{Bytes::from_uint(code_lo, 1), Bytes::from_uint(code_hi, 1)}},
                             {}, std::nullopt});
   }
   const SetDef* set = add_anon_set(ctx, sel, std::move(elems));
-  XtDecoded d;
-  d.stmts.push_back(match_set(std::move(sel), set, inv));
-  return d;
+  return match_set(std::move(sel), set, inv);
 }
 
 }  // namespace dpi::nft::xt

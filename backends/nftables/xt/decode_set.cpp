@@ -9,12 +9,6 @@ namespace dpi::nft::xt {
 
 namespace {
 
-struct SetOpts {
-  ip_set_id_t index = 0;
-  uint8_t dim = 0, dir_flags = 0;
-  bool invert = false, return_nomatch = false;
-};
-
 std::optional<SetOpts> read_opts(const XtExpr& x, std::string* why) {
   SetOpts o;
   const xt_set_info* ms = nullptr;
@@ -169,6 +163,21 @@ std::optional<XtDecoded> decode_set(const XtExpr& x, XtContext& ctx, std::string
   const Ipset* s = ctx.ipsets->by_index(o->index);
   if (!s) {
     *why = fmt::format("ipset index {} does not exist", o->index);
+    return std::nullopt;
+  }
+  return set_lookup(ctx, *s, *o, why);
+}
+
+std::optional<XtDecoded> set_lookup(XtContext& ctx, const Ipset& set, const SetOpts& opts, std::string* why) {
+  const Ipset* s = &set;
+  const SetOpts* o = &opts;
+  int nfproto = ctx.family == "ip" ? 2 : ctx.family == "ip6" ? 10 : 0;
+  if (!nfproto) {
+    *why = fmt::format("a set match in a table of family {} is not modelled", ctx.family);
+    return std::nullopt;
+  }
+  if (!ctx.ipsets) {
+    *why = fmt::format("ipset {}: the node's ipsets were not read", s->name);
     return std::nullopt;
   }
   std::optional<Lookup> l;

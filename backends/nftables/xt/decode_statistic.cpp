@@ -13,17 +13,22 @@ std::optional<XtDecoded> decode_statistic(const XtExpr& x, XtContext&, std::stri
                                       offsetof(xt_statistic_info, master));
   if (!i) return std::nullopt;
   bool invert = i->flags & XT_STATISTIC_INVERT;
+  if (i->mode != XT_STATISTIC_MODE_RANDOM && i->mode != XT_STATISTIC_MODE_NTH) {
+    *why = fmt::format("mode {} is not decoded", i->mode);
+    return std::nullopt;
+  }
+  return statistic_stmts(i->mode == XT_STATISTIC_MODE_RANDOM, i->u.random.probability, invert);
+}
+
+XtDecoded statistic_stmts(bool random, uint32_t probability, bool invert) {
   XtDecoded d;
-  if (i->mode == XT_STATISTIC_MODE_RANDOM) {
+  if (random) {
     // probability is p * 2^31: 0 never matches, 2^31 always does.
-    if (i->u.random.probability == 0 || i->u.random.probability >= 0x80000000u) {
-      bool always = i->u.random.probability != 0;
+    if (probability == 0 || probability >= 0x80000000u) {
+      bool always = probability != 0;
       if (always == invert) d.stmts.push_back(match_range(operand(Key::meta_l4proto, Type::inet_proto), 0, 255, true));
       return d;
     }
-  } else if (i->mode != XT_STATISTIC_MODE_NTH) {
-    *why = fmt::format("mode {} is not decoded", i->mode);
-    return std::nullopt;
   }
   // Random, or every n-th packet of a counter dpinspect cannot see: both outcomes are possible.
   Operand pick;

@@ -33,14 +33,18 @@ Operand masked(Key from, uint32_t clear, uint32_t toggle) {
 std::optional<XtDecoded> decode_mark_target(const XtExpr& x, XtContext&, std::string* why) {
   auto i = info_as<xt_mark_tginfo2>(x, "xt_mark_tginfo2", why);
   if (!i) return std::nullopt;
+  XtDecoded d;
+  d.stmts.push_back(mark_target(i->mark, i->mask));
+  return d;
+}
+
+MangleStmt mark_target(uint32_t mark, uint32_t mask) {
   // new mark = (mark & ~mask) ^ value
   MangleStmt ms;
   ms.target = MangleStmt::Target::meta_mark;
-  if (i->mask == 0xffffffffu) ms.constant = Bytes::from_uint(i->mark, 4);
-  else ms.value = masked(Key::meta_mark, i->mask, i->mark);
-  XtDecoded d;
-  d.stmts.push_back(std::move(ms));
-  return d;
+  if (mask == 0xffffffffu) ms.constant = Bytes::from_uint(mark, 4);
+  else ms.value = masked(Key::meta_mark, mask, mark);
+  return ms;
 }
 
 std::optional<XtDecoded> decode_connmark_target(const XtExpr& x, XtContext&, std::string* why) {
@@ -59,6 +63,11 @@ std::optional<XtDecoded> decode_connmark_target(const XtExpr& x, XtContext&, std
     }
     ctmark = i->ctmark, ctmask = i->ctmask, nfmask = i->nfmask, mode = i->mode;
   }
+  return connmark_stmts(mode, ctmark, ctmask, nfmask, why);
+}
+
+std::optional<XtDecoded> connmark_stmts(uint8_t mode, uint32_t ctmark, uint32_t ctmask, uint32_t nfmask,
+                                        std::string* why) {
   MangleStmt ms;
   switch (mode) {
     case XT_CONNMARK_SET:  // ct mark = (ct mark & ~ctmask) ^ ctmark
@@ -123,9 +132,18 @@ std::optional<XtDecoded> decode_ct_target(const XtExpr& x, XtContext&, std::stri
     if (!timeout.empty()) what += " timeout " + timeout;
   }
   if (i->ct_events || i->exp_events) what += " events";
-  d.stmts.push_back(AssumeStmt{
-      fmt::format("`-j CT{}` does not change the connection state the flow was given with", what), true});
+  d.stmts.push_back(ct_target_assumption(what));
   return d;
+}
+
+AssumeStmt ct_target_assumption(const std::string& what) {
+  return AssumeStmt{
+      fmt::format("`-j CT{}` does not change the connection state the flow was given with", what), true};
+}
+
+std::string log_level_name(unsigned level) {
+  static const char* kLevels[] = {"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"};
+  return level < 8 ? kLevels[level] : fmt::format("{}", level);
 }
 
 std::optional<XtDecoded> decode_nflog(const XtExpr& x, XtContext&, std::string* why) {
@@ -143,43 +161,47 @@ std::optional<XtDecoded> decode_nflog(const XtExpr& x, XtContext&, std::string* 
 std::optional<XtDecoded> decode_log(const XtExpr& x, XtContext&, std::string* why) {
   auto i = info_as<xt_log_info>(x, "xt_log_info", why);
   if (!i) return std::nullopt;
-  static const char* kLevels[] = {"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"};
   LogStmt l;
   l.prefix = c_string(i->prefix, sizeof i->prefix);
-  l.level = i->level < 8 ? kLevels[i->level] : fmt::format("{}", i->level);
+  l.level = log_level_name(i->level);
   XtDecoded d;
   d.stmts.push_back(std::move(l));
   return d;
 }
 
 std::optional<XtDecoded> decode_reject(const XtExpr& x, XtContext& ctx, std::string* why) {
-  std::string with;
+  unsigned with;
   if (table_is_v6(ctx)) {
     auto i = info_as<ip6t_reject_info>(x, "ip6t_reject_info", why);
     if (!i) return std::nullopt;
-    static const char* kWith[] = {"icmpv6 no-route",     "icmpv6 admin-prohibited", "icmpv6 not-neighbour",
-                                  "icmpv6 addr-unreachable", "icmpv6 port-unreachable", "icmpv6 echo-reply",
-                                  "tcp reset",           "icmpv6 policy-fail",      "icmpv6 reject-route"};
-    if (i->with >= std::size(kWith)) {
-      *why = fmt::format("reject type {} is not known", i->with);
-      return std::nullopt;
-    }
-    with = kWith[i->with];
+    with = i->with;
   } else {
-    auto i = info_as<ipt_reject_info>(x, "ipt_reject_info", why);
-    if (!i) return std::nullopt;
-    static const char* kWith[] = {"icmp net-unreachable",  "icmp host-unreachable", "icmp prot-unreachable",
-                                  "icmp port-unreachable", "icmp echo-reply",       "icmp net-prohibited",
-                                  "icmp host-prohibited",  "tcp reset",             "icmp admin-prohibited"};
-    if (static_cast<unsigned>(i->with) >= std::size(kWith)) {
-      *why = fmt::format("reject type {} is not known", static_cast<int>(i->with));
-      return std::nullopt;
-    }
-    with = kWith[i->with];
+    if (!info_as<ipt_reject_info>(x, "ipt_reject_info", why)) return std::nullopt;
+    // Read as an integer: the kernel's value may be outside the enum.
+    uint32_t raw;
+    static_assert(sizeof raw == sizeof(ipt_reject_info));
+    std::memcpy(&raw, x.info.data(), sizeof raw);
+    with = raw;
   }
+  auto name = reject_with_name(table_is_v6(ctx), with, why);
+  if (!name) return std::nullopt;
   XtDecoded d;
-  d.stmts.push_back(RejectStmt{with});
+  d.stmts.push_back(RejectStmt{*name});
   return d;
+}
+
+std::optional<std::string> reject_with_name(bool v6, unsigned with, std::string* why) {
+  static const char* kWith6[] = {"icmpv6 no-route",     "icmpv6 admin-prohibited", "icmpv6 not-neighbour",
+                                 "icmpv6 addr-unreachable", "icmpv6 port-unreachable", "icmpv6 echo-reply",
+                                 "tcp reset",           "icmpv6 policy-fail",      "icmpv6 reject-route"};
+  static const char* kWith4[] = {"icmp net-unreachable",  "icmp host-unreachable", "icmp prot-unreachable",
+                                 "icmp port-unreachable", "icmp echo-reply",       "icmp net-prohibited",
+                                 "icmp host-prohibited",  "tcp reset",             "icmp admin-prohibited"};
+  if (with >= (v6 ? std::size(kWith6) : std::size(kWith4))) {
+    *why = fmt::format("reject type {} is not known", with);
+    return std::nullopt;
+  }
+  return std::string(v6 ? kWith6[with] : kWith4[with]);
 }
 
 }  // namespace dpi::nft::xt

@@ -6,15 +6,18 @@
 
 namespace dpi::nft::xt {
 
-namespace {
-
 // A full 0-65535 range without "!" tests nothing, so it adds no statement.
 void add_port_range(XtDecoded& d, Key key, const uint16_t pts[2], bool invert) {
   if (pts[0] == 0 && pts[1] == 0xffff && !invert) return;
   d.stmts.push_back(match_range(operand(key, Type::inet_service), pts[0], pts[1], invert));
 }
 
-}  // namespace
+MatchStmt tcp_flags_match(uint8_t mask, uint8_t cmp, bool invert) {
+  // --tcp-flags MASK COMP: (flags & MASK) == COMP.
+  Operand flags = operand(Key::tcp_flags, Type::tcp_flags);
+  flags.binops.emplace_back('&', Bytes::from_uint(mask, 1));
+  return match_range(flags, cmp, cmp, invert);
+}
 
 std::optional<XtDecoded> decode_tcp(const XtExpr& x, XtContext&, std::string* why) {
   auto i = info_as<xt_tcp>(x, "xt_tcp", why);
@@ -30,12 +33,7 @@ std::optional<XtDecoded> decode_tcp(const XtExpr& x, XtContext&, std::string* wh
   XtDecoded d;
   add_port_range(d, Key::tcp_sport, i->spts, i->invflags & XT_TCP_INV_SRCPT);
   add_port_range(d, Key::tcp_dport, i->dpts, i->invflags & XT_TCP_INV_DSTPT);
-  if (i->flg_mask) {
-    // --tcp-flags MASK COMP: (flags & MASK) == COMP.
-    Operand flags = operand(Key::tcp_flags, Type::tcp_flags);
-    flags.binops.emplace_back('&', Bytes::from_uint(i->flg_mask, 1));
-    d.stmts.push_back(match_range(flags, i->flg_cmp, i->flg_cmp, i->invflags & XT_TCP_INV_FLAGS));
-  }
+  if (i->flg_mask) d.stmts.push_back(tcp_flags_match(i->flg_mask, i->flg_cmp, i->invflags & XT_TCP_INV_FLAGS));
   if (d.stmts.empty()) {
     // Still a protocol test: "-m tcp" alone matches only TCP.
     Operand proto = operand(Key::meta_l4proto, Type::inet_proto);

@@ -26,7 +26,9 @@ int run_snapshot(const SnapshotOptions& o) {
     return 0;
   }
   std::ofstream out(o.output);
-  if (!out) return report_error(make_error(ErrorCode::bad_input, fmt::format("{}: cannot write", o.output)));
+  if (!out)
+    return report_error(
+        make_error(ErrorCode::bad_input, fmt::format("{}: cannot write", o.output)));
   out << snap->dump(1) << "\n";
   if (!out.flush())
     return report_error(make_error(ErrorCode::system, fmt::format("{}: write failed", o.output)));
@@ -37,18 +39,23 @@ int run_snapshot(const SnapshotOptions& o) {
 
 Runner add_snapshot(CLI::App& app) {
   auto o = std::make_shared<SnapshotOptions>();
-  auto* cmd = app.add_subcommand(
-      "snapshot",
-      "Capture a node's dataplane in one file (schema dpinspect.snapshot/v1): the nftables ruleset,\n"
-      "the iptables-nft match/target parameters and ipsets that `nft -j` leaves out, and the node's\n"
-      "interfaces and routes. Read-only. Give the file to `inspect --ruleset` anywhere, no root needed.\n\n"
-      "Examples:\n"
-      "  dpinspect snapshot -o node1.snapshot.json\n"
-      "  dpinspect snapshot --netns node1 > node1.snapshot.json\n"
-      "  dpinspect inspect --ruleset node1.snapshot.json --src 10.65.0.2 --dst 10.65.0.5 --proto tcp --dport 9001");
-  cmd->add_option("--netns", o->netns, "Read this network namespace (name under /run/netns or a path)")
+  auto* cmd = app.add_subcommand("snapshot",
+                                 "Capture a node's dataplane in one file (schema "
+                                 "dpinspect.snapshot/v1): the nftables ruleset,\n"
+                                 "the iptables-nft match/target parameters and ipsets that `nft "
+                                 "-j` leaves out, and the node's\n"
+                                 "interfaces and routes. Read-only. Give the file to `inspect "
+                                 "--ruleset` anywhere, no root needed.\n\n"
+                                 "Examples:\n"
+                                 "  dpinspect snapshot -o node1.snapshot.json\n"
+                                 "  dpinspect snapshot --netns node1 > node1.snapshot.json\n"
+                                 "  dpinspect inspect --ruleset node1.snapshot.json --src "
+                                 "10.65.0.2 --dst 10.65.0.5 --proto tcp --dport 9001");
+  cmd->add_option("--netns", o->netns,
+                  "Read this network namespace (name under /run/netns or a path)")
       ->type_name("NAME|PATH");
-  cmd->add_option("-o,--output", o->output, "Write to FILE instead of standard output")->type_name("FILE");
+  cmd->add_option("-o,--output", o->output, "Write to FILE instead of standard output")
+      ->type_name("FILE");
   return [o] { return run_snapshot(*o); };
 }
 

@@ -12,16 +12,19 @@ void SourceOptions::add_to(CLI::App& cmd) {
                  "Read the output of `nft -j list ruleset` from FILE (- for stdin) instead of the "
                  "live kernel; no root needed")
       ->type_name("FILE");
-  cmd.add_option("--iptables-save", spec.iptables_save_file,
-                 "Read `iptables-save` (or ip6tables-save, iptables-restore input) text from FILE (- for "
-                 "stdin) instead of the live kernel, for nodes where only text was captured; rule handles "
-                 "are line numbers in FILE")
+  cmd.add_option(
+         "--iptables-save", spec.iptables_save_file,
+         "Read `iptables-save` (or ip6tables-save, iptables-restore input) text from FILE (- for "
+         "stdin) instead of the live kernel, for nodes where only text was captured; rule handles "
+         "are line numbers in FILE")
       ->type_name("FILE");
-  cmd.add_option("--ipset-save", spec.ipset_save_file,
-                 "With --iptables-save: the node's ipsets as `ipset save` text, for its -m set matches")
+  cmd.add_option(
+         "--ipset-save", spec.ipset_save_file,
+         "With --iptables-save: the node's ipsets as `ipset save` text, for its -m set matches")
       ->type_name("FILE");
   cmd.add_option("--node", spec.node_file,
-                 "With --ruleset or --iptables-save: the node's interfaces, addresses and routes as JSON (see "
+                 "With --ruleset or --iptables-save: the node's interfaces, addresses and routes "
+                 "as JSON (see "
                  "docs/inspect.md), so the flow's path is derived as on the node")
       ->type_name("FILE");
   cmd.add_option("--netns", spec.netns,
@@ -38,17 +41,21 @@ Result<nft::SourceSpec> SourceOptions::resolved() const {
     return make_error(ErrorCode::bad_input,
                       "--dataplane ebpf is not supported yet; use nftables or auto");
   if (!spec.node_file.empty() && spec.ruleset_file.empty() && spec.iptables_save_file.empty())
-    return make_error(ErrorCode::bad_input,
-                      "--node applies only with --ruleset or --iptables-save: a live read takes the "
-                      "node's routes from the kernel");
+    return make_error(
+        ErrorCode::bad_input,
+        "--node applies only with --ruleset or --iptables-save: a live read takes the "
+        "node's routes from the kernel");
   if (!spec.iptables_save_file.empty() && !spec.ruleset_file.empty())
-    return make_error(ErrorCode::bad_input, "--iptables-save and --ruleset are two rulesets: give one");
-  if (!spec.ipset_save_file.empty() && spec.iptables_save_file.empty())
     return make_error(ErrorCode::bad_input,
-                      "--ipset-save applies only with --iptables-save (live reads and snapshots carry the "
-                      "ipsets)");
+                      "--iptables-save and --ruleset are two rulesets: give one");
+  if (!spec.ipset_save_file.empty() && spec.iptables_save_file.empty())
+    return make_error(
+        ErrorCode::bad_input,
+        "--ipset-save applies only with --iptables-save (live reads and snapshots carry the "
+        "ipsets)");
   if (spec.iptables_save_file == "-" && spec.ipset_save_file == "-")
-    return make_error(ErrorCode::bad_input, "--iptables-save and --ipset-save cannot both read stdin");
+    return make_error(ErrorCode::bad_input,
+                      "--iptables-save and --ipset-save cannot both read stdin");
   nft::SourceSpec s = spec;
   s.load.max_bytes = max_input_mb << 20;
   return s;

@@ -860,8 +860,7 @@ typename Run<Full>::Outcome Run<Full>::start() {
   }
   if (!route_after_prerouting()) {
     if constexpr (Full)
-      res_.no_route =
-          "the node's routes are unknown: pass --oif (forwarded), or --netns/--node";
+      res_.no_route = "the node's routes are unknown: pass --oif (forwarded), or --netns/--node";
     return Outcome::stop;
   }
   if (no_route_) return Outcome::drop;

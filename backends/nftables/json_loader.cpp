@@ -96,7 +96,8 @@ std::optional<KeyDef> fib_key(const json& v) {
 
 class Loader {
  public:
-  Loader(std::string origin, const LoadOptions& opts) : rs_(std::make_unique<Ruleset>()), opts_(opts) {
+  Loader(std::string origin, const LoadOptions& opts)
+      : rs_(std::make_unique<Ruleset>()), opts_(opts) {
     rs_->origin = std::move(origin);
   }
 
@@ -685,17 +686,21 @@ Status Loader::add_rule(const json& o, const std::string& where) {
 // An xt expression is decoded from the payload the kernel holds for the same rule and position.
 void Loader::add_xt(Rule& r, const json& st, const RuleKey& key, std::size_t index) {
   const json& v = st["xt"];
-  std::string type = v.is_object() ? v.value("type", "") : "", name = v.is_object() ? v.value("name", "") : "";
+  std::string type = v.is_object() ? v.value("type", "") : "",
+              name = v.is_object() ? v.value("name", "") : "";
   std::string text = stmt_text(st);
   auto it = opts_.xt->find(key);
   if (it == opts_.xt->end() || index >= it->second.size()) {
-    r.stmts.push_back(UnknownStmt{text, fmt::format("no kernel payload for xt {} \"{}\" (the ruleset changed between reads?)", type, name)});
+    r.stmts.push_back(UnknownStmt{
+        text, fmt::format("no kernel payload for xt {} \"{}\" (the ruleset changed between reads?)",
+                          type, name)});
     return;
   }
   const XtExpr& x = it->second[index];
   if (x.name != name || x.target != (type == "target")) {
-    r.stmts.push_back(UnknownStmt{text, fmt::format("kernel payload is xt {} \"{}\", JSON says {} \"{}\"",
-                                                    x.target ? "target" : "match", x.name, type, name)});
+    r.stmts.push_back(
+        UnknownStmt{text, fmt::format("kernel payload is xt {} \"{}\", JSON says {} \"{}\"",
+                                      x.target ? "target" : "match", x.name, type, name)});
     return;
   }
   XtContext ctx{*rs_, opts_.ipsets, key.family, key.table};
@@ -760,7 +765,9 @@ std::pair<int, int> effective_priority(const Chain& c, Hook h) {
   return {nat, c.priority};
 }
 
-Status Loader::finish() { return finalize_ruleset(*rs_); }
+Status Loader::finish() {
+  return finalize_ruleset(*rs_);
+}
 
 }  // namespace
 
@@ -859,11 +866,12 @@ std::pair<std::size_t, std::size_t> line_col(std::string_view text, std::size_t 
 
 namespace {
 
-Result<json> parse_json_text(std::string_view text, const std::string& origin, const LoadOptions& opts) {
+Result<json> parse_json_text(std::string_view text, const std::string& origin,
+                             const LoadOptions& opts) {
   if (text.size() > opts.max_bytes)
     return make_error(ErrorCode::bad_input,
-                      fmt::format("{}: {} bytes is larger than the {} MiB limit for a ruleset", origin,
-                                  text.size(), opts.max_bytes >> 20));
+                      fmt::format("{}: {} bytes is larger than the {} MiB limit for a ruleset",
+                                  origin, text.size(), opts.max_bytes >> 20));
   try {
     return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
@@ -879,17 +887,18 @@ Result<json> parse_json_text(std::string_view text, const std::string& origin, c
 }  // namespace
 
 Result<std::unique_ptr<Ruleset>> load_ruleset_doc(const json& doc, const std::string& origin,
-                                                   const LoadOptions& opts) {
+                                                  const LoadOptions& opts) {
   try {
     return Loader(origin, opts).run(doc);
   } catch (const json::exception& e) {
     // A field of the wrong JSON type somewhere we read it with get<>().
-    return make_error(ErrorCode::bad_input, fmt::format("{}: wrong JSON shape: {}", origin, e.what()));
+    return make_error(ErrorCode::bad_input,
+                      fmt::format("{}: wrong JSON shape: {}", origin, e.what()));
   }
 }
 
 Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const std::string& origin,
-                                                    const LoadOptions& opts) {
+                                                   const LoadOptions& opts) {
   auto doc = parse_json_text(text, origin, opts);
   if (!doc) return doc.error();
   return load_ruleset_doc(*doc, origin, opts);
@@ -903,7 +912,9 @@ Result<json> read_json_file(const std::string& path, const LoadOptions& opts) {
     text = ss.str();
   } else {
     std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in) return make_error(ErrorCode::not_found, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    if (!in)
+      return make_error(ErrorCode::not_found,
+                        fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
     auto size = static_cast<std::size_t>(in.tellg());
     if (size > opts.max_bytes)
       return make_error(ErrorCode::bad_input,

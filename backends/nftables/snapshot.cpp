@@ -25,7 +25,9 @@ std::optional<std::vector<uint8_t>> unhex(const std::string& s) {
   return out;
 }
 
-std::string bytes_hex(const Bytes& b) { return hex(std::vector<uint8_t>(b.d.begin(), b.d.begin() + b.len)); }
+std::string bytes_hex(const Bytes& b) {
+  return hex(std::vector<uint8_t>(b.d.begin(), b.d.begin() + b.len));
+}
 
 std::optional<Bytes> hex_bytes(const json& j) {
   if (!j.is_string()) return std::nullopt;
@@ -43,7 +45,11 @@ json xt_json(const XtPayloads& xt) {
     json e = json::array();
     for (const auto& x : exprs)
       e.push_back({{"target", x.target}, {"name", x.name}, {"rev", x.rev}, {"info", hex(x.info)}});
-    out.push_back({{"family", k.family}, {"table", k.table}, {"chain", k.chain}, {"handle", k.handle}, {"exprs", e}});
+    out.push_back({{"family", k.family},
+                   {"table", k.table},
+                   {"chain", k.chain},
+                   {"handle", k.handle},
+                   {"exprs", e}});
   }
   return out;
 }
@@ -59,8 +65,13 @@ json ipsets_json(const IpsetCatalog& cat) {
       for (const auto& r : m.key) key.push_back({bytes_hex(r.lo), bytes_hex(r.hi)});
       members.push_back({{"key", key}, {"nomatch", m.nomatch}});
     }
-    out.push_back({{"name", s.name}, {"type", s.type}, {"family", s.family}, {"index", s.index},
-                   {"netmask", s.netmask}, {"key_types", types}, {"members", members},
+    out.push_back({{"name", s.name},
+                   {"type", s.type},
+                   {"family", s.family},
+                   {"index", s.index},
+                   {"netmask", s.netmask},
+                   {"key_types", types},
+                   {"members", members},
                    {"list_members", s.list_members}});
   }
   return out;
@@ -81,23 +92,29 @@ json make_snapshot(const SnapshotParts& p) {
           {"node", p.node ? to_json(*p.node) : json(nullptr)}};
 }
 
-bool is_snapshot(const json& j) { return j.is_object() && j.contains("schema") && j.contains("ruleset"); }
+bool is_snapshot(const json& j) {
+  return j.is_object() && j.contains("schema") && j.contains("ruleset");
+}
 
 Result<SnapshotData> read_snapshot(const json& j, const std::string& origin) {
   if (j.value("schema", "") != kSnapshotSchema)
-    return bad(origin, "schema", fmt::format("expected \"{}\", found {}", kSnapshotSchema, j["schema"].dump()));
+    return bad(origin, "schema",
+               fmt::format("expected \"{}\", found {}", kSnapshotSchema, j["schema"].dump()));
   SnapshotData d;
   d.ruleset_text = j["ruleset"].dump();
   const json& xt = j.contains("xt") ? j["xt"] : json::array();
   for (std::size_t i = 0; i < xt.size(); ++i) {
     const json& r = xt[i];
     std::string where = fmt::format("xt[{}]", i);
-    if (!r.is_object() || !r.contains("exprs") || !r["exprs"].is_array()) return bad(origin, where, "expected {family, table, chain, handle, exprs}");
-    RuleKey k{r.value("family", ""), r.value("table", ""), r.value("chain", ""), r.value("handle", uint64_t{0})};
+    if (!r.is_object() || !r.contains("exprs") || !r["exprs"].is_array())
+      return bad(origin, where, "expected {family, table, chain, handle, exprs}");
+    RuleKey k{r.value("family", ""), r.value("table", ""), r.value("chain", ""),
+              r.value("handle", uint64_t{0})};
     for (const auto& x : r["exprs"]) {
       auto info = unhex(x.value("info", ""));
       if (!info) return bad(origin, where, "info is not hex");
-      d.xt[k].push_back(XtExpr{x.value("target", false), x.value("name", ""), x.value("rev", 0u), *info});
+      d.xt[k].push_back(
+          XtExpr{x.value("target", false), x.value("name", ""), x.value("rev", 0u), *info});
     }
   }
   const json& sets = j.contains("ipsets") ? j["ipsets"] : json::array();
@@ -125,7 +142,8 @@ Result<SnapshotData> read_snapshot(const json& j, const std::string& origin) {
         if (!hi) return bad(origin, where, "member key is not a [lo, hi] pair of hex strings");
         mem.key.push_back(Range{*lo, *hi});
       }
-      if (mem.key.size() != set.key_types.size()) return bad(origin, where, "member key does not match key_types");
+      if (mem.key.size() != set.key_types.size())
+        return bad(origin, where, "member key does not match key_types");
       set.members.push_back(std::move(mem));
     }
     d.ipsets.sets.push_back(std::move(set));

@@ -76,8 +76,9 @@ Result<std::string> read_text_file(const std::string& path, std::size_t max_byte
     text = ss.str();
   }
   if (text.size() > max_bytes)
-    return make_error(ErrorCode::bad_input, fmt::format("{}: {} MiB is larger than the {} MiB limit (--max-input-mb)",
-                                                        path, text.size() >> 20, max_bytes >> 20));
+    return make_error(ErrorCode::bad_input,
+                      fmt::format("{}: {} MiB is larger than the {} MiB limit (--max-input-mb)",
+                                  path, text.size() >> 20, max_bytes >> 20));
   return text;
 }
 
@@ -174,10 +175,12 @@ Result<nlohmann::json> snapshot_live(const SourceSpec& spec) {
   try {
     ruleset = nlohmann::json::parse(live->json);
   } catch (const nlohmann::json::exception& e) {
-    return make_error(ErrorCode::system, fmt::format("libnftables printed JSON that does not parse: {}", e.what()));
+    return make_error(ErrorCode::system,
+                      fmt::format("libnftables printed JSON that does not parse: {}", e.what()));
   }
-  SnapshotParts parts{std::move(ruleset), &live->xt, &live->ipsets, &live->node,
-                      spec.netns.empty() ? "live ruleset" : fmt::format("live netns {}", spec.netns)};
+  SnapshotParts parts{
+      std::move(ruleset), &live->xt, &live->ipsets, &live->node,
+      spec.netns.empty() ? "live ruleset" : fmt::format("live netns {}", spec.netns)};
   return make_snapshot(parts);
 }
 

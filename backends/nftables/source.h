@@ -17,11 +17,11 @@
 namespace dpi::nft {
 
 struct SourceSpec {
-  std::string ruleset_file;  // nft -j list ruleset output; "-" for stdin; empty = live
-  std::string node_file;     // NodeInfo JSON for offline use
+  std::string ruleset_file;        // nft -j list ruleset output; "-" for stdin; empty = live
+  std::string node_file;           // NodeInfo JSON for offline use
   std::string iptables_save_file;  // iptables-save / ip6tables-save text; "-" for stdin
   std::string ipset_save_file;     // `ipset save` text for its "-m set" matches
-  std::string netns;         // empty = the current namespace
+  std::string netns;               // empty = the current namespace
   LoadOptions load;
 };
 

@@ -10,6 +10,9 @@ target starts from what dpinspect really reads:
 - parse_nflog_prefix: log prefixes, chain names and rule comments of those rulesets.
 - decode_xt: every xt payload the kernel dumped in tests/fixtures/xt/captured.json.
 - parse_ipset_save: `ipset save` texts of tests/fixtures/xt and ../shared/fixtures/real-world.
+- load_snapshot: the example snapshot, one chain at a time with that chain's xt payloads.
+- load_iptables_save: iptables-save texts (tests/fixtures/xt, ../shared's real-world and Calico
+  dumps), whole and one chain at a time.
 
 Files that are already there stay (regression inputs found by fuzzing are kept by hand as
 regress-*); seeds are named seed-*. Run again after the inputs change:
@@ -109,6 +112,23 @@ def chain_slices(doc):
         out += [sets[s] for s in sorted(used_sets)]
         out += own
         yield f"{fam}-{tab}-{name}", {"nftables": out}, own
+
+
+def save_slices(text):
+    """iptables-save text one chain at a time: the table header, every chain declaration of
+    the table, that chain's rules, COMMIT."""
+    table, decls, rules = None, [], {}
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table, decls, rules = line, [], {}
+        elif line.startswith(":") and table:
+            decls.append(line)
+        elif line.startswith("-A ") and table:
+            rules.setdefault(line.split()[1], []).append(line)
+        elif line.strip() == "COMMIT" and table:
+            for chain, own in rules.items():
+                yield f"{table[1:]}-{chain}", "\n".join([table] + decls + own + ["COMMIT"]) + "\n"
+            table = None
 
 
 def kernel_rulesets():
@@ -211,6 +231,27 @@ def main():
                 blocks.setdefault(t[1], []).append(line)
         for set_name, lines in blocks.items():
             write("parse_ipset_save", f"{name}-{set_name}.save", "\n".join(lines) + "\n")
+    snap = json.load(open(os.path.join(TOP, "examples/seed/platform-iptables-nft.snapshot.json")))
+    for name, ruleset, _ in chain_slices(snap["ruleset"]):
+        chain = [i["chain"] for i in ruleset["nftables"] if "chain" in i][-1]
+        xt = [x for x in snap["xt"] if (x["family"], x["table"], x["chain"]) ==
+              (chain["family"], chain["table"], chain["name"])]
+        write("load_snapshot", f"platform-{name}.json",
+              dumps(dict(snap, ruleset=ruleset, xt=xt)))
+
+    rules = {"capture-v4": "tests/fixtures/xt/capture-v4.rules",
+             "capture-v6": "tests/fixtures/xt/capture-v6.rules"}
+    for base in ("real-world", "calico"):
+        d = os.path.join(SHARED, "fixtures", base)
+        for f in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            if f.endswith(".load") or f in ("cali-iptables-dump.txt", "iptables-dump.txt"):
+                rules[f.rsplit(".", 1)[0]] = os.path.join(d, f)
+    for base, path in rules.items():
+        text = open(os.path.join(TOP, path)).read()
+        write("load_iptables_save", f"{base}.rules", text)
+        for name, part in save_slices(text):
+            write("load_iptables_save", f"{base}-{name}.rules", part)
+
     for t in sorted(os.listdir(CORPUS)):
         print(f"{t}: {len(os.listdir(os.path.join(CORPUS, t)))} files")
 

@@ -1,15 +1,14 @@
 // iptables-nft compat payloads and ipsets read live from a throwaway network namespace.
 // Also holds the (hidden) case that captures tests/fixtures/xt/captured.json:
 //   dpinspect_privileged_tests "[.xtcapture]"
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -44,7 +43,9 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-int status(int rc) { return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1; }
+int status(int rc) {
+  return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
 
 // Runs cmd with input on stdin; returns its exit status.
 int run_in(const std::string& cmd, const std::string& input) {
@@ -151,7 +152,8 @@ TEST_CASE("xt payloads and ipsets read over netlink match what was loaded", "[pr
   CHECK(rules_with_xt > 30);
 
   // A few payloads by content.
-  auto chain_xt = [&](const std::string& family, const std::string& table, const std::string& chain) {
+  auto chain_xt = [&](const std::string& family, const std::string& table,
+                      const std::string& chain) {
     for (const auto& [k, v] : *payloads)
       if (k.family == family && k.table == table && k.chain == chain) return v;
     return std::vector<XtExpr>{};
@@ -175,7 +177,7 @@ TEST_CASE("xt payloads and ipsets read over netlink match what was loaded", "[pr
   REQUIRE(ipsets->sets.size() == 6);
   REQUIRE(from_save->sets.size() == ipsets->sets.size());
   const std::vector<std::string> order = {"cali40s:xyz", "cali40n:web", "cali40all-hosts-net",
-                                          "cali40list", "cali60s:v6", "cali60n:web"};
+                                          "cali40list",  "cali60s:v6",  "cali60n:web"};
   for (std::size_t i = 0; i < order.size(); ++i) {
     INFO(order[i]);
     const Ipset* s = ipsets->by_name(order[i]);
@@ -186,7 +188,8 @@ TEST_CASE("xt payloads and ipsets read over netlink match what was loaded", "[pr
     if (s->type != "list:set") {
       const Ipset* next = i + 1 < order.size() ? ipsets->by_name(order[i + 1]) : nullptr;
       const Ipset* next_saved = next ? from_save->by_name(order[i + 1]) : nullptr;
-      if (next && next->type != "list:set") CHECK((next_saved->index > t->index) == (next->index > s->index));
+      if (next && next->type != "list:set")
+        CHECK((next_saved->index > t->index) == (next->index > s->index));
     }
     CHECK(t->type == s->type);
     CHECK(t->family == s->family);
@@ -206,13 +209,16 @@ TEST_CASE("xt payloads and ipsets read over netlink match what was loaded", "[pr
   const Ipset* xyz = ipsets->by_name("cali40s:xyz");
   CHECK(xyz->type == "hash:net");
   CHECK(xyz->family == 2);
-  CHECK(std::count_if(xyz->members.begin(), xyz->members.end(), [](const IpsetMember& m) { return m.nomatch; }) == 1);
-  CHECK(ipsets->by_name("cali40list")->list_members == std::vector<std::string>{"cali40s:xyz", "cali40all-hosts-net"});
+  CHECK(std::count_if(xyz->members.begin(), xyz->members.end(),
+                      [](const IpsetMember& m) { return m.nomatch; }) == 1);
+  CHECK(ipsets->by_name("cali40list")->list_members ==
+        std::vector<std::string>{"cali40s:xyz", "cali40all-hosts-net"});
   // The restore input, in creation order, numbers sets as the kernel does.
   auto from_restore = parse_ipset_save(slurp(fixture("capture.ipsets")), "capture.ipsets");
   REQUIRE(from_restore.ok());
   for (const auto& s : ipsets->sets) CHECK(from_restore->by_name(s.name)->index == s.index);
-  CHECK(ipsets->by_name("cali60n:web")->key_types == std::vector<Type>{Type::ipv6, Type::inet_proto, Type::inet_service});
+  CHECK(ipsets->by_name("cali60n:web")->key_types ==
+        std::vector<Type>{Type::ipv6, Type::inet_proto, Type::inet_service});
 
   // The live set match decodes against the live catalog.
   Ruleset rs;
@@ -263,12 +269,14 @@ TEST_CASE("capture xt fixture payloads", "[.xtcapture]") {
     if (it == lines.end()) continue;
     json list = json::array();
     for (const auto& x : xs)
-      list.push_back({{"target", x.target}, {"name", x.name}, {"rev", x.rev}, {"info", hex(x.info)}});
+      list.push_back(
+          {{"target", x.target}, {"name", x.name}, {"rev", x.rev}, {"info", hex(x.info)}});
     cases[k.chain] = {{"family", k.family}, {"table", k.table}, {"rule", it->second}, {"xt", list}};
   }
-  json out = {{"captured_with", run_out("iptables-nft --version") + "kernel " + run_out("uname -r")},
-              {"ipset_save", run_out(ns.exec("ipset save"))},
-              {"cases", cases}};
+  json out = {
+      {"captured_with", run_out("iptables-nft --version") + "kernel " + run_out("uname -r")},
+      {"ipset_save", run_out(ns.exec("ipset save"))},
+      {"cases", cases}};
   const char* dest = std::getenv("DPI_XT_CAPTURE_OUT");
   std::ofstream(dest ? dest : fixture("captured.json")) << out.dump(1) << "\n";
   CHECK(cases.size() > 30);

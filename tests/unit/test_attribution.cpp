@@ -99,18 +99,23 @@ TEST_CASE("explicit deny rule of a policy (v3.30 drop mark)", "[unit]") {
   CHECK(r.decided_by.summary.find("denied by rule 1 of policy np/ns1/deny-db") == 0);
 }
 
-TEST_CASE("allowed: both endpoint stages explained, FORWARD accept is the deciding rule", "[unit]") {
+TEST_CASE("allowed: both endpoint stages explained, FORWARD accept is the deciding rule",
+          "[unit]") {
   PathBuilder b;
   b.add(0, -1, "calico", "filter-FORWARD", 1, "jump", "filter-cali-FORWARD");
   b.add(1, 0, "calico", "filter-cali-FORWARD", 2, "jump", "filter-cali-from-wl-dispatch");
   b.add(2, 1, "calico", "filter-cali-from-wl-dispatch", 3, "goto", "filter-cali-fw-cali1");
-  auto& tier = b.add(3, 1, "calico", "filter-cali-fw-cali1", 4, "continue", "", "cali:x; Start of tier default");
+  auto& tier = b.add(3, 1, "calico", "filter-cali-fw-cali1", 4, "continue", "",
+                     "cali:x; Start of tier default");
   tier.facts.clears_mark_bits = 0x20000;
-  b.add(3, 1, "calico", "filter-cali-fw-cali1", 5, "jump", "filter-cali-po-default/client/default.allow-stars");
-  auto& allow = b.add(4, 3, "calico", "filter-cali-po-default/client/default.allow-stars", 6, "continue");
+  b.add(3, 1, "calico", "filter-cali-fw-cali1", 5, "jump",
+        "filter-cali-po-default/client/default.allow-stars");
+  auto& allow =
+      b.add(4, 3, "calico", "filter-cali-po-default/client/default.allow-stars", 6, "continue");
   allow.facts.sets_mark_bits = 0x10000;
   allow.facts.action_ordinal = 0;
-  auto& log = b.add(4, 3, "calico", "filter-cali-po-default/client/default.allow-stars", 7, "continue");
+  auto& log =
+      b.add(4, 3, "calico", "filter-cali-po-default/client/default.allow-stars", 7, "continue");
   log.facts.log_prefix = "APE0|default.allow-stars";
   b.add(3, 1, "calico", "filter-cali-fw-cali1", 8, "return").facts.tests_mark_set = 0x10000;
   b.add(1, 0, "calico", "filter-cali-FORWARD", 9, "jump", "filter-cali-to-wl-dispatch");
@@ -141,16 +146,33 @@ TEST_CASE("conntrack, admin down, encapsulation and profile drops in an endpoint
     Verdict verdict;
   };
   std::vector<Case> cases = {
-      {"invalid", [](RuleFacts& f, std::string&) { f.tests_ct_invalid = true; f.position = 1; }, "drop",
-       DecisionKind::ct_invalid, Verdict::deny},
+      {"invalid",
+       [](RuleFacts& f, std::string&) {
+         f.tests_ct_invalid = true;
+         f.position = 1;
+       },
+       "drop", DecisionKind::ct_invalid, Verdict::deny},
       {"established", [](RuleFacts& f, std::string&) { f.tests_ct_established = true; }, "accept",
        DecisionKind::ct_established, Verdict::allow},
-      {"admin", [](RuleFacts& f, std::string& c) { f.unconditional = true; c = "cali:q; Endpoint admin disabled"; }, "drop",
-       DecisionKind::admin_down, Verdict::deny},
-      {"encap", [](RuleFacts& f, std::string& c) { f.position = 3; c = "cali:q; Drop VXLAN encapped packets originating in workloads"; }, "drop",
-       DecisionKind::encap_from_workload, Verdict::deny},
-      {"profiles", [](RuleFacts& f, std::string& c) { f.unconditional = true; f.position = 9; c = "cali:q; Drop if no profiles matched"; }, "drop",
-       DecisionKind::no_profile_matched, Verdict::deny},
+      {"admin",
+       [](RuleFacts& f, std::string& c) {
+         f.unconditional = true;
+         c = "cali:q; Endpoint admin disabled";
+       },
+       "drop", DecisionKind::admin_down, Verdict::deny},
+      {"encap",
+       [](RuleFacts& f, std::string& c) {
+         f.position = 3;
+         c = "cali:q; Drop VXLAN encapped packets originating in workloads";
+       },
+       "drop", DecisionKind::encap_from_workload, Verdict::deny},
+      {"profiles",
+       [](RuleFacts& f, std::string& c) {
+         f.unconditional = true;
+         f.position = 9;
+         c = "cali:q; Drop if no profiles matched";
+       },
+       "drop", DecisionKind::no_profile_matched, Verdict::deny},
   };
   for (auto& c : cases) {
     SECTION(c.name) {
@@ -178,11 +200,14 @@ TEST_CASE("drops outside endpoint chains", "[unit]") {
     return b.decide(Verdict::deny, 0).decided_by.kind;
   };
   CHECK(one("filter", "cali-from-wl-dispatch", "drop", true) == DecisionKind::unknown_interface);
-  CHECK(one("calico", "filter-cali-to-wl-dispatch", "drop", true) == DecisionKind::unknown_interface);
-  CHECK(one("calico", "raw-cali-PREROUTING", "meta mark & 0x00080000 == 0x00080000 fib saddr . mark . iif oif 0 drop", false) ==
-        DecisionKind::rpf_failure);
+  CHECK(one("calico", "filter-cali-to-wl-dispatch", "drop", true) ==
+        DecisionKind::unknown_interface);
+  CHECK(one("calico", "raw-cali-PREROUTING",
+            "meta mark & 0x00080000 == 0x00080000 fib saddr . mark . iif oif 0 drop",
+            false) == DecisionKind::rpf_failure);
   CHECK(one("filter", "cali-wl-to-host", "drop", true) == DecisionKind::default_endpoint_to_host);
-  CHECK(one("filter", "cali-cidr-block", "ip daddr 10.96.0.0/12 drop", false) == DecisionKind::service_loop_prevention);
+  CHECK(one("filter", "cali-cidr-block", "ip daddr 10.96.0.0/12 drop", false) ==
+        DecisionKind::service_loop_prevention);
   CHECK(one("filter", "HOST-FIREWALL", "tcp dport 22 drop", false) == DecisionKind::non_calico);
 }
 
@@ -191,7 +216,8 @@ TEST_CASE("a base chain's policy decided", "[unit]") {
   b.add(0, -1, "filter", "OUTPUT", 1, "jump", "cali-OUTPUT");
   auto& ret = b.add(1, 0, "filter", "cali-OUTPUT", 2, "return");
   ret.rule.text = "oifname \"cali*\" return";
-  b.r.decided_by.rule = RuleRef{"ip", "filter", "OUTPUT", std::nullopt, "policy accept", "", {}, {}};
+  b.r.decided_by.rule =
+      RuleRef{"ip", "filter", "OUTPUT", std::nullopt, "policy accept", "", {}, {}};
   b.r.verdict = Verdict::allow;
   calico::attribute(b.r, std::nullopt);
   CHECK(b.r.decided_by.kind == DecisionKind::chain_policy);

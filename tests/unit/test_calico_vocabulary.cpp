@@ -1,4 +1,5 @@
-// Calico's NFLOG prefixes, chain names and comments (shared/reference/calico-nftables.md §1.5, §3, §4).
+// Calico's NFLOG prefixes, chain names and comments (shared/reference/calico-nftables.md §1.5, §3,
+// §4).
 #include <catch2/catch.hpp>
 
 #include "core/calico/names.h"
@@ -70,7 +71,8 @@ TEST_CASE("policy names from chain names and first-rule comments", "[unit]") {
   CHECK(pn.kind == "gnp");
   CHECK(pn.ns.empty());
   // v3.30/31: tier/name, where a namespaced v1 name is ns/tier.name.
-  pn = policy_from_chain(classify_chain("calico", "filter-cali-po-default/client/default.allow-stars"), "");
+  pn = policy_from_chain(
+      classify_chain("calico", "filter-cali-po-default/client/default.allow-stars"), "");
   CHECK(pn.ns == "client");
   CHECK(pn.name == "default.allow-stars");
   // Hashed (iptables) names need the comment.
@@ -82,13 +84,15 @@ TEST_CASE("policy names from chain names and first-rule comments", "[unit]") {
   CHECK(pn.recovered);
   CHECK(pn.ns == "alpha");
   CHECK(pn.name == "knp.default.alpha-deny");
-  pn = policy_from_chain(classify_chain("filter", "cali-po-_xyz"), "GlobalNetworkPolicy allow-dns egress");
+  pn = policy_from_chain(classify_chain("filter", "cali-po-_xyz"),
+                         "GlobalNetworkPolicy allow-dns egress");
   CHECK(pn.kind == "gnp");
   CHECK(pn.name == "allow-dns");
 }
 
 TEST_CASE("comments split into rule id and text; tiers from comments", "[unit]") {
-  auto c = split_comment("cali:nlnyiRop3K2QW_8c; End of tier default. Drop if no policies passed packet");
+  auto c = split_comment(
+      "cali:nlnyiRop3K2QW_8c; End of tier default. Drop if no policies passed packet");
   CHECK(c.rule_id == "cali:nlnyiRop3K2QW_8c");
   CHECK(tier_from_comment(c.text) == std::optional<std::string>("default"));
   CHECK(tier_from_comment("Start of tier platform") == std::optional<std::string>("platform"));

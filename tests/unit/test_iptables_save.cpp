@@ -29,7 +29,8 @@ std::string slurp(const std::string& path) {
 
 const IpsetCatalog& capture_sets() {
   static const IpsetCatalog cat = [] {
-    auto c = parse_ipset_save(slurp(dpi::test::source_path("tests/fixtures/xt/capture.ipsets")), "capture.ipsets");
+    auto c = parse_ipset_save(slurp(dpi::test::source_path("tests/fixtures/xt/capture.ipsets")),
+                              "capture.ipsets");
     REQUIRE(c.ok());
     return *c;
   }();
@@ -80,7 +81,8 @@ std::string describe(const Stmt& s) {
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, MatchStmt>) {
           std::string o = fmt::format("match {} op{} inv{} ", sel(v.lhs), int(v.op), v.invert);
-          if (v.rhs_kind == MatchStmt::RhsKind::range) o += v.range.lo.hex() + "-" + v.range.hi.hex();
+          if (v.rhs_kind == MatchStmt::RhsKind::range)
+            o += v.range.lo.hex() + "-" + v.range.hi.hex();
           if (v.rhs_kind == MatchStmt::RhsKind::flags) o += "flags " + v.flags.hex();
           if (v.rhs_kind == MatchStmt::RhsKind::set) {
             o += "set{";
@@ -95,9 +97,11 @@ std::string describe(const Stmt& s) {
           return fmt::format("mangle {} {} {}", int(v.target), v.constant ? v.constant->hex() : "-",
                              v.constant ? "" : sel(Selector{{v.value}}));
         } else if constexpr (std::is_same_v<T, NatStmt>) {
-          return fmt::format("nat {} {} {}", int(v.kind), v.addr ? v.addr->hex() : "-", v.port ? *v.port : -1);
+          return fmt::format("nat {} {} {}", int(v.kind), v.addr ? v.addr->hex() : "-",
+                             v.port ? *v.port : -1);
         } else if constexpr (std::is_same_v<T, LogStmt>) {
-          return fmt::format("log {} {} {} {}", v.prefix, v.group.value_or(-1), v.snaplen.value_or(-1), v.level);
+          return fmt::format("log {} {} {} {}", v.prefix, v.group.value_or(-1),
+                             v.snaplen.value_or(-1), v.level);
         } else if constexpr (std::is_same_v<T, RejectStmt>) {
           return "reject " + v.with;
         } else if constexpr (std::is_same_v<T, AssumeStmt>) {
@@ -125,7 +129,8 @@ std::vector<uint8_t> unhex(const std::string& h) {
 }  // namespace
 
 TEST_CASE("iptables-save: real Calico and kube-proxy dumps load", "[unit]") {
-  for (const char* f : {"fixtures/calico/cali-iptables-dump.txt", "fixtures/calico/iptables-dump.txt"}) {
+  for (const char* f :
+       {"fixtures/calico/cali-iptables-dump.txt", "fixtures/calico/iptables-dump.txt"}) {
     auto rs = load_ok(slurp(dpi::test::shared_path(f)));
     CHECK(rs->rule_count > 40);
     CHECK(rs->has_family("ip"));
@@ -136,7 +141,8 @@ TEST_CASE("iptables-save: real Calico and kube-proxy dumps load", "[unit]") {
         for (const auto& s : r.stmts)
           if (auto* u = std::get_if<UnknownStmt>(&s)) {
             INFO(f << ": " << r.text << " -> " << u->why);
-            CHECK((u->expression.find("-m physdev") == 0 || u->why.find("--limit-iface") != std::string::npos));
+            CHECK((u->expression.find("-m physdev") == 0 ||
+                   u->why.find("--limit-iface") != std::string::npos));
           }
   }
   auto rs = load_ok(slurp(dpi::test::shared_path("fixtures/calico/cali-iptables-dump.txt")));
@@ -177,7 +183,8 @@ TEST_CASE("iptables-save: real-world GKE dumps with their ipsets", "[unit]") {
 TEST_CASE("iptables-save: handles are line numbers, text is the line, comments join", "[unit]") {
   auto rs = load_ok(
       "# header\n*filter\n:INPUT DROP [1:2]\n:FORWARD ACCEPT [0:0]\n:cali-x - [0:0]\n"
-      "-A INPUT -m comment --comment \"cali:abc\" -m comment --comment \"Say \\\"hi\\\"\" -j cali-x\n"
+      "-A INPUT -m comment --comment \"cali:abc\" -m comment --comment \"Say \\\"hi\\\"\" -j "
+      "cali-x\n"
       "-A cali-x -j ACCEPT\nCOMMIT\n");
   const Chain* in = rs->find_chain("ip", "filter", "INPUT");
   REQUIRE(in);
@@ -186,7 +193,9 @@ TEST_CASE("iptables-save: handles are line numbers, text is the line, comments j
   CHECK(rs->find_chain("ip", "filter", "FORWARD")->policy == VerdictKind::accept);
   const Rule& r = in->rules.at(0);
   CHECK(r.handle == 6);
-  CHECK(r.text == "-A INPUT -m comment --comment \"cali:abc\" -m comment --comment \"Say \\\"hi\\\"\" -j cali-x");
+  CHECK(r.text ==
+        "-A INPUT -m comment --comment \"cali:abc\" -m comment --comment \"Say \\\"hi\\\"\" -j "
+        "cali-x");
   CHECK(r.comment == "cali:abc; Say \"hi\"");
   const auto& v = std::get<VerdictStmt>(r.stmts.back());
   CHECK(v.kind == VerdictKind::jump);
@@ -196,7 +205,9 @@ TEST_CASE("iptables-save: handles are line numbers, text is the line, comments j
 }
 
 TEST_CASE("iptables-save: generic matches", "[unit]") {
-  auto rs = filter_rule("! -s 10.0.0.0/8 -d 192.168.1.1/255.255.255.0 -i cali+ ! -o eth0 -p tcp --dport 80:90 -j DROP");
+  auto rs = filter_rule(
+      "! -s 10.0.0.0/8 -d 192.168.1.1/255.255.255.0 -i cali+ ! -o eth0 -p tcp --dport 80:90 -j "
+      "DROP");
   const Rule& r = one_rule(*rs);
   REQUIRE(r.stmts.size() == 7);
   auto& s = std::get<MatchStmt>(r.stmts[0]);
@@ -227,9 +238,10 @@ TEST_CASE("iptables-save: generic matches", "[unit]") {
 }
 
 TEST_CASE("iptables-save: ip6tables-save becomes family ip6", "[unit]") {
-  auto rs = load_ok("# Generated by ip6tables-save v1.8.9\n*filter\n:INPUT ACCEPT [0:0]\n"
-                    "-A INPUT -s fd00::/64 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT\n"
-                    "-A INPUT -j REJECT --reject-with icmp6-adm-prohibited\nCOMMIT\n");
+  auto rs = load_ok(
+      "# Generated by ip6tables-save v1.8.9\n*filter\n:INPUT ACCEPT [0:0]\n"
+      "-A INPUT -s fd00::/64 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT\n"
+      "-A INPUT -j REJECT --reject-with icmp6-adm-prohibited\nCOMMIT\n");
   CHECK(rs->has_family("ip6"));
   CHECK_FALSE(rs->has_family("ip"));
   CHECK(rs->v6_hooks.count(Hook::input));
@@ -238,13 +250,15 @@ TEST_CASE("iptables-save: ip6tables-save becomes family ip6", "[unit]") {
   CHECK(std::get<RejectStmt>(in->rules[1].stmts[0]).with == "icmpv6 admin-prohibited");
 }
 
-TEST_CASE("iptables-save: every match and target compiles as the kernel's payload decodes", "[unit]") {
+TEST_CASE("iptables-save: every match and target compiles as the kernel's payload decodes",
+          "[unit]") {
   json captured = json::parse(slurp(dpi::test::source_path("tests/fixtures/xt/captured.json")));
   std::map<std::string, std::unique_ptr<Ruleset>> files;
   for (const char* f : {"capture-v4.rules", "capture-v6.rules"}) {
     IptablesSaveOptions o;
     o.ipsets = &capture_sets();
-    auto rs = load_iptables_save(slurp(dpi::test::source_path(std::string("tests/fixtures/xt/") + f)), f, o);
+    auto rs = load_iptables_save(
+        slurp(dpi::test::source_path(std::string("tests/fixtures/xt/") + f)), f, o);
     INFO((rs ? std::string() : rs.error().message));
     REQUIRE(rs.ok());
     files[f] = std::move(*rs);
@@ -285,7 +299,8 @@ TEST_CASE("iptables-save: every match and target compiles as the kernel's payloa
       CHECK(std::find(got.begin(), got.end(), "unknown") != got.end());
     } else {
       REQUIRE(got.size() >= want.size());
-      std::vector<std::string> tail(got.end() - static_cast<std::ptrdiff_t>(want.size()), got.end());
+      std::vector<std::string> tail(got.end() - static_cast<std::ptrdiff_t>(want.size()),
+                                    got.end());
       CHECK(tail == want);
     }
     CHECK(r.comment == comment);
@@ -304,7 +319,8 @@ TEST_CASE("iptables-save: targets", "[unit]") {
   CHECK(mark("--or-mark 0x4") == mark("--set-xmark 0x4/0x4"));
   CHECK(mark("--and-mark 0xfffcffff") == mark("--set-xmark 0x0/0x30000"));
   CHECK(mark("--set-xmark 0x1") == "mangle 0 0x00000001 ");
-  auto nflog = filter_rule("-j NFLOG --nflog-group 2 --nflog-prefix \"DPE|platform\" --nflog-size 80");
+  auto nflog =
+      filter_rule("-j NFLOG --nflog-group 2 --nflog-prefix \"DPE|platform\" --nflog-size 80");
   const auto& l = std::get<LogStmt>(one_rule(*nflog).stmts.at(0));
   CHECK(l.prefix == "DPE|platform");
   CHECK(l.group == 2);
@@ -315,7 +331,9 @@ TEST_CASE("iptables-save: targets", "[unit]") {
   CHECK(std::get<VerdictStmt>(one_rule(*go).stmts.at(0)).kind == VerdictKind::go_to);
   auto ret = filter_rule("-j RETURN");
   CHECK(std::get<VerdictStmt>(one_rule(*ret).stmts.at(0)).kind == VerdictKind::ret);
-  auto nat = load_ok("*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -j DNAT --to-destination 10.1.2.3:8080\nCOMMIT\n");
+  auto nat = load_ok(
+      "*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -j DNAT --to-destination "
+      "10.1.2.3:8080\nCOMMIT\n");
   const auto& n = std::get<NatStmt>(one_rule(*nat, "PREROUTING").stmts.at(1));
   CHECK(n.kind == NatStmt::Kind::dnat);
   CHECK(n.addr->hex() == "0x0a010203");
@@ -328,7 +346,8 @@ TEST_CASE("iptables-save: targets", "[unit]") {
 
 TEST_CASE("iptables-save: matches beyond the captured ones", "[unit]") {
   auto lim = filter_rule("-m limit --limit 10/sec --limit-burst 5 -j ACCEPT");
-  CHECK(std::get<AssumeStmt>(one_rule(*lim).stmts.at(0)).assumption.find("--limit 10/sec") != std::string::npos);
+  CHECK(std::get<AssumeStmt>(one_rule(*lim).stmts.at(0)).assumption.find("--limit 10/sec") !=
+        std::string::npos);
   auto stat = filter_rule("-m statistic --mode random --probability 0.50000000000 -j x");
   const auto& m = std::get<MatchStmt>(one_rule(*stat).stmts.at(0));
   CHECK(m.lhs.parts[0].key == Key::numgen);
@@ -345,35 +364,47 @@ TEST_CASE("iptables-save: matches beyond the captured ones", "[unit]") {
   CHECK(std::get<MatchStmt>(one_rule(*mark).stmts.at(0)).op == Op::ne);
   // An unknown match keeps its text; a missing ipset names the set.
   auto phys = filter_rule("-m physdev --physdev-is-bridged -j ACCEPT");
-  CHECK(std::get<UnknownStmt>(one_rule(*phys).stmts.at(0)).expression == "-m physdev --physdev-is-bridged");
+  CHECK(std::get<UnknownStmt>(one_rule(*phys).stmts.at(0)).expression ==
+        "-m physdev --physdev-is-bridged");
   auto noset = filter_rule("-m set --match-set cali40nope src -j ACCEPT", &capture_sets());
   const auto& u = std::get<UnknownStmt>(one_rule(*noset).stmts.at(0));
   CHECK(u.why.find("cali40nope") != std::string::npos);
   auto nosets = filter_rule("-m set --match-set cali40s:xyz src -j ACCEPT");
-  CHECK(std::get<UnknownStmt>(one_rule(*nosets).stmts.at(0)).why.find("cali40s:xyz") != std::string::npos);
+  CHECK(std::get<UnknownStmt>(one_rule(*nosets).stmts.at(0)).why.find("cali40s:xyz") !=
+        std::string::npos);
 }
 
 TEST_CASE("iptables-save: bad input names file:line", "[unit]") {
-  CHECK(load_err("*bogus\nCOMMIT\n") == "t.rules:1: unknown table 'bogus' (expected filter, nat, mangle, raw or security)");
-  CHECK(load_err("-A INPUT -j ACCEPT\n").rfind("t.rules:1: '-A INPUT -j ACCEPT' before any '*table' line", 0) == 0);
+  CHECK(load_err("*bogus\nCOMMIT\n") ==
+        "t.rules:1: unknown table 'bogus' (expected filter, nat, mangle, raw or security)");
+  CHECK(load_err("-A INPUT -j ACCEPT\n")
+            .rfind("t.rules:1: '-A INPUT -j ACCEPT' before any '*table' line", 0) == 0);
   CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j ACCEPT\n") ==
         "t.rules:3: table filter (line 1) ends without COMMIT");
   CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -j nowhere\nCOMMIT\n") ==
         "t.rules:3: -j nowhere: no chain nowhere in table filter (and no such target)");
-  CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"open -j ACCEPT\nCOMMIT\n")
-            .rfind("t.rules:3: unterminated quote", 0) == 0);
+  CHECK(
+      load_err(
+          "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m comment --comment \"open -j ACCEPT\nCOMMIT\n")
+          .rfind("t.rules:3: unterminated quote", 0) == 0);
   CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT --bogus 1 -j ACCEPT\nCOMMIT\n") ==
         "t.rules:3: unknown option '--bogus' for the rule");
-  CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctbogus x -j ACCEPT\nCOMMIT\n") ==
-        "t.rules:3: unknown option '--ctbogus' for -m conntrack");
-  CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A undeclared -j ACCEPT\nCOMMIT\n").find("not declared") !=
-        std::string::npos);
+  CHECK(
+      load_err(
+          "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctbogus x -j ACCEPT\nCOMMIT\n") ==
+      "t.rules:3: unknown option '--ctbogus' for -m conntrack");
+  CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A undeclared -j ACCEPT\nCOMMIT\n")
+            .find("not declared") != std::string::npos);
   CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -m mark --mark zzz -j ACCEPT\nCOMMIT\n")
             .rfind("t.rules:3: -m mark --mark zzz:", 0) == 0);
-  CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 10.0.0.300 -j ACCEPT\nCOMMIT\n").rfind("t.rules:3: -s", 0) == 0);
-  CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport -j ACCEPT\nCOMMIT\n").rfind("t.rules:3:", 0) == 0);
-  CHECK(load_err("*filter\n:INPUT QUEUE [0:0]\nCOMMIT\n").rfind("t.rules:2: chain INPUT: policy 'QUEUE'", 0) == 0);
-  CHECK(load_err("*filter\n:a - [0:0]\n:b - [0:0]\n-A a -j b\n-A b -j a\nCOMMIT\n").find("jump loop") != std::string::npos);
+  CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 10.0.0.300 -j ACCEPT\nCOMMIT\n")
+            .rfind("t.rules:3: -s", 0) == 0);
+  CHECK(load_err("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport -j ACCEPT\nCOMMIT\n")
+            .rfind("t.rules:3:", 0) == 0);
+  CHECK(load_err("*filter\n:INPUT QUEUE [0:0]\nCOMMIT\n")
+            .rfind("t.rules:2: chain INPUT: policy 'QUEUE'", 0) == 0);
+  CHECK(load_err("*filter\n:a - [0:0]\n:b - [0:0]\n-A a -j b\n-A b -j a\nCOMMIT\n")
+            .find("jump loop") != std::string::npos);
   CHECK(load_err("").find("no '*table' section") != std::string::npos);
   CHECK(load_err("*filter\nCOMMIT\n*filter\nCOMMIT\n") == "t.rules:3: table filter appears twice");
 }

@@ -4,20 +4,18 @@
 // that iptables-nft 1.8.9 writes natively (NFLOG, limit, mark, state) are built from the UAPI
 // structs instead.
 #include <arpa/inet.h>
-
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
-
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/xt_NFLOG.h>
 #include <linux/netfilter/xt_limit.h>
 #include <linux/netfilter/xt_mark.h>
-#include <linux/netfilter/xt_state.h>
 #include <linux/netfilter/xt_set.h>
+#include <linux/netfilter/xt_state.h>
+#include <nlohmann/json.hpp>
 
 #include "backends/nftables/xt/decode.h"
 #include "backends/nftables/xt/ipsets.h"
@@ -36,13 +34,15 @@ std::string slurp(const std::string& path) {
 }
 
 const json& captured() {
-  static const json doc = json::parse(slurp(dpi::test::source_path("tests/fixtures/xt/captured.json")));
+  static const json doc =
+      json::parse(slurp(dpi::test::source_path("tests/fixtures/xt/captured.json")));
   return doc;
 }
 
 const IpsetCatalog& catalog() {
   static const IpsetCatalog cat = [] {
-    auto c = parse_ipset_save(slurp(dpi::test::source_path("tests/fixtures/xt/capture.ipsets")), "capture.ipsets");
+    auto c = parse_ipset_save(slurp(dpi::test::source_path("tests/fixtures/xt/capture.ipsets")),
+                              "capture.ipsets");
     REQUIRE(c.ok());
     return *c;
   }();
@@ -51,7 +51,8 @@ const IpsetCatalog& catalog() {
 
 std::vector<uint8_t> unhex(const std::string& h) {
   std::vector<uint8_t> out;
-  for (std::size_t i = 0; i + 1 < h.size(); i += 2) out.push_back(static_cast<uint8_t>(std::stoi(h.substr(i, 2), nullptr, 16)));
+  for (std::size_t i = 0; i + 1 < h.size(); i += 2)
+    out.push_back(static_cast<uint8_t>(std::stoi(h.substr(i, 2), nullptr, 16)));
   return out;
 }
 
@@ -68,8 +69,8 @@ struct Decoded {
   std::optional<XtDecoded> d;
 };
 
-std::unique_ptr<Decoded> decode(const XtExpr& x, const std::string& family, const std::string& table,
-                                const IpsetCatalog* ipsets = &catalog()) {
+std::unique_ptr<Decoded> decode(const XtExpr& x, const std::string& family,
+                                const std::string& table, const IpsetCatalog* ipsets = &catalog()) {
   auto out = std::make_unique<Decoded>();
   out->family = family;
   out->table = table;
@@ -104,7 +105,9 @@ Bytes v6(const char* s) {
   inet_pton(AF_INET6, s, b.d.data());
   return b;
 }
-Bytes u(uint64_t v, std::size_t w) { return Bytes::from_uint(v, w); }
+Bytes u(uint64_t v, std::size_t w) {
+  return Bytes::from_uint(v, w);
+}
 Bytes cat(std::initializer_list<Bytes> parts) {
   Bytes b;
   for (const auto& p : parts) b.append(p);
@@ -255,7 +258,9 @@ TEST_CASE("xt set error paths", "[unit]") {
 
   // Two ranged parts and a nomatch entry cannot be flattened into intervals.
   auto cat2 = parse_ipset_save(
-      "create nn hash:net,net family inet\nadd nn 10.0.0.0/8,10.1.0.0/16\nadd nn 10.0.0.0/16,10.1.0.0/24 nomatch\n", "t");
+      "create nn hash:net,net family inet\nadd nn 10.0.0.0/8,10.1.0.0/16\nadd nn "
+      "10.0.0.0/16,10.1.0.0/24 nomatch\n",
+      "t");
   REQUIRE(cat2.ok());
   xt_set_info_match_v1 info{};
   info.match_set.index = 0;
@@ -325,7 +330,7 @@ TEST_CASE("xt rpfilter: strict reverse path, loopback passes", "[unit]") {
   Bytes cali = u(0, 16), none = u(0, 16), lo = u(0, 16);
   std::memcpy(cali.d.data(), "cali1", 5);
   std::memcpy(lo.d.data(), "lo", 2);
-  CHECK(inv.set->find(cat({cali, cali})));       // route back through the input interface
+  CHECK(inv.set->find(cat({cali, cali})));        // route back through the input interface
   CHECK_FALSE(inv.set->find(cat({cali, none})));  // no route back that way
   CHECK(inv.set->find(cat({lo, none})));
   auto plain_d = decode_case("x-rpf-plain");
@@ -553,7 +558,8 @@ TEST_CASE("parse_ipset_save reads real ipset save output", "[unit]") {
   CHECK(list->index == 5);
 
   // The real-world fixtures' sets.
-  for (const char* f : {"fixtures/real-world/kubelab-gke-allow.ipsets", "fixtures/real-world/kubelab-gke-complex.ipsets"}) {
+  for (const char* f : {"fixtures/real-world/kubelab-gke-allow.ipsets",
+                        "fixtures/real-world/kubelab-gke-complex.ipsets"}) {
     auto r = parse_ipset_save(slurp(dpi::test::shared_path(f)), f);
     INFO(f);
     REQUIRE(r.ok());
@@ -570,7 +576,8 @@ TEST_CASE("parse_ipset_save errors name the line", "[unit]") {
   CHECK(no_set.error().message.find("not created") != std::string::npos);
   auto bad_type = parse_ipset_save("create a hash:foo\n", "f");
   REQUIRE_FALSE(bad_type.ok());
-  auto ports = parse_ipset_save("create p hash:ip,port\nadd p 10.0.0.1,udp:53-55\nadd p 10.0.0.2,80\n", "f");
+  auto ports =
+      parse_ipset_save("create p hash:ip,port\nadd p 10.0.0.1,udp:53-55\nadd p 10.0.0.2,80\n", "f");
   REQUIRE(ports.ok());
   CHECK(ports->sets[0].members[0].key[2].hi == u(55, 2));
   CHECK(ports->sets[0].members[1].key[1].lo == u(6, 1));  // tcp by default

@@ -1,10 +1,9 @@
 // -m statistic and -m tcp/-m udp payloads, built from the UAPI structs the kernel hands back.
-#include <linux/netfilter/xt_statistic.h>
-#include <linux/netfilter/xt_tcpudp.h>
-
 #include <cstring>
 
 #include <catch2/catch.hpp>
+#include <linux/netfilter/xt_statistic.h>
+#include <linux/netfilter/xt_tcpudp.h>
 
 #include "backends/nftables/xt/decode.h"
 

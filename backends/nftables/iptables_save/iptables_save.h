@@ -24,7 +24,8 @@ struct IptablesSaveOptions {
 
 // origin names the input in errors and is the ruleset's origin ("file:line: ..." messages).
 // Errors: bad_input, one line naming file:line and what was expected.
-Result<std::unique_ptr<Ruleset>> load_iptables_save(std::string_view text, const std::string& origin,
+Result<std::unique_ptr<Ruleset>> load_iptables_save(std::string_view text,
+                                                    const std::string& origin,
                                                     const IptablesSaveOptions& opts = {});
 
 }  // namespace dpi::nft

@@ -1,12 +1,6 @@
 // "-m NAME ..." matches (and the implicit -p tcp/udp/sctp/icmp ones) from iptables-save text,
 // built with the same helpers the iptables-nft payload decoders use (xt/decoders.h), so a rule
 // read from text evaluates exactly like the same rule read from the kernel.
-#include <linux/netfilter/nf_conntrack_common.h>
-#include <linux/netfilter/xt_addrtype.h>
-#include <linux/netfilter/xt_conntrack.h>
-#include <linux/netfilter/xt_multiport.h>
-#include <linux/netfilter/xt_rpfilter.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -14,6 +8,11 @@
 #include <map>
 
 #include <fmt/format.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/xt_addrtype.h>
+#include <linux/netfilter/xt_conntrack.h>
+#include <linux/netfilter/xt_multiport.h>
+#include <linux/netfilter/xt_rpfilter.h>
 
 #include "backends/nftables/datatype.h"
 #include "backends/nftables/iptables_save/internal.h"
@@ -116,7 +115,8 @@ std::vector<std::string> split(std::string_view s, char sep) {
   std::size_t start = 0;
   while (true) {
     auto p = s.find(sep, start);
-    out.emplace_back(s.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start));
+    out.emplace_back(
+        s.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start));
     if (p == std::string_view::npos) break;
     start = p + 1;
   }
@@ -133,7 +133,8 @@ Error bad(const RuleCtx& ctx, const std::string& what) {
 }
 
 // "80", "http", "80:90", ":90", "80:".
-std::optional<std::pair<uint16_t, uint16_t>> parse_port_range(std::string_view s, std::string* why) {
+std::optional<std::pair<uint16_t, uint16_t>> parse_port_range(std::string_view s,
+                                                              std::string* why) {
   auto one = [&](std::string_view p, uint16_t dflt) -> std::optional<uint16_t> {
     if (p.empty()) return dflt;
     auto b = parse_constant(Type::inet_service, 2, nlohmann::json(std::string(p)), why);
@@ -157,10 +158,9 @@ std::optional<std::pair<uint16_t, uint16_t>> parse_port_range(std::string_view s
 }
 
 std::optional<std::pair<uint8_t, uint8_t>> parse_tcp_flags(std::string_view s, std::string* why) {
-  static const std::map<std::string, uint8_t> kFlags = {{"FIN", 0x01}, {"SYN", 0x02}, {"RST", 0x04},
-                                                        {"PSH", 0x08}, {"ACK", 0x10}, {"URG", 0x20},
-                                                        {"ECE", 0x40}, {"CWR", 0x80}, {"ALL", 0xff},
-                                                        {"NONE", 0x00}};
+  static const std::map<std::string, uint8_t> kFlags = {
+      {"FIN", 0x01}, {"SYN", 0x02}, {"RST", 0x04}, {"PSH", 0x08}, {"ACK", 0x10},
+      {"URG", 0x20}, {"ECE", 0x40}, {"CWR", 0x80}, {"ALL", 0xff}, {"NONE", 0x00}};
   uint8_t v = 0;
   for (const auto& f : split(s, ',')) {
     auto it = kFlags.find(upper(f));
@@ -295,7 +295,10 @@ std::optional<uint16_t> ct_state_bits(std::string_view list, std::string* why) {
   for (const auto& s : split(list, ',')) {
     auto it = k.find(upper(s));
     if (it == k.end()) {
-      *why = fmt::format("'{}' is not a conntrack state (INVALID, ESTABLISHED, RELATED, NEW, UNTRACKED, SNAT, DNAT)", s);
+      *why = fmt::format(
+          "'{}' is not a conntrack state (INVALID, ESTABLISHED, RELATED, NEW, UNTRACKED, SNAT, "
+          "DNAT)",
+          s);
       return std::nullopt;
     }
     v |= it->second;
@@ -313,7 +316,8 @@ std::optional<uint16_t> ct_status_bits(std::string_view list, std::string* why) 
   for (const auto& s : split(list, ',')) {
     auto it = k.find(upper(s));
     if (it == k.end()) {
-      *why = fmt::format("'{}' is not a conntrack status (NONE, EXPECTED, SEEN_REPLY, ASSURED, CONFIRMED)", s);
+      *why = fmt::format(
+          "'{}' is not a conntrack status (NONE, EXPECTED, SEEN_REPLY, ASSURED, CONFIRMED)", s);
       return std::nullopt;
     }
     v |= it->second;
@@ -322,8 +326,9 @@ std::optional<uint16_t> ct_status_bits(std::string_view list, std::string* why) 
 }
 
 std::optional<uint16_t> addrtypes(std::string_view list, std::string* why) {
-  static const char* kNames[] = {"UNSPEC",    "UNICAST",     "LOCAL",   "BROADCAST", "ANYCAST", "MULTICAST",
-                                 "BLACKHOLE", "UNREACHABLE", "PROHIBIT", "THROW",    "NAT",     "XRESOLVE"};
+  static const char* kNames[] = {"UNSPEC",   "UNICAST",   "LOCAL",     "BROADCAST",
+                                 "ANYCAST",  "MULTICAST", "BLACKHOLE", "UNREACHABLE",
+                                 "PROHIBIT", "THROW",     "NAT",       "XRESOLVE"};
   uint16_t v = 0;
   for (const auto& s : split(list, ',')) {
     auto it = std::find(std::begin(kNames), std::end(kNames), upper(s));
@@ -354,7 +359,8 @@ std::optional<uint32_t> parse_u32(std::string_view s, std::string* why) {
   return static_cast<uint32_t>(v);
 }
 
-std::optional<std::pair<uint32_t, uint32_t>> parse_value_mask(std::string_view s, std::string* why) {
+std::optional<std::pair<uint32_t, uint32_t>> parse_value_mask(std::string_view s,
+                                                              std::string* why) {
   auto slash = s.find('/');
   auto v = parse_u32(s.substr(0, slash), why);
   if (!v) return std::nullopt;
@@ -380,7 +386,8 @@ std::optional<Range> parse_addr(std::string_view s, bool v6, std::string* why) {
   }
   std::string mask(s.substr(slash + 1));
   int len = -1;
-  if (mask.find_first_not_of("0123456789") == std::string::npos && !mask.empty() && mask.size() <= 3) {
+  if (mask.find_first_not_of("0123456789") == std::string::npos && !mask.empty() &&
+      mask.size() <= 3) {
     len = std::stoi(mask);
   } else {
     // A dotted (or IPv6) netmask: contiguous ones only.
@@ -392,8 +399,10 @@ std::optional<Range> parse_addr(std::string_view s, bool v6, std::string* why) {
       for (int b = 7; b >= 0; --b) {
         bool one = m->d[i] >> b & 1;
         if (one && zero_seen) contiguous = false;
-        if (one) ++ones;
-        else zero_seen = true;
+        if (one)
+          ++ones;
+        else
+          zero_seen = true;
       }
     if (!contiguous) {
       *why = fmt::format("netmask '{}' is not contiguous", mask);
@@ -428,7 +437,9 @@ std::optional<uint8_t> parse_proto(std::string_view s, std::string* why) {
   return static_cast<uint8_t>(b->as_uint());
 }
 
-bool match_known(std::string_view module) { return match_specs().count(module) != 0; }
+bool match_known(std::string_view module) {
+  return match_specs().count(module) != 0;
+}
 
 std::optional<OptSpec> match_option(std::string_view module, std::string_view opt) {
   auto m = match_specs().find(module);
@@ -461,7 +472,8 @@ Status compile_match(const Module& m, RuleCtx& ctx, std::vector<Stmt>& out, std:
         uint16_t pts[2] = {r->first, r->second};
         xt::add_port_range(d, port_key(n, o.name == "--dport"), pts, o.invert);
       } else if (o.name == "--tcp-flags" || o.name == "--syn") {
-        std::pair<uint8_t, uint8_t> mask{0x17, 0x17}, cmp{0x02, 0x02};  // --syn: SYN,RST,ACK,FIN SYN
+        std::pair<uint8_t, uint8_t> mask{0x17, 0x17},
+            cmp{0x02, 0x02};  // --syn: SYN,RST,ACK,FIN SYN
         if (o.name == "--tcp-flags") {
           auto a = parse_tcp_flags(o.args[0], &why);
           auto b = a ? parse_tcp_flags(o.args[1], &why) : std::nullopt;
@@ -500,11 +512,16 @@ Status compile_match(const Module& m, RuleCtx& ctx, std::vector<Stmt>& out, std:
   if (n == "conntrack" || n == "state") {
     uint16_t mflags = 0, inv = 0, state = 0, status = 0, proto = 0;
     static const std::map<std::string, uint16_t> kUnmodelled = {
-        {"--ctorigsrc", XT_CONNTRACK_ORIGSRC},         {"--ctorigdst", XT_CONNTRACK_ORIGDST},
-        {"--ctreplsrc", XT_CONNTRACK_REPLSRC},         {"--ctrepldst", XT_CONNTRACK_REPLDST},
-        {"--ctexpire", XT_CONNTRACK_EXPIRES},          {"--ctorigsrcport", XT_CONNTRACK_ORIGSRC_PORT},
-        {"--ctorigdstport", XT_CONNTRACK_ORIGDST_PORT}, {"--ctreplsrcport", XT_CONNTRACK_REPLSRC_PORT},
-        {"--ctrepldstport", XT_CONNTRACK_REPLDST_PORT}, {"--ctdir", XT_CONNTRACK_DIRECTION}};
+        {"--ctorigsrc", XT_CONNTRACK_ORIGSRC},
+        {"--ctorigdst", XT_CONNTRACK_ORIGDST},
+        {"--ctreplsrc", XT_CONNTRACK_REPLSRC},
+        {"--ctrepldst", XT_CONNTRACK_REPLDST},
+        {"--ctexpire", XT_CONNTRACK_EXPIRES},
+        {"--ctorigsrcport", XT_CONNTRACK_ORIGSRC_PORT},
+        {"--ctorigdstport", XT_CONNTRACK_ORIGDST_PORT},
+        {"--ctreplsrcport", XT_CONNTRACK_REPLSRC_PORT},
+        {"--ctrepldstport", XT_CONNTRACK_REPLDST_PORT},
+        {"--ctdir", XT_CONNTRACK_DIRECTION}};
     for (const auto& o : m.opts) {
       uint16_t bit = 0;
       if (o.name == "--ctstate" || o.name == "--state") {
@@ -544,8 +561,8 @@ Status compile_match(const Module& m, RuleCtx& ctx, std::vector<Stmt>& out, std:
     so.return_nomatch = m.find("--return-nomatch") != nullptr;
     for (const auto& dir : split(ms->args[1], ',')) {
       if (so.dim >= 6 || (dir != "src" && dir != "dst"))
-        return bad(ctx, fmt::format("-m set --match-set {} {}: expected src|dst[,src|dst...]", ms->args[0],
-                                    ms->args[1]));
+        return bad(ctx, fmt::format("-m set --match-set {} {}: expected src|dst[,src|dst...]",
+                                    ms->args[0], ms->args[1]));
       ++so.dim;
       if (dir == "src") so.dir_flags |= uint8_t(1u << so.dim);
     }
@@ -586,7 +603,8 @@ Status compile_match(const Module& m, RuleCtx& ctx, std::vector<Stmt>& out, std:
       auto t = addrtypes(o.args[0], &why);
       if (!t) return fail(o);
       (o.name == "--src-type" ? src : dst) = *t;
-      if (o.invert) flags |= o.name == "--src-type" ? XT_ADDRTYPE_INVERT_SOURCE : XT_ADDRTYPE_INVERT_DEST;
+      if (o.invert)
+        flags |= o.name == "--src-type" ? XT_ADDRTYPE_INVERT_SOURCE : XT_ADDRTYPE_INVERT_DEST;
     }
     auto d = xt::addrtype_stmts(ctx.xt, src, dst, flags, &why);
     if (!d) return unknown(fmt::format("-m addrtype: {}", why));
@@ -596,8 +614,8 @@ Status compile_match(const Module& m, RuleCtx& ctx, std::vector<Stmt>& out, std:
   if (n == "rpfilter") {
     uint8_t flags = 0;
     for (const auto& o : m.opts)
-      flags |= o.name == "--loose"         ? XT_RPFILTER_LOOSE
-               : o.name == "--validmark"   ? XT_RPFILTER_VALID_MARK
+      flags |= o.name == "--loose"          ? XT_RPFILTER_LOOSE
+               : o.name == "--validmark"    ? XT_RPFILTER_VALID_MARK
                : o.name == "--accept-local" ? XT_RPFILTER_ACCEPT_LOCAL
                                             : XT_RPFILTER_INVERT;
     auto d = xt::rpfilter_stmts(ctx.xt, flags, &why);
@@ -612,7 +630,8 @@ Status compile_match(const Module& m, RuleCtx& ctx, std::vector<Stmt>& out, std:
   if (n == "connlimit") {
     const Opt* above = m.find("--connlimit-above");
     const Opt* upto = m.find("--connlimit-upto");
-    if (!above && !upto) return bad(ctx, "-m connlimit needs --connlimit-above or --connlimit-upto");
+    if (!above && !upto)
+      return bad(ctx, "-m connlimit needs --connlimit-above or --connlimit-upto");
     // Matches when (connections > limit) XOR upto: assumed not exceeded.
     bool matches = upto ? !upto->invert : above->invert;
     out.push_back(AssumeStmt{fmt::format("connection count `{}` not exceeded", m.text), matches});

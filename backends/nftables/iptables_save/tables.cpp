@@ -27,7 +27,9 @@ struct Builtin {
 const std::vector<Builtin>* builtins(std::string_view table) {
   static const std::map<std::string, std::vector<Builtin>, std::less<>> k = {
       {"filter",
-       {{"INPUT", Hook::input, 0, "filter"}, {"FORWARD", Hook::forward, 0, "filter"}, {"OUTPUT", Hook::output, 0, "filter"}}},
+       {{"INPUT", Hook::input, 0, "filter"},
+        {"FORWARD", Hook::forward, 0, "filter"},
+        {"OUTPUT", Hook::output, 0, "filter"}}},
       {"nat",
        {{"PREROUTING", Hook::prerouting, -100, "nat"},
         {"INPUT", Hook::input, 100, "nat"},
@@ -39,9 +41,13 @@ const std::vector<Builtin>* builtins(std::string_view table) {
         {"FORWARD", Hook::forward, -150, "filter"},
         {"OUTPUT", Hook::output, -150, "route"},
         {"POSTROUTING", Hook::postrouting, -150, "filter"}}},
-      {"raw", {{"PREROUTING", Hook::prerouting, -300, "filter"}, {"OUTPUT", Hook::output, -300, "filter"}}},
+      {"raw",
+       {{"PREROUTING", Hook::prerouting, -300, "filter"},
+        {"OUTPUT", Hook::output, -300, "filter"}}},
       {"security",
-       {{"INPUT", Hook::input, 50, "filter"}, {"FORWARD", Hook::forward, 50, "filter"}, {"OUTPUT", Hook::output, 50, "filter"}}},
+       {{"INPUT", Hook::input, 50, "filter"},
+        {"FORWARD", Hook::forward, 50, "filter"},
+        {"OUTPUT", Hook::output, 50, "filter"}}},
   };
   auto it = k.find(table);
   return it == k.end() ? nullptr : &it->second;
@@ -51,9 +57,11 @@ const std::vector<Builtin>* builtins(std::string_view table) {
 // an unknown statement; any other name must be a chain of the table.
 bool unmodelled_target(std::string_view n) {
   static const std::set<std::string, std::less<>> k = {
-      "AUDIT", "CHECKSUM", "CLASSIFY", "CLUSTERIP", "CONNSECMARK", "DNPT", "DSCP", "ECN", "HL", "HMARK",
-      "IDLETIMER", "LED", "MIRROR", "NETMAP", "NFQUEUE", "QUEUE", "RATEEST", "SAME", "SECMARK", "SET",
-      "SNPT", "SYNPROXY", "TCPMSS", "TCPOPTSTRIP", "TEE", "TOS", "TPROXY", "TRACE", "TTL", "ULOG"};
+      "AUDIT",   "CHECKSUM", "CLASSIFY", "CLUSTERIP", "CONNSECMARK", "DNPT",
+      "DSCP",    "ECN",      "HL",       "HMARK",     "IDLETIMER",   "LED",
+      "MIRROR",  "NETMAP",   "NFQUEUE",  "QUEUE",     "RATEEST",     "SAME",
+      "SECMARK", "SET",      "SNPT",     "SYNPROXY",  "TCPMSS",      "TCPOPTSTRIP",
+      "TEE",     "TOS",      "TPROXY",   "TRACE",     "TTL",         "ULOG"};
   return k.count(n) != 0;
 }
 
@@ -109,10 +117,14 @@ class Parser {
 
 Status Parser::start_table(int line, const std::string& name) {
   if (table_)
-    return err(line, fmt::format("'*{}' while table {} (line {}) has no COMMIT yet", name, table_->name, table_line_));
+    return err(line, fmt::format("'*{}' while table {} (line {}) has no COMMIT yet", name,
+                                 table_->name, table_line_));
   if (!builtins(name))
-    return err(line, fmt::format("unknown table '{}' (expected filter, nat, mangle, raw or security)", name));
-  if (!done_tables_.insert(name).second) return err(line, fmt::format("table {} appears twice", name));
+    return err(
+        line,
+        fmt::format("unknown table '{}' (expected filter, nat, mangle, raw or security)", name));
+  if (!done_tables_.insert(name).second)
+    return err(line, fmt::format("table {} appears twice", name));
   rs_->tables.push_back(Table{family_, name, {}});
   table_ = &rs_->tables.back();
   table_line_ = line;
@@ -149,14 +161,18 @@ Status Parser::declare_chain(int line, const std::vector<Token>& t) {
   std::string name = t[0].s.substr(1);
   if (name.empty() || t.size() < 2 || t.size() > 3)
     return err(line, fmt::format("expected ':CHAIN POLICY [packets:bytes]', got '{}'", t[0].s));
-  if (chains_.count(name)) return err(line, fmt::format("chain {} is declared twice in table {}", name, table_->name));
+  if (chains_.count(name))
+    return err(line, fmt::format("chain {} is declared twice in table {}", name, table_->name));
   const std::string& policy = t[1].s;
   bool builtin = is_builtin(table_->name, name);
   if (builtin && policy != "ACCEPT" && policy != "DROP")
     return err(line, fmt::format("chain {}: policy '{}' (expected ACCEPT or DROP)", name, policy));
   if (!builtin && policy != "-")
-    return err(line, fmt::format("chain {} is not a built-in chain of table {}, so its policy must be '-', not '{}'",
-                                 name, table_->name, policy));
+    return err(
+        line,
+        fmt::format(
+            "chain {} is not a built-in chain of table {}, so its policy must be '-', not '{}'",
+            name, table_->name, policy));
   Chain* c = make_chain(*rs_, *table_, name);
   if (builtin) c->policy = policy == "DROP" ? VerdictKind::drop : VerdictKind::accept;
   chains_[name] = c;
@@ -168,8 +184,11 @@ Result<Chain*> Parser::chain_for_rule(int line, const std::string& name) {
   if (it != chains_.end()) return it->second;
   // Built-in chains exist without a declaration; user chains need ":NAME - [0:0]" (or -N).
   if (!is_builtin(table_->name, name))
-    return err(line, fmt::format("rule for chain {}, which is not declared in table {} (expected ':{} - [0:0]' first)",
-                                 name, table_->name, name));
+    return err(
+        line,
+        fmt::format(
+            "rule for chain {}, which is not declared in table {} (expected ':{} - [0:0]' first)",
+            name, table_->name, name));
   Chain* c = make_chain(*rs_, *table_, name);
   chains_[name] = c;
   return c;
@@ -178,7 +197,8 @@ Result<Chain*> Parser::chain_for_rule(int line, const std::string& name) {
 Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
   // [packets:bytes] prefix from iptables-save -c.
   std::optional<std::pair<uint64_t, uint64_t>> counters;
-  if (!t.empty() && !t[0].quoted && t[0].s.size() > 2 && t[0].s.front() == '[' && t[0].s.back() == ']') {
+  if (!t.empty() && !t[0].quoted && t[0].s.size() > 2 && t[0].s.front() == '[' &&
+      t[0].s.back() == ']') {
     unsigned long long p = 0, b = 0;
     if (std::sscanf(t[0].s.c_str(), "[%llu:%llu]", &p, &b) != 2)
       return err(line, fmt::format("'{}' is not a [packets:bytes] counter", t[0].s));
@@ -196,15 +216,20 @@ Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
   }
   bool insert = cmd == "-I" || cmd == "--insert";
   if (cmd != "-A" && cmd != "--append" && !insert)
-    return err(line, fmt::format("'{}': expected ':CHAIN POLICY [p:b]', '-A CHAIN ...', '-I CHAIN ...', '-N CHAIN' or "
-                                 "'COMMIT'", cmd));
+    return err(
+        line,
+        fmt::format(
+            "'{}': expected ':CHAIN POLICY [p:b]', '-A CHAIN ...', '-I CHAIN ...', '-N CHAIN' or "
+            "'COMMIT'",
+            cmd));
   if (t.size() < 2) return err(line, fmt::format("'{}' without a chain name", cmd));
   auto chain = chain_for_rule(line, t[1].s);
   if (!chain) return chain.error();
   std::size_t i = 2, pos = (*chain)->rules.size();
   if (insert) {
     pos = 0;
-    if (i < t.size() && !t[i].quoted && !t[i].s.empty() && std::isdigit(static_cast<unsigned char>(t[i].s[0]))) {
+    if (i < t.size() && !t[i].quoted && !t[i].s.empty() &&
+        std::isdigit(static_cast<unsigned char>(t[i].s[0]))) {
       std::string why;
       auto n = parse_u32(t[i].s, &why);
       if (!n || *n == 0 || *n > (*chain)->rules.size() + 1)
@@ -264,7 +289,8 @@ Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
       for (std::size_t b = 0; b < r->hi.len; ++b) any = any && r->hi.d[b] == 0xff;
       if (any && !inv) continue;
       bool src = o == "-s" || o == "--source";
-      Key k = ctx.v6 ? (src ? Key::ip6_saddr : Key::ip6_daddr) : (src ? Key::ip_saddr : Key::ip_daddr);
+      Key k =
+          ctx.v6 ? (src ? Key::ip6_saddr : Key::ip6_daddr) : (src ? Key::ip_saddr : Key::ip_daddr);
       MatchStmt m = xt::match_range(xt::operand(k, ctx.v6 ? Type::ipv6 : Type::ipv4), 0, 0);
       m.range = *r;
       if (inv) m.op = Op::ne;
@@ -273,14 +299,18 @@ Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
       auto v = value(o, &inv);
       if (!v) return v.error();
       if (*v == "all" || *v == "0") {
-        if (inv) generic.push_back(xt::match_range(xt::operand(Key::meta_l4proto, Type::inet_proto), 0, 255, true));
+        if (inv)
+          generic.push_back(
+              xt::match_range(xt::operand(Key::meta_l4proto, Type::inet_proto), 0, 255, true));
         continue;
       }
       auto p = parse_proto(*v, &why);
       if (!p) return err(line, fmt::format("{} {}: {}", o, *v, why));
       MatchStmt m = xt::match_range(xt::operand(Key::meta_l4proto, Type::inet_proto), *p, *p);
-      if (inv) m.op = Op::ne;
-      else ctx.proto = *p;
+      if (inv)
+        m.op = Op::ne;
+      else
+        ctx.proto = *p;
       generic.push_back(std::move(m));
     } else if (o == "-i" || o == "--in-interface" || o == "-o" || o == "--out-interface") {
       auto v = value(o, &inv);
@@ -288,7 +318,8 @@ Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
       auto r = parse_iface(*v, &why);
       if (!r) return err(line, fmt::format("{} {}: {}", o, *v, why));
       bool in = o == "-i" || o == "--in-interface";
-      MatchStmt m = xt::match_range(xt::operand(in ? Key::meta_iifname : Key::meta_oifname, Type::ifname), 0, 0);
+      MatchStmt m = xt::match_range(
+          xt::operand(in ? Key::meta_iifname : Key::meta_oifname, Type::ifname), 0, 0);
       m.range = *r;
       if (inv) m.op = Op::ne;
       generic.push_back(std::move(m));
@@ -329,10 +360,12 @@ Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
       for (std::size_t k = modules.size(); k-- > 0 && !owner;)
         if (module_known[k] && match_option(modules[k].name, o)) owner = &modules[k];
       if (!owner && ctx.proto) {
-        static const std::map<int, std::string> kImplicit = {{6, "tcp"}, {17, "udp"}, {132, "sctp"}, {1, "icmp"}, {58, "icmp6"}};
+        static const std::map<int, std::string> kImplicit = {
+            {6, "tcp"}, {17, "udp"}, {132, "sctp"}, {1, "icmp"}, {58, "icmp6"}};
         auto im = kImplicit.find(*ctx.proto);
         if (im != kImplicit.end() && match_option(im->second, o)) {
-          auto existing = std::find_if(modules.begin(), modules.end(), [&](const Module& m) { return m.name == im->second; });
+          auto existing = std::find_if(modules.begin(), modules.end(),
+                                       [&](const Module& m) { return m.name == im->second; });
           if (existing != modules.end()) {
             owner = &*existing;
           } else {
@@ -351,10 +384,12 @@ Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
         continue;
       }
       Module* unknown = nullptr;
-      if (target && !target_known(target->name)) unknown = &*target;
-      else if (!target && !modules.empty() && !module_known.back()) unknown = &modules.back();
+      if (target && !target_known(target->name))
+        unknown = &*target;
+      else if (!target && !modules.empty() && !module_known.back())
+        unknown = &modules.back();
       if (!unknown) {
-        std::string ctxname = target ? "-j " + target->name
+        std::string ctxname = target            ? "-j " + target->name
                               : modules.empty() ? std::string("the rule")
                                                 : "-m " + modules.back().name;
         return err(line, fmt::format("unknown option '{}' for {}", o, ctxname));
@@ -370,7 +405,9 @@ Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
   Rule r;
   r.handle = static_cast<uint64_t>(line);
   r.text = std::string(text);
-  while (!r.text.empty() && (r.text.back() == ' ' || r.text.back() == '\t' || r.text.back() == '\r')) r.text.pop_back();
+  while (!r.text.empty() &&
+         (r.text.back() == ' ' || r.text.back() == '\t' || r.text.back() == '\r'))
+    r.text.pop_back();
   if (counters) {
     r.packets = counters->first;
     r.bytes = counters->second;
@@ -389,16 +426,21 @@ Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
     if (n == "ACCEPT" || n == "DROP" || n == "RETURN") {
       if (go_to) return err(line, fmt::format("-g {}: goto needs a chain", n));
       if (!target->opts.empty()) return err(line, fmt::format("-j {} takes no options", n));
-      r.stmts.push_back(VerdictStmt{n == "ACCEPT" ? VerdictKind::accept : n == "DROP" ? VerdictKind::drop : VerdictKind::ret, nullptr});
+      r.stmts.push_back(VerdictStmt{n == "ACCEPT" ? VerdictKind::accept
+                                    : n == "DROP" ? VerdictKind::drop
+                                                  : VerdictKind::ret,
+                                    nullptr});
     } else if (target_known(n) || unmodelled_target(n)) {
       if (go_to) return err(line, fmt::format("-g {}: goto needs a chain", n));
       if (unmodelled_target(n))
-        r.stmts.push_back(UnknownStmt{target->text, fmt::format("target \"{}\" is not modelled", n)});
+        r.stmts.push_back(
+            UnknownStmt{target->text, fmt::format("target \"{}\" is not modelled", n)});
       else if (auto st = compile_target(*target, ctx, r.stmts); !st)
         return st;
     } else {
       if (!target->opts.empty())
-        return err(line, fmt::format("unknown option '{}' for {}", target->opts[0].name, target->text));
+        return err(line,
+                   fmt::format("unknown option '{}' for {}", target->opts[0].name, target->text));
       if (is_builtin(table_->name, n))
         return err(line, fmt::format("{}: cannot jump to built-in chain {}", target->text, n));
       jump = PendingJump{*chain, pos, r.stmts.size(), n, go_to, line};
@@ -421,8 +463,8 @@ Status Parser::commit(int line) {
   for (const auto& p : pending_) {
     auto it = chains_.find(p.target);
     if (it == chains_.end())
-      return err(p.line, fmt::format("{} {}: no chain {} in table {} (and no such target)", p.go_to ? "-g" : "-j",
-                                     p.target, p.target, table_->name));
+      return err(p.line, fmt::format("{} {}: no chain {} in table {} (and no such target)",
+                                     p.go_to ? "-g" : "-j", p.target, p.target, table_->name));
     std::get<VerdictStmt>(p.chain->rules[p.rule].stmts[p.stmt]).target = it->second;
   }
   (void)line;
@@ -433,12 +475,14 @@ Status Parser::commit(int line) {
 }
 
 std::string detect_family(std::string_view text) {
-  if (text.find("ip6tables-save") != std::string_view::npos || text.find("ip6tables-restore") != std::string_view::npos)
+  if (text.find("ip6tables-save") != std::string_view::npos ||
+      text.find("ip6tables-restore") != std::string_view::npos)
     return "ip6";
   std::size_t start = 0;
   while (start < text.size()) {
     auto end = text.find('\n', start);
-    std::string_view l = text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    std::string_view l =
+        text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
     start = end == std::string_view::npos ? text.size() : end + 1;
     if (l.empty() || l[0] == '#' || l[0] == '*' || l[0] == ':') continue;
     std::string why;
@@ -446,14 +490,17 @@ std::string detect_family(std::string_view text) {
     if (!toks) continue;
     for (std::size_t i = 0; i < toks->size(); ++i) {
       const Token& t = (*toks)[i];
-      if (t.is("ipv6-icmp") || t.is("icmpv6") || t.is("icmp6") || t.is("--icmpv6-type")) return "ip6";
+      if (t.is("ipv6-icmp") || t.is("icmpv6") || t.is("icmp6") || t.is("--icmpv6-type"))
+        return "ip6";
       if (i + 1 >= toks->size()) continue;
-      if (t.is("-s") || t.is("-d") || t.is("--source") || t.is("--destination") || t.is("--to-destination") ||
-          t.is("--to-source")) {
-        const Token& v = (*toks)[i + 1].is("!") && i + 2 < toks->size() ? (*toks)[i + 2] : (*toks)[i + 1];
+      if (t.is("-s") || t.is("-d") || t.is("--source") || t.is("--destination") ||
+          t.is("--to-destination") || t.is("--to-source")) {
+        const Token& v =
+            (*toks)[i + 1].is("!") && i + 2 < toks->size() ? (*toks)[i + 2] : (*toks)[i + 1];
         // An IPv6 address has at least two ':'; "a.b.c.d:port" has one.
         auto colon = v.s.find(':');
-        if (colon != std::string::npos && v.s.find(':', colon + 1) != std::string::npos) return "ip6";
+        if (colon != std::string::npos && v.s.find(':', colon + 1) != std::string::npos)
+          return "ip6";
         if (t.s[1] != '-' || t.is("--source") || t.is("--destination")) return "ip";
       }
     }
@@ -464,15 +511,18 @@ std::string detect_family(std::string_view text) {
 Result<std::unique_ptr<Ruleset>> Parser::run(std::string_view text) {
   family_ = opts_.family.empty() ? detect_family(text) : opts_.family;
   if (family_ != "ip" && family_ != "ip6")
-    return make_error(ErrorCode::bad_input, fmt::format("{}: family '{}' (expected ip or ip6)", origin_, family_));
+    return make_error(ErrorCode::bad_input,
+                      fmt::format("{}: family '{}' (expected ip or ip6)", origin_, family_));
   int line = 0;
   std::size_t start = 0;
   while (start < text.size()) {
     auto end = text.find('\n', start);
-    std::string_view l = text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    std::string_view l =
+        text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
     start = end == std::string_view::npos ? text.size() : end + 1;
     ++line;
-    while (!l.empty() && (l.back() == '\r' || l.back() == ' ' || l.back() == '\t')) l.remove_suffix(1);
+    while (!l.empty() && (l.back() == '\r' || l.back() == ' ' || l.back() == '\t'))
+      l.remove_suffix(1);
     std::size_t lead = 0;
     while (lead < l.size() && (l[lead] == ' ' || l[lead] == '\t')) ++lead;
     l.remove_prefix(lead);
@@ -489,8 +539,10 @@ Result<std::unique_ptr<Ruleset>> Parser::run(std::string_view text) {
     auto toks = tokenize(l, &why);
     if (!toks) return err(line, why);
     if (!table_)
-      return err(line, fmt::format("'{}' before any '*table' line (expected *filter, *nat, *mangle or *raw)",
-                                   l.substr(0, std::min<std::size_t>(l.size(), 40))));
+      return err(
+          line,
+          fmt::format("'{}' before any '*table' line (expected *filter, *nat, *mangle or *raw)",
+                      l.substr(0, std::min<std::size_t>(l.size(), 40))));
     if (l[0] == ':') {
       if (auto st = declare_chain(line, *toks); !st) return st.error();
       continue;
@@ -498,7 +550,8 @@ Result<std::unique_ptr<Ruleset>> Parser::run(std::string_view text) {
     if (auto st = add_rule(line, l, std::move(*toks)); !st) return st.error();
   }
   if (table_)
-    return err(line, fmt::format("table {} (line {}) ends without COMMIT", table_->name, table_line_));
+    return err(line,
+               fmt::format("table {} (line {}) ends without COMMIT", table_->name, table_line_));
   if (rs_->tables.empty())
     return make_error(ErrorCode::bad_input,
                       fmt::format("{}: no '*table' section: not iptables-save output", origin_));
@@ -509,7 +562,8 @@ Result<std::unique_ptr<Ruleset>> Parser::run(std::string_view text) {
 }  // namespace
 }  // namespace ipt
 
-Result<std::unique_ptr<Ruleset>> load_iptables_save(std::string_view text, const std::string& origin,
+Result<std::unique_ptr<Ruleset>> load_iptables_save(std::string_view text,
+                                                    const std::string& origin,
                                                     const IptablesSaveOptions& opts) {
   return ipt::Parser(origin, opts).run(text);
 }

@@ -1,14 +1,12 @@
 // "-j TARGET ..." from iptables-save text: the statements the iptables-nft payload decoders
 // build for the same target (xt/decoders.h). Verdicts and chain jumps are the caller's.
 #include <arpa/inet.h>
-
-#include <linux/netfilter/nf_nat.h>
-#include <linux/netfilter/xt_CT.h>
-#include <linux/netfilter/xt_connmark.h>
-
 #include <map>
 
 #include <fmt/format.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/xt_CT.h>
+#include <linux/netfilter/xt_connmark.h>
 
 #include "backends/nftables/datatype.h"
 #include "backends/nftables/iptables_save/internal.h"
@@ -68,7 +66,9 @@ const std::map<std::string, Specs, std::less<>>& target_specs() {
         {"--random-fully", {"--random-fully", 0}},
         {"--persistent", {"--persistent", 0}}}},
       {"MASQUERADE",
-       {{"--to-ports", {"--to-ports", 1}}, {"--random", {"--random", 0}}, {"--random-fully", {"--random-fully", 0}}}},
+       {{"--to-ports", {"--to-ports", 1}},
+        {"--random", {"--random", 0}},
+        {"--random-fully", {"--random-fully", 0}}}},
       {"REDIRECT", {{"--to-ports", {"--to-ports", 1}}, {"--random", {"--random", 0}}}},
       {"CT",
        {{"--notrack", {"--notrack", 0}},
@@ -153,19 +153,35 @@ bool parse_nat_to(std::string_view s, bool v6, xt::NatRange& r, std::string* why
 }
 
 std::optional<unsigned> reject_index(std::string_view s, bool v6) {
-  static const std::map<std::string, unsigned, std::less<>> k4 = {
-      {"icmp-net-unreachable", 0}, {"net-unreach", 0},          {"icmp-host-unreachable", 1},
-      {"host-unreach", 1},         {"icmp-proto-unreachable", 2}, {"proto-unreach", 2},
-      {"icmp-port-unreachable", 3}, {"port-unreach", 3},        {"icmp-net-prohibited", 5},
-      {"net-prohib", 5},           {"icmp-host-prohibited", 6},  {"host-prohib", 6},
-      {"tcp-reset", 7},            {"tcp-rst", 7},               {"icmp-admin-prohibited", 8},
-      {"admin-prohib", 8}};
-  static const std::map<std::string, unsigned, std::less<>> k6 = {
-      {"icmp6-no-route", 0},         {"no-route", 0},          {"icmp6-adm-prohibited", 1},
-      {"adm-prohibited", 1},         {"icmp6-addr-unreachable", 3}, {"addr-unreach", 3},
-      {"icmp6-port-unreachable", 4}, {"port-unreach", 4},      {"tcp-reset", 6},
-      {"icmp6-policy-fail", 7},      {"policy-fail", 7},       {"icmp6-reject-route", 8},
-      {"reject-route", 8}};
+  static const std::map<std::string, unsigned, std::less<>> k4 = {{"icmp-net-unreachable", 0},
+                                                                  {"net-unreach", 0},
+                                                                  {"icmp-host-unreachable", 1},
+                                                                  {"host-unreach", 1},
+                                                                  {"icmp-proto-unreachable", 2},
+                                                                  {"proto-unreach", 2},
+                                                                  {"icmp-port-unreachable", 3},
+                                                                  {"port-unreach", 3},
+                                                                  {"icmp-net-prohibited", 5},
+                                                                  {"net-prohib", 5},
+                                                                  {"icmp-host-prohibited", 6},
+                                                                  {"host-prohib", 6},
+                                                                  {"tcp-reset", 7},
+                                                                  {"tcp-rst", 7},
+                                                                  {"icmp-admin-prohibited", 8},
+                                                                  {"admin-prohib", 8}};
+  static const std::map<std::string, unsigned, std::less<>> k6 = {{"icmp6-no-route", 0},
+                                                                  {"no-route", 0},
+                                                                  {"icmp6-adm-prohibited", 1},
+                                                                  {"adm-prohibited", 1},
+                                                                  {"icmp6-addr-unreachable", 3},
+                                                                  {"addr-unreach", 3},
+                                                                  {"icmp6-port-unreachable", 4},
+                                                                  {"port-unreach", 4},
+                                                                  {"tcp-reset", 6},
+                                                                  {"icmp6-policy-fail", 7},
+                                                                  {"policy-fail", 7},
+                                                                  {"icmp6-reject-route", 8},
+                                                                  {"reject-route", 8}};
   const auto& k = v6 ? k6 : k4;
   auto it = k.find(s);
   if (it == k.end()) return std::nullopt;
@@ -174,8 +190,8 @@ std::optional<unsigned> reject_index(std::string_view s, bool v6) {
 
 std::optional<std::string> log_level(std::string_view s, std::string* why) {
   static const std::map<std::string, unsigned, std::less<>> k = {
-      {"emerg", 0}, {"panic", 0}, {"alert", 1},   {"crit", 2},   {"err", 3},  {"error", 3},
-      {"warn", 4},  {"warning", 4}, {"notice", 5}, {"info", 6},  {"debug", 7}};
+      {"emerg", 0}, {"panic", 0},   {"alert", 1},  {"crit", 2}, {"err", 3},  {"error", 3},
+      {"warn", 4},  {"warning", 4}, {"notice", 5}, {"info", 6}, {"debug", 7}};
   if (auto it = k.find(s); it != k.end()) return xt::log_level_name(it->second);
   auto n = parse_u32(s, why);
   if (!n || *n > 7) {
@@ -191,7 +207,9 @@ void append(std::vector<Stmt>& out, XtDecoded&& d) {
 
 }  // namespace
 
-bool target_known(std::string_view target) { return target_specs().count(target) != 0; }
+bool target_known(std::string_view target) {
+  return target_specs().count(target) != 0;
+}
 
 std::optional<OptSpec> target_option(std::string_view target, std::string_view opt) {
   auto t = target_specs().find(target);
@@ -214,7 +232,10 @@ Status compile_target(const Module& t, RuleCtx& ctx, std::vector<Stmt>& out) {
   for (const auto& o : t.opts)
     if (o.invert) return bad(ctx, fmt::format("-j {}: '!' before {} is not allowed", n, o.name));
   if (n == "MARK") {
-    if (t.opts.size() != 1) return bad(ctx, "-j MARK needs exactly one of --set-xmark, --set-mark, --and-mark, --or-mark, --xor-mark");
+    if (t.opts.size() != 1)
+      return bad(ctx,
+                 "-j MARK needs exactly one of --set-xmark, --set-mark, --and-mark, --or-mark, "
+                 "--xor-mark");
     const Opt& o = t.opts[0];
     auto vm = parse_value_mask(o.args[0], &why);
     if (!vm) return fail(o);
@@ -223,10 +244,14 @@ Status compile_target(const Module& t, RuleCtx& ctx, std::vector<Stmt>& out) {
     if (has_mask && o.name != "--set-xmark" && o.name != "--set-mark")
       return bad(ctx, fmt::format("-j MARK {} {}: takes no mask", o.name, o.args[0]));
     uint32_t mark = v, mask = m;
-    if (o.name == "--set-mark") mask = m | v;
-    else if (o.name == "--and-mark") mark = 0, mask = ~v;
-    else if (o.name == "--or-mark") mark = v, mask = v;
-    else if (o.name == "--xor-mark") mark = v, mask = 0;
+    if (o.name == "--set-mark")
+      mask = m | v;
+    else if (o.name == "--and-mark")
+      mark = 0, mask = ~v;
+    else if (o.name == "--or-mark")
+      mark = v, mask = v;
+    else if (o.name == "--xor-mark")
+      mark = v, mask = 0;
     out.push_back(xt::mark_target(mark, mask));
     return Ok{};
   }
@@ -243,20 +268,31 @@ Status compile_target(const Module& t, RuleCtx& ctx, std::vector<Stmt>& out) {
       auto vm = parse_value_mask(o.args[0], &why);
       if (!vm) return fail(o);
       auto [v, m] = *vm;
-      if (o.name == "--nfmask") nfmask = v;
-      else if (o.name == "--ctmask") ctmask = v;
-      else if (o.name == "--mask") nfmask = ctmask = v;
+      if (o.name == "--nfmask")
+        nfmask = v;
+      else if (o.name == "--ctmask")
+        ctmask = v;
+      else if (o.name == "--mask")
+        nfmask = ctmask = v;
       else {
         ++modes;
         mode = XT_CONNMARK_SET;
-        if (o.name == "--set-xmark") ctmark = v, ctmask = m;
-        else if (o.name == "--set-mark") ctmark = v, ctmask = m | v;
-        else if (o.name == "--and-mark") ctmark = 0, ctmask = ~v;
-        else if (o.name == "--or-mark") ctmark = v, ctmask = v;
-        else ctmark = v, ctmask = 0;
+        if (o.name == "--set-xmark")
+          ctmark = v, ctmask = m;
+        else if (o.name == "--set-mark")
+          ctmark = v, ctmask = m | v;
+        else if (o.name == "--and-mark")
+          ctmark = 0, ctmask = ~v;
+        else if (o.name == "--or-mark")
+          ctmark = v, ctmask = v;
+        else
+          ctmark = v, ctmask = 0;
       }
     }
-    if (modes != 1) return bad(ctx, "-j CONNMARK needs exactly one of --set-xmark, --set-mark, --save-mark, --restore-mark, --and-mark, --or-mark, --xor-mark");
+    if (modes != 1)
+      return bad(ctx,
+                 "-j CONNMARK needs exactly one of --set-xmark, --set-mark, --save-mark, "
+                 "--restore-mark, --and-mark, --or-mark, --xor-mark");
     auto d = xt::connmark_stmts(mode, ctmark, ctmask, nfmask, &why);
     if (!d) return unknown(fmt::format("-j CONNMARK: {}", why));
     append(out, std::move(*d));
@@ -273,7 +309,8 @@ Status compile_target(const Module& t, RuleCtx& ctx, std::vector<Stmt>& out) {
       auto v = parse_u32(o.args[0], &why);
       if (!v) return fail(o);
       if (o.name == "--nflog-group") {
-        if (*v > 65535) return bad(ctx, fmt::format("-j NFLOG --nflog-group {}: expected 0-65535", *v));
+        if (*v > 65535)
+          return bad(ctx, fmt::format("-j NFLOG --nflog-group {}: expected 0-65535", *v));
         l.group = static_cast<int>(*v);
       } else if (o.name == "--nflog-size") {
         l.snaplen = static_cast<int>(*v);
@@ -302,8 +339,9 @@ Status compile_target(const Module& t, RuleCtx& ctx, std::vector<Stmt>& out) {
     unsigned with = ctx.v6 ? 4 : 3;  // port unreachable
     if (const Opt* o = t.find("--reject-with")) {
       auto w = reject_index(o->args[0], ctx.v6);
-      if (!w) return bad(ctx, fmt::format("-j REJECT --reject-with {}: not a reject type of {}", o->args[0],
-                                          ctx.v6 ? "ip6tables" : "iptables"));
+      if (!w)
+        return bad(ctx, fmt::format("-j REJECT --reject-with {}: not a reject type of {}",
+                                    o->args[0], ctx.v6 ? "ip6tables" : "iptables"));
       with = *w;
     }
     auto name = xt::reject_with_name(ctx.v6, with, &why);
@@ -327,7 +365,8 @@ Status compile_target(const Module& t, RuleCtx& ctx, std::vector<Stmt>& out) {
       }
     }
     if ((n == "DNAT" && !t.find("--to-destination")) || (n == "SNAT" && !t.find("--to-source")))
-      return bad(ctx, fmt::format("-j {} needs {}", n, n == "DNAT" ? "--to-destination" : "--to-source"));
+      return bad(
+          ctx, fmt::format("-j {} needs {}", n, n == "DNAT" ? "--to-destination" : "--to-source"));
     auto d = xt::nat_stmts(n, r, &why);
     if (!d) return unknown(fmt::format("-j {}: {}", n, why));
     append(out, std::move(*d));
@@ -340,7 +379,8 @@ Status compile_target(const Module& t, RuleCtx& ctx, std::vector<Stmt>& out) {
   if (n == "CT") {
     std::string what;
     for (const auto& o : t.opts) {
-      if (o.name == "--zone" || o.name == "--zone-orig" || o.name == "--zone-reply") what += " zone " + o.args[0];
+      if (o.name == "--zone" || o.name == "--zone-orig" || o.name == "--zone-reply")
+        what += " zone " + o.args[0];
       if (o.name == "--helper") what += " helper " + o.args[0];
       if (o.name == "--timeout") what += " timeout " + o.args[0];
       if (o.name == "--ctevents" || o.name == "--expevents") {

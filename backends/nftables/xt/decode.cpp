@@ -74,7 +74,9 @@ Bytes addr_bytes(const void* p, bool v6) {
   return b;
 }
 
-bool table_is_v6(const XtContext& ctx) { return ctx.family == "ip6"; }
+bool table_is_v6(const XtContext& ctx) {
+  return ctx.family == "ip6";
+}
 
 std::optional<XtDecoded> decode_comment(const XtExpr& x, XtContext&, std::string*) {
   XtDecoded d;

@@ -13,9 +13,9 @@
 namespace dpi::nft {
 
 struct XtContext {
-  Ruleset& rs;                  // anonymous sets built for a match are added to rs.sets
-  const IpsetCatalog* ipsets;   // null: "-m set" cannot be decoded
-  const std::string& family;    // the rule's table family: "ip" or "ip6"
+  Ruleset& rs;                 // anonymous sets built for a match are added to rs.sets
+  const IpsetCatalog* ipsets;  // null: "-m set" cannot be decoded
+  const std::string& family;   // the rule's table family: "ip" or "ip6"
   const std::string& table;
 };
 

@@ -11,13 +11,15 @@ namespace dpi::nft::xt {
 
 namespace {
 
-constexpr uint32_t kNftInvalid = 1, kNftEstablished = 2, kNftRelated = 4, kNftNew = 8, kNftUntracked = 64;
+constexpr uint32_t kNftInvalid = 1, kNftEstablished = 2, kNftRelated = 4, kNftNew = 8,
+                   kNftUntracked = 64;
 
 // xt_conntrack/xt_state bits for established, related and new are the nft ones
 // (XT_CONNTRACK_STATE_BIT(ctinfo) == NF_CT_STATE_BIT(ctinfo)).
 static_assert(XT_CONNTRACK_STATE_BIT(IP_CT_ESTABLISHED) == kNftEstablished &&
               XT_CONNTRACK_STATE_BIT(IP_CT_RELATED) == kNftRelated &&
-              XT_CONNTRACK_STATE_BIT(IP_CT_NEW) == kNftNew && XT_CONNTRACK_STATE_INVALID == kNftInvalid);
+              XT_CONNTRACK_STATE_BIT(IP_CT_NEW) == kNftNew &&
+              XT_CONNTRACK_STATE_INVALID == kNftInvalid);
 
 // The packet has a conntrack entry: the kernel's conntrack match fails every option but the
 // state one when it has none (invalid or untracked).
@@ -43,9 +45,9 @@ std::optional<XtDecoded> decode_conntrack(const XtExpr& x, XtContext&, std::stri
     state_mask = i->state_mask;
     status_mask = i->status_mask;
   } else {
-    auto i = info_as<xt_conntrack_mtinfo2>(x, x.rev == 2 ? "xt_conntrack_mtinfo2" : "xt_conntrack_mtinfo3",
-                                           why, x.rev == 2 ? sizeof(xt_conntrack_mtinfo2)
-                                                           : sizeof(xt_conntrack_mtinfo3));
+    auto i = info_as<xt_conntrack_mtinfo2>(
+        x, x.rev == 2 ? "xt_conntrack_mtinfo2" : "xt_conntrack_mtinfo3", why,
+        x.rev == 2 ? sizeof(xt_conntrack_mtinfo2) : sizeof(xt_conntrack_mtinfo3));
     if (!i) return std::nullopt;
     mflags = i->match_flags;
     invert_flags = i->invert_flags;
@@ -57,22 +59,28 @@ std::optional<XtDecoded> decode_conntrack(const XtExpr& x, XtContext&, std::stri
   return conntrack_stmts(mflags, invert_flags, state_mask, status_mask, proto, why);
 }
 
-std::optional<XtDecoded> conntrack_stmts(uint16_t mflags, uint16_t invert_flags, uint16_t state_mask,
-                                         uint16_t status_mask, uint16_t proto, std::string* why) {
+std::optional<XtDecoded> conntrack_stmts(uint16_t mflags, uint16_t invert_flags,
+                                         uint16_t state_mask, uint16_t status_mask, uint16_t proto,
+                                         std::string* why) {
   constexpr uint16_t kDecoded =
       XT_CONNTRACK_STATE | XT_CONNTRACK_STATE_ALIAS | XT_CONNTRACK_STATUS | XT_CONNTRACK_PROTO;
   if (mflags & ~kDecoded) {
     std::string opts;
     static const std::pair<uint16_t, const char*> kNames[] = {
-        {XT_CONNTRACK_ORIGSRC, "--ctorigsrc"},   {XT_CONNTRACK_ORIGDST, "--ctorigdst"},
-        {XT_CONNTRACK_REPLSRC, "--ctreplsrc"},   {XT_CONNTRACK_REPLDST, "--ctrepldst"},
-        {XT_CONNTRACK_EXPIRES, "--ctexpire"},    {XT_CONNTRACK_ORIGSRC_PORT, "--ctorigsrcport"},
-        {XT_CONNTRACK_ORIGDST_PORT, "--ctorigdstport"}, {XT_CONNTRACK_REPLSRC_PORT, "--ctreplsrcport"},
-        {XT_CONNTRACK_REPLDST_PORT, "--ctrepldstport"}, {XT_CONNTRACK_DIRECTION, "--ctdir"}};
+        {XT_CONNTRACK_ORIGSRC, "--ctorigsrc"},
+        {XT_CONNTRACK_ORIGDST, "--ctorigdst"},
+        {XT_CONNTRACK_REPLSRC, "--ctreplsrc"},
+        {XT_CONNTRACK_REPLDST, "--ctrepldst"},
+        {XT_CONNTRACK_EXPIRES, "--ctexpire"},
+        {XT_CONNTRACK_ORIGSRC_PORT, "--ctorigsrcport"},
+        {XT_CONNTRACK_ORIGDST_PORT, "--ctorigdstport"},
+        {XT_CONNTRACK_REPLSRC_PORT, "--ctreplsrcport"},
+        {XT_CONNTRACK_REPLDST_PORT, "--ctrepldstport"},
+        {XT_CONNTRACK_DIRECTION, "--ctdir"}};
     for (const auto& [bit, name] : kNames)
       if (mflags & bit) opts += std::string(opts.empty() ? "" : " ") + name;
-    *why = fmt::format("option(s) {} (match flags 0x{:x}) are not decoded", opts.empty() ? "?" : opts,
-                       mflags);
+    *why = fmt::format("option(s) {} (match flags 0x{:x}) are not decoded",
+                       opts.empty() ? "?" : opts, mflags);
     return std::nullopt;
   }
   XtDecoded d;
@@ -82,8 +90,8 @@ std::optional<XtDecoded> conntrack_stmts(uint16_t mflags, uint16_t invert_flags,
     uint32_t status = 0;  // the SNAT/DNAT pseudo-states are the conntrack's NAT status bits
     if (state_mask & XT_CONNTRACK_STATE_SNAT) status |= IPS_SRC_NAT;
     if (state_mask & XT_CONNTRACK_STATE_DNAT) status |= IPS_DST_NAT;
-    constexpr uint16_t kKnown = XT_CONNTRACK_STATE_INVALID | kNftEstablished | kNftRelated | kNftNew |
-                                XT_CONNTRACK_STATE_SNAT | XT_CONNTRACK_STATE_DNAT |
+    constexpr uint16_t kKnown = XT_CONNTRACK_STATE_INVALID | kNftEstablished | kNftRelated |
+                                kNftNew | XT_CONNTRACK_STATE_SNAT | XT_CONNTRACK_STATE_DNAT |
                                 XT_CONNTRACK_STATE_UNTRACKED;
     if (state_mask & ~kKnown) {
       *why = fmt::format("state mask 0x{:x} has unknown bits", state_mask);
@@ -117,7 +125,8 @@ std::optional<XtDecoded> conntrack_stmts(uint16_t mflags, uint16_t invert_flags,
 std::optional<XtDecoded> decode_state(const XtExpr& x, XtContext&, std::string* why) {
   auto i = info_as<xt_state_info>(x, "xt_state_info", why);
   if (!i) return std::nullopt;
-  constexpr unsigned kKnown = XT_STATE_INVALID | kNftEstablished | kNftRelated | kNftNew | XT_STATE_UNTRACKED;
+  constexpr unsigned kKnown =
+      XT_STATE_INVALID | kNftEstablished | kNftRelated | kNftNew | XT_STATE_UNTRACKED;
   static_assert(XT_STATE_UNTRACKED == kNftUntracked);
   if (i->statemask & ~kKnown) {
     *why = fmt::format("state mask 0x{:x} has unknown bits", i->statemask);

@@ -15,7 +15,8 @@ MatchStmt addrtype_match(XtContext& ctx, Key key, uint16_t mask, bool invert) {
   sel.parts.push_back(operand(key, Type::fib_addrtype));
   std::vector<SetElem> elems;
   for (uint32_t t = 0; t < 16; ++t)
-    if (mask & (1u << t)) elems.push_back(SetElem{{exact_range(Bytes::from_uint(t, 4))}, {}, std::nullopt});
+    if (mask & (1u << t))
+      elems.push_back(SetElem{{exact_range(Bytes::from_uint(t, 4))}, {}, std::nullopt});
   const SetDef* set = add_anon_set(ctx, sel, std::move(elems));
   return match_set(std::move(sel), set, invert);
 }
@@ -28,10 +29,11 @@ std::optional<XtDecoded> decode_addrtype(const XtExpr& x, XtContext& ctx, std::s
   return addrtype_stmts(ctx, i->source, i->dest, i->flags, why);
 }
 
-std::optional<XtDecoded> addrtype_stmts(XtContext& ctx, uint16_t source, uint16_t dest, uint32_t flags,
-                                        std::string* why) {
+std::optional<XtDecoded> addrtype_stmts(XtContext& ctx, uint16_t source, uint16_t dest,
+                                        uint32_t flags, std::string* why) {
   if (flags & (XT_ADDRTYPE_LIMIT_IFACE_IN | XT_ADDRTYPE_LIMIT_IFACE_OUT)) {
-    *why = "--limit-iface-in/--limit-iface-out (a lookup restricted to one interface) is not modelled";
+    *why =
+        "--limit-iface-in/--limit-iface-out (a lookup restricted to one interface) is not modelled";
     return std::nullopt;
   }
   if (flags & ~uint32_t{XT_ADDRTYPE_INVERT_SOURCE | XT_ADDRTYPE_INVERT_DEST}) {
@@ -40,9 +42,11 @@ std::optional<XtDecoded> addrtype_stmts(XtContext& ctx, uint16_t source, uint16_
   }
   XtDecoded d;
   if (source)
-    d.stmts.push_back(addrtype_match(ctx, Key::fib_saddr_type, source, flags & XT_ADDRTYPE_INVERT_SOURCE));
+    d.stmts.push_back(
+        addrtype_match(ctx, Key::fib_saddr_type, source, flags & XT_ADDRTYPE_INVERT_SOURCE));
   if (dest)
-    d.stmts.push_back(addrtype_match(ctx, Key::fib_daddr_type, dest, flags & XT_ADDRTYPE_INVERT_DEST));
+    d.stmts.push_back(
+        addrtype_match(ctx, Key::fib_daddr_type, dest, flags & XT_ADDRTYPE_INVERT_DEST));
   return d;
 }
 
@@ -65,7 +69,8 @@ std::optional<XtDecoded> rpfilter_stmts(XtContext& ctx, uint8_t flags, std::stri
   // through the input interface ("fib saddr . iif oif" is that interface, not none). The
   // evaluator's reverse lookup ignores the mark, so --validmark changes nothing here.
   Selector sel;
-  sel.parts = {operand(Key::meta_iifname, Type::ifname), operand(Key::fib_saddr_iif_oif, Type::ifname)};
+  sel.parts = {operand(Key::meta_iifname, Type::ifname),
+               operand(Key::fib_saddr_iif_oif, Type::ifname)};
   Bytes lo = Bytes::from_uint(0, 16), hi, one = Bytes::from_uint(1, 16);
   hi.len = 16;
   hi.d.fill(0xff);

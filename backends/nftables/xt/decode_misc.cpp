@@ -30,23 +30,26 @@ MatchStmt mark_match(uint32_t mark, uint32_t mask, bool invert) {
 std::optional<XtDecoded> decode_limit(const XtExpr& x, XtContext&, std::string* why) {
   auto i = info_as<xt_rateinfo>(x, "xt_rateinfo", why, offsetof(xt_rateinfo, prev));
   if (!i) return std::nullopt;
-  std::string rate = i->avg ? fmt::format("{:.4g}/second", double(XT_LIMIT_SCALE) / i->avg) : "unlimited";
+  std::string rate =
+      i->avg ? fmt::format("{:.4g}/second", double(XT_LIMIT_SCALE) / i->avg) : "unlimited";
   XtDecoded d;
-  d.stmts.push_back(AssumeStmt{fmt::format("rate limit `-m limit --limit {} --limit-burst {}` not exceeded", rate,
-                                           i->burst),
-                               true});
+  d.stmts.push_back(AssumeStmt{
+      fmt::format("rate limit `-m limit --limit {} --limit-burst {}` not exceeded", rate, i->burst),
+      true});
   return d;
 }
 
 std::optional<XtDecoded> decode_connlimit(const XtExpr& x, XtContext&, std::string* why) {
-  auto i = info_as<xt_connlimit_info>(x, "xt_connlimit_info", why, offsetof(xt_connlimit_info, data));
+  auto i =
+      info_as<xt_connlimit_info>(x, "xt_connlimit_info", why, offsetof(xt_connlimit_info, data));
   if (!i) return std::nullopt;
   // Matches when (connections > limit) XOR invert; revision 0 keeps "inverse" in that word.
   bool upto = i->flags & XT_CONNLIMIT_INVERT;
   XtDecoded d;
-  d.stmts.push_back(AssumeStmt{
-      fmt::format("connection count `-m connlimit --connlimit-{} {}` not exceeded", upto ? "upto" : "above", i->limit),
-      upto});
+  d.stmts.push_back(
+      AssumeStmt{fmt::format("connection count `-m connlimit --connlimit-{} {}` not exceeded",
+                             upto ? "upto" : "above", i->limit),
+                 upto});
   return d;
 }
 

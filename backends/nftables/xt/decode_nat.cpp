@@ -51,16 +51,20 @@ std::optional<XtDecoded> decode_nat(const XtExpr& x, XtContext& ctx, std::string
   return nat_stmts(x.name, *r, why);
 }
 
-std::optional<XtDecoded> nat_stmts(const std::string& name, const NatRange& range, std::string* why) {
+std::optional<XtDecoded> nat_stmts(const std::string& name, const NatRange& range,
+                                   std::string* why) {
   const NatRange* r = &range;
   NatStmt n;
   if (name == "MASQUERADE") {
-    n.kind = NatStmt::Kind::masquerade;  // the address is the output interface's; ports do not matter here
+    n.kind = NatStmt::Kind::masquerade;  // the address is the output interface's; ports do not
+                                         // matter here
     XtDecoded d;
     d.stmts.push_back(std::move(n));
     return d;
   }
-  n.kind = name == "DNAT" ? NatStmt::Kind::dnat : name == "SNAT" ? NatStmt::Kind::snat : NatStmt::Kind::redirect;
+  n.kind = name == "DNAT"   ? NatStmt::Kind::dnat
+           : name == "SNAT" ? NatStmt::Kind::snat
+                            : NatStmt::Kind::redirect;
   if (r->flags & (NF_NAT_RANGE_PROTO_OFFSET | NF_NAT_RANGE_NETMAP)) {
     *why = "port offsets and NETMAP-style mappings are not modelled";
     return std::nullopt;
@@ -74,7 +78,8 @@ std::optional<XtDecoded> nat_stmts(const std::string& name, const NatRange& rang
   }
   if (r->flags & NF_NAT_RANGE_PROTO_SPECIFIED) {
     if (r->min_port != r->max_port) {
-      *why = fmt::format("port range {}-{} is not modelled (only a single port is)", r->min_port, r->max_port);
+      *why = fmt::format("port range {}-{} is not modelled (only a single port is)", r->min_port,
+                         r->max_port);
       return std::nullopt;
     }
     n.port = r->min_port;

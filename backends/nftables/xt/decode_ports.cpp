@@ -29,9 +29,11 @@ std::optional<XtDecoded> decode_multiport(const XtExpr& x, XtContext& ctx, std::
   return multiport_stmts(ctx, i->flags, ranges, i->invert != 0, why);
 }
 
-std::optional<XtDecoded> multiport_stmts(XtContext& ctx, uint8_t flags, const std::vector<Range>& ranges,
-                                         bool invert, std::string* why) {
-  Operand sport = operand(Key::th_sport, Type::inet_service), dport = operand(Key::th_dport, Type::inet_service);
+std::optional<XtDecoded> multiport_stmts(XtContext& ctx, uint8_t flags,
+                                         const std::vector<Range>& ranges, bool invert,
+                                         std::string* why) {
+  Operand sport = operand(Key::th_sport, Type::inet_service),
+          dport = operand(Key::th_dport, Type::inet_service);
   Selector sel;
   std::vector<SetElem> elems;
   Range any{Bytes::from_uint(0, 2), Bytes::from_uint(0xffff, 2)};
@@ -76,21 +78,26 @@ std::optional<XtDecoded> decode_icmp(const XtExpr& x, XtContext& ctx, std::strin
   return d;
 }
 
-MatchStmt icmp_match(XtContext& ctx, bool v6, uint8_t itype, uint8_t code_lo, uint8_t code_hi, bool inv) {
-  Operand type = v6 ? operand(Key::icmpv6_type, Type::icmpv6_type) : operand(Key::icmp_type, Type::icmp_type);
-  Operand code = v6 ? operand(Key::icmpv6_code, Type::icmp_code) : operand(Key::icmp_code, Type::icmp_code);
+MatchStmt icmp_match(XtContext& ctx, bool v6, uint8_t itype, uint8_t code_lo, uint8_t code_hi,
+                     bool inv) {
+  Operand type =
+      v6 ? operand(Key::icmpv6_type, Type::icmpv6_type) : operand(Key::icmp_type, Type::icmp_type);
+  Operand code =
+      v6 ? operand(Key::icmpv6_code, Type::icmp_code) : operand(Key::icmp_code, Type::icmp_code);
   Selector sel;
   std::vector<SetElem> elems;
   if (!v6 && itype == 0xff) {
     // "--icmp-type any": every ICMP packet.
     sel.parts = {type};
-    elems.push_back(SetElem{{Range{Bytes::from_uint(0, 1), Bytes::from_uint(0xff, 1)}}, {}, std::nullopt});
+    elems.push_back(
+        SetElem{{Range{Bytes::from_uint(0, 1), Bytes::from_uint(0xff, 1)}}, {}, std::nullopt});
   } else {
     // type == T and code in [lo, hi], negated as a whole by "!": one concatenated lookup.
     sel.parts = {type, code};
     elems.push_back(SetElem{{Range{Bytes::from_uint(itype, 1), Bytes::from_uint(itype, 1)},
                              Range{Bytes::from_uint(code_lo, 1), Bytes::from_uint(code_hi, 1)}},
-                            {}, std::nullopt});
+                            {},
+                            std::nullopt});
   }
   const SetDef* set = add_anon_set(ctx, sel, std::move(elems));
   return match_set(std::move(sel), set, inv);

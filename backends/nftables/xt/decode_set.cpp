@@ -91,15 +91,14 @@ std::optional<Selector> selector_for(const Ipset& s, const SetOpts& o, std::stri
         sel.parts.push_back(operand(src ? Key::ip6_saddr : Key::ip6_daddr, t));
         ++dim;
         break;
-      case Type::inet_proto:
-        sel.parts.push_back(operand(Key::meta_l4proto, t));
-        break;
+      case Type::inet_proto: sel.parts.push_back(operand(Key::meta_l4proto, t)); break;
       case Type::inet_service:
         sel.parts.push_back(operand(src ? Key::th_sport : Key::th_dport, t));
         ++dim;
         break;
       default:
-        *why = fmt::format("ipset {} of type {} is not modelled (only ip, net and port parts are)", s.name, s.type);
+        *why = fmt::format("ipset {} of type {} is not modelled (only ip, net and port parts are)",
+                           s.name, s.type);
         return std::nullopt;
     }
   }
@@ -127,8 +126,8 @@ std::optional<Lookup> lookup_of(const Ipset& s, const SetOpts& o, int nfproto, s
   auto sel = selector_for(s, o, why);
   if (!sel) return std::nullopt;
   Lookup l{std::move(*sel), {}};
-  if (s.family != 0 && s.family != nfproto) return l;   // ip_set_test: family mismatch
-  if (o.dim < dimensions(s)) return l;                  // ip_set_test: too few dimensions given
+  if (s.family != 0 && s.family != nfproto) return l;  // ip_set_test: family mismatch
+  if (o.dim < dimensions(s)) return l;                 // ip_set_test: too few dimensions given
   if (has_icmp_ports(s)) {
     *why = fmt::format("ipset {} has ICMP type/code elements, which are not modelled", s.name);
     return std::nullopt;
@@ -168,7 +167,8 @@ std::optional<XtDecoded> decode_set(const XtExpr& x, XtContext& ctx, std::string
   return set_lookup(ctx, *s, *o, why);
 }
 
-std::optional<XtDecoded> set_lookup(XtContext& ctx, const Ipset& set, const SetOpts& opts, std::string* why) {
+std::optional<XtDecoded> set_lookup(XtContext& ctx, const Ipset& set, const SetOpts& opts,
+                                    std::string* why) {
   const Ipset* s = &set;
   const SetOpts* o = &opts;
   int nfproto = ctx.family == "ip" ? 2 : ctx.family == "ip6" ? 10 : 0;
@@ -204,8 +204,9 @@ std::optional<XtDecoded> set_lookup(XtContext& ctx, const Ipset& set, const SetO
       if (!l) {
         l = std::move(ml);
       } else if (!same_layout(l->sel, ml->sel)) {
-        *why = fmt::format("list:set {} mixes member types ({} and others) that read different packet fields",
-                           s->name, m->type);
+        *why = fmt::format(
+            "list:set {} mixes member types ({} and others) that read different packet fields",
+            s->name, m->type);
         return std::nullopt;
       } else {
         l->elems.insert(l->elems.end(), ml->elems.begin(), ml->elems.end());

@@ -9,8 +9,8 @@ namespace dpi::nft::xt {
 
 std::optional<XtDecoded> decode_statistic(const XtExpr& x, XtContext&, std::string* why) {
   // The kernel-only pointer at the end of the struct is not needed.
-  auto i = info_as<xt_statistic_info>(x, "xt_statistic_info", why,
-                                      offsetof(xt_statistic_info, master));
+  auto i =
+      info_as<xt_statistic_info>(x, "xt_statistic_info", why, offsetof(xt_statistic_info, master));
   if (!i) return std::nullopt;
   bool invert = i->flags & XT_STATISTIC_INVERT;
   if (i->mode != XT_STATISTIC_MODE_RANDOM && i->mode != XT_STATISTIC_MODE_NTH) {
@@ -26,7 +26,8 @@ XtDecoded statistic_stmts(bool random, uint32_t probability, bool invert) {
     // probability is p * 2^31: 0 never matches, 2^31 always does.
     if (probability == 0 || probability >= 0x80000000u) {
       bool always = probability != 0;
-      if (always == invert) d.stmts.push_back(match_range(operand(Key::meta_l4proto, Type::inet_proto), 0, 255, true));
+      if (always == invert)
+        d.stmts.push_back(match_range(operand(Key::meta_l4proto, Type::inet_proto), 0, 255, true));
       return d;
     }
   }

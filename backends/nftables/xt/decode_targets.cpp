@@ -42,8 +42,10 @@ MangleStmt mark_target(uint32_t mark, uint32_t mask) {
   // new mark = (mark & ~mask) ^ value
   MangleStmt ms;
   ms.target = MangleStmt::Target::meta_mark;
-  if (mask == 0xffffffffu) ms.constant = Bytes::from_uint(mark, 4);
-  else ms.value = masked(Key::meta_mark, mask, mark);
+  if (mask == 0xffffffffu)
+    ms.constant = Bytes::from_uint(mark, 4);
+  else
+    ms.value = masked(Key::meta_mark, mask, mark);
   return ms;
 }
 
@@ -66,8 +68,8 @@ std::optional<XtDecoded> decode_connmark_target(const XtExpr& x, XtContext&, std
   return connmark_stmts(mode, ctmark, ctmask, nfmask, why);
 }
 
-std::optional<XtDecoded> connmark_stmts(uint8_t mode, uint32_t ctmark, uint32_t ctmask, uint32_t nfmask,
-                                        std::string* why) {
+std::optional<XtDecoded> connmark_stmts(uint8_t mode, uint32_t ctmark, uint32_t ctmask,
+                                        uint32_t nfmask, std::string* why) {
   MangleStmt ms;
   switch (mode) {
     case XT_CONNMARK_SET:  // ct mark = (ct mark & ~ctmask) ^ ctmark
@@ -82,7 +84,8 @@ std::optional<XtDecoded> connmark_stmts(uint8_t mode, uint32_t ctmark, uint32_t 
       } else if (nfmask == 0) {
         ms.value = masked(Key::ct_mark, ctmask, 0);
       } else {
-        *why = fmt::format("--save-mark with ctmask 0x{:x} and nfmask 0x{:x} mixes two marks", ctmask, nfmask);
+        *why = fmt::format("--save-mark with ctmask 0x{:x} and nfmask 0x{:x} mixes two marks",
+                           ctmask, nfmask);
         return std::nullopt;
       }
       break;
@@ -94,13 +97,12 @@ std::optional<XtDecoded> connmark_stmts(uint8_t mode, uint32_t ctmark, uint32_t 
       } else if (ctmask == 0) {
         ms.value = masked(Key::meta_mark, nfmask, 0);
       } else {
-        *why = fmt::format("--restore-mark with ctmask 0x{:x} and nfmask 0x{:x} mixes two marks", ctmask, nfmask);
+        *why = fmt::format("--restore-mark with ctmask 0x{:x} and nfmask 0x{:x} mixes two marks",
+                           ctmask, nfmask);
         return std::nullopt;
       }
       break;
-    default:
-      *why = fmt::format("mode {} is not set, save or restore", mode);
-      return std::nullopt;
+    default: *why = fmt::format("mode {} is not set, save or restore", mode); return std::nullopt;
   }
   XtDecoded d;
   d.stmts.push_back(std::move(ms));
@@ -116,7 +118,8 @@ std::optional<XtDecoded> decode_ct_target(const XtExpr& x, XtContext&, std::stri
   // Both layouts start with flags, zone, events and helper; the kernel-only pointer at the
   // end is not needed.
   static_assert(offsetof(xt_ct_target_info, helper) == offsetof(xt_ct_target_info_v1, helper));
-  auto i = info_as<xt_ct_target_info>(x, "xt_ct_target_info", why, offsetof(xt_ct_target_info, helper) + 16);
+  auto i = info_as<xt_ct_target_info>(x, "xt_ct_target_info", why,
+                                      offsetof(xt_ct_target_info, helper) + 16);
   if (!i) return std::nullopt;
   if (i->flags & XT_CT_NOTRACK) {
     d.stmts.push_back(NotrackStmt{});
@@ -127,8 +130,8 @@ std::optional<XtDecoded> decode_ct_target(const XtExpr& x, XtContext&, std::stri
   std::string helper = c_string(i->helper, sizeof i->helper);
   if (!helper.empty()) what += " helper " + helper;
   if (x.rev >= 1 && x.info.size() >= offsetof(xt_ct_target_info_v1, timeout) + 32) {
-    std::string timeout = c_string(reinterpret_cast<const char*>(x.info.data()) +
-                                       offsetof(xt_ct_target_info_v1, timeout), 32);
+    std::string timeout = c_string(
+        reinterpret_cast<const char*>(x.info.data()) + offsetof(xt_ct_target_info_v1, timeout), 32);
     if (!timeout.empty()) what += " timeout " + timeout;
   }
   if (i->ct_events || i->exp_events) what += " events";
@@ -138,11 +141,13 @@ std::optional<XtDecoded> decode_ct_target(const XtExpr& x, XtContext&, std::stri
 
 AssumeStmt ct_target_assumption(const std::string& what) {
   return AssumeStmt{
-      fmt::format("`-j CT{}` does not change the connection state the flow was given with", what), true};
+      fmt::format("`-j CT{}` does not change the connection state the flow was given with", what),
+      true};
 }
 
 std::string log_level_name(unsigned level) {
-  static const char* kLevels[] = {"emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"};
+  static const char* kLevels[] = {"emerg", "alert",  "crit", "err",
+                                  "warn",  "notice", "info", "debug"};
   return level < 8 ? kLevels[level] : fmt::format("{}", level);
 }
 
@@ -191,12 +196,20 @@ std::optional<XtDecoded> decode_reject(const XtExpr& x, XtContext& ctx, std::str
 }
 
 std::optional<std::string> reject_with_name(bool v6, unsigned with, std::string* why) {
-  static const char* kWith6[] = {"icmpv6 no-route",     "icmpv6 admin-prohibited", "icmpv6 not-neighbour",
-                                 "icmpv6 addr-unreachable", "icmpv6 port-unreachable", "icmpv6 echo-reply",
-                                 "tcp reset",           "icmpv6 policy-fail",      "icmpv6 reject-route"};
-  static const char* kWith4[] = {"icmp net-unreachable",  "icmp host-unreachable", "icmp prot-unreachable",
-                                 "icmp port-unreachable", "icmp echo-reply",       "icmp net-prohibited",
-                                 "icmp host-prohibited",  "tcp reset",             "icmp admin-prohibited"};
+  static const char* kWith6[] = {"icmpv6 no-route",
+                                 "icmpv6 admin-prohibited",
+                                 "icmpv6 not-neighbour",
+                                 "icmpv6 addr-unreachable",
+                                 "icmpv6 port-unreachable",
+                                 "icmpv6 echo-reply",
+                                 "tcp reset",
+                                 "icmpv6 policy-fail",
+                                 "icmpv6 reject-route"};
+  static const char* kWith4[] = {"icmp net-unreachable",  "icmp host-unreachable",
+                                 "icmp prot-unreachable", "icmp port-unreachable",
+                                 "icmp echo-reply",       "icmp net-prohibited",
+                                 "icmp host-prohibited",  "tcp reset",
+                                 "icmp admin-prohibited"};
   if (with >= (v6 ? std::size(kWith6) : std::size(kWith4))) {
     *why = fmt::format("reject type {} is not known", with);
     return std::nullopt;

@@ -33,7 +33,8 @@ std::optional<XtDecoded> decode_tcp(const XtExpr& x, XtContext&, std::string* wh
   XtDecoded d;
   add_port_range(d, Key::tcp_sport, i->spts, i->invflags & XT_TCP_INV_SRCPT);
   add_port_range(d, Key::tcp_dport, i->dpts, i->invflags & XT_TCP_INV_DSTPT);
-  if (i->flg_mask) d.stmts.push_back(tcp_flags_match(i->flg_mask, i->flg_cmp, i->invflags & XT_TCP_INV_FLAGS));
+  if (i->flg_mask)
+    d.stmts.push_back(tcp_flags_match(i->flg_mask, i->flg_cmp, i->invflags & XT_TCP_INV_FLAGS));
   if (d.stmts.empty()) {
     // Still a protocol test: "-m tcp" alone matches only TCP.
     Operand proto = operand(Key::meta_l4proto, Type::inet_proto);
@@ -52,7 +53,8 @@ std::optional<XtDecoded> decode_udp(const XtExpr& x, XtContext&, std::string* wh
   XtDecoded d;
   add_port_range(d, Key::udp_sport, i->spts, i->invflags & XT_UDP_INV_SRCPT);
   add_port_range(d, Key::udp_dport, i->dpts, i->invflags & XT_UDP_INV_DSTPT);
-  if (d.stmts.empty()) d.stmts.push_back(match_range(operand(Key::meta_l4proto, Type::inet_proto), 17, 17));
+  if (d.stmts.empty())
+    d.stmts.push_back(match_range(operand(Key::meta_l4proto, Type::inet_proto), 17, 17));
   return d;
 }
 

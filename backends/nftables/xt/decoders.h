@@ -44,23 +44,27 @@ bool table_is_v6(const XtContext& ctx);
 // below and the iptables-save text parser (backends/nftables/iptables_save).
 void add_port_range(XtDecoded& d, Key key, const uint16_t pts[2], bool invert);
 MatchStmt tcp_flags_match(uint8_t mask, uint8_t cmp, bool invert);
-std::optional<XtDecoded> conntrack_stmts(uint16_t match_flags, uint16_t invert_flags, uint16_t state_mask,
-                                         uint16_t status_mask, uint16_t l4proto, std::string* why);
+std::optional<XtDecoded> conntrack_stmts(uint16_t match_flags, uint16_t invert_flags,
+                                         uint16_t state_mask, uint16_t status_mask,
+                                         uint16_t l4proto, std::string* why);
 struct SetOpts {
   uint16_t index = 0;
   uint8_t dim = 0, dir_flags = 0;  // dir_flags: IPSET_DIM_*_SRC bits (bit n+1: dimension n is src)
   bool invert = false, return_nomatch = false;
 };
 // A lookup in s (members of a list:set are found through ctx.ipsets).
-std::optional<XtDecoded> set_lookup(XtContext& ctx, const Ipset& s, const SetOpts& o, std::string* why);
+std::optional<XtDecoded> set_lookup(XtContext& ctx, const Ipset& s, const SetOpts& o,
+                                    std::string* why);
 // flags: XT_MULTIPORT_SOURCE, _DESTINATION or _EITHER.
-std::optional<XtDecoded> multiport_stmts(XtContext& ctx, uint8_t flags, const std::vector<Range>& ports,
-                                         bool invert, std::string* why);
+std::optional<XtDecoded> multiport_stmts(XtContext& ctx, uint8_t flags,
+                                         const std::vector<Range>& ports, bool invert,
+                                         std::string* why);
 // v4 type 0xff: any ICMP type.
-MatchStmt icmp_match(XtContext& ctx, bool v6, uint8_t type, uint8_t code_lo, uint8_t code_hi, bool invert);
+MatchStmt icmp_match(XtContext& ctx, bool v6, uint8_t type, uint8_t code_lo, uint8_t code_hi,
+                     bool invert);
 // source/dest: XT_ADDRTYPE_* masks (0: not tested); flags: xt_addrtype_info_v1 flags.
-std::optional<XtDecoded> addrtype_stmts(XtContext& ctx, uint16_t source, uint16_t dest, uint32_t flags,
-                                        std::string* why);
+std::optional<XtDecoded> addrtype_stmts(XtContext& ctx, uint16_t source, uint16_t dest,
+                                        uint32_t flags, std::string* why);
 // flags: XT_RPFILTER_* bits.
 std::optional<XtDecoded> rpfilter_stmts(XtContext& ctx, uint8_t flags, std::string* why);
 MatchStmt mark_match(uint32_t mark, uint32_t mask, bool invert);
@@ -69,8 +73,8 @@ XtDecoded statistic_stmts(bool random, uint32_t probability, bool invert);
 // new mark = (mark & ~mask) ^ value
 MangleStmt mark_target(uint32_t mark, uint32_t mask);
 // mode: XT_CONNMARK_SET, _SAVE or _RESTORE.
-std::optional<XtDecoded> connmark_stmts(uint8_t mode, uint32_t ctmark, uint32_t ctmask, uint32_t nfmask,
-                                        std::string* why);
+std::optional<XtDecoded> connmark_stmts(uint8_t mode, uint32_t ctmark, uint32_t ctmask,
+                                        uint32_t nfmask, std::string* why);
 // -j CT without --notrack: what it does, e.g. " zone 1 helper ftp" (may be empty).
 AssumeStmt ct_target_assumption(const std::string& what);
 std::string log_level_name(unsigned level);

@@ -1,6 +1,6 @@
-#include "backends/nftables/xt/ipset_internal.h"
-
 #include <fmt/format.h>
+
+#include "backends/nftables/xt/ipset_internal.h"
 
 namespace dpi::nft {
 
@@ -35,13 +35,17 @@ std::vector<Type> ipset_key_types(std::string_view type, int family, std::string
     auto comma = rest.find(',');
     std::string_view c = rest.substr(0, comma);
     rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    if (c == "ip" || c == "net") out.push_back(addr);
+    if (c == "ip" || c == "net")
+      out.push_back(addr);
     else if (c == "port") {
       out.push_back(Type::inet_proto);
       out.push_back(Type::inet_service);
-    } else if (c == "mark") out.push_back(Type::mark);
-    else if (c == "mac") out.push_back(Type::ether_addr);
-    else if (c == "iface") out.push_back(Type::ifname);
+    } else if (c == "mark")
+      out.push_back(Type::mark);
+    else if (c == "mac")
+      out.push_back(Type::ether_addr);
+    else if (c == "iface")
+      out.push_back(Type::ifname);
     else {
       *why = fmt::format("ipset type '{}': component '{}' is not known", type, c);
       return {};
@@ -65,19 +69,22 @@ Range prefix_range(const Bytes& addr, int cidr) {
   return r;
 }
 
-Range exact_range(const Bytes& v) { return Range{v, v}; }
+Range exact_range(const Bytes& v) {
+  return Range{v, v};
+}
 
 void apply_netmask(Ipset& s) {
   if (!s.netmask || s.key_types.empty()) return;
   for (auto& m : s.members)
-    if (!m.key.empty() && m.key[0].lo == m.key[0].hi) m.key[0] = prefix_range(m.key[0].lo, s.netmask);
+    if (!m.key.empty() && m.key[0].lo == m.key[0].hi)
+      m.key[0] = prefix_range(m.key[0].lo, s.netmask);
 }
 
 std::optional<std::string> check_members(const Ipset& s) {
   for (const auto& m : s.members)
     if (m.key.size() != s.key_types.size())
-      return fmt::format("ipset {} ({}): an element has {} key parts, the type has {}", s.name, s.type,
-                         m.key.size(), s.key_types.size());
+      return fmt::format("ipset {} ({}): an element has {} key parts, the type has {}", s.name,
+                         s.type, m.key.size(), s.key_types.size());
   return std::nullopt;
 }
 

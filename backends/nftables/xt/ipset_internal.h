@@ -26,6 +26,7 @@ namespace dpi::nft::xt {
 // decides. return_nomatch (xt_set --return-nomatch) makes nomatch entries the matching ones and
 // normal entries non-matching. nullopt + *why when nomatch entries cannot be resolved into plain
 // intervals (more than one ranged component, or partially overlapping ranges).
-std::optional<std::vector<SetElem>> resolve_members(const Ipset& s, bool return_nomatch, std::string* why);
+std::optional<std::vector<SetElem>> resolve_members(const Ipset& s, bool return_nomatch,
+                                                    std::string* why);
 
 }  // namespace dpi::nft::xt

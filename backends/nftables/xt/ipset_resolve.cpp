@@ -64,7 +64,8 @@ std::optional<std::vector<Range>> innermost(std::vector<Iv> ivs, std::string* wh
     if (!stack.empty()) {
       if (iv.r.hi.compare(stack.back().r.hi) > 0) {
         *why = fmt::format("nomatch resolution: ranges {}-{} and {}-{} overlap without nesting",
-                           stack.back().r.lo.hex(), stack.back().r.hi.hex(), iv.r.lo.hex(), iv.r.hi.hex());
+                           stack.back().r.lo.hex(), stack.back().r.hi.hex(), iv.r.lo.hex(),
+                           iv.r.hi.hex());
         return std::nullopt;
       }
       if (!past_end && cur.compare(iv.r.lo) < 0) emit(cur, dec(iv.r.lo), stack.back().counts);
@@ -79,9 +80,11 @@ std::optional<std::vector<Range>> innermost(std::vector<Iv> ivs, std::string* wh
 
 }  // namespace
 
-std::optional<std::vector<SetElem>> resolve_members(const Ipset& s, bool return_nomatch, std::string* why) {
+std::optional<std::vector<SetElem>> resolve_members(const Ipset& s, bool return_nomatch,
+                                                    std::string* why) {
   std::vector<SetElem> out;
-  bool any_nomatch = std::any_of(s.members.begin(), s.members.end(), [](const IpsetMember& m) { return m.nomatch; });
+  bool any_nomatch = std::any_of(s.members.begin(), s.members.end(),
+                                 [](const IpsetMember& m) { return m.nomatch; });
   if (!any_nomatch) {
     if (return_nomatch) return out;  // every hit is turned into a miss
     for (const auto& m : s.members) out.push_back(SetElem{m.key, {}, std::nullopt});
@@ -93,8 +96,10 @@ std::optional<std::vector<SetElem>> resolve_members(const Ipset& s, bool return_
                     [&](const IpsetMember& m) { return !(m.key[c].lo == m.key[c].hi); }))
       ranged.push_back(c);
   if (ranged.size() > 1) {
-    *why = fmt::format("ipset {} ({}) has nomatch entries and more than one ranged key part, which is not modelled",
-                       s.name, s.type);
+    *why = fmt::format(
+        "ipset {} ({}) has nomatch entries and more than one ranged key part, which is not "
+        "modelled",
+        s.name, s.type);
     return std::nullopt;
   }
   if (ranged.empty()) {  // exact keys cannot shadow each other
@@ -108,7 +113,8 @@ std::optional<std::vector<SetElem>> resolve_members(const Ipset& s, bool return_
   for (const auto& m : s.members) {
     std::vector<uint8_t> k;
     for (std::size_t c = 0; c < m.key.size(); ++c)
-      if (c != rc) k.insert(k.end(), m.key[c].lo.d.begin(), m.key[c].lo.d.begin() + m.key[c].lo.len);
+      if (c != rc)
+        k.insert(k.end(), m.key[c].lo.d.begin(), m.key[c].lo.d.begin() + m.key[c].lo.len);
     auto& g = groups[k];
     if (g.first.empty()) g.first = m.key;
     g.second.push_back(Iv{m.key[rc], m.nomatch == return_nomatch});

@@ -1,9 +1,8 @@
 // `ipset save` / `ipset restore` text into an IpsetCatalog.
 #include <arpa/inet.h>
-#include <netdb.h>
-
 #include <charconv>
 #include <map>
+#include <netdb.h>
 
 #include <fmt/format.h>
 
@@ -48,7 +47,8 @@ std::optional<Bytes> addr(std::string_view s, Type t) {
   std::string str(s);
   Bytes b;
   b.len = t == Type::ipv6 ? 16 : 4;
-  if (inet_pton(t == Type::ipv6 ? AF_INET6 : AF_INET, str.c_str(), b.d.data()) != 1) return std::nullopt;
+  if (inet_pton(t == Type::ipv6 ? AF_INET6 : AF_INET, str.c_str(), b.d.data()) != 1)
+    return std::nullopt;
   return b;
 }
 
@@ -72,15 +72,16 @@ std::optional<Range> addr_range(std::string_view s, Type t) {
 std::optional<uint16_t> port_number(std::string_view s, const std::string& proto) {
   if (auto n = number(s); n && *n <= 0xffff) return static_cast<uint16_t>(*n);
   std::string name(s);
-  if (servent* se = getservbyname(name.c_str(), proto.c_str())) return ntohs(static_cast<uint16_t>(se->s_port));
+  if (servent* se = getservbyname(name.c_str(), proto.c_str()))
+    return ntohs(static_cast<uint16_t>(se->s_port));
   return std::nullopt;
 }
 
 std::optional<uint8_t> proto_number(std::string_view s) {
   if (auto n = number(s); n && *n <= 255) return static_cast<uint8_t>(*n);
   static const std::map<std::string, uint8_t, std::less<>> kNames = {
-      {"tcp", 6}, {"udp", 17}, {"sctp", 132}, {"udplite", 136}, {"icmp", 1}, {"icmpv6", 58},
-      {"ipv6-icmp", 58}, {"gre", 47}, {"esp", 50}, {"ah", 51}};
+      {"tcp", 6},     {"udp", 17},       {"sctp", 132}, {"udplite", 136}, {"icmp", 1},
+      {"icmpv6", 58}, {"ipv6-icmp", 58}, {"gre", 47},   {"esp", 50},      {"ah", 51}};
   if (auto it = kNames.find(s); it != kNames.end()) return it->second;
   std::string name(s);
   if (protoent* pe = getprotobyname(name.c_str())) return static_cast<uint8_t>(pe->p_proto);
@@ -103,7 +104,8 @@ bool port_dim(std::string_view s, IpsetMember& m, std::string* why) {
   if (*p == 1 || *p == 58) {
     auto slash = s.find('/');
     auto type = number(s.substr(0, slash));
-    auto code = slash == std::string_view::npos ? std::optional<uint64_t>(0) : number(s.substr(slash + 1));
+    auto code =
+        slash == std::string_view::npos ? std::optional<uint64_t>(0) : number(s.substr(slash + 1));
     if (!type || !code || *type > 255 || *code > 255) {
       *why = fmt::format("ICMP type/code '{}' must be numeric TYPE/CODE", s);
       return false;
@@ -144,13 +146,14 @@ bool parse_member(const Ipset& s, std::string_view elem, IpsetMember& m, std::st
     if (t == Type::ipv4 || t == Type::ipv6) {
       auto r = addr_range(v, t);
       if (!r) {
-        *why = fmt::format("'{}' is not an {} address, prefix or range", v, t == Type::ipv6 ? "IPv6" : "IPv4");
+        *why = fmt::format("'{}' is not an {} address, prefix or range", v,
+                           t == Type::ipv6 ? "IPv6" : "IPv4");
         return false;
       }
       m.key.push_back(*r);
     } else if (t == Type::inet_proto) {
       if (!port_dim(v, m, why)) return false;
-      ++i;  // the port component was pushed too
+      ++i;                                 // the port component was pushed too
     } else if (t == Type::inet_service) {  // bitmap:port
       auto dash = v.find('-');
       auto a = port_number(v.substr(0, dash), "tcp");
@@ -172,7 +175,8 @@ bool parse_member(const Ipset& s, std::string_view elem, IpsetMember& m, std::st
       b.len = 6;
       unsigned x[6];
       std::string str(v);
-      if (std::sscanf(str.c_str(), "%x:%x:%x:%x:%x:%x", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5]) != 6) {
+      if (std::sscanf(str.c_str(), "%x:%x:%x:%x:%x:%x", &x[0], &x[1], &x[2], &x[3], &x[4], &x[5]) !=
+          6) {
         *why = fmt::format("'{}' is not a MAC address", v);
         return false;
       }
@@ -220,8 +224,10 @@ Result<IpsetCatalog> parse_ipset_save(std::string_view text, const std::string& 
       s.family = s.type == "list:set" || s.type == "bitmap:port" ? 0 : 2;
       for (std::size_t i = 3; i + 1 < t.size(); ++i) {
         if (t[i] == "family") {
-          if (t[i + 1] == "inet6") s.family = 10;
-          else if (t[i + 1] != "inet") return err(fmt::format("family '{}' is not inet or inet6", t[i + 1]));
+          if (t[i + 1] == "inet6")
+            s.family = 10;
+          else if (t[i + 1] != "inet")
+            return err(fmt::format("family '{}' is not inet or inet6", t[i + 1]));
         } else if (t[i] == "netmask") {
           auto n = number(t[i + 1]);
           if (!n) return err(fmt::format("netmask '{}' is not a number", t[i + 1]));
@@ -235,22 +241,26 @@ Result<IpsetCatalog> parse_ipset_save(std::string_view text, const std::string& 
       cat.sets.push_back(std::move(s));
     } else if (t[0] == "add" || t[0] == "-A" || t[0] == "a") {
       if (t.size() < 3) return err("add needs a set name and an element");
-      auto it = std::find_if(cat.sets.begin(), cat.sets.end(), [&](const Ipset& s) { return s.name == t[1]; });
-      if (it == cat.sets.end()) return err(fmt::format("set {} is not created before this add", t[1]));
+      auto it = std::find_if(cat.sets.begin(), cat.sets.end(),
+                             [&](const Ipset& s) { return s.name == t[1]; });
+      if (it == cat.sets.end())
+        return err(fmt::format("set {} is not created before this add", t[1]));
       if (it->type == "list:set") {
         it->list_members.push_back(t[2]);
         continue;
       }
       IpsetMember m;
       std::string why;
-      if (!parse_member(*it, t[2], m, &why)) return err(fmt::format("element '{}' of {}: {}", t[2], it->name, why));
+      if (!parse_member(*it, t[2], m, &why))
+        return err(fmt::format("element '{}' of {}: {}", t[2], it->name, why));
       for (std::size_t i = 3; i < t.size(); ++i)
         if (t[i] == "nomatch") m.nomatch = true;
       it->members.push_back(std::move(m));
     } else if (t[0] == "flush" || t[0] == "destroy" || t[0] == "swap" || t[0] == "rename" ||
                t[0] == "del" || t[0] == "-F" || t[0] == "-X" || t[0] == "-W" || t[0] == "-E" ||
                t[0] == "-D") {
-      return err(fmt::format("'{}' is not supported: give `ipset save` output, which only creates and adds", t[0]));
+      return err(fmt::format(
+          "'{}' is not supported: give `ipset save` output, which only creates and adds", t[0]));
     } else {
       return err(fmt::format("'{}' is not an ipset save command", t[0]));
     }

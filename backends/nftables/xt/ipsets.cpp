@@ -1,12 +1,11 @@
 #include "backends/nftables/xt/ipsets.h"
 
 #include <arpa/inet.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 #include <libmnl/libmnl.h>
@@ -56,7 +55,8 @@ std::optional<Bytes> attr_addr(const nlattr* a) {
   if (!a) return std::nullopt;
   Attrs<IPSET_ATTR_IPADDR_MAX> t;
   if (mnl_attr_parse_nested(a, Attrs<IPSET_ATTR_IPADDR_MAX>::cb, &t) < 0) return std::nullopt;
-  const nlattr* x = t[IPSET_ATTR_IPADDR_IPV4] ? t[IPSET_ATTR_IPADDR_IPV4] : t[IPSET_ATTR_IPADDR_IPV6];
+  const nlattr* x =
+      t[IPSET_ATTR_IPADDR_IPV4] ? t[IPSET_ATTR_IPADDR_IPV4] : t[IPSET_ATTR_IPADDR_IPV6];
   if (!x) return std::nullopt;
   std::size_t len = t[IPSET_ATTR_IPADDR_IPV4] ? 4 : 16;
   if (mnl_attr_get_payload_len(x) < len) return std::nullopt;
@@ -96,7 +96,8 @@ bool add_port(const nlattr* port, const nlattr* port_to, IpsetMember& m) {
 // One IPSET_ATTR_DATA element of the ADT list.
 std::optional<std::string> parse_elem(const nlattr* data, Ipset& s) {
   Attrs<IPSET_ATTR_ADT_MAX> t;
-  if (mnl_attr_parse_nested(data, Attrs<IPSET_ATTR_ADT_MAX>::cb, &t) < 0) return "malformed element";
+  if (mnl_attr_parse_nested(data, Attrs<IPSET_ATTR_ADT_MAX>::cb, &t) < 0)
+    return "malformed element";
   if (s.type == "list:set") {
     s.list_members.push_back(attr_str(t[IPSET_ATTR_NAME]));
     return std::nullopt;
@@ -150,7 +151,8 @@ std::optional<std::string> parse_elem(const nlattr* data, Ipset& s) {
 int on_msg(const nlmsghdr* nlh, State& st) {
   if ((nlh->nlmsg_type >> 8) != kNfnlSubsysIpset) return MNL_CB_OK;
   Attrs<IPSET_ATTR_CMD_MAX> t;
-  if (mnl_attr_parse(nlh, sizeof(nfgenmsg), Attrs<IPSET_ATTR_CMD_MAX>::cb, &t) < 0) return MNL_CB_OK;
+  if (mnl_attr_parse(nlh, sizeof(nfgenmsg), Attrs<IPSET_ATTR_CMD_MAX>::cb, &t) < 0)
+    return MNL_CB_OK;
   std::string name = attr_str(t[IPSET_ATTR_SETNAME]);
   if (name.empty()) return MNL_CB_OK;
   auto it = st.pos.find(name);
@@ -202,7 +204,8 @@ Result<IpsetCatalog> read_ipsets() {
       req, [&](const nlmsghdr* nlh) { return on_msg(nlh, st); }, [&] { st = State{}; }, 5, &err_no);
   if (!s) {
     // Without the ip_set module there are no sets (a rule using one would have loaded it).
-    if (err_no == EPROTONOSUPPORT || err_no == EOPNOTSUPP || err_no == ENOENT) return IpsetCatalog{};
+    if (err_no == EPROTONOSUPPORT || err_no == EOPNOTSUPP || err_no == ENOENT)
+      return IpsetCatalog{};
     return s.error();
   }
   if (!st.error.empty()) return make_error(ErrorCode::system, st.error);

@@ -21,8 +21,8 @@ struct IpsetMember {
 
 struct Ipset {
   std::string name;
-  std::string type;  // "hash:net", "hash:ip,port", "list:set", ...
-  int family = 0;    // NFPROTO_IPV4 (2), NFPROTO_IPV6 (10); 0 for list:set and bitmap:port
+  std::string type;    // "hash:net", "hash:ip,port", "list:set", ...
+  int family = 0;      // NFPROTO_IPV4 (2), NFPROTO_IPV6 (10); 0 for list:set and bitmap:port
   uint16_t index = 0;  // the kernel's ip_set_id_t, which xt_set stores
   // Key components in order. An ip/net dimension is one component (ipv4/ipv6); a port
   // dimension is two: inet_proto then inet_service; mark is mark; mac ether_addr; iface ifname.

@@ -93,22 +93,24 @@ Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& 
           d.interrupted = true;
           break;
         }
-        if (errno == 0) return make_error(ErrorCode::bad_input, req.what + ": a reply was not understood");
+        if (errno == 0)
+          return make_error(ErrorCode::bad_input, req.what + ": a reply was not understood");
         return fail(errno, req.what);
       }
     }
     if (!d.interrupted) return Ok{};
   }
-  return make_error(ErrorCode::system,
-                    req.what + ": the dump was interrupted by concurrent changes " +
-                        std::to_string(retries + 1) + " times");
+  return make_error(ErrorCode::system, req.what +
+                                           ": the dump was interrupted by concurrent changes " +
+                                           std::to_string(retries + 1) + " times");
 }
 
 void for_each_nested(const nlattr* nest, const std::function<void(const nlattr*)>& fn) {
   const char* base = static_cast<const char*>(mnl_attr_get_payload(nest));
   const char* end = base + mnl_attr_get_payload_len(nest);
   for (auto* a = reinterpret_cast<const nlattr*>(base);
-       mnl_attr_ok(a, static_cast<int>(end - reinterpret_cast<const char*>(a))); a = mnl_attr_next(a))
+       mnl_attr_ok(a, static_cast<int>(end - reinterpret_cast<const char*>(a)));
+       a = mnl_attr_next(a))
     fn(a);
 }
 

@@ -17,7 +17,7 @@ struct NlRequest {
   uint8_t family = 0;       // nfgenmsg.nfgen_family
   // Appends attributes after the nfgenmsg header (may be empty).
   std::function<void(nlmsghdr*)> add_attrs;
-  std::string what;         // "listing nftables rules", for error messages
+  std::string what;  // "listing nftables rules", for error messages
 };
 
 // Sends the request with NLM_F_DUMP and calls on_msg for every reply message. A dump the kernel

@@ -15,7 +15,7 @@ namespace dpi::nft {
 // One nft_compat expression: NFTA_MATCH_* or NFTA_TARGET_* as the kernel dumps it.
 struct XtExpr {
   bool target = false;
-  std::string name;        // "conntrack", "set", "MARK", ...
+  std::string name;  // "conntrack", "set", "MARK", ...
   uint32_t rev = 0;
   std::vector<uint8_t> info;  // the extension's struct (xt_conntrack_mtinfo3, ...), host order
 };

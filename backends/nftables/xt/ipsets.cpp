@@ -20,27 +20,10 @@ namespace dpi::nft {
 
 namespace {
 
+using xt::attr_str;
+using xt::Attrs;
+
 constexpr int kNfnlSubsysIpset = 6;  // NFNL_SUBSYS_IPSET (not in the UAPI nfnetlink.h enum)
-
-template <std::size_t N>
-struct Attrs {
-  const nlattr* tb[N + 1] = {};
-  static int cb(const nlattr* a, void* data) {
-    auto* self = static_cast<Attrs*>(data);
-    uint16_t t = mnl_attr_get_type(a);
-    if (t <= N) self->tb[t] = a;
-    return MNL_CB_OK;
-  }
-  const nlattr* operator[](std::size_t i) const { return tb[i]; }
-};
-
-std::string attr_str(const nlattr* a) {
-  if (!a) return "";
-  const char* p = static_cast<const char*>(mnl_attr_get_payload(a));
-  std::size_t len = mnl_attr_get_payload_len(a), n = 0;
-  while (n < len && p[n]) ++n;
-  return std::string(p, n);
-}
 
 std::optional<uint64_t> attr_be(const nlattr* a, std::size_t width) {
   if (!a || mnl_attr_get_payload_len(a) < width) return std::nullopt;

@@ -114,4 +114,12 @@ void for_each_nested(const nlattr* nest, const std::function<void(const nlattr*)
     fn(a);
 }
 
+std::string attr_str(const nlattr* a) {
+  if (!a) return "";
+  const char* p = static_cast<const char*>(mnl_attr_get_payload(a));
+  std::size_t len = mnl_attr_get_payload_len(a), n = 0;
+  while (n < len && p[n]) ++n;
+  return std::string(p, n);
+}
+
 }  // namespace dpi::nft::xt

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <libmnl/libmnl.h>
 #include <linux/netlink.h>
 
 #include "core/result.h"
@@ -29,5 +30,21 @@ Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& 
 
 // Calls fn for each attribute nested in nest (libmnl's iteration macro is C-only).
 void for_each_nested(const nlattr* nest, const std::function<void(const nlattr*)>& fn);
+
+// Attribute table for one nesting level: tb[type] = attr (the last one wins).
+template <std::size_t N>
+struct Attrs {
+  const nlattr* tb[N + 1] = {};
+  static int cb(const nlattr* a, void* data) {
+    auto* self = static_cast<Attrs*>(data);
+    uint16_t t = mnl_attr_get_type(a);
+    if (t <= N) self->tb[t] = a;
+    return MNL_CB_OK;
+  }
+  const nlattr* operator[](std::size_t i) const { return tb[i]; }
+};
+
+// A NUL-terminated string attribute, cut at its payload length.
+std::string attr_str(const nlattr* a);
 
 }  // namespace dpi::nft::xt

@@ -27,27 +27,8 @@ std::string nft_family_name(int nfproto) {
 
 namespace {
 
-// Attribute table for one nesting level: tb[type] = attr (the last one wins).
-template <std::size_t N>
-struct Attrs {
-  const nlattr* tb[N + 1] = {};
-  static int cb(const nlattr* a, void* data) {
-    auto* self = static_cast<Attrs*>(data);
-    uint16_t t = mnl_attr_get_type(a);
-    if (t <= N) self->tb[t] = a;
-    return MNL_CB_OK;
-  }
-  const nlattr* operator[](std::size_t i) const { return tb[i]; }
-};
-
-std::string attr_str(const nlattr* a) {
-  if (!a) return "";
-  const char* p = static_cast<const char*>(mnl_attr_get_payload(a));
-  std::size_t len = mnl_attr_get_payload_len(a);
-  std::size_t n = 0;
-  while (n < len && p[n]) ++n;
-  return std::string(p, n);
-}
+using xt::attr_str;
+using xt::Attrs;
 
 // One element of NFTA_RULE_EXPRESSIONS; appends to out when it is a match or target.
 void parse_expr(const nlattr* elem, std::vector<XtExpr>& out) {

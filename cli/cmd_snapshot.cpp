@@ -22,14 +22,14 @@ int run_snapshot(const SnapshotOptions& o) {
   auto snap = nft::snapshot_live(spec);
   if (!snap) return report_error(snap.error());
   if (o.output == "-") {
-    std::cout << snap->dump(1) << "\n";
+    std::cout << snap->dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   std::ofstream out(o.output);
   if (!out)
     return report_error(
         make_error(ErrorCode::bad_input, fmt::format("{}: cannot write", o.output)));
-  out << snap->dump(1) << "\n";
+  out << snap->dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   if (!out.flush())
     return report_error(make_error(ErrorCode::system, fmt::format("{}: write failed", o.output)));
   return 0;

@@ -96,7 +96,24 @@ bool is_snapshot(const json& j) {
   return j.is_object() && j.contains("schema") && j.contains("ruleset");
 }
 
+namespace {
+
+Result<SnapshotData> read_snapshot_unchecked(const json& j, const std::string& origin);
+
+}  // namespace
+
 Result<SnapshotData> read_snapshot(const json& j, const std::string& origin) {
+  try {
+    return read_snapshot_unchecked(j, origin);
+  } catch (const json::exception& e) {
+    // A member of the wrong JSON type where the reader asked for a string or number.
+    return bad(origin, "snapshot", fmt::format("wrong JSON shape: {}", e.what()));
+  }
+}
+
+namespace {
+
+Result<SnapshotData> read_snapshot_unchecked(const json& j, const std::string& origin) {
   if (j.value("schema", "") != kSnapshotSchema)
     return bad(origin, "schema",
                fmt::format("expected \"{}\", found {}", kSnapshotSchema, j["schema"].dump()));
@@ -155,5 +172,7 @@ Result<SnapshotData> read_snapshot(const json& j, const std::string& origin) {
   }
   return d;
 }
+
+}  // namespace
 
 }  // namespace dpi::nft

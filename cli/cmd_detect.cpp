@@ -44,7 +44,8 @@ int run_detect(const DetectOptions& o) {
          {{"tables", d.tables}, {"chains", d.chains}, {"rules", d.rules}, {"sets", d.sets}}},
         {"xt_expressions", d.xt_expressions},
         {"clues", d.clues}};
-    std::cout << j.dump(2) << "\n";
+    // Clues quote chain names from the input: bytes that are not UTF-8 become U+FFFD.
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     std::cout << fmt::format("dataplane: {}\nsource:    {}\n", d.kind(), src->description);
     for (const auto& l : d.layouts()) std::cout << "layout:    " << l << "\n";

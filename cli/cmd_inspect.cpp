@@ -83,7 +83,10 @@ int run_inspect(const InspectOptions& o) {
   auto rep = nft::inspect(*src, *flow);
   if (!rep) return report_error(rep.error());
   if (o.output == "json")
-    std::cout << to_json(*rep).dump(2) << "\n";
+    // Names and comments come from the input unchecked (iptables-save text, xt payloads); bytes
+    // that are not UTF-8 are printed as U+FFFD instead of failing the whole report.
+    std::cout << to_json(*rep).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << "\n";
   else
     std::cout << render_text(*rep, TextOptions{o.verbose});
   return dpi::exit_code_for(rep->verdict);

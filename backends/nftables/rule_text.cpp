@@ -187,9 +187,7 @@ std::string rule_text(const json& exprs) {
   std::string s;
   for (const auto& st : exprs) {
     // iptables' comment match carries only the comment, which the report shows on its own.
-    if (st.is_object() && st.contains("xt") && st["xt"].is_object() &&
-        st["xt"].value("name", "") == "comment")
-      continue;
+    if (field(field(st, "xt"), "name") == "comment") continue;
     if (!s.empty()) s += ' ';
     s += stmt_text(st);
   }

@@ -151,6 +151,18 @@ def main():
     except (ValueError, AttributeError) as e:
         problems.append(f"stdout is not JSON: {e}")
     c.result("-o json: schema dpinspect.report/v1 and the documented top-level keys", problems, p, args)
+    # A comment that is not UTF-8 (Latin-1 "café" in iptables-save text) still gives a JSON report.
+    args = ["inspect", "--iptables-save", f"{CLI}/latin1-comment.rules"] + FWD + ["-o", "json"]
+    p, _ = c.run(args)
+    problems = []
+    if p is None or p.returncode != 1:
+        problems.append(f"exit {None if p is None else p.returncode}, want 1 (denied)")
+    else:
+        try:
+            json.loads(p.stdout)
+        except ValueError as e:
+            problems.append(f"stdout is not JSON: {e}")
+    c.result("-o json with a comment that is not UTF-8", problems, p, args)
     for rs in ["examples/seed/nftables.json", "examples/seed/iptables-nft.json", "tests/fixtures/nft/exprs.json"]:
         args = ["detect", "--ruleset", rs, "-o", "json"]
         p, _ = c.run(args)
@@ -180,6 +192,10 @@ def main():
              known="reported to the lead: 'wrong JSON shape' errors give no position")
     c.bad_input("a directory as the ruleset", ["inspect", "--ruleset", "tests"] + FWD, ["tests", "irectory"],
                 known="reported to the lead: says '8796093022207 MiB is larger than the limit'")
+    c.bad_input("snapshot with a field of the wrong type (xt family is a number)",
+                ["inspect", "--ruleset", f"{CLI}/snapshot-wrong-type.json"] + FWD,
+                [f"{CLI}/snapshot-wrong-type.json", "xt[0]"],
+                known="reported to the lead: read_snapshot lets nlohmann's type_error escape: abort, exit 134")
     c.bad_input("missing file", ["inspect", "--ruleset", "does-not-exist.json"] + FWD,
                 ["does-not-exist.json", "No such file"])
     c.bad_input("missing network namespace", ["inspect", "--netns", "does-not-exist"] + FWD[4:],

@@ -66,7 +66,8 @@ inline void exercise(nft::Loaded& src) {
     auto rep = nft::inspect(src, f);
     if (!rep) continue;
     (void)render_text(*rep, TextOptions{true});
-    (void)to_json(*rep).dump(2);
+    // As cli/cmd_inspect.cpp prints it.
+    (void)to_json(*rep).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 }
 

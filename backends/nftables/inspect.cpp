@@ -63,6 +63,10 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
   if (flow.l4proto == 6)
     rep.assumptions.push_back(flow.ct == CtState::new_ ? "TCP flags: SYN" : "TCP flags: ACK");
   for (const auto& n : fp->notes) rep.assumptions.push_back(n);
+  if (node)
+    rep.assumptions.push_back(
+        "routing: longest prefix in the local, then main (then other) tables; ip rules (policy "
+        "routing by mark or source) are not read");
   if (!node)
     rep.assumptions.push_back(
         "no node routes or addresses (ruleset file without --node or --netns)");

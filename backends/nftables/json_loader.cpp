@@ -881,6 +881,10 @@ Result<json> parse_json_text(std::string_view text, const std::string& origin,
     std::string detail = pos == std::string::npos ? msg : msg.substr(pos + 2);
     return make_error(ErrorCode::bad_input,
                       fmt::format("{}:{}:{}: not valid JSON: {}", origin, line, col, detail));
+  } catch (const json::exception& e) {
+    // e.g. a number too large for any JSON number type (out_of_range.406).
+    return make_error(ErrorCode::bad_input,
+                      fmt::format("{}: not valid JSON: {}", origin, e.what()));
   }
 }
 

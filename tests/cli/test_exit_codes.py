@@ -192,10 +192,11 @@ def main():
              known="reported to the lead: 'wrong JSON shape' errors give no position")
     c.bad_input("a directory as the ruleset", ["inspect", "--ruleset", "tests"] + FWD, ["tests", "irectory"],
                 known="reported to the lead: says '8796093022207 MiB is larger than the limit'")
+    bad_file("a number too large for a double (1e400)", "number-overflow.json", r"1e400")
     c.bad_input("snapshot with a field of the wrong type (xt family is a number)",
                 ["inspect", "--ruleset", f"{CLI}/snapshot-wrong-type.json"] + FWD,
                 [f"{CLI}/snapshot-wrong-type.json", "xt[0]"],
-                known="reported to the lead: read_snapshot lets nlohmann's type_error escape: abort, exit 134")
+                known="reported to the lead: read_snapshot's type errors aborted (exit 134); now caught but without the xt[i] position")
     c.bad_input("missing file", ["inspect", "--ruleset", "does-not-exist.json"] + FWD,
                 ["does-not-exist.json", "No such file"])
     c.bad_input("missing network namespace", ["inspect", "--netns", "does-not-exist"] + FWD[4:],

@@ -263,7 +263,7 @@ Stage Attributor::explain_stage(int inv_id) const {
     d.tier = tier_at(inv_id, at, &ordinal);
     if (d.policy && d.kind == DecisionKind::policy_rule && d.tier.empty()) {
       // v3.30/31 chain names start with the tier.
-      if (ms.rule.chain.find("/") != std::string::npos && d.policy->kind.empty()) {
+      if (ms.rule.chain.find('/') != std::string::npos && d.policy->kind.empty()) {
         auto bare = invs_.at(ms.invocation).chain.suffix;
         d.tier = bare.substr(0, bare.find('/'));
       } else if (ordinal > 0) {

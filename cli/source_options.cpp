@@ -31,7 +31,8 @@ void SourceOptions::add_to(CLI::App& cmd) {
                  "Read the dataplane of this network namespace (name under /run/netns or a path "
                  "such as /proc/PID/ns/net)")
       ->type_name("NAME|PATH");
-  cmd.add_option("--max-input-mb", max_input_mb, "Refuse ruleset files larger than this")
+  cmd.add_option("--max-input-mb", max_input_mb,
+                 "Refuse any input (file, stdin, pipe) larger than this many MiB")
       ->check(CLI::Range(std::size_t{1}, kMaxInputMbLimit))
       ->capture_default_str();
 }

@@ -1,13 +1,9 @@
 #include "backends/nftables/json_loader.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <functional>
-#include <iostream>
 #include <set>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -15,6 +11,7 @@
 #include "backends/nftables/json_util.h"
 #include "backends/nftables/rule_text.h"
 #include "backends/nftables/xt/decode.h"
+#include "core/input_file.h"
 
 namespace dpi::nft {
 
@@ -828,20 +825,25 @@ Result<std::unique_ptr<Ruleset>> Loader::run(const json& doc) {
       if (!o.is_object() && k != "metainfo")
         return err(where, fmt::format("'{}' is not an object", k));
       Status st = Ok{};
-      if (pass == 0 && k == "metainfo")
-        rs_->nft_version = o.value("version", "");
-      else if (pass == 0 && k == "table")
-        st = add_table(o, where);
-      else if (pass == 1 && k == "chain")
-        st = add_chain(o, where);
-      else if (pass == 2 && (k == "set" || k == "map")) {
-        if (!tables_.count(o.value("family", "") + '\0' + o.value("table", "")))
-          st = err(where,
-                   fmt::format("{} {} names a table that is not defined", k, o.value("name", "")));
-        else
-          st = add_set(o, k == "map", where);
-      } else if (pass == 3 && k == "rule")
-        st = add_rule(o, where);
+      try {
+        if (pass == 0 && k == "metainfo")
+          rs_->nft_version = o.value("version", "");
+        else if (pass == 0 && k == "table")
+          st = add_table(o, where);
+        else if (pass == 1 && k == "chain")
+          st = add_chain(o, where);
+        else if (pass == 2 && (k == "set" || k == "map")) {
+          if (!tables_.count(o.value("family", "") + '\0' + o.value("table", "")))
+            st = err(where, fmt::format("{} {} names a table that is not defined", k,
+                                        o.value("name", "")));
+          else
+            st = add_set(o, k == "map", where);
+        } else if (pass == 3 && k == "rule")
+          st = add_rule(o, where);
+      } catch (const json::exception& e) {
+        // A member of the wrong JSON type where a reader asked for a string or number.
+        return err(where, fmt::format("{} has the wrong JSON shape: {}", k, e.what()));
+      }
       if (!st) return st.error();
     }
   }
@@ -909,26 +911,9 @@ Result<std::unique_ptr<Ruleset>> load_ruleset_json(std::string_view text, const 
 }
 
 Result<json> read_json_file(const std::string& path, const LoadOptions& opts) {
-  std::string text;
-  if (path == "-") {
-    std::ostringstream ss;
-    ss << std::cin.rdbuf();
-    text = ss.str();
-  } else {
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
-    if (!in)
-      return make_error(ErrorCode::not_found,
-                        fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-    auto size = static_cast<std::size_t>(in.tellg());
-    if (size > opts.max_bytes)
-      return make_error(ErrorCode::bad_input,
-                        fmt::format("{}: {} bytes is larger than the {} MiB limit (--max-input-mb)",
-                                    path, size, opts.max_bytes >> 20));
-    text.resize(size);
-    in.seekg(0);
-    in.read(text.data(), static_cast<std::streamsize>(size));
-  }
-  return parse_json_text(text, path == "-" ? "<stdin>" : path, opts);
+  auto text = read_input_file(path, opts.max_bytes);
+  if (!text) return text.error();
+  return parse_json_text(*text, input_origin(path), opts);
 }
 
 }  // namespace dpi::nft

@@ -81,6 +81,17 @@ Error bad(const std::string& origin, const std::string& where, const std::string
   return make_error(ErrorCode::bad_input, fmt::format("{}: {}: {}", origin, where, what));
 }
 
+// Runs one item's reader; a member of the wrong JSON type (nlohmann's get<> throws) becomes an
+// error that names the item.
+template <class F>
+Status shape_checked(const std::string& origin, const std::string& where, F&& read) {
+  try {
+    return read();
+  } catch (const json::exception& e) {
+    return bad(origin, where, fmt::format("wrong JSON shape: {}", e.what()));
+  }
+}
+
 }  // namespace
 
 json make_snapshot(const SnapshotParts& p) {
@@ -125,44 +136,52 @@ Result<SnapshotData> read_snapshot_unchecked(const json& j, const std::string& o
     std::string where = fmt::format("xt[{}]", i);
     if (!r.is_object() || !r.contains("exprs") || !r["exprs"].is_array())
       return bad(origin, where, "expected {family, table, chain, handle, exprs}");
-    RuleKey k{r.value("family", ""), r.value("table", ""), r.value("chain", ""),
-              r.value("handle", uint64_t{0})};
-    for (const auto& x : r["exprs"]) {
-      auto info = unhex(x.value("info", ""));
-      if (!info) return bad(origin, where, "info is not hex");
-      d.xt[k].push_back(
-          XtExpr{x.value("target", false), x.value("name", ""), x.value("rev", 0u), *info});
-    }
+    auto st = shape_checked(origin, where, [&]() -> Status {
+      RuleKey k{r.value("family", ""), r.value("table", ""), r.value("chain", ""),
+                r.value("handle", uint64_t{0})};
+      for (const auto& x : r["exprs"]) {
+        auto info = unhex(x.value("info", ""));
+        if (!info) return bad(origin, where, "info is not hex");
+        d.xt[k].push_back(
+            XtExpr{x.value("target", false), x.value("name", ""), x.value("rev", 0u), *info});
+      }
+      return Ok{};
+    });
+    if (!st) return st.error();
   }
   const json& sets = j.contains("ipsets") ? j["ipsets"] : json::array();
   for (std::size_t i = 0; i < sets.size(); ++i) {
     const json& s = sets[i];
     std::string where = fmt::format("ipsets[{}]", i);
     Ipset set;
-    set.name = s.value("name", "");
-    set.type = s.value("type", "");
-    set.family = s.value("family", 0);
-    set.index = s.value("index", uint16_t{0});
-    set.netmask = s.value("netmask", uint8_t{0});
-    set.list_members = s.value("list_members", std::vector<std::string>{});
-    for (const auto& t : s.value("key_types", json::array())) {
-      auto type = type_from_name(t.is_string() ? t.get<std::string>() : "");
-      if (!type) return bad(origin, where, fmt::format("unknown key type {}", t.dump()));
-      set.key_types.push_back(*type);
-    }
-    for (const auto& m : s.value("members", json::array())) {
-      IpsetMember mem;
-      mem.nomatch = m.value("nomatch", false);
-      for (const auto& r : m.value("key", json::array())) {
-        auto lo = r.is_array() && r.size() == 2 ? hex_bytes(r[0]) : std::nullopt;
-        auto hi = lo ? hex_bytes(r[1]) : std::nullopt;
-        if (!hi) return bad(origin, where, "member key is not a [lo, hi] pair of hex strings");
-        mem.key.push_back(Range{*lo, *hi});
+    auto st = shape_checked(origin, where, [&]() -> Status {
+      set.name = s.value("name", "");
+      set.type = s.value("type", "");
+      set.family = s.value("family", 0);
+      set.index = s.value("index", uint16_t{0});
+      set.netmask = s.value("netmask", uint8_t{0});
+      set.list_members = s.value("list_members", std::vector<std::string>{});
+      for (const auto& t : s.value("key_types", json::array())) {
+        auto type = type_from_name(t.is_string() ? t.get<std::string>() : "");
+        if (!type) return bad(origin, where, fmt::format("unknown key type {}", t.dump()));
+        set.key_types.push_back(*type);
       }
-      if (mem.key.size() != set.key_types.size())
-        return bad(origin, where, "member key does not match key_types");
-      set.members.push_back(std::move(mem));
-    }
+      for (const auto& m : s.value("members", json::array())) {
+        IpsetMember mem;
+        mem.nomatch = m.value("nomatch", false);
+        for (const auto& r : m.value("key", json::array())) {
+          auto lo = r.is_array() && r.size() == 2 ? hex_bytes(r[0]) : std::nullopt;
+          auto hi = lo ? hex_bytes(r[1]) : std::nullopt;
+          if (!hi) return bad(origin, where, "member key is not a [lo, hi] pair of hex strings");
+          mem.key.push_back(Range{*lo, *hi});
+        }
+        if (mem.key.size() != set.key_types.size())
+          return bad(origin, where, "member key does not match key_types");
+        set.members.push_back(std::move(mem));
+      }
+      return Ok{};
+    });
+    if (!st) return st.error();
     d.ipsets.sets.push_back(std::move(set));
   }
   if (j.contains("node") && !j["node"].is_null()) {

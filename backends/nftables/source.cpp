@@ -1,9 +1,5 @@
 #include "backends/nftables/source.h"
 
-#include <fstream>
-#include <iostream>
-#include <sstream>
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -12,6 +8,7 @@
 #include "backends/nftables/netlink_node.h"
 #include "backends/nftables/netns.h"
 #include "backends/nftables/snapshot.h"
+#include "core/input_file.h"
 
 namespace dpi::nft {
 
@@ -48,51 +45,25 @@ Result<LiveRead> read_live() {
   return make_error(ErrorCode::system, "the ruleset kept changing while it was read (5 attempts)");
 }
 
-Result<NodeInfo> read_node_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return make_error(ErrorCode::not_found, fmt::format("{}: cannot open", path));
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    return make_error(ErrorCode::bad_input, fmt::format("{}: not valid JSON: {}", path, e.what()));
-  }
+Result<NodeInfo> read_node_file(const std::string& path, const LoadOptions& load) {
+  auto j = read_json_file(path, load);
+  if (!j) return j.error();
   // A snapshot-style file may wrap the node info.
-  if (j.is_object() && j.contains("node")) j = j["node"];
-  return node_info_from_json(j, path);
-}
-
-Result<std::string> read_text_file(const std::string& path, std::size_t max_bytes) {
-  std::string text;
-  if (path == "-") {
-    std::ostringstream ss;
-    ss << std::cin.rdbuf();
-    text = ss.str();
-  } else {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return make_error(ErrorCode::not_found, fmt::format("{}: cannot open", path));
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    text = ss.str();
-  }
-  if (text.size() > max_bytes)
-    return make_error(ErrorCode::bad_input,
-                      fmt::format("{}: {} MiB is larger than the {} MiB limit (--max-input-mb)",
-                                  path, text.size() >> 20, max_bytes >> 20));
-  return text;
+  if (j->is_object() && j->contains("node")) return node_info_from_json((*j)["node"], path);
+  return node_info_from_json(*j, path);
 }
 
 // iptables-save text (no handles: rules are named by line number) and optionally ipset save text.
 Result<Loaded> load_iptables_save_source(const SourceSpec& spec) {
   Loaded out;
   if (!spec.ipset_save_file.empty()) {
-    auto text = read_text_file(spec.ipset_save_file, spec.load.max_bytes);
+    auto text = read_input_file(spec.ipset_save_file, spec.load.max_bytes);
     if (!text) return text.error();
     auto sets = parse_ipset_save(*text, spec.ipset_save_file);
     if (!sets) return sets.error();
     out.ipsets = std::make_shared<IpsetCatalog>(std::move(*sets));
   }
-  auto text = read_text_file(spec.iptables_save_file, spec.load.max_bytes);
+  auto text = read_input_file(spec.iptables_save_file, spec.load.max_bytes);
   if (!text) return text.error();
   std::string origin = spec.iptables_save_file == "-" ? "<stdin>" : spec.iptables_save_file;
   IptablesSaveOptions opts;
@@ -102,7 +73,7 @@ Result<Loaded> load_iptables_save_source(const SourceSpec& spec) {
   out.ruleset = std::move(*rs);
   out.description = fmt::format("iptables-save {} (handles are line numbers)", origin);
   if (!spec.node_file.empty()) {
-    auto node = read_node_file(spec.node_file);
+    auto node = read_node_file(spec.node_file, spec.load);
     if (!node) return node.error();
     out.node = std::move(*node);
   } else if (!spec.netns.empty()) {
@@ -140,7 +111,7 @@ Result<Loaded> load_source(const SourceSpec& spec) {
     if (!rs) return rs.error();
     out.ruleset = std::move(*rs);
     if (!spec.node_file.empty()) {
-      auto node = read_node_file(spec.node_file);
+      auto node = read_node_file(spec.node_file, spec.load);
       if (!node) return node.error();
       out.node = std::move(*node);
     } else if (!spec.netns.empty() && !out.node) {

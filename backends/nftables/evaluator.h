@@ -98,9 +98,9 @@ class Evaluator {
   // Derives the flow's path from the node's routes, or from --iif/--oif.
   Result<FlowPath> plan(const Flow& flow) const;
   // One result per possible outcome (several only when the ruleset chooses at random).
-  std::vector<RunResult> evaluate(const Flow& flow, const FlowPath& path) const;
+  std::vector<RunResult> evaluate(const Flow& flow, const FlowPath& fp) const;
   // Verdict-only mode; thread-safe with one scratch per thread.
-  FastVerdict verdict(const Flow& flow, const FlowPath& path, EvalScratch& scratch) const;
+  FastVerdict verdict(const Flow& flow, const FlowPath& fp, EvalScratch& sc) const;
 
  private:
   const Ruleset& rs_;

@@ -21,6 +21,6 @@ struct NflogPrefix {
   bool no_profile_matched() const { return owner == "profile" && action == "deny" && id.empty(); }
 };
 
-std::optional<NflogPrefix> parse_nflog_prefix(std::string_view prefix);
+std::optional<NflogPrefix> parse_nflog_prefix(std::string_view s);
 
 }  // namespace dpi::calico

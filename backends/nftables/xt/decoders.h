@@ -44,7 +44,7 @@ bool table_is_v6(const XtContext& ctx);
 // below and the iptables-save text parser (backends/nftables/iptables_save).
 void add_port_range(XtDecoded& d, Key key, const uint16_t pts[2], bool invert);
 MatchStmt tcp_flags_match(uint8_t mask, uint8_t cmp, bool invert);
-std::optional<XtDecoded> conntrack_stmts(uint16_t match_flags, uint16_t invert_flags,
+std::optional<XtDecoded> conntrack_stmts(uint16_t mflags, uint16_t invert_flags,
                                          uint16_t state_mask, uint16_t status_mask,
                                          uint16_t l4proto, std::string* why);
 struct SetOpts {
@@ -57,7 +57,7 @@ std::optional<XtDecoded> set_lookup(XtContext& ctx, const Ipset& s, const SetOpt
                                     std::string* why);
 // flags: XT_MULTIPORT_SOURCE, _DESTINATION or _EITHER.
 std::optional<XtDecoded> multiport_stmts(XtContext& ctx, uint8_t flags,
-                                         const std::vector<Range>& ports, bool invert,
+                                         const std::vector<Range>& ranges, bool invert,
                                          std::string* why);
 // v4 type 0xff: any ICMP type.
 MatchStmt icmp_match(XtContext& ctx, bool v6, uint8_t type, uint8_t code_lo, uint8_t code_hi,

@@ -56,7 +56,7 @@ std::optional<Range> addr_range(std::string_view s, Type t) {
   if (auto slash = s.find('/'); slash != std::string_view::npos) {
     auto a = addr(s.substr(0, slash), t);
     auto c = number(s.substr(slash + 1));
-    if (!a || !c || *c > a->len * 8u) return std::nullopt;
+    if (!a || !c || *c > a->len * std::size_t{8}) return std::nullopt;
     return xt::prefix_range(*a, static_cast<int>(*c));
   }
   if (auto dash = s.find('-'); dash != std::string_view::npos) {

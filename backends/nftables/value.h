@@ -60,6 +60,7 @@ struct BytesHash {
 struct Range {
   Bytes lo, hi;
   bool contains(const Bytes& v) const { return lo.compare(v) <= 0 && v.compare(hi) <= 0; }
+  bool operator==(const Range& o) const = default;
 };
 
 }  // namespace dpi::nft

@@ -13,6 +13,10 @@ target starts from what dpinspect really reads:
 - load_snapshot: the example snapshot, one chain at a time with that chain's xt payloads.
 - load_iptables_save: iptables-save texts (tests/fixtures/xt, ../shared's real-world and Calico
   dumps), whole and one chain at a time.
+- parse_netlink_dump: not written here. Its seeds are the rule and ipset dumps the kernel sent for
+  tests/fixtures/xt, saved by the privileged test (root):
+    DPI_NL_CAPTURE_DIR=tests/fuzz/corpus/parse_netlink_dump \
+      build/tests/dpinspect_privileged_tests "saved netlink dumps replay to what the live read gave"
 
 Files that are already there stay (regression inputs found by fuzzing are kept by hand as
 regress-*); seeds are named seed-*. Run again after the inputs change:

@@ -132,7 +132,9 @@ std::optional<std::string> parse_elem(const nlattr* data, Ipset& s) {
 }
 
 int on_msg(const nlmsghdr* nlh, State& st) {
-  if ((nlh->nlmsg_type >> 8) != kNfnlSubsysIpset) return MNL_CB_OK;
+  if ((nlh->nlmsg_type >> 8) != kNfnlSubsysIpset ||
+      mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg))
+    return MNL_CB_OK;
   Attrs<IPSET_ATTR_CMD_MAX> t;
   if (mnl_attr_parse(nlh, sizeof(nfgenmsg), Attrs<IPSET_ATTR_CMD_MAX>::cb, &t) < 0)
     return MNL_CB_OK;
@@ -173,6 +175,22 @@ int on_msg(const nlmsghdr* nlh, State& st) {
   return MNL_CB_OK;
 }
 
+// What the dump said, checked: every set's type known and every member complete.
+Result<IpsetCatalog> finish(State& st) {
+  if (!st.error.empty()) return make_error(ErrorCode::system, st.error);
+  // "-m set" names sets by index: two sets under one index would make every lookup a guess.
+  std::map<uint16_t, const std::string*> by_index;
+  for (const auto& set : st.cat.sets)
+    if (auto [it, fresh] = by_index.emplace(set.index, &set.name); !fresh)
+      return make_error(ErrorCode::system, fmt::format("ipsets {} and {} have the same index {}",
+                                                       *it->second, set.name, set.index));
+  for (auto& set : st.cat.sets) {
+    xt::apply_netmask(set);
+    if (auto e = xt::check_members(set)) return make_error(ErrorCode::system, *e);
+  }
+  return std::move(st.cat);
+}
+
 }  // namespace
 
 Result<IpsetCatalog> read_ipsets() {
@@ -191,12 +209,15 @@ Result<IpsetCatalog> read_ipsets() {
       return IpsetCatalog{};
     return s.error();
   }
-  if (!st.error.empty()) return make_error(ErrorCode::system, st.error);
-  for (auto& set : st.cat.sets) {
-    xt::apply_netmask(set);
-    if (auto e = xt::check_members(set)) return make_error(ErrorCode::system, *e);
-  }
-  return std::move(st.cat);
+  return finish(st);
+}
+
+Result<IpsetCatalog> ipsets_from_dump(const void* buf, std::size_t len) {
+  State st;
+  Status s = xt::nl_parse(
+      buf, len, [&](const nlmsghdr* nlh) { return on_msg(nlh, st); }, "ipset dump");
+  if (!s) return s.error();
+  return finish(st);
 }
 
 }  // namespace dpi::nft

@@ -17,6 +17,7 @@ namespace dpi::nft {
 struct IpsetMember {
   std::vector<Range> key;
   bool nomatch = false;
+  bool operator==(const IpsetMember&) const = default;
 };
 
 struct Ipset {
@@ -30,6 +31,7 @@ struct Ipset {
   std::vector<IpsetMember> members;
   std::vector<std::string> list_members;  // list:set: member set names, in order
   uint8_t netmask = 0;  // hash:ip "netmask N": lookups compare the first N bits only (0 = none)
+  bool operator==(const Ipset&) const = default;
 };
 
 struct IpsetCatalog {
@@ -46,6 +48,9 @@ std::vector<Type> ipset_key_types(std::string_view type, int family, std::string
 // Errors: permission, system (also when the ip_set module is not loaded: no sets exist then,
 // which is reported as an empty catalog rather than an error).
 Result<IpsetCatalog> read_ipsets();
+
+// The same from saved reply bytes of that dump (4-byte aligned; see xt::nl_parse).
+Result<IpsetCatalog> ipsets_from_dump(const void* buf, std::size_t len);
 
 // `ipset save` (or `ipset restore` input) text. Indexes follow the order of the create lines,
 // which is the kernel's numbering (ip_set_id_t) only for restore input in creation order in a

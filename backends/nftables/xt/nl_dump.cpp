@@ -1,9 +1,12 @@
 #include "backends/nftables/xt/nl_dump.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <ctime>
 
+#include <fmt/format.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 
@@ -46,10 +49,38 @@ struct Dispatch {
 int dispatch(const nlmsghdr* nlh, void* data) {
   auto* d = static_cast<Dispatch*>(data);
   if (nlh->nlmsg_flags & NLM_F_DUMP_INTR) d->interrupted = true;
+  if (g_nl_capture) g_nl_capture(nlh);
   return (*d->on_msg)(nlh);
 }
 
 }  // namespace
+
+std::function<void(const nlmsghdr*)> g_nl_capture;
+
+Status nl_parse(const void* buf, std::size_t len, const std::function<int(const nlmsghdr*)>& on_msg,
+                const std::string& what) {
+  const auto* base = static_cast<const char*>(buf);
+  const auto* nlh = static_cast<const nlmsghdr*>(buf);
+  int left = static_cast<int>(std::min<std::size_t>(len, INT_MAX));
+  // A saved dump must be whole: a message cut short is an error, not a smaller catalog.
+  while (left > 0) {
+    auto at = reinterpret_cast<const char*>(nlh) - base;
+    // Not mnl_nlmsg_ok: it casts nlmsg_len to int, so a length of 2^31 or more passes it.
+    if (left < static_cast<int>(sizeof(nlmsghdr)) || nlh->nlmsg_len < sizeof(nlmsghdr) ||
+        nlh->nlmsg_len > static_cast<unsigned>(left))
+      return make_error(ErrorCode::bad_input,
+                        fmt::format("{}: the message at byte {} is cut short", what, at));
+    if (nlh->nlmsg_type == NLMSG_DONE) return Ok{};
+    if (nlh->nlmsg_type == NLMSG_ERROR)
+      return make_error(ErrorCode::bad_input,
+                        fmt::format("{}: the message at byte {} is a netlink error", what, at));
+    if (nlh->nlmsg_type >= NLMSG_MIN_TYPE && on_msg(nlh) < MNL_CB_OK)
+      return make_error(ErrorCode::bad_input,
+                        fmt::format("{}: the message at byte {} was not understood", what, at));
+    nlh = mnl_nlmsg_next(nlh, &left);
+  }
+  return Ok{};
+}
 
 Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& on_msg,
                const std::function<void()>& on_reset, int retries, int* err_no) {

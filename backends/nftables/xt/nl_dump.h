@@ -28,6 +28,17 @@ struct NlRequest {
 Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& on_msg,
                const std::function<void()>& on_reset, int retries = 5, int* err_no = nullptr);
 
+// Calls on_msg for every message of buf, a dump's reply bytes as the kernel sent them (saved for a
+// test or a fuzz input): no socket, no sequence or port check. Stops at the first message that
+// does not fit the buffer (cut short) or is a netlink error, with an error naming its byte
+// offset. buf must be 4-byte aligned, like a receive buffer.
+Status nl_parse(const void* buf, std::size_t len, const std::function<int(const nlmsghdr*)>& on_msg,
+                const std::string& what);
+
+// When set, nl_dump passes every reply message it receives, whole, to this hook before parsing
+// it (tests/fuzz/capture_netlink saves real dumps this way for the fuzz seed corpus).
+extern std::function<void(const nlmsghdr*)> g_nl_capture;
+
 // Calls fn for each attribute nested in nest (libmnl's iteration macro is C-only).
 void for_each_nested(const nlattr* nest, const std::function<void(const nlattr*)>& fn);
 

@@ -54,11 +54,15 @@ void parse_expr(const nlattr* elem, std::vector<XtExpr>& out) {
 }
 
 int on_rule(const nlmsghdr* nlh, XtPayloads& out) {
-  if (nlh->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE)) return MNL_CB_OK;
+  if (nlh->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE) ||
+      mnl_nlmsg_get_payload_len(nlh) < sizeof(nfgenmsg))
+    return MNL_CB_OK;
   const auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
   Attrs<NFTA_RULE_MAX> r;
   if (mnl_attr_parse(nlh, sizeof(nfgenmsg), Attrs<NFTA_RULE_MAX>::cb, &r) < 0) return MNL_CB_OK;
-  if (!r[NFTA_RULE_EXPRESSIONS] || !r[NFTA_RULE_HANDLE]) return MNL_CB_OK;
+  if (!r[NFTA_RULE_EXPRESSIONS] || !r[NFTA_RULE_HANDLE] ||
+      mnl_attr_get_payload_len(r[NFTA_RULE_HANDLE]) < sizeof(uint64_t))
+    return MNL_CB_OK;
   std::vector<XtExpr> xs;
   xt::for_each_nested(r[NFTA_RULE_EXPRESSIONS], [&](const nlattr* elem) {
     if (mnl_attr_get_type(elem) == NFTA_LIST_ELEM) parse_expr(elem, xs);
@@ -80,6 +84,14 @@ Result<XtPayloads> read_xt_payloads() {
   req.what = "listing nftables rules (xt compat expressions)";
   Status st = xt::nl_dump(
       req, [&](const nlmsghdr* nlh) { return on_rule(nlh, out); }, [&] { out.clear(); });
+  if (!st) return st.error();
+  return out;
+}
+
+Result<XtPayloads> xt_payloads_from_dump(const void* buf, std::size_t len) {
+  XtPayloads out;
+  Status st = xt::nl_parse(
+      buf, len, [&](const nlmsghdr* nlh) { return on_rule(nlh, out); }, "nftables rule dump");
   if (!st) return st.error();
   return out;
 }

@@ -18,6 +18,7 @@ struct XtExpr {
   std::string name;  // "conntrack", "set", "MARK", ...
   uint32_t rev = 0;
   std::vector<uint8_t> info;  // the extension's struct (xt_conntrack_mtinfo3, ...), host order
+  bool operator==(const XtExpr&) const = default;
 };
 
 struct RuleKey {
@@ -33,6 +34,9 @@ using XtPayloads = std::map<RuleKey, std::vector<XtExpr>>;
 // NFT_MSG_GETRULE dump (all families) of the calling thread's network namespace.
 // Errors: permission (needs CAP_NET_ADMIN), system.
 Result<XtPayloads> read_xt_payloads();
+
+// The same from saved reply bytes of that dump (4-byte aligned; see xt::nl_parse).
+Result<XtPayloads> xt_payloads_from_dump(const void* buf, std::size_t len);
 
 // nft's name for an NFPROTO_* value ("ip" for 2); "" when unknown.
 std::string nft_family_name(int nfproto);

@@ -60,6 +60,7 @@ class Attributor {
   void describe_policy_step(Decision& d, std::size_t step, const std::string& action) const;
   std::optional<NflogPrefix> nflog_before(std::size_t step) const;
   std::string tier_at(int inv, std::size_t step, int* ordinal) const;
+  void set_policy_tier(Decision& d, int inv, std::size_t step) const;
 
   Report& r_;
   MarkBits bits_;
@@ -114,6 +115,21 @@ std::string Attributor::tier_at(int inv, std::size_t step, int* ordinal) const {
   }
   *ordinal = n;
   return name;
+}
+
+// The tier of a policy decision at `step` (a rule in the policy chain) of endpoint invocation inv.
+void Attributor::set_policy_tier(Decision& d, int inv, std::size_t step) const {
+  int ordinal = 0;
+  d.tier = tier_at(inv, step, &ordinal);
+  if (!d.policy || d.kind != DecisionKind::policy_rule || !d.tier.empty()) return;
+  const PathStep& s = r_.path[step];
+  // v3.30/31 chain names start with the tier.
+  if (s.rule.chain.find('/') != std::string::npos && d.policy->kind.empty()) {
+    auto bare = invs_.at(s.invocation).chain.suffix;
+    d.tier = bare.substr(0, bare.find('/'));
+  } else if (ordinal > 0) {
+    d.tier = fmt::format("#{}", ordinal);
+  }
 }
 
 void Attributor::describe_policy_step(Decision& d, std::size_t step,
@@ -210,6 +226,7 @@ Stage Attributor::explain_stage(int inv_id) const {
           break;
         }
       }
+      set_policy_tier(d, inv_id, last);
       d.rule = end.rule;
       return st;
     }
@@ -258,18 +275,7 @@ Stage Attributor::explain_stage(int inv_id) const {
     describe_policy_step(d, *last_allow_mark, "allow");
     const PathStep& ms = r_.path[*last_allow_mark];
     d.rule = ms.rule;
-    int ordinal = 0;
-    std::size_t at = *last_allow_mark;
-    d.tier = tier_at(inv_id, at, &ordinal);
-    if (d.policy && d.kind == DecisionKind::policy_rule && d.tier.empty()) {
-      // v3.30/31 chain names start with the tier.
-      if (ms.rule.chain.find('/') != std::string::npos && d.policy->kind.empty()) {
-        auto bare = invs_.at(ms.invocation).chain.suffix;
-        d.tier = bare.substr(0, bare.find('/'));
-      } else if (ordinal > 0) {
-        d.tier = fmt::format("#{}", ordinal);
-      }
-    }
+    set_policy_tier(d, inv_id, *last_allow_mark);
     return st;
   }
   if (last_pass_mark) {

@@ -25,7 +25,7 @@ Detection detect(const Ruleset& rs) {
   d.rules = rs.rule_count;
   for (const auto& s : rs.sets)
     if (!s.name.empty()) ++d.sets;
-  bool drop_bit = false, nflog = false, kind_names = false, tier_names = false;
+  bool nflog = false, kind_names = false, tier_names = false;
   for (const auto& c : rs.chains) {
     bool cali = c.name.rfind("cali-", 0) == 0 || c.name.find("-cali-") != std::string::npos;
     if (c.table == "calico" && cali) d.native_calico = true;
@@ -45,8 +45,6 @@ Detection detect(const Ruleset& rs) {
     }
     for (const auto& r : c.rules) {
       if (!cali) continue;
-      if (r.facts.sets_mark_bits && (*r.facts.sets_mark_bits & 0x40000)) drop_bit = true;
-      if (r.facts.tests_mark_set && *r.facts.tests_mark_set == 0x40000) drop_bit = true;
       if (r.facts.log_group) nflog = true;
       for (const auto& st : r.stmts)
         if (auto* u = std::get_if<UnknownStmt>(&st); u && u->expression.rfind("xt ", 0) == 0)
@@ -59,10 +57,12 @@ Detection detect(const Ruleset& rs) {
   if (d.iptables_calico)
     d.clues.push_back(
         "cali-* chains in iptables tables: Calico's iptables dataplane through iptables-nft");
-  if (drop_bit)
+  if (rs.marks.drop_read)
+    d.clues.push_back(fmt::format("drop mark 0x{:x} in use: Calico v3.30+ mark layout ({})",
+                                  rs.marks.bits.drop, rs.marks.text()));
+  else if (!rs.marks.is_default())
     d.clues.push_back(
-        "drop mark 0x40000 in use: Calico v3.30+ mark layout (accept 0x10000, pass 0x20000, drop "
-        "0x40000)");
+        fmt::format("Calico mark bits {}: not the default mask 0xffff0000", rs.marks.text()));
   if (nflog)
     d.clues.push_back("NFLOG (log group) rules in Calico chains: flow logs are on (v3.30+)");
   if (kind_names) d.clues.push_back("policy chains named kind/[ns/]name: Calico v3.32+ naming");
@@ -77,7 +77,7 @@ Detection detect(const Ruleset& rs) {
     d.clues.push_back("KUBE-SERVICES in table nat: kube-proxy in iptables mode");
   if (kind_names)
     d.version_hint = "v3.32+";
-  else if (drop_bit || nflog)
+  else if (rs.marks.drop_read || nflog)
     d.version_hint = "v3.30+";
   else if (tier_names)
     d.version_hint = "v3.29+";

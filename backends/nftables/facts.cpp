@@ -4,9 +4,6 @@ namespace dpi::nft {
 
 namespace {
 
-// Calico's default accept|pass|drop bits (v3.30+); one API rule sets exactly one of them.
-constexpr uint32_t kActionBits = 0x10000 | 0x20000 | 0x40000;
-
 std::optional<uint32_t> mark_and_mask(const MatchStmt& m) {
   if (m.lhs.parts.size() != 1) return std::nullopt;
   const Operand& o = m.lhs.parts[0];
@@ -51,7 +48,7 @@ void mangle_facts(const MangleStmt& ms, RuleFacts& f) {
 
 }  // namespace
 
-void derive_chain_facts(Chain& chain) {
+void derive_chain_facts(Chain& chain, uint32_t action_bits) {
   int ordinal = 0;
   for (std::size_t i = 0; i < chain.rules.size(); ++i) {
     Rule& r = chain.rules[i];
@@ -82,7 +79,7 @@ void derive_chain_facts(Chain& chain) {
       }
     }
     f.unconditional = !has_match;
-    bool is_action = (f.sets_mark_bits && (*f.sets_mark_bits & kActionBits)) ||
+    bool is_action = (f.sets_mark_bits && (*f.sets_mark_bits & action_bits)) ||
                      (f.action == "drop" && has_match && !f.tests_mark_set && !f.tests_mark_clear);
     f.action_ordinal = is_action ? ordinal++ : -1;
     r.facts = f;

@@ -15,7 +15,7 @@ std::optional<RuleRef> deciding_rule(const RunResult& r) {
   return r.deciding_policy;
 }
 
-void fill_from_run(Report& rep, const RunResult& run) {
+void fill_from_run(Report& rep, const RunResult& run, const MarkLayout& marks) {
   rep.verdict = run.verdict;
   rep.path = run.path;
   rep.nat = run.nat;
@@ -29,7 +29,7 @@ void fill_from_run(Report& rep, const RunResult& run) {
     rep.decided_by.action = "deny";
     return;
   }
-  calico::attribute(rep, run.deciding_step);
+  calico::attribute(rep, run.deciding_step, marks.bits);
 }
 
 }  // namespace
@@ -73,15 +73,31 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
   if (flow.ct != CtState::new_)
     rep.assumptions.push_back(
         "NAT chains are skipped: only a connection's first packet traverses them");
+  if (det.kind() != "none") {
+    const MarkLayout& m = rs.marks;
+    if (!m.accept_read || !m.pass_read)
+      rep.assumptions.push_back(fmt::format(
+          "Calico mark bits {}: no endpoint chain shows the {} bit, the v3.30+ default is assumed",
+          m.text(),
+          !m.accept_read && !m.pass_read ? "accept and pass"
+          : m.accept_read                ? "pass"
+                                         : "accept"));
+    else if (!m.is_default())
+      rep.assumptions.push_back(fmt::format(
+          "Calico mark bits {} (read from the rules; not the default mask 0xffff0000){}", m.text(),
+          m.drop_read ? "" : "; no deny rule shows the drop bit"));
+    for (const auto& c : m.conflicts)
+      rep.warnings.push_back(fmt::format("endpoint chains disagree on Calico's mark bits: {}", c));
+  }
 
   auto runs = ev.evaluate(flow, *fp);
-  fill_from_run(rep, runs.front());
+  fill_from_run(rep, runs.front(), rs.marks);
   if (runs.size() > 1) {
     bool same = true;
     for (const auto& r : runs) {
       Report alt;
       alt.flow = flow;
-      fill_from_run(alt, r);
+      fill_from_run(alt, r, rs.marks);
       rep.outcomes.push_back(
           Outcome{r.choice, r.verdict, deciding_rule(r), alt.decided_by.summary});
       same = same && r.verdict == runs.front().verdict;

@@ -770,8 +770,13 @@ Status Loader::finish() {
 
 Status finalize_ruleset(Ruleset& rs) {
   if (auto st = check_loops(rs, rs.origin); !st) return st;
+  for (auto& c : rs.chains) derive_chain_facts(c);
+  rs.marks = infer_mark_bits(rs);
+  if (!rs.marks.is_default()) {
+    const auto& b = rs.marks.bits;
+    for (auto& c : rs.chains) derive_chain_facts(c, b.accept | b.pass | b.drop);
+  }
   for (auto& c : rs.chains) {
-    derive_chain_facts(c);
     if (!c.base || c.hook == Hook::other) continue;
     if (c.family == "ip" || c.family == "inet") rs.v4_hooks[c.hook].push_back(&c);
     if (c.family == "ip6" || c.family == "inet") rs.v6_hooks[c.hook].push_back(&c);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backends/nftables/datatype.h"
+#include "backends/nftables/mark_bits.h"
 #include "backends/nftables/value.h"
 #include "core/report.h"
 
@@ -275,6 +276,7 @@ struct Ruleset {
   // Base chains per hook for IPv4 (ip + inet) and IPv6 (ip6 + inet), in priority order.
   std::map<Hook, std::vector<const Chain*>> v4_hooks, v6_hooks;
   std::size_t rule_count = 0;
+  MarkLayout marks;  // Calico's mark bits as the endpoint chains use them (mark_bits.h)
   std::vector<FastRule> fast_rules;
   std::vector<FastOp> fast_ops;
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,7 @@ class Stats:
     disagreements: list = field(default_factory=list)
     groups: Counter = field(default_factory=Counter)  # (problem, kernel chain, dpinspect chain) -> flows
     seconds: dict = field(default_factory=dict)
+    docs: list = field(default_factory=list)  # dpinspect's JSON report per flow (None on error)
 
     def line(self) -> str:
         return (f"{self.label}: {self.verdicts}/{self.total} verdicts, {self.rules}/{self.total} rules, "
@@ -181,6 +183,7 @@ def run_one(scenario: Path | None, layout: str, flows: list[dict], dpinspect: st
     stats.seconds = {"up": round(t1 - t0, 2), "oracle": round(t2 - t1, 2), "dpinspect": round(t3 - t2, 2),
                      "total": round(time.monotonic() - t0, 2)}
     for flow, kernel, dp in zip(flows, kernels, answers):
+        stats.docs.append(dp["json"])
         outcome = compare(kernel, dp, layout)
         stats.verdicts += outcome.verdict_ok
         stats.rules += outcome.rule_ok
@@ -189,6 +192,27 @@ def run_one(scenario: Path | None, layout: str, flows: list[dict], dpinspect: st
             stats.disagreements.append(explain(flow, kernel, dp, outcome))
             stats.groups[disagreement_group(kernel, dp, outcome)] += 1
     return stats
+
+
+def _decision_key(d: dict | None) -> tuple:
+    if not d:
+        return ()
+    pol = d.get("policy") or {}
+    # Rule texts in summaries carry the mark values themselves.
+    summary = re.sub(r"0x[0-9a-f]+|packets \d+ bytes \d+", "?", d.get("summary") or "")
+    return (d.get("kind"), d.get("action"), d.get("direction"), d.get("endpoint"), d.get("tier"),
+            pol.get("kind"), pol.get("namespace"), pol.get("name"), d.get("rule_index"),
+            d.get("rule_index_exact"), json.dumps(d.get("nflog")), summary)
+
+
+def attribution_key(doc: dict | None) -> tuple:
+    """What dpinspect says a flow means in Calico's terms, without rule texts and mark values: equal
+    for the same scenario rendered with another mark mask."""
+    if not doc:
+        return ("no report",)
+    return (doc.get("verdict"), _decision_key(doc.get("decided_by")),
+            tuple((s.get("role"), s.get("endpoint"), s.get("outcome"), _decision_key(s.get("decision")))
+                  for s in doc.get("stages") or []))
 
 
 def disagreement_group(kernel: dict, dp: dict, outcome: Outcome) -> tuple:

@@ -29,13 +29,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scenario as scn  # noqa: E402
 
-# Mark bits, v3.30+ with the default mask 0xffff0000 (reference section 2).
+# Mark bits, v3.30+ with the default mask 0xffff0000 (reference section 2); configure_marks sets
+# them for a scenario's mark_mask.
 MARK_ACCEPT = 0x10000
 MARK_PASS = 0x20000
 MARK_DROP = 0x40000
 MARK_SCRATCH0 = 0x80000
 MARK_SCRATCH1 = 0x100000
 ALL_CALICO_MARKS = MARK_ACCEPT | MARK_PASS | MARK_SCRATCH0 | MARK_SCRATCH1  # drop bit is not included
+
+
+def configure_marks(mask: int) -> None:
+    """Felix's MarkBitsManager: accept, pass, drop, scratch0, scratch1 from the mask, lowest bit
+    first (dataplane/driver.go)."""
+    global MARK_ACCEPT, MARK_PASS, MARK_DROP, MARK_SCRATCH0, MARK_SCRATCH1, ALL_CALICO_MARKS
+    bits = [1 << i for i in range(32) if mask >> i & 1]
+    MARK_ACCEPT, MARK_PASS, MARK_DROP, MARK_SCRATCH0, MARK_SCRATCH1 = bits[:5]
+    ALL_CALICO_MARKS = MARK_ACCEPT | MARK_PASS | MARK_SCRATCH0 | MARK_SCRATCH1
 KUBE_MASQ_MARK = 0x4000
 
 NFLOG_INGRESS_GROUP = 1
@@ -1056,6 +1066,7 @@ def render(sc: dict, layout: str, out: Path) -> list[Path]:
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}")
     out.mkdir(parents=True, exist_ok=True)
+    configure_marks(int(str(sc["mark_mask"]), 0))
     written = [out / "topology.json"]
     written[0].write_text(json.dumps(topology(sc), indent=2) + "\n")
     model = FelixModel(sc, nft=(layout == "nftables"))

@@ -90,6 +90,13 @@ def normalise(raw: dict) -> dict:
     sc.setdefault("name", "scenario")
     sc.setdefault("calico_version", "3.30")
     sc.setdefault("flow_logs", False)
+    # Felix's NftablesMarkMask / IptablesMarkMask: the bits it may use, handed out lowest first.
+    mask = sc.setdefault("mark_mask", "0xffff0000")
+    try:
+        if bin(int(str(mask), 0)).count("1") < 5:
+            raise ValueError
+    except ValueError:
+        raise ScenarioError(f"mark_mask {mask!r}: want a number with at least 5 bits set, e.g. 0xffff0000")
     sc.setdefault("ip_pool", "10.65.0.0/16")
     sc.setdefault("service_cidr", "10.96.0.0/12")
     node = sc.setdefault("node", {})

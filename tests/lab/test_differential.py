@@ -4,17 +4,20 @@
 For each scenario (seed.json, and generate.py --seed 1, 2, 3) and each layout (nftables,
 iptables-nft): one lab, 200 generated flows, each through the kernel oracle and through dpinspect.
 Every verdict and every deciding rule must agree, in both layouts; `indeterminate` counts as a
-disagreement. Prints one line per scenario/layout:
+disagreement. The first generated scenario runs a second time with Felix's mark mask set to other
+bits (--mark-mask, default 0xfff00000): the kernel must agree there too, and dpinspect must give
+every flow the same Calico meaning as with the default mask. Prints one line per scenario/layout:
 
     seed nftables: 200/200 verdicts, 200/200 rules, 0 indeterminate  ({'up': 0.4, 'oracle': 5.1, ...})
 
-Usage: test_differential.py --dpinspect build/cli/dpinspect [--seeds 1,2,3] [--count 200]
+Usage: test_differential.py --dpinspect build/cli/dpinspect [--seeds 1,2,3] [--count 200] [--mark-mask M]
 (root; exit 77 = skipped)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -43,6 +46,17 @@ def scenarios(args, tmp: Path) -> list[tuple[str, Path, int]]:
     return cases
 
 
+def attribution_changes(flows: list[dict], default: differential.Stats, masked: differential.Stats) -> list[str]:
+    """Flows whose Calico meaning (kind, tier, policy, rule index, stages) differs between the two runs."""
+    out = []
+    for flow, a, b in zip(flows, default.docs, masked.docs):
+        if differential.attribution_key(a) != differential.attribution_key(b):
+            out.append(f"  {masked.label}: {flow['src']} -> {flow['dst']} {flow['proto']} {flow.get('dport')}\n"
+                       f"    default mask: {((a or {}).get('decided_by') or {}).get('summary')}\n"
+                       f"    mark_mask:    {((b or {}).get('decided_by') or {}).get('summary')}")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dpinspect", required=True)
@@ -50,6 +64,9 @@ def main() -> int:
     ap.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[1, 2, 3])
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--layouts", type=lambda s: s.split(","), default=list(labnet.LAYOUTS))
+    ap.add_argument("--mark-mask", default="0xfff00000",
+                    help="also run the first generated scenario with this Felix mark mask and require "
+                         "the same Calico meaning for every flow ('' to skip)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("SKIP: test_differential needs root (network namespaces, nftables)")
@@ -57,22 +74,39 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still tear the labs down
     labnet.reap_stale()
 
-    t0, results = time.monotonic(), []
+    t0, results, mask_failures = time.monotonic(), [], []
     with tempfile.TemporaryDirectory(prefix="dpl-diff-") as tmpdir:
         tmp = Path(tmpdir)
         for label, scenario, flow_seed in scenarios(args, tmp):
             flows_file = differential.generate_flows(scenario, args.count, flow_seed, tmp / f"{label}.flows.jsonl")
             flows = oracle.read_flows(flows_file)
+            masked = None
+            if args.mark_mask and args.seeds and label == f"gen{args.seeds[0]}":
+                masked = tmp / f"{label}-mask.json"
+                masked.write_text(json.dumps({**json.loads(scenario.read_text()), "mark_mask": args.mark_mask}))
             for layout in args.layouts:
                 name = f"df{os.getpid()}{label}{layout[0]}"
                 stats = differential.run_one(scenario, layout, flows, args.dpinspect, name, f"{label} {layout}")
                 differential.report(stats)
                 results.append(stats)
+                if masked:
+                    # The same node with Felix's mark mask set to other bits: the kernel must still
+                    # agree, and the Calico meaning of every flow must be the same as with the default.
+                    m = differential.run_one(masked, layout, flows, args.dpinspect, name + "m",
+                                             f"{label} mark_mask {args.mark_mask} {layout}")
+                    differential.report(m)
+                    results.append(m)
+                    mask_failures += attribution_changes(flows, stats, m)
 
     print(f"\n== summary ({time.monotonic() - t0:.1f} s)")
     for stats in results:
         print(f"{'ok  ' if stats.ok else 'FAIL'} {stats.line()}")
-    failed = [s.label for s in results if not s.ok]
+    if args.mark_mask:
+        print(f"{'ok  ' if not mask_failures else 'FAIL'} mark_mask {args.mark_mask}: "
+              f"{len(mask_failures)} flows explained differently than with the default mask")
+        for text in mask_failures[:10]:
+            print(text)
+    failed = [s.label for s in results if not s.ok] + (["mark_mask"] if mask_failures else [])
     if failed:
         print(f"FAILED: disagreements in {', '.join(failed)}")
     return 1 if failed else 0

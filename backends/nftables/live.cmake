@@ -6,6 +6,7 @@
 
 set(DPI_NFT_LIVE_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/netns.cpp
+    ${CMAKE_CURRENT_LIST_DIR}/mnl_socket.cpp
     ${CMAKE_CURRENT_LIST_DIR}/netlink_node.cpp
     ${CMAKE_CURRENT_LIST_DIR}/live_ruleset.cpp)
 

@@ -14,6 +14,8 @@
 #include <linux/netlink.h>
 #include <nftables/libnftables.h>
 
+#include "backends/nftables/mnl_socket.h"
+
 namespace dpi::nft {
 
 namespace {
@@ -34,35 +36,6 @@ class NftCtx {
  private:
   nft_ctx* ctx_;
 };
-
-class MnlSocket {
- public:
-  MnlSocket() = default;
-  MnlSocket(const MnlSocket&) = delete;
-  MnlSocket& operator=(const MnlSocket&) = delete;
-  ~MnlSocket() {
-    if (nl_) mnl_socket_close(nl_);
-  }
-  // Returns 0 or an errno value.
-  int open(int bus) {
-    nl_ = mnl_socket_open(bus);
-    if (!nl_) return errno;
-    if (mnl_socket_bind(nl_, 0, MNL_SOCKET_AUTOPID) < 0) return errno;
-    return 0;
-  }
-  mnl_socket* get() const { return nl_; }
-  unsigned portid() const { return mnl_socket_get_portid(nl_); }
-
- private:
-  mnl_socket* nl_ = nullptr;
-};
-
-Error errno_error(int err, const std::string& what) {
-  std::string msg = what + ": " + std::strerror(err);
-  if (err == EPERM || err == EACCES)
-    return make_error(ErrorCode::permission, msg + kPermissionHint);
-  return make_error(ErrorCode::system, msg);
-}
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
@@ -120,7 +93,7 @@ Result<std::string> list_ruleset_json() {
 
 Result<uint32_t> ruleset_generation() {
   MnlSocket sock;
-  if (int err = sock.open(NETLINK_NETFILTER)) return errno_error(err, "nfnetlink socket");
+  if (int err = sock.open(NETLINK_NETFILTER)) return netlink_errno_error(err, "nfnetlink socket");
 
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
@@ -133,14 +106,14 @@ Result<uint32_t> ruleset_generation() {
   nfg->res_id = 0;
   const uint32_t seq = nlh->nlmsg_seq;
   if (mnl_socket_sendto(sock.get(), nlh, nlh->nlmsg_len) < 0)
-    return errno_error(errno, "NFT_MSG_GETGEN request");
+    return netlink_errno_error(errno, "NFT_MSG_GETGEN request");
 
   // One reply: NFT_MSG_NEWGEN, or an NLMSG_ERROR that mnl_cb_run turns into errno.
   std::optional<uint32_t> gen;
   ssize_t n = mnl_socket_recvfrom(sock.get(), buf.data(), buf.size());
-  if (n < 0) return errno_error(errno, "NFT_MSG_GETGEN reply");
+  if (n < 0) return netlink_errno_error(errno, "NFT_MSG_GETGEN reply");
   if (mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, sock.portid(), on_gen, &gen) < 0)
-    return errno_error(errno, "NFT_MSG_GETGEN");
+    return netlink_errno_error(errno, "NFT_MSG_GETGEN");
   if (!gen) return make_error(ErrorCode::system, "NFT_MSG_GETGEN: reply without NFTA_GEN_ID");
   return *gen;
 }

@@ -17,6 +17,8 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
+#include "backends/nftables/mnl_socket.h"
+
 namespace dpi::nft {
 
 namespace {
@@ -25,37 +27,6 @@ namespace {
 constexpr std::size_t kRecvBufferSize = std::size_t{64} * 1024;
 // The kernel flags a dump that raced with a change (NLM_F_DUMP_INTR); it is simply redone.
 constexpr int kDumpAttempts = 5;
-
-class MnlSocket {
- public:
-  MnlSocket() = default;
-  MnlSocket(const MnlSocket&) = delete;
-  MnlSocket& operator=(const MnlSocket&) = delete;
-  ~MnlSocket() {
-    if (nl_) mnl_socket_close(nl_);
-  }
-
-  // Returns 0 or an errno value.
-  int open(int bus) {
-    nl_ = mnl_socket_open(bus);
-    if (!nl_) return errno;
-    if (mnl_socket_bind(nl_, 0, MNL_SOCKET_AUTOPID) < 0) return errno;
-    return 0;
-  }
-  mnl_socket* get() const { return nl_; }
-  unsigned portid() const { return mnl_socket_get_portid(nl_); }
-
- private:
-  mnl_socket* nl_ = nullptr;
-};
-
-Error netlink_error(int err, const std::string& what) {
-  std::string msg = "netlink " + what + ": " + std::strerror(err);
-  if (err == EPERM || err == EACCES)
-    return make_error(ErrorCode::permission,
-                      msg + "; run as root or with CAP_NET_ADMIN, or pass --ruleset FILE");
-  return make_error(ErrorCode::system, msg);
-}
 
 using MessageFn = std::function<void(const nlmsghdr*)>;
 
@@ -73,7 +44,7 @@ Status dump(uint16_t type, const Header& header, const char* what, const Message
   for (int attempt = 0;; ++attempt) {
     reset();
     MnlSocket sock;
-    if (int err = sock.open(NETLINK_ROUTE)) return netlink_error(err, "socket");
+    if (int err = sock.open(NETLINK_ROUTE)) return netlink_errno_error(err, "netlink socket");
 
     nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
     nlh->nlmsg_type = type;
@@ -82,7 +53,7 @@ Status dump(uint16_t type, const Header& header, const char* what, const Message
     std::memcpy(mnl_nlmsg_put_extra_header(nlh, sizeof header), &header, sizeof header);
     const uint32_t seq = nlh->nlmsg_seq;
     if (mnl_socket_sendto(sock.get(), nlh, nlh->nlmsg_len) < 0)
-      return netlink_error(errno, std::string(what) + " request");
+      return netlink_errno_error(errno, "netlink " + std::string(what) + " request");
 
     int rc = MNL_CB_OK;
     while (rc > MNL_CB_STOP) {
@@ -97,7 +68,7 @@ Status dump(uint16_t type, const Header& header, const char* what, const Message
     if (rc >= 0) return Ok{};
     int err = errno;
     if (err == EINTR && attempt + 1 < kDumpAttempts) continue;
-    return netlink_error(err, std::string(what) + " dump");
+    return netlink_errno_error(err, "netlink " + std::string(what) + " dump");
   }
 }
 

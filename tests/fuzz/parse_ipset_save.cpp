@@ -6,9 +6,9 @@
 #include <cstdint>
 #include <string_view>
 
-#include "backends/nftables/xt/ipset_internal.h"
 #include "backends/nftables/xt/ipsets.h"
 #include "fuzz_check.h"
+#include "ipset_checks.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr const char* kOrigin = "ipsets.save";
@@ -19,15 +19,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                "error is not one line naming the input: " + cat.error().message);
     return 0;
   }
-  for (const auto& s : cat->sets) {
-    FUZZ_CHECK(cat->by_name(s.name) == &s, "set names are unique");
-    FUZZ_CHECK(cat->by_index(s.index) == &s, "set indexes are unique");
-    FUZZ_CHECK(!dpi::nft::xt::check_members(s), "an accepted set has malformed members");
-    for (bool return_nomatch : {false, true}) {
-      std::string why;
-      auto elems = dpi::nft::xt::resolve_members(s, return_nomatch, &why);
-      FUZZ_CHECK(elems || !why.empty(), "resolve_members refused without saying why");
-    }
-  }
+  dpi::fuzz::check_ipset_catalog(*cat);
   return 0;
 }

@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "backends/nftables/xt/decode.h"
-#include "backends/nftables/xt/ipset_internal.h"
 #include "backends/nftables/xt/ipsets.h"
 #include "backends/nftables/xt/xt_payloads.h"
 #include "fuzz_check.h"
+#include "ipset_checks.h"
 
 namespace {
 
@@ -46,16 +46,7 @@ void ipsets(const void* buf, std::size_t len) {
     FUZZ_CHECK(!cat.error().message.empty(), "refused without saying why");
     return;
   }
-  for (const auto& s : cat->sets) {
-    FUZZ_CHECK(cat->by_name(s.name) == &s, "set names are unique");
-    FUZZ_CHECK(cat->by_index(s.index) == &s, "set indexes are unique");
-    FUZZ_CHECK(!dpi::nft::xt::check_members(s), "an accepted set has malformed members");
-    for (bool return_nomatch : {false, true}) {
-      std::string why;
-      auto elems = dpi::nft::xt::resolve_members(s, return_nomatch, &why);
-      FUZZ_CHECK(elems || !why.empty(), "resolve_members refused without saying why");
-    }
-  }
+  dpi::fuzz::check_ipset_catalog(*cat);
 }
 
 }  // namespace

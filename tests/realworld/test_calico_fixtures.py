@@ -2,13 +2,13 @@
 """Calico's own rule dumps (../shared/fixtures/calico) load into a private namespace the way they
 were captured, and dpinspect reads and evaluates them live without errors: `detect` names the
 layout, and a spread of flows gets a verdict (or indeterminate with a reason), never a failure."""
-import argparse
 import json
 import os
 import subprocess
 import sys
 
-SKIP = 77
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netnslib import SKIP, Netns, root_args, sh  # noqa: E402
 
 # (dump, loader, expected detect kind)
 DUMPS = [
@@ -46,33 +46,23 @@ FLOWS = [
 ]
 
 
-def sh(ns, *args, stdin=None):
-    return subprocess.run(["ip", "netns", "exec", ns] + list(args), input=stdin, capture_output=True,
-                          text=True, check=True)
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dpinspect", required=True)
-    ap.add_argument("--fixtures", required=True)
-    a = ap.parse_args()
-    if os.geteuid() != 0:
-        print("SKIP: needs root to build network namespaces")
+    a = root_args(__doc__)
+    if a is None:
         return SKIP
     passed = failed = 0
     for dump, loader, kind in DUMPS:
-        ns = f"dpi-cf-{os.getpid()}"
-        subprocess.run(["ip", "netns", "add", ns], check=True)
-        try:
+        with Netns("cf") as n:
+            ns = n.ns
             text = open(os.path.join(a.fixtures, dump)).read()
             if loader == "nft":
-                sh(ns, "nft", "-f", "-", stdin=text)
+                sh("nft", "-f", "-", ns=ns, stdin=text)
             elif loader == "iptables":
-                sh(ns, "iptables-nft-restore", stdin=text)
+                sh("iptables-nft-restore", ns=ns, stdin=text)
             else:
                 # The dump leaves out the base chains iptables had already created.
-                sh(ns, "iptables-nft-restore", stdin=EMPTY_TABLES)
-                sh(ns, "nft", "-f", "-", stdin=text)
+                sh("iptables-nft-restore", ns=ns, stdin=EMPTY_TABLES)
+                sh("nft", "-f", "-", ns=ns, stdin=text)
             d = subprocess.run([a.dpinspect, "detect", "--netns", ns, "-o", "json"], capture_output=True, text=True)
             det = json.loads(d.stdout) if d.returncode == 0 else {}
             ok = d.returncode == 0 and det.get("kind") == kind and det["counts"]["rules"] > 0
@@ -93,8 +83,6 @@ def main():
                       f"{(rep.get('decided_by') or {}).get('summary', '')} {p.stderr.strip()}")
                 passed += ok
                 failed += not ok
-        finally:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     print(f"{passed} passed, {failed} failed")
     return 1 if failed else 0
 

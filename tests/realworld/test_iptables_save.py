@@ -11,7 +11,6 @@ live with `--netns`: both paths must agree on verdict, decided_by.kind, summary 
 The lab's seed-platform scenario in the iptables layout (tests/lab/render.py --layout iptables-nft)
 gets the same live-vs-text comparison for a handful of flows. Prints "N passed, M failed".
 """
-import argparse
 import json
 import os
 import subprocess
@@ -19,9 +18,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_realworld import Node, sh  # noqa: E402
+from netnslib import SKIP, Node, root_args  # noqa: E402
 
-SKIP = 77
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAB = os.path.join(HERE, "..", "lab")
 
@@ -142,12 +140,8 @@ def lab(binary, t, tmp):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dpinspect", required=True)
-    ap.add_argument("--fixtures", required=True)
-    a = ap.parse_args()
-    if os.geteuid() != 0:
-        print("SKIP: needs root to build network namespaces")
+    a = root_args(__doc__)
+    if a is None:
         return SKIP
     t = Tally()
     with tempfile.TemporaryDirectory(prefix="dpi-iptsave-") as tmp:

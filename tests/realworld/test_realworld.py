@@ -6,55 +6,13 @@ the node in its meta.json (uplink, workload veths, /32 routes). For each of the 
 dpinspect reads that namespace live and must give the kernel's verdict and deciding rule
 (table, chain, handle), or `indeterminate` naming an iptables-nft compat (xt) expression.
 """
-import argparse
 import json
 import os
 import subprocess
 import sys
 
-SKIP = 77
-
-
-def sh(*args, ns=None, stdin=None, check=True):
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(args)
-    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=check)
-
-
-class Node:
-    """A node namespace with the dump's topology; removed on exit even on failure."""
-
-    def __init__(self, name, meta):
-        self.ns = f"dpi-rw-{os.getpid()}-{name[-7:]}"
-        self.meta = meta
-
-    def __enter__(self):
-        sh("ip", "netns", "add", self.ns)
-        topo = self.meta["topology"]
-        up = topo["uplink"]
-        self.link(up["name"], up["node_ip"])
-        sh("ip", "route", "add", "default", "via", up["peer_ip"].split("/")[0], ns=self.ns)
-        for wl in topo["workloads"]:
-            self.link(wl["iface"], None)
-            sh("ip", "route", "add", wl["ip"] + "/32", "dev", wl["iface"], "scope", "link", ns=self.ns)
-        return self
-
-    def link(self, name, addr):
-        peer = "p" + name[-10:]
-        sh("ip", "link", "add", name, "type", "veth", "peer", "name", peer, ns=self.ns)
-        for dev in (name, peer):
-            sh("ip", "link", "set", dev, "up", ns=self.ns)
-        if addr:
-            sh("ip", "addr", "add", addr, "dev", name, ns=self.ns)
-
-    def load(self, ipsets, rules):
-        if os.path.exists(ipsets):  # the deny dump references no sets
-            with open(ipsets) as f:
-                sh("ipset", "restore", ns=self.ns, stdin=f.read())
-        with open(rules) as f:
-            sh("iptables-nft-restore", ns=self.ns, stdin=f.read())
-
-    def __exit__(self, *exc):
-        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netnslib import SKIP, Node, root_args  # noqa: E402
 
 
 def run_dpinspect(binary, ns, flow):
@@ -69,12 +27,8 @@ def run_dpinspect(binary, ns, flow):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--dpinspect", required=True)
-    ap.add_argument("--fixtures", required=True)
-    a = ap.parse_args()
-    if os.geteuid() != 0:
-        print("SKIP: needs root to build network namespaces")
+    a = root_args(__doc__)
+    if a is None:
         return SKIP
     flows = [json.loads(l) for l in open(os.path.join(a.fixtures, "flows.jsonl"))]
     dumps = sorted({f["dump"] for f in flows})

@@ -10,36 +10,11 @@
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 
+#include "backends/nftables/mnl_socket.h"
+
 namespace dpi::nft::xt {
 
 namespace {
-
-class Socket {
- public:
-  Socket() = default;
-  Socket(const Socket&) = delete;
-  Socket& operator=(const Socket&) = delete;
-  ~Socket() {
-    if (nl_) mnl_socket_close(nl_);
-  }
-  int open() {
-    nl_ = mnl_socket_open(NETLINK_NETFILTER);
-    if (!nl_) return errno;
-    if (mnl_socket_bind(nl_, 0, MNL_SOCKET_AUTOPID) < 0) return errno;
-    return 0;
-  }
-  mnl_socket* get() const { return nl_; }
-
- private:
-  mnl_socket* nl_ = nullptr;
-};
-
-Error errno_error(int err, const std::string& what) {
-  std::string msg = what + ": " + std::strerror(err);
-  if (err == EPERM || err == EACCES)
-    return make_error(ErrorCode::permission, msg + "; run as root or with CAP_NET_ADMIN");
-  return make_error(ErrorCode::system, msg);
-}
 
 struct Dispatch {
   const std::function<int(const nlmsghdr*)>* on_msg;
@@ -86,13 +61,14 @@ Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& 
                const std::function<void()>& on_reset, int retries, int* err_no) {
   auto fail = [&](int e, const std::string& what) {
     if (err_no) *err_no = e;
-    return errno_error(e, what);
+    return netlink_errno_error(e, what);
   };
   std::vector<char> buf(1 << 16);
   for (int attempt = 0; attempt <= retries; ++attempt) {
     if (attempt > 0) on_reset();
-    Socket sock;
-    if (int e = sock.open()) return fail(e, "opening a netfilter netlink socket for " + req.what);
+    MnlSocket sock;
+    if (int e = sock.open(NETLINK_NETFILTER))
+      return fail(e, "opening a netfilter netlink socket for " + req.what);
     nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
     nlh->nlmsg_type = req.subsys_msg;
     nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
@@ -106,7 +82,7 @@ Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& 
     if (mnl_socket_sendto(sock.get(), nlh, nlh->nlmsg_len) < 0)
       return fail(errno, "sending the request for " + req.what);
     Dispatch d{&on_msg};
-    unsigned portid = mnl_socket_get_portid(sock.get());
+    unsigned portid = sock.portid();
     int rc = MNL_CB_OK;
     while (rc > MNL_CB_STOP) {
       ssize_t n = mnl_socket_recvfrom(sock.get(), buf.data(), buf.size());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <limits>
 #include <set>
 #include <string_view>
@@ -50,23 +51,150 @@ bool better(const Route& a, const Route& b) {
 
 }  // namespace
 
-const Route* NodeInfo::lookup(const IpAddr& dst) const {
-  std::vector<uint32_t> tables;
-  for (const auto& r : routes) tables.push_back(r.table);
-  std::sort(tables.begin(), tables.end(),
-            [](uint32_t a, uint32_t b) { return table_rank(a) < table_rank(b); });
-  tables.erase(std::unique(tables.begin(), tables.end()), tables.end());
+namespace {
 
-  for (uint32_t table : tables) {
+// A rule's blackhole/unreachable/prohibit action ends the lookup like a route of that type.
+const Route* action_route(const std::string& action) {
+  static const Route blackhole{{}, "blackhole"}, unreachable{{}, "unreachable"},
+      prohibit{{}, "prohibit"};
+  if (action == "blackhole") return &blackhole;
+  if (action == "unreachable") return &unreachable;
+  if (action == "prohibit") return &prohibit;
+  return nullptr;
+}
+
+// Whether all of the rule's selectors match (before "not"); *unknown says why that cannot be
+// told. A selector that is known not to match settles it even next to an unknown one.
+bool selectors_match(const IpRule& r, const IpAddr& dst, const RouteKey& key,
+                     std::string* unknown) {
+  if (r.fwmask && ((key.mark ^ r.fwmark) & r.fwmask) != 0) return false;
+  if (r.dst && !r.dst->contains(dst)) return false;
+  if (r.src && !key.src.empty() && !r.src->contains(key.src)) return false;
+  // Route lookups for forwarded and locally sent packets are not bound to an output device.
+  if (!r.oif.empty()) return false;
+  if (!r.iif.empty() && !key.iif.empty() && r.iif != key.iif) return false;
+  // dpinspect's packets carry DSCP/TOS 0.
+  if (r.tos != 0) return false;
+  // As the kernel's flow key: protocol and ports are 0 where the lookup has none (fib lookups).
+  if (r.ipproto && *r.ipproto != key.l4proto) return false;
+  auto in = [](uint16_t v, const std::pair<uint16_t, uint16_t>& p) {
+    return v >= p.first && v <= p.second;
+  };
+  if (r.sport && !in(key.has_ports ? key.sport : 0, *r.sport)) return false;
+  if (r.dport && !in(key.has_ports ? key.dport : 0, *r.dport)) return false;
+  // Forwarded packets are looked up as uid 0; a local socket's uid is not known.
+  const bool forwarded = !key.iif.empty() && key.iif != "lo";
+  if (r.uidrange && forwarded && r.uidrange->first > 0) return false;
+  if (r.src && key.src.empty())
+    *unknown = "it selects on the source address, which this lookup does not know";
+  else if (!r.iif.empty() && key.iif.empty())
+    *unknown = "it selects on the input interface, which this kind of lookup does not say";
+  else if (r.uidrange && !forwarded)
+    *unknown = "it selects on the sending socket's uid, which dpinspect does not know";
+  else if (!r.unsupported.empty())
+    *unknown = "dpinspect does not model its selector " + r.unsupported;
+  return true;
+}
+
+}  // namespace
+
+std::string ip_rule_text(const IpRule& r) {
+  std::string s = std::to_string(r.priority) + ":";
+  if (r.invert) s += " not";
+  s += r.src ? " from " + r.src->str() : " from all";
+  if (r.dst) s += " to " + r.dst->str();
+  if (r.fwmask) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, " fwmark 0x%x/0x%x", r.fwmark, r.fwmask);
+    s += buf;
+  }
+  if (!r.iif.empty()) s += " iif " + r.iif;
+  if (!r.oif.empty()) s += " oif " + r.oif;
+  if (r.tos) s += " tos " + std::to_string(r.tos);
+  if (r.ipproto) s += " ipproto " + std::to_string(*r.ipproto);
+  auto range = [](const auto& p) {
+    return p.first == p.second ? std::to_string(p.first)
+                               : std::to_string(p.first) + "-" + std::to_string(p.second);
+  };
+  if (r.sport) s += " sport " + range(*r.sport);
+  if (r.dport) s += " dport " + range(*r.dport);
+  if (r.uidrange) s += " uidrange " + range(*r.uidrange);
+  if (!r.unsupported.empty()) s += " " + r.unsupported;
+  if (r.action == "lookup")
+    s += " lookup " + std::to_string(r.table);
+  else if (r.action == "goto")
+    s += " goto " + std::to_string(r.goto_priority);
+  else
+    s += " " + r.action;
+  return s;
+}
+
+bool is_default_ip_rule(const IpRule& r) {
+  if (r.invert || r.src || r.dst || r.fwmask || !r.iif.empty() || !r.oif.empty() ||
+      !r.unsupported.empty() || r.action != "lookup" || r.suppress_prefixlength >= 0 || r.tos ||
+      r.ipproto || r.sport || r.dport || r.uidrange)
+    return false;
+  return (r.priority == 0 && r.table == 255) || (r.priority == 32766 && r.table == 254) ||
+         (r.priority == 32767 && r.table == 253);
+}
+
+RouteResult route_by_rules(const NodeInfo& node, const IpAddr& dst, const RouteKey& key,
+                           const std::function<const Route*(uint32_t)>& lookup_table) {
+  if (!node.rules_read) {
+    std::vector<uint32_t> tables;
+    for (const auto& r : node.routes) tables.push_back(r.table);
+    std::sort(tables.begin(), tables.end(),
+              [](uint32_t a, uint32_t b) { return table_rank(a) < table_rank(b); });
+    tables.erase(std::unique(tables.begin(), tables.end()), tables.end());
+    for (uint32_t t : tables) {
+      // A throw route ends the search in this table only; the next rule's table gets a go.
+      const Route* r = lookup_table(t);
+      if (r && r->type != "throw") return {r, nullptr, {}};
+    }
+    return {};
+  }
+  const int family = dst.is_v4() ? 4 : 6;
+  std::vector<const IpRule*> rules;
+  for (const auto& r : node.rules)
+    if (r.family == family) rules.push_back(&r);
+  std::stable_sort(rules.begin(), rules.end(),
+                   [](const IpRule* a, const IpRule* b) { return a->priority < b->priority; });
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    const IpRule& r = *rules[i];
+    std::string unknown;
+    bool m = selectors_match(r, dst, key, &unknown);
+    if (!unknown.empty()) return {nullptr, &r, "ip rule " + ip_rule_text(r) + ": " + unknown};
+    if (m == r.invert) continue;
+    if (r.action == "nop") continue;
+    if (r.action == "goto") {
+      // The kernel jumps forward to the first rule with that priority, or ignores the rule.
+      for (std::size_t j = i + 1; j < rules.size(); ++j)
+        if (rules[j]->priority == r.goto_priority) {
+          i = j - 1;
+          break;
+        }
+      continue;
+    }
+    if (const Route* a = action_route(r.action)) return {a, &r, {}};
+    if (r.action != "lookup")
+      return {nullptr, &r, "ip rule " + ip_rule_text(r) + ": action not modelled"};
+    const Route* found = lookup_table(r.table);
+    if (!found || found->type == "throw") continue;
+    if (r.suppress_prefixlength >= 0 && found->dst.len <= r.suppress_prefixlength) continue;
+    return {found, &r, {}};
+  }
+  return {};
+}
+
+RouteResult NodeInfo::route(const IpAddr& dst, const RouteKey& key) const {
+  return route_by_rules(*this, dst, key, [&](uint32_t table) {
     const Route* best = nullptr;
     for (const auto& r : routes) {
       if (r.table != table || !r.dst.contains(dst)) continue;
       if (!best || better(r, *best)) best = &r;
     }
-    // A throw route ends the search in this table only; the next rule's table gets a go.
-    if (best && best->type != "throw") return best;
-  }
-  return nullptr;
+    return best;
+  });
 }
 
 bool NodeInfo::is_local(const IpAddr& a) const {
@@ -93,7 +221,34 @@ json to_json(const NodeInfo& node) {
     jr["priority"] = r.priority;
     routes.push_back(std::move(jr));
   }
-  return {{"interfaces", std::move(ifs)}, {"routes", std::move(routes)}};
+  json out = {{"interfaces", std::move(ifs)}, {"routes", std::move(routes)}};
+  if (node.rules_read) {
+    json rules = json::array();
+    for (const auto& r : node.rules) {
+      json jr = {{"priority", r.priority}, {"family", r.family}, {"action", r.action}};
+      if (r.invert) jr["not"] = true;
+      if (r.src) jr["from"] = r.src->str();
+      if (r.dst) jr["to"] = r.dst->str();
+      if (r.fwmask) {
+        jr["fwmark"] = r.fwmark;
+        jr["fwmask"] = r.fwmask;
+      }
+      if (!r.iif.empty()) jr["iif"] = r.iif;
+      if (!r.oif.empty()) jr["oif"] = r.oif;
+      if (r.action == "lookup") jr["table"] = r.table;
+      if (r.action == "goto") jr["goto"] = r.goto_priority;
+      if (r.suppress_prefixlength >= 0) jr["suppress_prefixlength"] = r.suppress_prefixlength;
+      if (r.tos) jr["tos"] = r.tos;
+      if (r.ipproto) jr["ipproto"] = *r.ipproto;
+      if (r.sport) jr["sport"] = {r.sport->first, r.sport->second};
+      if (r.dport) jr["dport"] = {r.dport->first, r.dport->second};
+      if (r.uidrange) jr["uidrange"] = {r.uidrange->first, r.uidrange->second};
+      if (!r.unsupported.empty()) jr["unsupported"] = r.unsupported;
+      rules.push_back(std::move(jr));
+    }
+    out["rules"] = std::move(rules);
+  }
+  return out;
 }
 
 namespace {
@@ -235,6 +390,91 @@ bool read_route(Reader& rd, const json& j, const json::json_pointer& at, Route& 
   return true;
 }
 
+constexpr std::array<std::string_view, 6> kRuleActions = {"lookup",    "goto",        "nop",
+                                                          "blackhole", "unreachable", "prohibit"};
+
+bool read_rule(Reader& rd, const json& j, const json::json_pointer& at, IpRule& out) {
+  if (!j.is_object()) return rd.fail(at, "an ip rule object", &j);
+  uint64_t n = 0;
+  const json* v = rd.field(j, at, "priority", true);
+  if (!v || !rd.get_uint(*v, at / "priority", std::numeric_limits<uint32_t>::max(), n))
+    return false;
+  out.priority = static_cast<uint32_t>(n);
+  if ((v = rd.field(j, at, "family", false))) {
+    if (!v->is_number_integer() || (v->get<int64_t>() != 4 && v->get<int64_t>() != 6))
+      return rd.fail(at / "family", "4 or 6", v);
+    out.family = static_cast<int>(v->get<int64_t>());
+  }
+  if ((v = rd.field(j, at, "not", false)) && !rd.get_bool(*v, at / "not", out.invert)) return false;
+  for (const char* key : {"from", "to"}) {
+    if (!(v = rd.field(j, at, key, false))) continue;
+    IpPrefix p;
+    if (!rd.get_prefix(*v, at / key, p)) return false;
+    if ((p.addr.is_v4() ? 4 : 6) != out.family)
+      return rd.fail(at / key, "a prefix of the rule's family", v);
+    (std::string(key) == "from" ? out.src : out.dst) = p;
+  }
+  if ((v = rd.field(j, at, "fwmark", false))) {
+    if (!rd.get_uint(*v, at / "fwmark", std::numeric_limits<uint32_t>::max(), n)) return false;
+    out.fwmark = static_cast<uint32_t>(n);
+    out.fwmask = 0xffffffff;
+  }
+  if ((v = rd.field(j, at, "fwmask", false))) {
+    if (!rd.get_uint(*v, at / "fwmask", std::numeric_limits<uint32_t>::max(), n)) return false;
+    out.fwmask = static_cast<uint32_t>(n);
+  }
+  if ((v = rd.field(j, at, "iif", false)) && !rd.get_string(*v, at / "iif", out.iif)) return false;
+  if ((v = rd.field(j, at, "oif", false)) && !rd.get_string(*v, at / "oif", out.oif)) return false;
+  if ((v = rd.field(j, at, "action", false))) {
+    if (!rd.get_string(*v, at / "action", out.action)) return false;
+    if (std::find(kRuleActions.begin(), kRuleActions.end(), out.action) == kRuleActions.end())
+      return rd.fail(at / "action",
+                     "an ip rule action (lookup, goto, nop, blackhole, unreachable, prohibit)", v);
+  }
+  v = rd.field(j, at, "table", out.action == "lookup");
+  if (out.action == "lookup" &&
+      (!v || !rd.get_uint(*v, at / "table", std::numeric_limits<uint32_t>::max(), n)))
+    return false;
+  out.table = static_cast<uint32_t>(n);
+  if (out.action == "goto") {
+    v = rd.field(j, at, "goto", true);
+    if (!v || !rd.get_uint(*v, at / "goto", std::numeric_limits<uint32_t>::max(), n)) return false;
+    out.goto_priority = static_cast<uint32_t>(n);
+  }
+  if ((v = rd.field(j, at, "suppress_prefixlength", false))) {
+    if (!rd.get_uint(*v, at / "suppress_prefixlength", 128, n)) return false;
+    out.suppress_prefixlength = static_cast<int>(n);
+  }
+  if ((v = rd.field(j, at, "tos", false))) {
+    if (!rd.get_uint(*v, at / "tos", 255, n)) return false;
+    out.tos = static_cast<uint8_t>(n);
+  }
+  if ((v = rd.field(j, at, "ipproto", false))) {
+    if (!rd.get_uint(*v, at / "ipproto", 255, n)) return false;
+    out.ipproto = static_cast<uint8_t>(n);
+  }
+  for (const char* key : {"sport", "dport", "uidrange"}) {
+    if (!(v = rd.field(j, at, key, false))) continue;
+    const uint64_t max = std::string(key) == "uidrange" ? 0xffffffff : 0xffff;
+    uint64_t lo = 0, hi = 0;
+    if (!v->is_array() || v->size() != 2) return rd.fail(at / key, "a [first, last] pair", v);
+    if (!rd.get_uint((*v)[0], at / key / 0, max, lo) ||
+        !rd.get_uint((*v)[1], at / key / 1, max, hi))
+      return false;
+    if (lo > hi) return rd.fail(at / key, "first <= last", v);
+    if (std::string(key) == "uidrange")
+      out.uidrange =
+          std::pair<uint32_t, uint32_t>(static_cast<uint32_t>(lo), static_cast<uint32_t>(hi));
+    else
+      (std::string(key) == "sport" ? out.sport : out.dport) =
+          std::pair<uint16_t, uint16_t>(static_cast<uint16_t>(lo), static_cast<uint16_t>(hi));
+  }
+  if ((v = rd.field(j, at, "unsupported", false)) &&
+      !rd.get_string(*v, at / "unsupported", out.unsupported))
+    return false;
+  return true;
+}
+
 }  // namespace
 
 Result<NodeInfo> node_info_from_json(const json& j, const std::string& origin) {
@@ -287,6 +527,20 @@ Result<NodeInfo> node_info_from_json(const json& j, const std::string& origin) {
       }
       node.routes.push_back(std::move(r));
     }
+  }
+
+  if (const json* rules = rd.field(j, root, "rules", false)) {
+    const auto at = root / "rules";
+    if (!rules->is_array()) {
+      rd.fail(at, "an array of ip rules", rules);
+      return *rd.error();
+    }
+    for (std::size_t k = 0; k < rules->size(); ++k) {
+      IpRule r;
+      if (!read_rule(rd, (*rules)[k], at / k, r)) return *rd.error();
+      node.rules.push_back(std::move(r));
+    }
+    node.rules_read = true;
   }
   return node;
 }

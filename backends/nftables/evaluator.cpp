@@ -145,7 +145,14 @@ class Run {
                      const std::string& why);
   void indeterminate(const Chain& c, const Rule* r, const char* why);
   RuleRef ref(const Chain& c, const Rule& r) const;
+  // false: no routes to decide with, or route_refused_ says why the route cannot be told.
   bool route_after_prerouting();
+  Outcome refuse_route() {
+    res_.verdict = Verdict::indeterminate;
+    if constexpr (Full)
+      res_.indeterminate = IndeterminateReason{RuleRef{}, "route lookup", route_refused_};
+    return Outcome::stop;
+  }
   void set_oif(std::string_view name) {
     p_.oif = name;
     p_.oif_v = ifname_value(name);
@@ -160,7 +167,9 @@ class Run {
   const EvalLimits& limits_;
   Packet p_;
   RunResult res_;  // Full only, apart from verdict
+  std::string route_refused_;
   const char* why_ = nullptr;
+  std::string why_buf_;  // storage for a why_ that is built at run time
   std::size_t steps_ = 0;
   int next_invocation_ = 0;
   Hook policy_hook_ = Hook::forward;
@@ -229,7 +238,20 @@ std::optional<uint32_t> Run<Full>::fib_type(const IpAddr& a) {
   if (routes_.is_local(a)) return 2;
   if (a.is_v4() && a.bytes[0] >= 224 && a.bytes[0] < 240) return 5;
   if (a.is_v6() && a.bytes[0] == 0xff) return 5;
-  const Route* r = routes_.lookup(a);
+  if (a.is_v4()) {
+    // nft_fib4 asks the local table only (inet_dev_addr_type): no entry there means unicast.
+    if (a.bytes[0] == 0 || a == *IpAddr::parse("255.255.255.255")) return 3;
+    const Route* r = routes_.table_lookup(255, a);
+    return r && r->type == "broadcast" ? 3 : 1;
+  }
+  // nft_fib6 does a full route lookup.
+  RouteResult res = routes_.lookup(a, RouteKey{});
+  if (!res.unsupported.empty()) {
+    why_buf_ = res.unsupported;
+    why_ = why_buf_.c_str();
+    return std::nullopt;
+  }
+  const Route* r = res.route;
   if (!r) return 7;
   if (r->type == "broadcast") return 3;
   if (r->type == "blackhole") return 6;
@@ -346,7 +368,8 @@ Rd Run<Full>::read_key(Key k, U128& v) {
       v = *t;
       return Rd::ok;
     }
-    case Key::fib_saddr_iif_oif: {
+    case Key::fib_saddr_iif_oif:
+    case Key::fib_saddr_mark_iif_oif: {
       if (!node_) {
         why_ =
             "the reverse-path (fib saddr . iif oif) lookup needs the node's routes (use --netns or "
@@ -354,7 +377,18 @@ Rd Run<Full>::read_key(Key k, U128& v) {
         return Rd::error;
       }
       // Strict RPF: the route back to the source must leave through the interface it came in.
-      const Route* r = routes_.lookup(p_.src);
+      // The reverse lookup goes from this node's address to the source; with "mark" it carries
+      // the packet's mark, which ip rules may select on.
+      RouteKey key;
+      key.src = p_.dst;
+      if (k == Key::fib_saddr_mark_iif_oif) key.mark = p_.mark;
+      RouteResult res = routes_.lookup(p_.src, key);
+      if (!res.unsupported.empty()) {
+        why_buf_ = res.unsupported;
+        why_ = why_buf_.c_str();
+        return Rd::error;
+      }
+      const Route* r = res.route;
       bool ok = r && r->type == "unicast" && r->dev == p_.iif;
       v = ok ? p_.iif_v : 0;
       return Rd::ok;
@@ -364,7 +398,15 @@ Rd Run<Full>::read_key(Key k, U128& v) {
         why_ = "fib daddr oif needs the node's routes (use --netns or --node)";
         return Rd::error;
       }
-      const Route* r = routes_.lookup(p_.dst);
+      RouteKey key;
+      key.src = p_.src;
+      RouteResult res = routes_.lookup(p_.dst, key);
+      if (!res.unsupported.empty()) {
+        why_buf_ = res.unsupported;
+        why_ = why_buf_.c_str();
+        return Rd::error;
+      }
+      const Route* r = res.route;
       v = r && r->type == "unicast" ? ifname_value(r->dev) : 0;
       return Rd::ok;
     }
@@ -517,7 +559,11 @@ void Run<Full>::apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain
     if (p_.hook == Hook::output && addr && !fp_.forced_oif && !fp_.forced_local && node_) {
       local_delivery_ = false;
       no_route_ = false;
-      route_after_prerouting();
+      if (!route_after_prerouting() && !route_refused_.empty()) {
+        refuse_route();
+        stop = true;
+        return;
+      }
       set_oif(local_delivery_ ? std::string_view("lo") : route_oif_);
     }
   } else if (n.kind == NatStmt::Kind::snat) {
@@ -809,12 +855,30 @@ bool Run<Full>::route_after_prerouting() {
     local_delivery_ = true;
     return true;
   }
-  const Route* r = routes_.lookup(p_.dst);
+  RouteKey key;
+  key.src = p_.src;
+  key.mark = p_.mark;
+  key.l4proto = p_.l4proto;
+  key.has_ports = p_.has_ports;
+  key.sport = p_.sport;
+  key.dport = p_.dport;
+  // Packets the node sends are routed as coming from loopback ("iif lo" rules match them).
+  key.iif = fp_.from_host ? "lo" : std::string(p_.iif);
+  RouteResult res = routes_.lookup(p_.dst, key);
+  if (!res.unsupported.empty()) {
+    route_refused_ = res.unsupported;
+    return false;
+  }
+  const Route* r = res.route;
+  if constexpr (Full)
+    res_.route_rule = res.rule && !is_default_ip_rule(*res.rule) ? ip_rule_text(*res.rule) : "";
   if (!r || r->type != "unicast" || r->dev.empty()) {
     no_route_ = true;
-    if constexpr (Full)
+    if constexpr (Full) {
       res_.no_route = r ? fmt::format("route type {} for {}", r->type, p_.dst.str())
                         : fmt::format("no route to {}", p_.dst.str());
+      if (!res_.route_rule.empty()) res_.no_route += " (ip rule " + res_.route_rule + ")";
+    }
     return true;
   }
   route_oif_ = r->dev;
@@ -840,6 +904,7 @@ typename Run<Full>::Outcome Run<Full>::start() {
   if (fp_.from_host) {
     policy_hook_ = Hook::output;
     if (!route_after_prerouting()) {
+      if (!route_refused_.empty()) return refuse_route();
       if constexpr (Full)
         res_.no_route = "the node's routes are unknown: pass --oif or --netns/--node";
       return Outcome::stop;
@@ -859,6 +924,7 @@ typename Run<Full>::Outcome Run<Full>::start() {
     return o;
   }
   if (!route_after_prerouting()) {
+    if (!route_refused_.empty()) return refuse_route();
     if constexpr (Full)
       res_.no_route = "the node's routes are unknown: pass --oif (forwarded), or --netns/--node";
     return Outcome::stop;
@@ -917,7 +983,7 @@ FastVerdict Run<Full>::go_fast() {
 
 }  // namespace
 
-RouteIndex::RouteIndex(const NodeInfo& node) {
+RouteIndex::RouteIndex(const NodeInfo& node) : node_(&node) {
   auto rank = [](uint32_t t) -> uint64_t {
     switch (t) {
       case 255: return 0;
@@ -964,24 +1030,31 @@ RouteIndex::RouteIndex(const NodeInfo& node) {
     }
 }
 
-const Route* RouteIndex::lookup(const IpAddr& dst) const {
+const Route* RouteIndex::table_lookup(uint32_t table, const IpAddr& dst) const {
   if (dst.empty()) return nullptr;
+  auto t =
+      std::find_if(tables_.begin(), tables_.end(), [&](const Table& x) { return x.id == table; });
+  if (t == tables_.end()) return nullptr;
   int bits = dst.is_v4() ? 32 : 128;
   U128 a = addr_value(dst);
-  for (const auto& t : tables_) {
-    const Route* best = nullptr;
-    for (const auto& l : dst.is_v4() ? t.v4 : t.v6) {
-      U128 net = l.len == 0 ? 0 : (l.len < bits ? (a >> (bits - l.len)) << (bits - l.len) : a);
-      auto it = l.nets.find(net);
-      if (it != l.nets.end()) {
-        best = it->second;
-        break;
-      }
-    }
-    // A throw route ends the search in this table only; the next rule's table gets a go.
-    if (best && best->type != "throw") return best;
+  for (const auto& l : dst.is_v4() ? t->v4 : t->v6) {
+    U128 net = l.len == 0 ? 0 : (l.len < bits ? (a >> (bits - l.len)) << (bits - l.len) : a);
+    auto it = l.nets.find(net);
+    if (it != l.nets.end()) return it->second;
   }
   return nullptr;
+}
+
+RouteResult RouteIndex::lookup(const IpAddr& dst, const RouteKey& key) const {
+  if (dst.empty() || !node_) return {};
+  if (!node_->rules_read) {
+    // The kernel's default rules, then the other tables: tables_ is already in that order.
+    for (const auto& t : tables_)
+      if (const Route* r = table_lookup(t.id, dst); r && r->type != "throw")
+        return {r, nullptr, {}};
+    return {};
+  }
+  return route_by_rules(*node_, dst, key, [&](uint32_t table) { return table_lookup(table, dst); });
 }
 
 bool RouteIndex::is_local(const IpAddr& a) const {
@@ -1008,12 +1081,18 @@ Result<FlowPath> Evaluator::plan(const Flow& flow) const {
         fmt::format("{} is an address of the node: the node itself sends the flow (output hook)",
                     flow.src.str()));
   } else if (node_) {
-    const Route* r = node_->lookup(flow.src);
+    // The reply's route: from the flow's destination, sent by the node.
+    RouteKey back;
+    back.src = flow.dst;
+    back.iif = "lo";
+    RouteResult res = routes_.lookup(flow.src, back);
+    const Route* r = res.route;
     if (!r || r->dev.empty())
-      return make_error(ErrorCode::bad_input,
-                        fmt::format("cannot tell which interface {} arrives on: the node has no "
-                                    "route back to it; pass --iif",
-                                    flow.src.str()));
+      return make_error(
+          ErrorCode::bad_input,
+          fmt::format(
+              "cannot tell which interface {} arrives on: {}; pass --iif", flow.src.str(),
+              res.unsupported.empty() ? "the node has no route back to it" : res.unsupported));
     fp.iif = r->dev;
     fp.notes.push_back(
         fmt::format("input interface {} (the node's route back to {})", r->dev, flow.src.str()));

@@ -36,7 +36,8 @@ struct RunResult {
   std::string choice;  // e.g. "numgen random mod 2 = 1 (table ip kube-proxy chain ...)"
   std::string oif;
   bool local_delivery = false;
-  std::string no_route;  // set when the kernel would have no route
+  std::string no_route;    // set when the kernel would have no route
+  std::string route_rule;  // the ip rule that chose the route, when not a default one
 };
 
 struct EvalLimits {
@@ -51,7 +52,10 @@ class RouteIndex {
  public:
   RouteIndex() = default;
   explicit RouteIndex(const NodeInfo& node);
-  const Route* lookup(const IpAddr& dst) const;
+  // The kernel's route for dst, through the node's ip rules (node_info.h).
+  RouteResult lookup(const IpAddr& dst, const RouteKey& key) const;
+  // Longest-prefix match in one routing table.
+  const Route* table_lookup(uint32_t table, const IpAddr& dst) const;
   bool is_local(const IpAddr& a) const;
 
  private:
@@ -63,6 +67,7 @@ class RouteIndex {
     uint32_t id = 0;
     std::vector<Level> v4, v6;  // longest prefix first
   };
+  const NodeInfo* node_ = nullptr;
   std::vector<Table> tables_;
   std::vector<const Route*> local_routes_;                  // table local, type local
   std::unordered_set<U128, U128Hash> local_v4_, local_v6_;  // interface addresses

@@ -63,10 +63,14 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
   if (flow.l4proto == 6)
     rep.assumptions.push_back(flow.ct == CtState::new_ ? "TCP flags: SYN" : "TCP flags: ACK");
   for (const auto& n : fp->notes) rep.assumptions.push_back(n);
-  if (node)
+  if (node && node->rules_read)
     rep.assumptions.push_back(
-        "routing: longest prefix in the local, then main (then other) tables; ip rules (policy "
-        "routing by mark or source) are not read");
+        "routing: the node's ip rules by priority (with the packet's mark and input interface), "
+        "longest prefix within a table");
+  else if (node)
+    rep.assumptions.push_back(
+        "routing: no ip rules in the node information, so the kernel's default ones are assumed "
+        "(local, then main, then default table; other tables after them)");
   if (!node)
     rep.assumptions.push_back(
         "no node routes or addresses (ruleset file without --node or --netns)");
@@ -117,6 +121,8 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
     }
   }
   const RunResult& first = runs.front();
+  if (!first.route_rule.empty())
+    rep.assumptions.push_back(fmt::format("routed by ip rule {}", first.route_rule));
   if (first.local_delivery && fp->forced_local != std::optional<bool>(true))
     rep.assumptions.push_back("the destination is this node: delivered locally (input hook)");
   else if (!first.oif.empty() && flow.oif.empty())

@@ -85,7 +85,8 @@ std::optional<KeyDef> fib_key(const json& v) {
     return KeyDef{Key::fib_saddr_type, Type::fib_addrtype};
   if (result == "oif" && flags.count("saddr") && flags.count("iif") && !flags.count("daddr") &&
       !flags.count("oif"))
-    return KeyDef{Key::fib_saddr_iif_oif, Type::ifname};
+    return KeyDef{flags.count("mark") ? Key::fib_saddr_mark_iif_oif : Key::fib_saddr_iif_oif,
+                  Type::ifname};
   if (result == "oif" && flags == std::set<std::string>{"daddr"})
     return KeyDef{Key::fib_daddr_oif, Type::ifname};
   return std::nullopt;

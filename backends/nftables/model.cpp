@@ -158,6 +158,7 @@ std::size_t key_read_width(Key k) {
     case Key::meta_oifname:
     case Key::meta_oif:
     case Key::fib_saddr_iif_oif:
+    case Key::fib_saddr_mark_iif_oif:
     case Key::fib_daddr_oif:
     case Key::ip6_saddr:
     case Key::ip6_daddr: return 16;
@@ -242,6 +243,7 @@ bool plain_key(Key k) {
     case Key::fib_daddr_type:
     case Key::fib_saddr_type:
     case Key::fib_saddr_iif_oif:
+    case Key::fib_saddr_mark_iif_oif:
     case Key::fib_daddr_oif:
     case Key::numgen: return false;
     default: return key_read_width(k) != 0;

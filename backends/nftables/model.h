@@ -84,6 +84,7 @@ enum class Key {
   fib_daddr_type,
   fib_saddr_type,
   fib_saddr_iif_oif,
+  fib_saddr_mark_iif_oif,  // the same lookup with the packet's mark (ip rules may select on it)
   fib_daddr_oif,
   numgen,
 };

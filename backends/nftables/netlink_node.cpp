@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <libmnl/libmnl.h>
+#include <linux/fib_rules.h>
 #include <linux/if.h>
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
@@ -198,6 +200,71 @@ void on_route(const nlmsghdr* nlh, int family, std::vector<Route>& out) {
   out.push_back(std::move(r));
 }
 
+void on_rule(const nlmsghdr* nlh, int family, std::vector<IpRule>& out) {
+  if (nlh->nlmsg_type != RTM_NEWRULE || mnl_nlmsg_get_payload_len(nlh) < sizeof(fib_rule_hdr))
+    return;
+  const auto* frh = static_cast<const fib_rule_hdr*>(mnl_nlmsg_get_payload(nlh));
+  if (frh->family != family) return;
+  auto tb = parse_attrs<fib_rule_hdr>(nlh, FRA_MAX);
+  auto u32 = [&](int type) -> std::optional<uint32_t> {
+    return is_u32(tb[type]) ? std::optional(mnl_attr_get_u32(tb[type])) : std::nullopt;
+  };
+  auto str = [&](int type) -> std::string {
+    return tb[type] && mnl_attr_validate(tb[type], MNL_TYPE_NUL_STRING) >= 0
+               ? mnl_attr_get_str(tb[type])
+               : "";
+  };
+  IpRule r;
+  r.family = family == AF_INET ? 4 : 6;
+  r.priority = u32(FRA_PRIORITY).value_or(0);
+  r.invert = (frh->flags & FIB_RULE_INVERT) != 0;
+  if (auto a = attr_addr(tb[FRA_SRC], family)) r.src = IpPrefix{*a, frh->src_len};
+  if (auto a = attr_addr(tb[FRA_DST], family)) r.dst = IpPrefix{*a, frh->dst_len};
+  if (auto m = u32(FRA_FWMARK)) {
+    r.fwmark = *m;
+    r.fwmask = u32(FRA_FWMASK).value_or(0xffffffff);
+  }
+  r.iif = str(FRA_IIFNAME);
+  r.oif = str(FRA_OIFNAME);
+  switch (frh->action) {
+    case FR_ACT_TO_TBL: r.action = "lookup"; break;
+    case FR_ACT_GOTO: r.action = "goto"; break;
+    case FR_ACT_NOP: r.action = "nop"; break;
+    case FR_ACT_BLACKHOLE: r.action = "blackhole"; break;
+    case FR_ACT_UNREACHABLE: r.action = "unreachable"; break;
+    case FR_ACT_PROHIBIT: r.action = "prohibit"; break;
+    default: r.action = "nop"; r.unsupported = fmt::format("action {}", frh->action);
+  }
+  r.table = u32(FRA_TABLE).value_or(frh->table);
+  r.goto_priority = u32(FRA_GOTO).value_or(0);
+  if (auto s = u32(FRA_SUPPRESS_PREFIXLEN); s && *s != 0xffffffff)
+    r.suppress_prefixlength = static_cast<int>(*s);
+  // Selectors the route lookup model does not follow: named as `ip rule` prints them.
+  r.tos = frh->tos;
+  if (tb[FRA_IP_PROTO] && mnl_attr_get_payload_len(tb[FRA_IP_PROTO]) >= 1)
+    r.ipproto = mnl_attr_get_u8(tb[FRA_IP_PROTO]);
+  auto ports = [&](int type) -> std::optional<std::pair<uint16_t, uint16_t>> {
+    if (!tb[type] || mnl_attr_get_payload_len(tb[type]) < sizeof(fib_rule_port_range))
+      return std::nullopt;
+    const auto* p = static_cast<const fib_rule_port_range*>(mnl_attr_get_payload(tb[type]));
+    return std::pair<uint16_t, uint16_t>(p->start, p->end);
+  };
+  r.sport = ports(FRA_SPORT_RANGE);
+  r.dport = ports(FRA_DPORT_RANGE);
+  if (tb[FRA_UID_RANGE] &&
+      mnl_attr_get_payload_len(tb[FRA_UID_RANGE]) >= sizeof(fib_rule_uid_range)) {
+    const auto* u = static_cast<const fib_rule_uid_range*>(mnl_attr_get_payload(tb[FRA_UID_RANGE]));
+    r.uidrange = std::pair<uint32_t, uint32_t>(u->start, u->end);
+  }
+  std::vector<std::string> other;
+  if (tb[FRA_L3MDEV]) other.push_back("l3mdev");
+  if (tb[FRA_TUN_ID]) other.push_back("tun_id");
+  if (auto g = u32(FRA_SUPPRESS_IFGROUP); g && *g != 0xffffffff)
+    other.push_back("suppress_ifgroup");
+  for (const auto& o : other) r.unsupported += (r.unsupported.empty() ? "" : " ") + o;
+  out.push_back(std::move(r));
+}
+
 }  // namespace
 
 Result<NodeInfo> read_node_info() {
@@ -234,6 +301,18 @@ Result<NodeInfo> read_node_info() {
         [&] { node.routes.resize(first); });
     if (!st) return st.error();
   }
+
+  for (int family : {AF_INET, AF_INET6}) {
+    fib_rule_hdr rule_req{};
+    rule_req.family = static_cast<unsigned char>(family);
+    std::size_t first = node.rules.size();
+    st = dump(
+        RTM_GETRULE, rule_req, family == AF_INET ? "RTM_GETRULE (IPv4)" : "RTM_GETRULE (IPv6)",
+        [&](const nlmsghdr* nlh) { on_rule(nlh, family, node.rules); },
+        [&] { node.rules.resize(first); });
+    if (!st) return st.error();
+  }
+  node.rules_read = true;
 
   for (auto& r : node.routes)
     if (const Interface* i = node.find_interface(r.oif)) r.dev = i->name;

@@ -325,7 +325,8 @@ TEST_CASE("xt addrtype: fib type sets; --limit-iface-out is refused", "[unit]") 
 TEST_CASE("xt rpfilter: strict reverse path, loopback passes", "[unit]") {
   auto inv_d = decode_case("x-rpf-invert");
   const auto& inv = only<MatchStmt>(*inv_d);
-  CHECK(keys(inv.lhs) == std::vector<Key>{Key::meta_iifname, Key::fib_saddr_iif_oif});
+  // --validmark (Calico renders it): the reverse lookup carries the packet mark.
+  CHECK(keys(inv.lhs) == std::vector<Key>{Key::meta_iifname, Key::fib_saddr_mark_iif_oif});
   CHECK(inv.invert);  // --invert: matches when the check fails
   Bytes cali = u(0, 16), none = u(0, 16), lo = u(0, 16);
   std::memcpy(cali.d.data(), "cali1", 5);

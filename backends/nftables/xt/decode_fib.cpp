@@ -66,11 +66,13 @@ std::optional<XtDecoded> rpfilter_stmts(XtContext& ctx, uint8_t flags, std::stri
     return std::nullopt;
   }
   // The check passes for packets from loopback, or when the route back to the source leaves
-  // through the input interface ("fib saddr . iif oif" is that interface, not none). The
-  // evaluator's reverse lookup ignores the mark, so --validmark changes nothing here.
+  // through the input interface ("fib saddr . iif oif" is that interface, not none).
+  // --validmark makes the reverse lookup use the packet's mark, which ip rules may select on.
   Selector sel;
   sel.parts = {operand(Key::meta_iifname, Type::ifname),
-               operand(Key::fib_saddr_iif_oif, Type::ifname)};
+               operand((flags & XT_RPFILTER_VALID_MARK) ? Key::fib_saddr_mark_iif_oif
+                                                        : Key::fib_saddr_iif_oif,
+                       Type::ifname)};
   Bytes lo = Bytes::from_uint(0, 16), hi, one = Bytes::from_uint(1, 16);
   hi.len = 16;
   hi.d.fill(0xff);

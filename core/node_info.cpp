@@ -55,8 +55,21 @@ namespace {
 
 // A rule's blackhole/unreachable/prohibit action ends the lookup like a route of that type.
 const Route* action_route(const std::string& action) {
-  static const Route blackhole{{}, "blackhole"}, unreachable{{}, "unreachable"},
-      prohibit{{}, "prohibit"};
+  static const Route blackhole = [] {
+    Route r;
+    r.type = "blackhole";
+    return r;
+  }();
+  static const Route unreachable = [] {
+    Route r;
+    r.type = "unreachable";
+    return r;
+  }();
+  static const Route prohibit = [] {
+    Route r;
+    r.type = "prohibit";
+    return r;
+  }();
   if (action == "blackhole") return &blackhole;
   if (action == "unreachable") return &unreachable;
   if (action == "prohibit") return &prohibit;

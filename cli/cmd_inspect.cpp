@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/source_options.h"
+#include "core/calico/workload.h"
 #include "core/report_json.h"
 #include "core/report_text.h"
 
@@ -34,21 +35,51 @@ struct InspectOptions {
   // that names the range instead of CLI11's conversion message.
   std::optional<int64_t> sport, dport, icmp_type, icmp_code;
   std::string iif, oif;
+  std::string iface_prefix = "cali";
   bool verbose = false;
 };
 
-Result<Flow> build_flow(const InspectOptions& o) {
+// --src/--dst: an address, or a pod on this node as namespace/name.
+struct Endpoint {
+  std::optional<IpAddr> addr;
+  std::optional<calico::PodRef> pod;
+};
+
+Result<Endpoint> parse_endpoint(const std::string& v, const char* option) {
+  if (auto a = IpAddr::parse(v)) return Endpoint{*a, std::nullopt};
+  if (auto p = calico::parse_pod_ref(v)) return Endpoint{std::nullopt, *p};
+  return make_error(ErrorCode::bad_input,
+                    fmt::format("{} {}: expected an IPv4 or IPv6 address, or a pod on this node "
+                                "as namespace/name",
+                                option, v));
+}
+
+// The addresses of pod endpoints, from the node's interfaces and routes; each resolution becomes
+// an assumption line.
+Status resolve_pods(Endpoint& src, Endpoint& dst, const std::optional<NodeInfo>& node,
+                    const std::string& prefix, std::vector<std::string>& notes) {
+  for (auto [e, other, option] :
+       {std::tuple{&src, &dst, "--src"}, std::tuple{&dst, &src, "--dst"}}) {
+    if (!e->pod) continue;
+    if (!node)
+      return make_error(ErrorCode::bad_input,
+                        fmt::format("{} {}: pod names need the node's interfaces and routes (read "
+                                    "the node live, or give a snapshot or --node)",
+                                    option, e->pod->str()));
+    int family = other->addr && other->addr->is_v6() ? 6 : 4;
+    auto a = calico::pod_address(*node, *e->pod, prefix, family);
+    if (!a) return make_error(a.error().code, fmt::format("{} {}", option, a.error().message));
+    e->addr = a->addr;
+    notes.push_back(fmt::format("{} pod {} is {} (interface {} on this node)", option,
+                                e->pod->str(), a->addr.str(), a->iface));
+  }
+  return Ok{};
+}
+
+Result<Flow> build_flow(const InspectOptions& o, const IpAddr& src, const IpAddr& dst) {
   Flow f;
-  auto src = IpAddr::parse(o.src);
-  if (!src)
-    return make_error(ErrorCode::bad_input,
-                      fmt::format("--src {}: not an IPv4 or IPv6 address", o.src));
-  auto dst = IpAddr::parse(o.dst);
-  if (!dst)
-    return make_error(ErrorCode::bad_input,
-                      fmt::format("--dst {}: not an IPv4 or IPv6 address", o.dst));
-  f.src = *src;
-  f.dst = *dst;
+  f.src = src;
+  f.dst = dst;
   auto p = parse_l4proto(o.proto);
   if (!p)
     return make_error(
@@ -83,14 +114,27 @@ Result<Flow> build_flow(const InspectOptions& o) {
 }
 
 int run_inspect(const InspectOptions& o) {
-  auto flow = build_flow(o);
-  if (!flow) return report_error(flow.error());
+  auto from = parse_endpoint(o.src, "--src");
+  if (!from) return report_error(from.error());
+  auto to = parse_endpoint(o.dst, "--dst");
+  if (!to) return report_error(to.error());
+  // Everything but pod names is checked before the (possibly slow) read of the dataplane.
+  const bool v6 = (from->addr && from->addr->is_v6()) || (to->addr && to->addr->is_v6());
+  const IpAddr placeholder = *IpAddr::parse(v6 ? "::1" : "10.0.0.1");
+  if (auto f = build_flow(o, from->addr.value_or(placeholder), to->addr.value_or(placeholder)); !f)
+    return report_error(f.error());
   auto spec = o.source.resolved();
   if (!spec) return report_error(spec.error());
   auto src = nft::load_source(*spec);
   if (!src) return report_error(src.error());
+  std::vector<std::string> notes;
+  if (auto st = resolve_pods(*from, *to, src->node, o.iface_prefix, notes); !st)
+    return report_error(st.error());
+  auto flow = build_flow(o, *from->addr, *to->addr);
+  if (!flow) return report_error(flow.error());
   auto rep = nft::inspect(*src, *flow);
   if (!rep) return report_error(rep.error());
+  rep->assumptions.insert(rep->assumptions.begin(), notes.begin(), notes.end());
   if (o.output == "json")
     // Names and comments come from the input unchecked (iptables-save text, xt payloads); bytes
     // that are not UTF-8 are printed as U+FFFD instead of failing the whole report.
@@ -122,10 +166,17 @@ Runner add_inspect(CLI::App& app) {
       "\\\n"
       "      --dst 8.8.8.8 --proto udp --dport 53");
   o->source.add_to(*cmd);
-  cmd->add_option("--src", o->src, "Source address of the flow")->required()->type_name("ADDR");
-  cmd->add_option("--dst", o->dst, "Destination address of the flow")
+  cmd->add_option("--src", o->src,
+                  "Source of the flow: an address, or a pod on this node as namespace/name")
       ->required()
-      ->type_name("ADDR");
+      ->type_name("ADDR|NS/POD");
+  cmd->add_option("--dst", o->dst,
+                  "Destination of the flow: an address, or a pod on this node as namespace/name")
+      ->required()
+      ->type_name("ADDR|NS/POD");
+  cmd->add_option("--iface-prefix", o->iface_prefix,
+                  "Felix's workload interface prefix (FELIX_INTERFACEPREFIX), for pod names")
+      ->capture_default_str();
   cmd->add_option("--proto", o->proto, "tcp, udp, sctp, icmp, icmpv6 or a protocol number")
       ->capture_default_str();
   cmd->add_option("--sport", o->sport, "Source port (default: an ephemeral port, 40000)");

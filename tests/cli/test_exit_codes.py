@@ -124,6 +124,12 @@ def main():
               ["inspect"] + SEED + CLIENT + ["--dst", "10.65.0.3", "--proto", "tcp", "--dport", "80"], 0)
     c.verdict("denied: client -> management-ui tcp 9001 exits 1",
               ["inspect"] + SEED + CLIENT + ["--dst", "10.65.0.5", "--proto", "tcp", "--dport", "9001"], 1)
+    c.verdict("pods by name: client/client -> stars/frontend tcp 80 exits 0",
+              ["inspect"] + SEED + ["--src", "client/client", "--dst", "stars/frontend", "--proto", "tcp",
+                                    "--dport", "80"], 0)
+    c.verdict("pods by name: client/client -> management-ui/management-ui tcp 9001 exits 1",
+              ["inspect"] + SEED + ["--src", "client/client", "--dst", "management-ui/management-ui",
+                                    "--proto", "tcp", "--dport", "9001"], 1)
     p = c.verdict("indeterminate: a rule with an unsupported expression exits 2",
                   ["inspect", "--ruleset", f"{CLI}/unsupported-expression.json"] + FWD, 2)
     if p is not None and p.returncode == 2:
@@ -203,6 +209,15 @@ def main():
                 ["tests", "irectory"])
     c.bad_input("a directory as --iptables-save", ["inspect", "--iptables-save", "tests"] + FWD,
                 ["tests", "irectory"])
+    c.bad_input("a pod that is not on this node", ["inspect"] + SEED + ["--src", "client/elsewhere", "--dst",
+                                                                     "10.65.0.3", "--dport", "80"],
+                ["--src", "client/elsewhere", "no interface cali"])
+    c.bad_input("a pod name without node information",
+                ["inspect", "--ruleset", "examples/seed/nftables.json", "--iif", "eth0", "--src", "client/client",
+                 "--dst", "10.65.0.3", "--dport", "80"], ["client/client", "--node"])
+    c.bad_input("neither an address nor namespace/pod", ["inspect"] + SEED + ["--src", "Client", "--dst",
+                                                                             "10.65.0.3", "--dport", "80"],
+                ["--src", "Client", "namespace/name"])
     c.bad_input("missing file", ["inspect", "--ruleset", "does-not-exist.json"] + FWD,
                 ["does-not-exist.json", "No such file"])
     c.bad_input("missing network namespace", ["inspect", "--netns", "does-not-exist"] + FWD[4:],

@@ -181,6 +181,13 @@ def walkthrough(c: Checks, scenario: Path, layout: str, dpinspect: str) -> None:
             c.check(kind == "end_of_tier_deny", "deny decided_by.kind == end_of_tier_deny", f"got {kind}")
 
             named = differential.dp_rule(doc)
+            # Pods by name resolve through the veths the lab named as Felix does: the same answer.
+            dp = differential.run_dpinspect(dpinspect, lab.node_ns, dict(denied, src=CLIENT, dst=MGMT),
+                                            k_deny.get("sport"))
+            ndoc = dp["json"] or {}
+            c.check(ndoc.get("verdict") == "deny" and differential.dp_rule(ndoc) == named,
+                    f"--src {CLIENT} --dst {MGMT}: the same verdict and rule as by address",
+                    f"exit {dp['exit']} {dp['stderr']} {ndoc.get('verdict')} {differential.dp_rule(ndoc)}")
             again = orc.run_flow(denied)
             drops = drop_rules(lab.node_ns)
             moved = {(m["family"], m["table"], m["chain"], m["handle"]): m["packets"] for m in again["counters"]}

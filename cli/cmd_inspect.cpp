@@ -5,6 +5,7 @@
 #include "backends/nftables/inspect.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/flow_args.h"
 #include "cli/source_options.h"
 #include "core/calico/workload.h"
 #include "core/report_json.h"
@@ -30,88 +31,13 @@ namespace {
 
 struct InspectOptions {
   SourceOptions source;
-  std::string src, dst, proto = "tcp", ct = "new", output = "text";
-  // Read as wide integers and range-checked in build_flow, so that "--dport 70000" gets an error
-  // that names the range instead of CLI11's conversion message.
-  std::optional<int64_t> sport, dport, icmp_type, icmp_code;
-  std::string iif, oif;
+  std::string src, dst, output = "text";
+  // Ports and ICMP fields are read as wide integers and range-checked in build_flow, so that
+  // "--dport 70000" gets an error that names the range instead of CLI11's conversion message.
+  FlowArgs flow;
   std::string iface_prefix = "cali";
   bool verbose = false;
 };
-
-// --src/--dst: an address, or a pod on this node as namespace/name.
-struct Endpoint {
-  std::optional<IpAddr> addr;
-  std::optional<calico::PodRef> pod;
-};
-
-Result<Endpoint> parse_endpoint(const std::string& v, const char* option) {
-  if (auto a = IpAddr::parse(v)) return Endpoint{*a, std::nullopt};
-  if (auto p = calico::parse_pod_ref(v)) return Endpoint{std::nullopt, *p};
-  return make_error(ErrorCode::bad_input,
-                    fmt::format("{} {}: expected an IPv4 or IPv6 address, or a pod on this node "
-                                "as namespace/name",
-                                option, v));
-}
-
-// The addresses of pod endpoints, from the node's interfaces and routes; each resolution becomes
-// an assumption line.
-Status resolve_pods(Endpoint& src, Endpoint& dst, const std::optional<NodeInfo>& node,
-                    const std::string& prefix, std::vector<std::string>& notes) {
-  for (auto [e, other, option] :
-       {std::tuple{&src, &dst, "--src"}, std::tuple{&dst, &src, "--dst"}}) {
-    if (!e->pod) continue;
-    if (!node)
-      return make_error(ErrorCode::bad_input,
-                        fmt::format("{} {}: pod names need the node's interfaces and routes (read "
-                                    "the node live, or give a snapshot or --node)",
-                                    option, e->pod->str()));
-    int family = other->addr && other->addr->is_v6() ? 6 : 4;
-    auto a = calico::pod_address(*node, *e->pod, prefix, family);
-    if (!a) return make_error(a.error().code, fmt::format("{} {}", option, a.error().message));
-    e->addr = a->addr;
-    notes.push_back(fmt::format("{} pod {} is {} (interface {} on this node)", option,
-                                e->pod->str(), a->addr.str(), a->iface));
-  }
-  return Ok{};
-}
-
-Result<Flow> build_flow(const InspectOptions& o, const IpAddr& src, const IpAddr& dst) {
-  Flow f;
-  f.src = src;
-  f.dst = dst;
-  auto p = parse_l4proto(o.proto);
-  if (!p)
-    return make_error(
-        ErrorCode::bad_input,
-        fmt::format("--proto {}: expected tcp, udp, sctp, icmp, icmpv6 or a number 0-255",
-                    o.proto));
-  f.l4proto = *p;
-  for (auto [v, name, dstv] :
-       {std::tuple{o.sport, "--sport", &f.sport}, std::tuple{o.dport, "--dport", &f.dport}}) {
-    if (!v) continue;
-    if (*v < 0 || *v > 65535)
-      return make_error(ErrorCode::bad_input, fmt::format("{} {}: expected 0-65535", name, *v));
-    *dstv = static_cast<uint16_t>(*v);
-  }
-  for (auto [v, name, dstv] : {std::tuple{o.icmp_type, "--icmp-type", &f.icmp_type},
-                               std::tuple{o.icmp_code, "--icmp-code", &f.icmp_code}}) {
-    if (!v) continue;
-    if (*v < 0 || *v > 255)
-      return make_error(ErrorCode::bad_input, fmt::format("{} {}: expected 0-255", name, *v));
-    *dstv = static_cast<uint8_t>(*v);
-  }
-  auto ct = parse_ct_state(o.ct);
-  if (!ct)
-    return make_error(
-        ErrorCode::bad_input,
-        fmt::format("--ct {}: expected new, established, related, invalid or untracked", o.ct));
-  f.ct = *ct;
-  f.iif = o.iif;
-  f.oif = o.oif;
-  if (auto st = normalize(f); !st) return st.error();
-  return f;
-}
 
 int run_inspect(const InspectOptions& o) {
   auto from = parse_endpoint(o.src, "--src");
@@ -121,7 +47,8 @@ int run_inspect(const InspectOptions& o) {
   // Everything but pod names is checked before the (possibly slow) read of the dataplane.
   const bool v6 = (from->addr && from->addr->is_v6()) || (to->addr && to->addr->is_v6());
   const IpAddr placeholder = *IpAddr::parse(v6 ? "::1" : "10.0.0.1");
-  if (auto f = build_flow(o, from->addr.value_or(placeholder), to->addr.value_or(placeholder)); !f)
+  if (auto f = build_flow(o.flow, from->addr.value_or(placeholder), to->addr.value_or(placeholder));
+      !f)
     return report_error(f.error());
   auto spec = o.source.resolved();
   if (!spec) return report_error(spec.error());
@@ -130,7 +57,7 @@ int run_inspect(const InspectOptions& o) {
   std::vector<std::string> notes;
   if (auto st = resolve_pods(*from, *to, src->node, o.iface_prefix, notes); !st)
     return report_error(st.error());
-  auto flow = build_flow(o, *from->addr, *to->addr);
+  auto flow = build_flow(o.flow, *from->addr, *to->addr);
   if (!flow) return report_error(flow.error());
   auto rep = nft::inspect(*src, *flow);
   if (!rep) return report_error(rep.error());
@@ -177,18 +104,19 @@ Runner add_inspect(CLI::App& app) {
   cmd->add_option("--iface-prefix", o->iface_prefix,
                   "Felix's workload interface prefix (FELIX_INTERFACEPREFIX), for pod names")
       ->capture_default_str();
-  cmd->add_option("--proto", o->proto, "tcp, udp, sctp, icmp, icmpv6 or a protocol number")
+  cmd->add_option("--proto", o->flow.proto, "tcp, udp, sctp, icmp, icmpv6 or a protocol number")
       ->capture_default_str();
-  cmd->add_option("--sport", o->sport, "Source port (default: an ephemeral port, 40000)");
-  cmd->add_option("--dport", o->dport, "Destination port (required for tcp, udp, sctp)");
-  cmd->add_option("--icmp-type", o->icmp_type, "ICMP type (default: echo request)");
-  cmd->add_option("--icmp-code", o->icmp_code, "ICMP code (default: 0)");
-  cmd->add_option("--iif", o->iif,
+  cmd->add_option("--sport", o->flow.sport, "Source port (default: an ephemeral port, 40000)");
+  cmd->add_option("--dport", o->flow.dport, "Destination port (required for tcp, udp, sctp)");
+  cmd->add_option("--icmp-type", o->flow.icmp_type, "ICMP type (default: echo request)");
+  cmd->add_option("--icmp-code", o->flow.icmp_code, "ICMP code (default: 0)");
+  cmd->add_option("--iif", o->flow.iif,
                   "Interface the flow arrives on (default: from the node's routes)")
       ->type_name("IFACE");
-  cmd->add_option("--oif", o->oif, "Interface the flow leaves by (default: from the node's routes)")
+  cmd->add_option("--oif", o->flow.oif,
+                  "Interface the flow leaves by (default: from the node's routes)")
       ->type_name("IFACE");
-  cmd->add_option("--ct", o->ct,
+  cmd->add_option("--ct", o->flow.ct,
                   "Conntrack state to assume: new, established, related, invalid, untracked")
       ->capture_default_str();
   cmd->add_option("-o,--output", o->output,

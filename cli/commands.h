@@ -9,5 +9,6 @@ using Runner = std::function<int()>;
 Runner add_inspect(CLI::App& app);
 Runner add_detect(CLI::App& app);
 Runner add_snapshot(CLI::App& app);
+Runner add_compare(CLI::App& app);
 
 }  // namespace dpi::cli

@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
   std::map<std::string, dpi::cli::Runner> runners{{"inspect", dpi::cli::add_inspect(app)},
                                                   {"detect", dpi::cli::add_detect(app)},
-                                                  {"snapshot", dpi::cli::add_snapshot(app)}};
+                                                  {"snapshot", dpi::cli::add_snapshot(app)},
+                                                  {"compare", dpi::cli::add_compare(app)}};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

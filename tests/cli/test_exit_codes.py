@@ -218,6 +218,27 @@ def main():
     c.bad_input("neither an address nor namespace/pod", ["inspect"] + SEED + ["--src", "Client", "--dst",
                                                                              "10.65.0.3", "--dport", "80"],
                 ["--src", "Client", "namespace/name"])
+    CMP = ["compare", "--before", "examples/seed/nftables.json", "--node", "examples/seed/node.json", "--after",
+           "examples/seed/iptables-nft.snapshot.json"]
+    c.verdict("compare: every verdict kept exits 0", CMP + ["--port", "tcp/80"], 0)
+    c.verdict("compare: a verdict changed exits 1",
+              ["compare", "--before", "examples/seed/nftables.json", "--node", "examples/seed/node.json", "--after",
+               "tests/fixtures/compare/seed-allow-stars-removed.json", "--port", "tcp/80"], 1)
+    c.verdict("compare: an indeterminate side exits 2",
+              ["compare", "--before", "examples/seed/nftables.json", "--node", "examples/seed/node.json", "--after",
+               "examples/seed/iptables-nft.json", "--port", "tcp/80"], 2)
+    c.bad_input("compare without flows", CMP, ["--flows", "--port"])
+    c.bad_input("compare with a bad --port", CMP + ["--port", "tcp/http"], ["--port", "tcp/http"])
+    with tempfile.TemporaryDirectory() as tmp:
+        flows = os.path.join(tmp, "flows.jsonl")
+        with open(flows, "w") as f:
+            f.write('{"src": "10.65.0.2", "dst": "10.65.0.3", "dport": 80}\n\n{"src": "10.65.0.2", "dprt": 80}\n')
+        c.bad_input("compare: a flows file line with an unknown key", CMP + ["--flows", flows],
+                    [flows, "dprt"], r"flows\.jsonl:3: ")
+        with open(flows, "w") as f:
+            f.write('{"src": "client/nowhere", "dst": "10.65.0.3", "dport": 80}\n')
+        c.bad_input("compare: a flows file pod not on the node", CMP + ["--flows", flows],
+                    [flows, "client/nowhere"], r"flows\.jsonl:1: ")
     c.bad_input("missing file", ["inspect", "--ruleset", "does-not-exist.json"] + FWD,
                 ["does-not-exist.json", "No such file"])
     c.bad_input("missing network namespace", ["inspect", "--netns", "does-not-exist"] + FWD[4:],

@@ -1,0 +1,214 @@
+#include <cctype>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "backends/nftables/inspect.h"
+#include "cli/commands.h"
+#include "cli/exit_codes.h"
+#include "cli/flow_args.h"
+#include "cli/flow_file.h"
+#include "core/compare.h"
+#include "core/input_file.h"
+
+namespace dpi::cli {
+
+namespace {
+
+struct CompareOptions {
+  std::string before, after;  // a snapshot, `nft -j list ruleset` output, or "live"
+  std::string node, netns, flows, output = "text", iface_prefix = "cali";
+  std::vector<std::string> ports;
+  bool all = false;
+  std::size_t max_input_mb = 256;
+};
+
+Result<nft::Loaded> load_side(const CompareOptions& o, const std::string& which,
+                              const std::string& value) {
+  nft::SourceSpec spec;
+  spec.load.max_bytes = o.max_input_mb << 20;
+  if (value == "live") {
+    spec.netns = o.netns;
+  } else {
+    spec.ruleset_file = value;
+    spec.node_file = o.node;
+  }
+  auto src = nft::load_source(spec);
+  if (!src) return make_error(src.error().code, fmt::format("{}: {}", which, src.error().message));
+  return src;
+}
+
+// --port tcp/80, udp/53, 80 (tcp), icmp.
+Result<FlowArgs> parse_port(const std::string& s) {
+  FlowArgs a;
+  auto slash = s.find('/');
+  std::string proto = slash == std::string::npos ? "" : s.substr(0, slash);
+  std::string port = slash == std::string::npos ? s : s.substr(slash + 1);
+  if (slash == std::string::npos && parse_l4proto(s) &&
+      !std::isdigit(static_cast<unsigned char>(s[0]))) {
+    a.proto = s;
+    return a;
+  }
+  a.proto = proto.empty() ? "tcp" : proto;
+  try {
+    std::size_t used = 0;
+    a.dport = std::stoll(port, &used);
+    if (used != port.size()) throw std::invalid_argument(port);
+  } catch (const std::exception&) {
+    return make_error(ErrorCode::bad_input,
+                      fmt::format("--port {}: expected PROTO/PORT (tcp/80), PORT or icmp", s));
+  }
+  return a;
+}
+
+// Every ordered pair of the node's local workloads (host routes through prefix* interfaces).
+std::vector<IpAddr> local_workloads(const NodeInfo& node, const std::string& prefix) {
+  std::vector<IpAddr> out;
+  for (const auto& r : node.routes)
+    if (r.dev.rfind(prefix, 0) == 0 && r.type == "unicast" && r.dst.addr.is_v4() && r.dst.len == 32)
+      out.push_back(r.dst.addr);
+  return out;
+}
+
+Result<std::vector<Flow>> flows_to_compare(const CompareOptions& o, const nft::Loaded& before,
+                                           const nft::Loaded& after) {
+  std::vector<Flow> flows;
+  const std::optional<NodeInfo>& node = before.node ? before.node : after.node;
+  if (!o.flows.empty()) {
+    auto text = read_input_file(o.flows, o.max_input_mb << 20);
+    if (!text) return text.error();
+    auto specs = read_flow_specs(*text, input_origin(o.flows));
+    if (!specs) return specs.error();
+    for (auto& s : *specs) {
+      auto from = parse_endpoint(s.src, "src");
+      auto to = from ? parse_endpoint(s.dst, "dst") : from;
+      if (!from || !to) {
+        const Error& e = !from ? from.error() : to.error();
+        return make_error(e.code, s.where + e.message);
+      }
+      std::vector<std::string> notes;
+      if (auto st = resolve_pods(*from, *to, node, o.iface_prefix, notes); !st)
+        return make_error(st.error().code, s.where + st.error().message);
+      auto f = build_flow(s.args, *from->addr, *to->addr, s.where);
+      if (!f) return f.error();
+      flows.push_back(*f);
+    }
+    return flows;
+  }
+  if (!node)
+    return make_error(ErrorCode::bad_input,
+                      "--port builds the flows from the node's workloads, which a ruleset file "
+                      "without node information does not list: give snapshots, --node, or --flows");
+  auto pods = local_workloads(*node, o.iface_prefix);
+  if (pods.size() < 2)
+    return make_error(
+        ErrorCode::bad_input,
+        fmt::format("--port: the node has {} local workload(s) ({}* interfaces with a "
+                    "/32 route); give --flows",
+                    pods.size(), o.iface_prefix));
+  for (const auto& p : o.ports) {
+    auto args = parse_port(p);
+    if (!args) return args.error();
+    for (const auto& s : pods)
+      for (const auto& d : pods) {
+        if (s == d) continue;
+        auto f = build_flow(*args, s, d, fmt::format("--port {}: ", p));
+        if (!f) return f.error();
+        flows.push_back(*f);
+      }
+  }
+  return flows;
+}
+
+int run_compare(const CompareOptions& o) {
+  if (o.flows.empty() == o.ports.empty())
+    return report_error(make_error(ErrorCode::bad_input,
+                                   "give the flows to compare: --flows FILE, or --port for every "
+                                   "pair of the node's workloads"));
+  if (!o.netns.empty() && o.before != "live" && o.after != "live")
+    return report_error(
+        make_error(ErrorCode::bad_input, "--netns applies only to a side given as \"live\""));
+  auto before = load_side(o, "before", o.before);
+  if (!before) return report_error(before.error());
+  auto after = load_side(o, "after", o.after);
+  if (!after) return report_error(after.error());
+  auto flows = flows_to_compare(o, *before, *after);
+  if (!flows) return report_error(flows.error());
+
+  Comparison c;
+  c.before_source = before->description;
+  c.after_source = after->description;
+  for (const Flow& f : *flows) {
+    auto b = nft::inspect(*before, f);
+    if (!b) return report_error(make_error(b.error().code, "before: " + b.error().message));
+    auto a = nft::inspect(*after, f);
+    if (!a) return report_error(make_error(a.error().code, "after: " + a.error().message));
+    FlowComparison fc{std::move(*b), std::move(*a)};
+    fc.change = compare_reports(fc.before, fc.after);
+    c.flows.push_back(std::move(fc));
+  }
+  if (o.output == "json")
+    std::cout << to_json(c).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  else
+    std::cout << render_text(c, o.all);
+  // As inspect's codes: 1 "something is denied that was not" (or the reverse), 2 undecided.
+  if (c.count(Change::verdict)) return exit_code_for(Verdict::deny);
+  if (c.count(Change::indeterminate)) return exit_code_for(Verdict::indeterminate);
+  return exit_code_for(Verdict::allow);
+}
+
+}  // namespace
+
+Runner add_compare(CLI::App& app) {
+  auto o = std::make_shared<CompareOptions>();
+  auto* cmd = app.add_subcommand(
+      "compare",
+      "Compare two dataplanes flow by flow: does every flow keep its verdict, and is it decided\n"
+      "the same way in Calico's terms (stage, tier, policy, rule)? For migrations (iptables to\n"
+      "nftables, an upgrade, a policy change). Read-only.\n"
+      "Exit code: 0 every verdict the same, 1 some verdict changed, 2 none changed but some flow\n"
+      "is indeterminate, 3 bad input, 4 no permission, 5 system error.\n\n"
+      "Examples:\n"
+      "  dpinspect compare --before before.snapshot.json --after after.snapshot.json --port "
+      "tcp/80\n"
+      "  dpinspect compare --before before.snapshot.json --after live --flows flows.jsonl\n"
+      "  dpinspect compare --before examples/seed/nftables.json --after "
+      "examples/seed/iptables-nft.json \\\n"
+      "      --node examples/seed/node.json --port tcp/80 --port tcp/9001");
+  cmd->add_option("--before", o->before,
+                  "The dataplane before: a snapshot, `nft -j list ruleset` output, or live")
+      ->required()
+      ->type_name("FILE|live");
+  cmd->add_option("--after", o->after, "The dataplane after, as --before")
+      ->required()
+      ->type_name("FILE|live");
+  cmd->add_option("--node", o->node,
+                  "Interfaces and routes for a side given as plain `nft -j` output (snapshots "
+                  "carry their own)")
+      ->type_name("FILE");
+  cmd->add_option("--netns", o->netns, "The network namespace a live side is read from")
+      ->type_name("NAME|PATH");
+  cmd->add_option("--flows", o->flows,
+                  "Flows to compare, one JSON object a line: {\"src\": ADDR|NS/POD, \"dst\": ..., "
+                  "\"proto\": \"tcp\", \"dport\": 80}")
+      ->type_name("FILE");
+  cmd->add_option("--port", o->ports,
+                  "Compare every pair of the node's workloads on this port (tcp/80, udp/53, 80, "
+                  "icmp); repeatable")
+      ->type_name("PROTO/PORT");
+  cmd->add_option("--iface-prefix", o->iface_prefix,
+                  "Felix's workload interface prefix (FELIX_INTERFACEPREFIX), for pods")
+      ->capture_default_str();
+  cmd->add_flag("--all", o->all, "List every flow, not only the ones that changed");
+  cmd->add_option("-o,--output", o->output,
+                  "Report format: text or json (schema dpinspect.compare/v1)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  cmd->add_option("--max-input-mb", o->max_input_mb, "Refuse any input larger than this many MiB")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->capture_default_str();
+  return [o] { return run_compare(*o); };
+}
+
+}  // namespace dpi::cli

@@ -1,0 +1,46 @@
+// Comparing two dataplanes flow by flow: does every flow keep its verdict, and its Calico
+// meaning (which stage, tier, policy and rule decided), across a migration or an upgrade?
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "core/report.h"
+
+namespace dpi {
+
+enum class Change {
+  same,           // same verdict, same Calico meaning
+  meaning,        // same verdict, decided differently (another tier, policy, rule or stage)
+  verdict,        // allowed on one side, denied on the other
+  indeterminate,  // either side could not be decided
+};
+std::string_view change_name(Change c);
+
+// What a report means in Calico's terms, without rule handles, chain names or mark values (which
+// differ between dataplanes that implement the same policy): per endpoint stage its role,
+// endpoint, outcome, decision kind, tier, policy and rule index; without stages the decision kind.
+std::string meaning_of(const Report& r);
+
+struct FlowComparison {
+  Report before, after;
+  Change change = Change::same;
+};
+
+struct Comparison {
+  std::string before_source, after_source;
+  std::vector<FlowComparison> flows;
+  std::size_t count(Change c) const;
+};
+
+Change compare_reports(const Report& before, const Report& after);
+
+// "dpinspect.compare/v1": sources, counts, and per flow the change and both sides' verdict,
+// decision kind, summary and deciding rule.
+nlohmann::json to_json(const Comparison& c);
+// Counts, then every flow that is not `same` with both explanations (all flows with `all`).
+std::string render_text(const Comparison& c, bool all);
+
+}  // namespace dpi

@@ -141,6 +141,14 @@ class Run {
   bool eval_match(const MatchStmt& m, bool& stop, const Rule& rule, const Chain& chain);
   void apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain, bool& stop);
   std::optional<uint32_t> fib_type(const IpAddr& a);
+  // A fib expression's route (null: none); nullopt with why_ set when the ip rules cannot say.
+  std::optional<const Route*> fib_lookup(const IpAddr& dst, const RouteKey& key) {
+    RouteResult res = routes_.lookup(dst, key);
+    if (res.unsupported.empty()) return res.route;
+    why_buf_ = std::move(res.unsupported);
+    why_ = why_buf_.c_str();
+    return std::nullopt;
+  }
   void indeterminate(const Chain& c, const Rule* r, const std::string& expr,
                      const std::string& why);
   void indeterminate(const Chain& c, const Rule* r, const char* why);
@@ -245,13 +253,9 @@ std::optional<uint32_t> Run<Full>::fib_type(const IpAddr& a) {
     return r && r->type == "broadcast" ? 3 : 1;
   }
   // nft_fib6 does a full route lookup.
-  RouteResult res = routes_.lookup(a, RouteKey{});
-  if (!res.unsupported.empty()) {
-    why_buf_ = res.unsupported;
-    why_ = why_buf_.c_str();
-    return std::nullopt;
-  }
-  const Route* r = res.route;
+  auto found = fib_lookup(a, RouteKey{});
+  if (!found) return std::nullopt;
+  const Route* r = *found;
   if (!r) return 7;
   if (r->type == "broadcast") return 3;
   if (r->type == "blackhole") return 6;
@@ -382,13 +386,9 @@ Rd Run<Full>::read_key(Key k, U128& v) {
       RouteKey key;
       key.src = p_.dst;
       if (k == Key::fib_saddr_mark_iif_oif) key.mark = p_.mark;
-      RouteResult res = routes_.lookup(p_.src, key);
-      if (!res.unsupported.empty()) {
-        why_buf_ = res.unsupported;
-        why_ = why_buf_.c_str();
-        return Rd::error;
-      }
-      const Route* r = res.route;
+      auto found = fib_lookup(p_.src, key);
+      if (!found) return Rd::error;
+      const Route* r = *found;
       bool ok = r && r->type == "unicast" && r->dev == p_.iif;
       v = ok ? p_.iif_v : 0;
       return Rd::ok;
@@ -400,13 +400,9 @@ Rd Run<Full>::read_key(Key k, U128& v) {
       }
       RouteKey key;
       key.src = p_.src;
-      RouteResult res = routes_.lookup(p_.dst, key);
-      if (!res.unsupported.empty()) {
-        why_buf_ = res.unsupported;
-        why_ = why_buf_.c_str();
-        return Rd::error;
-      }
-      const Route* r = res.route;
+      auto found = fib_lookup(p_.dst, key);
+      if (!found) return Rd::error;
+      const Route* r = *found;
       v = r && r->type == "unicast" ? ifname_value(r->dev) : 0;
       return Rd::ok;
     }

@@ -265,6 +265,16 @@ void on_rule(const nlmsghdr* nlh, int family, std::vector<IpRule>& out) {
   out.push_back(std::move(r));
 }
 
+// The family-specific request headers of per_family dumps.
+struct RouteRequest {
+  rtmsg value{};
+  void rtm_family_field(int f) { value.rtm_family = static_cast<unsigned char>(f); }
+};
+struct RuleRequest {
+  fib_rule_hdr value{};
+  void rtm_family_field(int f) { value.family = static_cast<unsigned char>(f); }
+};
+
 }  // namespace
 
 Result<NodeInfo> read_node_info() {
@@ -290,28 +300,23 @@ Result<NodeInfo> read_node_info() {
       });
   if (!st) return st.error();
 
-  for (int family : {AF_INET, AF_INET6}) {
-    // rtm_table 0 and no filter attributes: every table, as `ip route show table all`.
-    rtmsg route_req{};
-    route_req.rtm_family = static_cast<unsigned char>(family);
-    std::size_t first = node.routes.size();
-    st = dump(
-        RTM_GETROUTE, route_req, family == AF_INET ? "RTM_GETROUTE (IPv4)" : "RTM_GETROUTE (IPv6)",
-        [&](const nlmsghdr* nlh) { on_route(nlh, family, node.routes); },
-        [&] { node.routes.resize(first); });
-    if (!st) return st.error();
-  }
-
-  for (int family : {AF_INET, AF_INET6}) {
-    fib_rule_hdr rule_req{};
-    rule_req.family = static_cast<unsigned char>(family);
-    std::size_t first = node.rules.size();
-    st = dump(
-        RTM_GETRULE, rule_req, family == AF_INET ? "RTM_GETRULE (IPv4)" : "RTM_GETRULE (IPv6)",
-        [&](const nlmsghdr* nlh) { on_rule(nlh, family, node.rules); },
-        [&] { node.rules.resize(first); });
-    if (!st) return st.error();
-  }
+  // Routes and rules per family (a dump request names one); a retried dump drops its partial list.
+  auto per_family = [&](uint16_t type, const char* what, auto header, auto& list, auto on_msg) {
+    for (int family : {AF_INET, AF_INET6}) {
+      header.rtm_family_field(family);
+      std::size_t first = list.size();
+      Status s = dump(
+          type, header.value, fmt::format("{} (IPv{})", what, family == AF_INET ? 4 : 6).c_str(),
+          [&](const nlmsghdr* nlh) { on_msg(nlh, family, list); }, [&] { list.resize(first); });
+      if (!s) return s;
+    }
+    return Status{Ok{}};
+  };
+  // rtm_table 0 and no filter attributes: every table, as `ip route show table all`.
+  st = per_family(RTM_GETROUTE, "RTM_GETROUTE", RouteRequest{}, node.routes, on_route);
+  if (!st) return st.error();
+  st = per_family(RTM_GETRULE, "RTM_GETRULE", RuleRequest{}, node.rules, on_rule);
+  if (!st) return st.error();
   node.rules_read = true;
 
   for (auto& r : node.routes)

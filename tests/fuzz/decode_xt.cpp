@@ -14,23 +14,10 @@
 #include "backends/nftables/xt/decode.h"
 #include "backends/nftables/xt/ipsets.h"
 #include "fuzz_check.h"
-
-namespace {
-
-const dpi::nft::IpsetCatalog& catalog() {
-  static const dpi::nft::IpsetCatalog c = [] {
-    auto r = dpi::nft::parse_ipset_save(dpi::fuzz::source_file("tests/fixtures/xt/capture.ipsets"),
-                                        "capture.ipsets");
-    FUZZ_CHECK(r.ok(), "tests/fixtures/xt/capture.ipsets does not parse");
-    return std::move(*r);
-  }();
-  return c;
-}
-
-}  // namespace
+#include "ipset_checks.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  catalog();
+  dpi::fuzz::capture_ipsets();
   return 0;
 }
 
@@ -49,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   dpi::nft::Ruleset rs;
   const std::string table = "filter";
-  dpi::nft::XtContext ctx{rs, &catalog(), family, table};
+  dpi::nft::XtContext ctx{rs, &dpi::fuzz::capture_ipsets(), family, table};
   std::string why;
   auto d = dpi::nft::decode_xt(x, ctx, &why);
   FUZZ_CHECK(d || !why.empty(), "decode_xt refused without saying why");

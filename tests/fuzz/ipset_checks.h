@@ -11,6 +11,18 @@
 
 namespace dpi::fuzz {
 
+// The ipsets the xt payload fixtures were captured with (tests/fixtures/xt/capture.ipsets), read
+// once: "-m set" in the decoders and the iptables-save loader looks sets up in it.
+inline const dpi::nft::IpsetCatalog& capture_ipsets() {
+  static const dpi::nft::IpsetCatalog c = [] {
+    auto r = dpi::nft::parse_ipset_save(source_file("tests/fixtures/xt/capture.ipsets"),
+                                        "capture.ipsets");
+    FUZZ_CHECK(r.ok(), "tests/fixtures/xt/capture.ipsets does not parse");
+    return std::move(*r);
+  }();
+  return c;
+}
+
 inline void check_ipset_catalog(const dpi::nft::IpsetCatalog& cat) {
   for (const auto& s : cat.sets) {
     FUZZ_CHECK(cat.by_name(s.name) == &s, "set names are unique");

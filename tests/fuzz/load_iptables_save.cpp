@@ -9,24 +9,11 @@
 #include "backends/nftables/iptables_save/iptables_save.h"
 #include "backends/nftables/xt/ipsets.h"
 #include "fuzz_check.h"
+#include "ipset_checks.h"
 #include "pipeline.h"
 
-namespace {
-
-const dpi::nft::IpsetCatalog& catalog() {
-  static const dpi::nft::IpsetCatalog c = [] {
-    auto r = dpi::nft::parse_ipset_save(dpi::fuzz::source_file("tests/fixtures/xt/capture.ipsets"),
-                                        "capture.ipsets");
-    FUZZ_CHECK(r.ok(), "tests/fixtures/xt/capture.ipsets does not parse");
-    return std::move(*r);
-  }();
-  return c;
-}
-
-}  // namespace
-
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  catalog();
+  dpi::fuzz::capture_ipsets();
   dpi::fuzz::pipeline();
   return 0;
 }
@@ -35,7 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr const char* kOrigin = "rules.save";
   std::string_view text(reinterpret_cast<const char*>(data), size);
   dpi::nft::IptablesSaveOptions opts;
-  opts.ipsets = &catalog();
+  opts.ipsets = &dpi::fuzz::capture_ipsets();
   auto rs = dpi::nft::load_iptables_save(text, kOrigin, opts);
   if (!rs) {
     FUZZ_CHECK(rs.error().message.rfind(kOrigin, 0) == 0,

@@ -19,24 +19,6 @@ namespace {
 using namespace dpi::nft;
 using nlohmann::json;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  REQUIRE(in);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-const IpsetCatalog& capture_sets() {
-  static const IpsetCatalog cat = [] {
-    auto c = parse_ipset_save(slurp(dpi::test::source_path("tests/fixtures/xt/capture.ipsets")),
-                              "capture.ipsets");
-    REQUIRE(c.ok());
-    return *c;
-  }();
-  return cat;
-}
-
 std::unique_ptr<Ruleset> load_ok(const std::string& text, const IpsetCatalog* sets = nullptr) {
   IptablesSaveOptions o;
   o.ipsets = sets;
@@ -131,7 +113,7 @@ std::vector<uint8_t> unhex(const std::string& h) {
 TEST_CASE("iptables-save: real Calico and kube-proxy dumps load", "[unit]") {
   for (const char* f :
        {"fixtures/calico/cali-iptables-dump.txt", "fixtures/calico/iptables-dump.txt"}) {
-    auto rs = load_ok(slurp(dpi::test::shared_path(f)));
+    auto rs = load_ok(dpi::test::slurp(dpi::test::shared_path(f)));
     CHECK(rs->rule_count > 40);
     CHECK(rs->has_family("ip"));
     // Nothing in these dumps is beyond the model except physdev and addrtype --limit-iface-out,
@@ -145,7 +127,8 @@ TEST_CASE("iptables-save: real Calico and kube-proxy dumps load", "[unit]") {
                    u->why.find("--limit-iface") != std::string::npos));
           }
   }
-  auto rs = load_ok(slurp(dpi::test::shared_path("fixtures/calico/cali-iptables-dump.txt")));
+  auto rs =
+      load_ok(dpi::test::slurp(dpi::test::shared_path("fixtures/calico/cali-iptables-dump.txt")));
   // Base chains on the iptables hooks in priority order: raw, mangle, nat, filter.
   const auto& pre = rs->v4_hooks.at(Hook::prerouting);
   REQUIRE(pre.size() >= 2);
@@ -164,11 +147,11 @@ TEST_CASE("iptables-save: real-world GKE dumps with their ipsets", "[unit]") {
     std::string base = dpi::test::shared_path(std::string("fixtures/real-world/") + d);
     std::optional<IpsetCatalog> sets;
     if (std::ifstream(base + ".ipsets")) {
-      auto c = parse_ipset_save(slurp(base + ".ipsets"), base + ".ipsets");
+      auto c = parse_ipset_save(dpi::test::slurp(base + ".ipsets"), base + ".ipsets");
       REQUIRE(c.ok());
       sets = *c;
     }
-    auto rs = load_ok(slurp(base + ".load"), sets ? &*sets : nullptr);
+    auto rs = load_ok(dpi::test::slurp(base + ".load"), sets ? &*sets : nullptr);
     std::size_t unknown = 0;
     for (const auto& c : rs->chains)
       for (const auto& r : c.rules) {
@@ -252,13 +235,14 @@ TEST_CASE("iptables-save: ip6tables-save becomes family ip6", "[unit]") {
 
 TEST_CASE("iptables-save: every match and target compiles as the kernel's payload decodes",
           "[unit]") {
-  json captured = json::parse(slurp(dpi::test::source_path("tests/fixtures/xt/captured.json")));
+  json captured =
+      json::parse(dpi::test::slurp(dpi::test::source_path("tests/fixtures/xt/captured.json")));
   std::map<std::string, std::unique_ptr<Ruleset>> files;
   for (const char* f : {"capture-v4.rules", "capture-v6.rules"}) {
     IptablesSaveOptions o;
-    o.ipsets = &capture_sets();
+    o.ipsets = &dpi::test::capture_ipsets();
     auto rs = load_iptables_save(
-        slurp(dpi::test::source_path(std::string("tests/fixtures/xt/") + f)), f, o);
+        dpi::test::slurp(dpi::test::source_path(std::string("tests/fixtures/xt/") + f)), f, o);
     INFO((rs ? std::string() : rs.error().message));
     REQUIRE(rs.ok());
     files[f] = std::move(*rs);
@@ -274,7 +258,7 @@ TEST_CASE("iptables-save: every match and target compiles as the kernel's payloa
     const Rule& r = chain->rules[0];
     // The kernel's side: every xt expression decoded (an undecodable one is an unknown).
     Ruleset scratch;
-    XtContext ctx{scratch, &capture_sets(), family, table};
+    XtContext ctx{scratch, &dpi::test::capture_ipsets(), family, table};
     std::vector<std::string> want;
     std::string comment;
     for (const auto& x : c.at("xt")) {
@@ -366,7 +350,8 @@ TEST_CASE("iptables-save: matches beyond the captured ones", "[unit]") {
   auto phys = filter_rule("-m physdev --physdev-is-bridged -j ACCEPT");
   CHECK(std::get<UnknownStmt>(one_rule(*phys).stmts.at(0)).expression ==
         "-m physdev --physdev-is-bridged");
-  auto noset = filter_rule("-m set --match-set cali40nope src -j ACCEPT", &capture_sets());
+  auto noset =
+      filter_rule("-m set --match-set cali40nope src -j ACCEPT", &dpi::test::capture_ipsets());
   const auto& u = std::get<UnknownStmt>(one_rule(*noset).stmts.at(0));
   CHECK(u.why.find("cali40nope") != std::string::npos);
   auto nosets = filter_rule("-m set --match-set cali40s:xyz src -j ACCEPT");

@@ -26,27 +26,10 @@ namespace {
 using namespace dpi::nft;
 using nlohmann::json;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 const json& captured() {
   static const json doc =
-      json::parse(slurp(dpi::test::source_path("tests/fixtures/xt/captured.json")));
+      json::parse(dpi::test::slurp(dpi::test::source_path("tests/fixtures/xt/captured.json")));
   return doc;
-}
-
-const IpsetCatalog& catalog() {
-  static const IpsetCatalog cat = [] {
-    auto c = parse_ipset_save(slurp(dpi::test::source_path("tests/fixtures/xt/capture.ipsets")),
-                              "capture.ipsets");
-    REQUIRE(c.ok());
-    return *c;
-  }();
-  return cat;
 }
 
 std::vector<uint8_t> unhex(const std::string& h) {
@@ -70,7 +53,8 @@ struct Decoded {
 };
 
 std::unique_ptr<Decoded> decode(const XtExpr& x, const std::string& family,
-                                const std::string& table, const IpsetCatalog* ipsets = &catalog()) {
+                                const std::string& table,
+                                const IpsetCatalog* ipsets = &dpi::test::capture_ipsets()) {
   auto out = std::make_unique<Decoded>();
   out->family = family;
   out->table = table;
@@ -561,7 +545,7 @@ TEST_CASE("parse_ipset_save reads real ipset save output", "[unit]") {
   // The real-world fixtures' sets.
   for (const char* f : {"fixtures/real-world/kubelab-gke-allow.ipsets",
                         "fixtures/real-world/kubelab-gke-complex.ipsets"}) {
-    auto r = parse_ipset_save(slurp(dpi::test::shared_path(f)), f);
+    auto r = parse_ipset_save(dpi::test::slurp(dpi::test::shared_path(f)), f);
     INFO(f);
     REQUIRE(r.ok());
     CHECK_FALSE(r->sets.empty());

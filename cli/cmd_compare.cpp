@@ -32,10 +32,15 @@ Result<nft::Loaded> load_side(const CompareOptions& o, const std::string& which,
     spec.netns = o.netns;
   } else {
     spec.ruleset_file = value;
-    spec.node_file = o.node;
   }
   auto src = nft::load_source(spec);
   if (!src) return make_error(src.error().code, fmt::format("{}: {}", which, src.error().message));
+  // A snapshot (or a live read) carries its own node; --node is for plain `nft -j` output.
+  if (!src->node && !o.node.empty()) {
+    auto node = nft::read_node_file(o.node, spec.load);
+    if (!node) return node.error();
+    src->node = std::move(*node);
+  }
   return src;
 }
 

@@ -45,14 +45,6 @@ Result<LiveRead> read_live() {
   return make_error(ErrorCode::system, "the ruleset kept changing while it was read (5 attempts)");
 }
 
-Result<NodeInfo> read_node_file(const std::string& path, const LoadOptions& load) {
-  auto j = read_json_file(path, load);
-  if (!j) return j.error();
-  // A snapshot-style file may wrap the node info.
-  if (j->is_object() && j->contains("node")) return node_info_from_json((*j)["node"], path);
-  return node_info_from_json(*j, path);
-}
-
 // iptables-save text (no handles: rules are named by line number) and optionally ipset save text.
 Result<Loaded> load_iptables_save_source(const SourceSpec& spec) {
   Loaded out;
@@ -85,6 +77,14 @@ Result<Loaded> load_iptables_save_source(const SourceSpec& spec) {
 }
 
 }  // namespace
+
+Result<NodeInfo> read_node_file(const std::string& path, const LoadOptions& load) {
+  auto j = read_json_file(path, load);
+  if (!j) return j.error();
+  // A snapshot-style file may wrap the node info.
+  if (j->is_object() && j->contains("node")) return node_info_from_json((*j)["node"], path);
+  return node_info_from_json(*j, path);
+}
 
 Result<Loaded> load_source(const SourceSpec& spec) {
   if (!spec.iptables_save_file.empty()) return load_iptables_save_source(spec);

@@ -36,6 +36,8 @@ struct Loaded {
 };
 
 Result<Loaded> load_source(const SourceSpec& spec);
+// A --node file (interfaces, routes, ip rules), plain or wrapped as {"node": ...}.
+Result<NodeInfo> read_node_file(const std::string& path, const LoadOptions& load);
 // The live dataplane of spec.netns as a "dpinspect.snapshot/v1" document.
 Result<nlohmann::json> snapshot_live(const SourceSpec& spec);
 

@@ -166,12 +166,21 @@ RouteResult route_by_rules(const NodeInfo& node, const IpAddr& dst, const RouteK
     }
     return {};
   }
-  const int family = dst.is_v4() ? 4 : 6;
+  return walk_ip_rules(rules_in_order(node, dst.is_v4() ? 4 : 6), dst, key, lookup_table);
+}
+
+std::vector<const IpRule*> rules_in_order(const NodeInfo& node, int family) {
   std::vector<const IpRule*> rules;
   for (const auto& r : node.rules)
     if (r.family == family) rules.push_back(&r);
   std::stable_sort(rules.begin(), rules.end(),
                    [](const IpRule* a, const IpRule* b) { return a->priority < b->priority; });
+  return rules;
+}
+
+RouteResult walk_ip_rules(const std::vector<const IpRule*>& rules, const IpAddr& dst,
+                          const RouteKey& key,
+                          const std::function<const Route*(uint32_t)>& lookup_table) {
   for (std::size_t i = 0; i < rules.size(); ++i) {
     const IpRule& r = *rules[i];
     std::string unknown;

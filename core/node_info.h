@@ -99,6 +99,12 @@ bool is_default_ip_rule(const IpRule& r);
 // lookup_table(id) is the longest-prefix match in one table (null when none).
 RouteResult route_by_rules(const NodeInfo& node, const IpAddr& dst, const RouteKey& key,
                            const std::function<const Route*(uint32_t)>& lookup_table);
+// The node's rules of one family in the order the kernel tries them (for callers that keep them).
+std::vector<const IpRule*> rules_in_order(const NodeInfo& node, int family);
+// The walk itself over rules already in that order (rules read from the node).
+RouteResult walk_ip_rules(const std::vector<const IpRule*>& rules, const IpAddr& dst,
+                          const RouteKey& key,
+                          const std::function<const Route*(uint32_t)>& lookup_table);
 
 nlohmann::json to_json(const NodeInfo& node);
 Result<NodeInfo> node_info_from_json(const nlohmann::json& j, const std::string& origin);

@@ -979,7 +979,8 @@ FastVerdict Run<Full>::go_fast() {
 
 }  // namespace
 
-RouteIndex::RouteIndex(const NodeInfo& node) : node_(&node) {
+RouteIndex::RouteIndex(const NodeInfo& node)
+    : node_(&node), rules_v4_(rules_in_order(node, 4)), rules_v6_(rules_in_order(node, 6)) {
   auto rank = [](uint32_t t) -> uint64_t {
     switch (t) {
       case 255: return 0;
@@ -1050,7 +1051,8 @@ RouteResult RouteIndex::lookup(const IpAddr& dst, const RouteKey& key) const {
         return {r, nullptr, {}};
     return {};
   }
-  return route_by_rules(*node_, dst, key, [&](uint32_t table) { return table_lookup(table, dst); });
+  return walk_ip_rules(dst.is_v4() ? rules_v4_ : rules_v6_, dst, key,
+                       [&](uint32_t table) { return table_lookup(table, dst); });
 }
 
 bool RouteIndex::is_local(const IpAddr& a) const {

@@ -68,6 +68,7 @@ class RouteIndex {
     std::vector<Level> v4, v6;  // longest prefix first
   };
   const NodeInfo* node_ = nullptr;
+  std::vector<const IpRule*> rules_v4_, rules_v6_;  // in the kernel's order, sorted once
   std::vector<Table> tables_;
   std::vector<const Route*> local_routes_;                  // table local, type local
   std::unordered_set<U128, U128Hash> local_v4_, local_v6_;  // interface addresses

@@ -165,7 +165,9 @@ def generate_flows(scenario: Path, count: int, seed: int, out: Path) -> Path:
 
 
 def run_one(scenario: Path | None, layout: str, flows: list[dict], dpinspect: str, lab_name: str,
-            label: str | None = None, jobs: int = 2, rendered: Path | None = None) -> Stats:
+            label: str | None = None, jobs: int = 2, rendered: Path | None = None,
+            snapshot: Path | None = None) -> Stats:
+    """snapshot: also save the lab node's dataplane there (`dpinspect snapshot`) before teardown."""
     stats = Stats(label or f"{(scenario or rendered).stem} {layout}", total=len(flows))
     t0 = time.monotonic()
     with labnet.Lab.up(lab_name, scenario, layout, rendered, owner_pid=os.getpid()) as lab:
@@ -180,6 +182,8 @@ def run_one(scenario: Path | None, layout: str, flows: list[dict], dpinspect: st
             answers = list(pool.map(lambda fk: run_dpinspect(dpinspect, lab.node_ns, fk[0], fk[1].get("sport")),
                                     zip(flows, kernels)))
         t3 = time.monotonic()
+        if snapshot:
+            labnet.run([dpinspect, "snapshot", "--netns", lab.node_ns, "-o", str(snapshot)])
     stats.seconds = {"up": round(t1 - t0, 2), "oracle": round(t2 - t1, 2), "dpinspect": round(t3 - t2, 2),
                      "total": round(time.monotonic() - t0, 2)}
     for flow, kernel, dp in zip(flows, kernels, answers):

@@ -6,7 +6,9 @@ iptables-nft): one lab, 200 generated flows, each through the kernel oracle and 
 Every verdict and every deciding rule must agree, in both layouts; `indeterminate` counts as a
 disagreement. The first generated scenario runs a second time with Felix's mark mask set to other
 bits (--mark-mask, default 0xfff00000): the kernel must agree there too, and dpinspect must give
-every flow the same Calico meaning as with the default mask. Prints one line per scenario/layout:
+every flow the same Calico meaning as with the default mask. Each scenario's two live labs are also
+snapshotted and given to `dpinspect compare`: every flow must come out `same` (the migration
+question: one policy, both dataplanes). Prints one line per scenario/layout:
 
     seed nftables: 200/200 verdicts, 200/200 rules, 0 indeterminate  ({'up': 0.4, 'oracle': 5.1, ...})
 
@@ -57,6 +59,31 @@ def attribution_changes(flows: list[dict], default: differential.Stats, masked: 
     return out
 
 
+def compare_layouts(dpinspect: str, label: str, snaps: dict, flows: list[dict], tmp: Path) -> list[str]:
+    """The same scenario in both layouts, as snapshots of the live labs: `dpinspect compare` must
+    find every flow with the same verdict and the same Calico meaning (each side's verdicts were
+    just checked against the kernel)."""
+    flows_file = tmp / f"{label}.compare.jsonl"
+    keep = ("src", "dst", "proto", "dport", "icmp_type", "icmp_code")
+    flows_file.write_text("".join(json.dumps({k: f[k] for k in keep if k in f}) + "\n" for f in flows))
+    cp = labnet.run([dpinspect, "compare", "--before", str(snaps["nftables"]), "--after", str(snaps["iptables-nft"]),
+                     "--flows", str(flows_file), "-o", "json"], check=False, timeout=300)
+    try:
+        doc = json.loads(cp.stdout)
+    except ValueError:
+        return [f"  {label}: compare exited {cp.returncode}: {cp.stderr.strip()}"]
+    counts = doc["counts"]
+    print(f"{label} compare nftables -> iptables-nft: {counts}", flush=True)
+    out = []
+    for f in doc["flows"]:
+        if f["change"] != "same":
+            fl = f["flow"]
+            out.append(f"  {label} {f['change']}: {fl['proto']} {fl['src']} -> {fl['dst']}:{fl['dport']}\n"
+                       f"    nftables:     {f['before']['meaning']}\n"
+                       f"    iptables-nft: {f['after']['meaning']}")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dpinspect", required=True)
@@ -74,7 +101,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still tear the labs down
     labnet.reap_stale()
 
-    t0, results, mask_failures = time.monotonic(), [], []
+    t0, results, mask_failures, compare_failures = time.monotonic(), [], [], []
     with tempfile.TemporaryDirectory(prefix="dpl-diff-") as tmpdir:
         tmp = Path(tmpdir)
         for label, scenario, flow_seed in scenarios(args, tmp):
@@ -84,9 +111,12 @@ def main() -> int:
             if args.mark_mask and args.seeds and label == f"gen{args.seeds[0]}":
                 masked = tmp / f"{label}-mask.json"
                 masked.write_text(json.dumps({**json.loads(scenario.read_text()), "mark_mask": args.mark_mask}))
+            snaps = {}
             for layout in args.layouts:
                 name = f"df{os.getpid()}{label}{layout[0]}"
-                stats = differential.run_one(scenario, layout, flows, args.dpinspect, name, f"{label} {layout}")
+                snaps[layout] = tmp / f"{label}-{layout}.snapshot.json"
+                stats = differential.run_one(scenario, layout, flows, args.dpinspect, name, f"{label} {layout}",
+                                             snapshot=snaps[layout])
                 differential.report(stats)
                 results.append(stats)
                 if masked:
@@ -97,6 +127,8 @@ def main() -> int:
                     differential.report(m)
                     results.append(m)
                     mask_failures += attribution_changes(flows, stats, m)
+            if len(snaps) == 2:
+                compare_failures += compare_layouts(args.dpinspect, label, snaps, flows, tmp)
 
     print(f"\n== summary ({time.monotonic() - t0:.1f} s)")
     for stats in results:
@@ -106,7 +138,13 @@ def main() -> int:
               f"{len(mask_failures)} flows explained differently than with the default mask")
         for text in mask_failures[:10]:
             print(text)
-    failed = [s.label for s in results if not s.ok] + (["mark_mask"] if mask_failures else [])
+    if len(args.layouts) == 2:
+        print(f"{'ok  ' if not compare_failures else 'FAIL'} compare nftables vs iptables-nft snapshots: "
+              f"{len(compare_failures)} problems")
+        for text in compare_failures[:10]:
+            print(text)
+    failed = [s.label for s in results if not s.ok] + (["mark_mask"] if mask_failures else []) + \
+        (["compare"] if compare_failures else [])
     if failed:
         print(f"FAILED: disagreements in {', '.join(failed)}")
     return 1 if failed else 0

@@ -110,18 +110,18 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: needs root to build network namespaces")
         return SKIP
-    flows = [  # src, dst, proto, dport, what decides it
-        ("10.1.0.2", "8.8.8.8", "tcp", 80, "main table"),
-        ("10.1.0.2", "8.8.8.8", "tcp", 443, "fwmark rule"),
-        ("10.1.0.3", "8.8.8.8", "tcp", 80, "source rule"),
-        ("10.1.0.2", "8.8.8.8", "udp", 5050, "ipproto/dport rule"),
-        ("10.1.0.2", "8.8.8.8", "udp", 6000, "main table (port outside the rule)"),
-        ("10.1.0.2", "203.0.113.9", "tcp", 80, "blackhole rule"),
+    flows = [  # src, dst, proto, dport, what decides it, the ip rule the report must name (or None)
+        ("10.1.0.2", "8.8.8.8", "tcp", 80, "main table", None),
+        ("10.1.0.2", "8.8.8.8", "tcp", 443, "fwmark rule", "100: from all fwmark 0x1/0x1 lookup 100"),
+        ("10.1.0.3", "8.8.8.8", "tcp", 80, "source rule", "110: from 10.1.0.3/32 lookup 100"),
+        ("10.1.0.2", "8.8.8.8", "udp", 5050, "ipproto/dport rule", "120: from all ipproto 17 dport 5000-5100 lookup 100"),
+        ("10.1.0.2", "8.8.8.8", "udp", 6000, "main table (port outside the rule)", None),
+        ("10.1.0.2", "203.0.113.9", "tcp", 80, "blackhole rule", "130: from all to 203.0.113.0/24 blackhole"),
     ]
     passed = failed = 0
     try:
         build()
-        for src, dst, proto, dport, what in flows:
+        for src, dst, proto, dport, what, ip_rule in flows:
             before = counters()
             send(src, dst, proto, dport)
             after = counters()
@@ -136,6 +136,12 @@ def main():
             ok = len(moved) <= 1 and got == kernel
             if ok and not moved:
                 ok = "blackhole" in (rep.get("decided_by") or {}).get("summary", "")
+            # The report names the ip rule that chose the route (none for the default rules).
+            said = " ".join(rep.get("assumptions", [])) + " " + (rep.get("decided_by") or {}).get("summary", "")
+            if ok and ip_rule:
+                ok = ip_rule in said
+            if ok and not ip_rule:
+                ok = "routed by ip rule" not in said
             print(f"{'ok  ' if ok else 'FAIL'} {proto} {src} -> {dst}:{dport} ({what}): kernel {kernel}, "
                   f"dpinspect {got} {(rep.get('decided_by') or {}).get('summary', '')}")
             passed += ok

@@ -16,6 +16,7 @@
 #include "backends/nftables/netlink_node.h"
 #include "backends/nftables/netns.h"
 #include "core/node_info.h"
+#include "privileged.h"
 
 namespace {
 
@@ -24,27 +25,15 @@ using dpi::NodeInfo;
 using dpi::Result;
 using nlohmann::json;
 
-#define DPI_REQUIRE_ROOT()                        \
-  do {                                            \
-    if (geteuid() != 0) {                         \
-      WARN("not root: skipping privileged test"); \
-      return;                                     \
-    }                                             \
-  } while (0)
-
-int exit_status(int rc) {
-  return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 int sh(const std::string& cmd) {
-  return exit_status(std::system(cmd.c_str()));
+  return dpi::test::exit_status(std::system(cmd.c_str()));
 }
 
 int sh_with_input(const std::string& cmd, const std::string& input) {
   FILE* p = popen(cmd.c_str(), "w");
   if (!p) return -1;
   std::fwrite(input.data(), 1, input.size(), p);
-  return exit_status(pclose(p));
+  return dpi::test::exit_status(pclose(p));
 }
 
 // One namespace per test case, deleted even when a REQUIRE throws.

@@ -20,19 +20,12 @@
 #include "backends/nftables/xt/ipsets.h"
 #include "backends/nftables/xt/nl_dump.h"
 #include "backends/nftables/xt/xt_payloads.h"
+#include "privileged.h"
 
 namespace {
 
 using nlohmann::json;
 using namespace dpi::nft;
-
-#define DPI_XT_REQUIRE_ROOT()                     \
-  do {                                            \
-    if (geteuid() != 0) {                         \
-      WARN("not root: skipping privileged test"); \
-      return;                                     \
-    }                                             \
-  } while (0)
 
 std::string fixture(const std::string& name) {
   return std::string(DPI_SOURCE_DIR) + "/tests/fixtures/xt/" + name;
@@ -45,16 +38,12 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-int status(int rc) {
-  return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 // Runs cmd with input on stdin; returns its exit status.
 int run_in(const std::string& cmd, const std::string& input) {
   FILE* p = popen(cmd.c_str(), "w");
   if (!p) return -1;
   std::fwrite(input.data(), 1, input.size(), p);
-  return status(pclose(p));
+  return dpi::test::exit_status(pclose(p));
 }
 
 std::string run_out(const std::string& cmd) {
@@ -71,7 +60,7 @@ std::string run_out(const std::string& cmd) {
 class XtNetns {
  public:
   XtNetns() : name_(fmt::format("dpi-xt-{}", getpid())) {
-    created_ = status(std::system(("ip netns add " + name_).c_str())) == 0;
+    created_ = dpi::test::exit_status(std::system(("ip netns add " + name_).c_str())) == 0;
   }
   XtNetns(const XtNetns&) = delete;
   XtNetns& operator=(const XtNetns&) = delete;
@@ -115,7 +104,7 @@ std::string hex(const std::vector<uint8_t>& v) {
 }  // namespace
 
 TEST_CASE("xt payloads and ipsets read over netlink match what was loaded", "[privileged]") {
-  DPI_XT_REQUIRE_ROOT();
+  DPI_REQUIRE_ROOT();
   XtNetns ns;
   REQUIRE(ns.created());
   load(ns);
@@ -244,7 +233,7 @@ TEST_CASE("xt payloads and ipsets read over netlink match what was loaded", "[pr
 }
 
 TEST_CASE("read_ipsets in a namespace without sets is empty", "[privileged]") {
-  DPI_XT_REQUIRE_ROOT();
+  DPI_REQUIRE_ROOT();
   XtNetns ns;
   REQUIRE(ns.created());
   auto c = in_netns(ns.name(), read_ipsets);
@@ -256,7 +245,7 @@ TEST_CASE("read_ipsets in a namespace without sets is empty", "[privileged]") {
 }
 
 TEST_CASE("capture xt fixture payloads", "[.xtcapture]") {
-  DPI_XT_REQUIRE_ROOT();
+  DPI_REQUIRE_ROOT();
   XtNetns ns;
   REQUIRE(ns.created());
   load(ns);
@@ -323,7 +312,7 @@ void save_seed(const DumpCapture& cap, uint8_t selector, const std::string& file
 // The offline parsers (fuzzed at the message level) are the live readers' own: the bytes the
 // kernel sent, replayed, give the same payloads and sets.
 TEST_CASE("saved netlink dumps replay to what the live read gave", "[privileged]") {
-  DPI_XT_REQUIRE_ROOT();
+  DPI_REQUIRE_ROOT();
   XtNetns ns;
   REQUIRE(ns.created());
   load(ns);

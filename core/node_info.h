@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -59,7 +60,9 @@ struct IpRule {
 struct RouteKey {
   IpAddr src;
   uint32_t mark = 0;
-  std::string iif;  // input interface; "lo" for packets the node sends; "" when not known
+  // Input interface; "lo" for packets the node sends; "" when not known. A view: keys live only
+  // for one lookup (the evaluator builds one per flow on its hot path).
+  std::string_view iif;
   // The packet's protocol and ports, for ipproto/sport/dport rules (0 when the lookup has none).
   uint8_t l4proto = 0;
   uint16_t sport = 0, dport = 0;

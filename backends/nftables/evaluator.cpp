@@ -248,7 +248,9 @@ std::optional<uint32_t> Run<Full>::fib_type(const IpAddr& a) {
   if (a.is_v6() && a.bytes[0] == 0xff) return 5;
   if (a.is_v4()) {
     // nft_fib4 asks the local table only (inet_dev_addr_type): no entry there means unicast.
-    if (a.bytes[0] == 0 || a == *IpAddr::parse("255.255.255.255")) return 3;
+    const bool limited_broadcast =
+        std::all_of(a.bytes.begin(), a.bytes.begin() + 4, [](uint8_t b) { return b == 0xff; });
+    if (a.bytes[0] == 0 || limited_broadcast) return 3;
     const Route* r = routes_.table_lookup(255, a);
     return r && r->type == "broadcast" ? 3 : 1;
   }
@@ -859,7 +861,7 @@ bool Run<Full>::route_after_prerouting() {
   key.sport = p_.sport;
   key.dport = p_.dport;
   // Packets the node sends are routed as coming from loopback ("iif lo" rules match them).
-  key.iif = fp_.from_host ? "lo" : std::string(p_.iif);
+  key.iif = fp_.from_host ? std::string_view("lo") : p_.iif;
   RouteResult res = routes_.lookup(p_.dst, key);
   if (!res.unsupported.empty()) {
     route_refused_ = res.unsupported;

@@ -19,6 +19,7 @@ inline int exit_code_for(const Error& e) {
   return kExitSystem;
 }
 
+// Prints "dpinspect: <message>" on one line of stderr and returns the error's exit code.
 int report_error(const Error& e);
 
 }  // namespace dpi::cli

@@ -268,6 +268,14 @@ Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
     text += (o.invert ? " ! " : " ") + o.name;
     for (const auto& a : o.args) text += " " + quote(a);
   };
+  // An option a known module takes: its canonical name and values, added to the module's text.
+  auto attach = [&](Module& m, Opt opt, const auto& spec) -> Status {
+    opt.name = spec.canonical;
+    if (auto st = take_args(opt, spec.nargs); !st) return st;
+    add_text(m.text, opt);
+    m.opts.push_back(std::move(opt));
+    return Ok{};
+  };
 
   while (i < t.size()) {
     bool inv = false;
@@ -349,10 +357,7 @@ Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
       Opt opt{o, inv, {}};
       if (target && target_known(target->name)) {
         if (auto spec = target_option(target->name, o)) {
-          opt.name = spec->canonical;
-          if (auto st = take_args(opt, spec->nargs); !st) return st;
-          add_text(target->text, opt);
-          target->opts.push_back(std::move(opt));
+          if (auto st = attach(*target, std::move(opt), *spec); !st) return st;
           continue;
         }
       }
@@ -376,11 +381,7 @@ Status Parser::add_rule(int line, std::string_view text, std::vector<Token> t) {
         }
       }
       if (owner) {
-        auto spec = match_option(owner->name, o);
-        opt.name = spec->canonical;
-        if (auto st = take_args(opt, spec->nargs); !st) return st;
-        add_text(owner->text, opt);
-        owner->opts.push_back(std::move(opt));
+        if (auto st = attach(*owner, std::move(opt), *match_option(owner->name, o)); !st) return st;
         continue;
       }
       Module* unknown = nullptr;

@@ -92,7 +92,8 @@ Runner add_inspect(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--proto", o->flow.proto, "tcp, udp, sctp, icmp, icmpv6 or a protocol number")
       ->capture_default_str();
-  cmd->add_option("--sport", o->flow.sport, "Source port (default: an ephemeral port, 40000)");
+  cmd->add_option("--sport", o->flow.sport,
+                  fmt::format("Source port (default: an ephemeral port, {})", kDefaultSourcePort));
   cmd->add_option("--dport", o->flow.dport, "Destination port (required for tcp, udp, sctp)");
   cmd->add_option("--icmp-type", o->flow.icmp_type, "ICMP type (default: echo request)");
   cmd->add_option("--icmp-code", o->flow.icmp_code, "ICMP code (default: 0)");

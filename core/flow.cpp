@@ -62,7 +62,10 @@ Status normalize(Flow& f) {
     if (!f.dport)
       return make_error(ErrorCode::bad_input,
                         fmt::format("--proto {} needs --dport", l4proto_name(f.l4proto)));
-    if (!f.sport) f.sport = 40000;  // any ephemeral port; reported as an assumption
+    if (!f.sport) {
+      f.sport = kDefaultSourcePort;
+      f.sport_defaulted = true;
+    }
   } else if (f.sport || f.dport) {
     return make_error(
         ErrorCode::bad_input,

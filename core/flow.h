@@ -15,11 +15,15 @@ enum class CtState { new_, established, related, invalid, untracked };
 std::string_view ct_state_name(CtState s);
 std::optional<CtState> parse_ct_state(std::string_view s);
 
+// The source port a flow gets when the user names none: any ephemeral port would do.
+inline constexpr uint16_t kDefaultSourcePort = 40000;
+
 struct Flow {
   IpAddr src;
   IpAddr dst;
   uint8_t l4proto = 6;  // IPPROTO_*
   std::optional<uint16_t> sport;
+  bool sport_defaulted = false;  // normalize() chose kDefaultSourcePort: an assumption
   std::optional<uint16_t> dport;
   std::optional<uint8_t> icmp_type;
   std::optional<uint8_t> icmp_code;

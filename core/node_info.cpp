@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/route_index.h"
+
 namespace dpi {
 
 using nlohmann::json;
@@ -30,24 +32,6 @@ namespace {
 constexpr uint32_t kTableDefault = 253;
 constexpr uint32_t kTableMain = 254;
 constexpr uint32_t kTableLocal = 255;
-
-// The kernel's default policy rules consult local (pref 0), main (32766) and default (32767).
-// Other tables are only reachable through extra rules that NodeInfo does not model, so they
-// come last, in id order, as the least wrong guess.
-uint64_t table_rank(uint32_t table) {
-  switch (table) {
-    case kTableLocal: return 0;
-    case kTableMain: return 1;
-    case kTableDefault: return 2;
-    default: return 3 + uint64_t{table};
-  }
-}
-
-// Better match within one table: longer prefix, then lower metric; ties keep dump order.
-bool better(const Route& a, const Route& b) {
-  if (a.dst.len != b.dst.len) return a.dst.len > b.dst.len;
-  return a.priority < b.priority;
-}
 
 }  // namespace
 
@@ -151,24 +135,6 @@ bool is_default_ip_rule(const IpRule& r) {
          (r.priority == 32767 && r.table == 253);
 }
 
-RouteResult route_by_rules(const NodeInfo& node, const IpAddr& dst, const RouteKey& key,
-                           const std::function<const Route*(uint32_t)>& lookup_table) {
-  if (!node.rules_read) {
-    std::vector<uint32_t> tables;
-    for (const auto& r : node.routes) tables.push_back(r.table);
-    std::sort(tables.begin(), tables.end(),
-              [](uint32_t a, uint32_t b) { return table_rank(a) < table_rank(b); });
-    tables.erase(std::unique(tables.begin(), tables.end()), tables.end());
-    for (uint32_t t : tables) {
-      // A throw route ends the search in this table only; the next rule's table gets a go.
-      const Route* r = lookup_table(t);
-      if (r && r->type != "throw") return {r, nullptr, {}};
-    }
-    return {};
-  }
-  return walk_ip_rules(rules_in_order(node, dst.is_v4() ? 4 : 6), dst, key, lookup_table);
-}
-
 std::vector<const IpRule*> rules_in_order(const NodeInfo& node, int family) {
   std::vector<const IpRule*> rules;
   for (const auto& r : node.rules)
@@ -209,23 +175,12 @@ RouteResult walk_ip_rules(const std::vector<const IpRule*>& rules, const IpAddr&
 }
 
 RouteResult NodeInfo::route(const IpAddr& dst, const RouteKey& key) const {
-  return route_by_rules(*this, dst, key, [&](uint32_t table) {
-    const Route* best = nullptr;
-    for (const auto& r : routes) {
-      if (r.table != table || !r.dst.contains(dst)) continue;
-      if (!best || better(r, *best)) best = &r;
-    }
-    return best;
-  });
+  // One lookup for everyone: the index is built per call here; hot paths keep their own.
+  return RouteIndex(*this).lookup(dst, key);
 }
 
 bool NodeInfo::is_local(const IpAddr& a) const {
-  for (const auto& r : routes)
-    if (r.table == kTableLocal && r.type == "local" && r.dst.contains(a)) return true;
-  for (const auto& i : interfaces)
-    for (const auto& p : i.addrs)
-      if (p.addr == a) return true;
-  return false;
+  return RouteIndex(*this).is_local(a);
 }
 
 json to_json(const NodeInfo& node) {

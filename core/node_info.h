@@ -85,7 +85,8 @@ struct NodeInfo {
 
   const Interface* find_interface(const std::string& name) const;
   const Interface* find_interface(int index) const;
-  // The route the kernel picks for dst: rules by priority, longest prefix within a table.
+  // The route the kernel picks for dst: rules by priority, longest prefix within a table
+  // (RouteIndex, core/route_index.h: build one to look up many times).
   RouteResult route(const IpAddr& dst, const RouteKey& key) const;
   // The route for a packet the node itself sends to dst without a mark (null: none, or not
   // decidable from what was read).
@@ -98,10 +99,6 @@ std::string ip_rule_text(const IpRule& r);
 // One of the kernel's three default rules (local, main, default tables).
 bool is_default_ip_rule(const IpRule& r);
 
-// The rules' walk, shared by every route lookup: rules (any order) are tried by priority;
-// lookup_table(id) is the longest-prefix match in one table (null when none).
-RouteResult route_by_rules(const NodeInfo& node, const IpAddr& dst, const RouteKey& key,
-                           const std::function<const Route*(uint32_t)>& lookup_table);
 // The node's rules of one family in the order the kernel tries them (for callers that keep them).
 std::vector<const IpRule*> rules_in_order(const NodeInfo& node, int family);
 // The walk itself over rules already in that order (rules read from the node).

@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "core/overloaded.h"
+
 namespace dpi::nft {
 
 namespace {
@@ -409,8 +411,13 @@ Rd Run<Full>::read_key(Key k, U128& v) {
       return Rd::ok;
     }
     case Key::numgen: return Rd::error;  // needs the operand: handled by the callers
-    default: why_ = "field not supported by the evaluator"; return Rd::error;
+    case Key::meta_protocol:
+    case Key::meta_iiftype:
+    case Key::meta_oiftype:
+    case Key::meta_length: why_ = "field not supported by the evaluator"; return Rd::error;
   }
+  why_ = "field not supported by the evaluator";
+  return Rd::error;
 }
 
 template <bool Full>
@@ -480,7 +487,8 @@ bool Run<Full>::eval_match(const MatchStmt& m, bool& stop, const Rule& rule, con
         bool found = m.set->find_int(v) != nullptr;
         return m.op == Op::eq ? found : !found;
       }
-      default: break;
+      case MatchStmt::Fast::range:
+      case MatchStmt::Fast::none: break;
     }
     switch (m.op) {
       case Op::eq: return m.lo_int <= v && v <= m.hi_int;
@@ -590,64 +598,77 @@ void Run<Full>::apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain
 template <bool Full>
 VerdictStmt Run<Full>::run_rule(const Chain& chain, const Rule& rule, bool& matched, bool& stop) {
   matched = false;
+  // Each statement either lets the rule go on (nullopt) or ends it with a verdict; `matched`
+  // says whether that verdict applies. Every statement kind has its own case: a new kind that
+  // is not handled here does not compile.
+  using Step = std::optional<VerdictStmt>;
+  auto end_rule = [&](VerdictStmt v, bool applies) -> Step {
+    matched = applies;
+    return v;
+  };
+  auto give_up = [&](const std::string& expression, const std::string& why) -> Step {
+    indeterminate(chain, &rule, expression, why);
+    stop = true;
+    return end_rule({}, false);
+  };
   for (const auto& st : rule.stmts) {
-    if (auto* m = std::get_if<MatchStmt>(&st)) {
-      bool hit = eval_match(*m, stop, rule, chain);
-      if (stop || hit == m->invert) return {};
-    } else if (auto* v = std::get_if<VerdictStmt>(&st)) {
-      matched = true;
-      return *v;
-    } else if (std::holds_alternative<CounterStmt>(st) || std::holds_alternative<LogStmt>(st) ||
-               std::holds_alternative<NoopStmt>(st)) {
-      continue;
-    } else if (auto* ms = std::get_if<MangleStmt>(&st)) {
-      uint32_t val;
-      if (ms->constant) {
-        val = static_cast<uint32_t>(ms->constant->as_uint());
-      } else {
-        std::string why;
-        auto b = read(ms->value, &why);
-        if (!b) {
-          indeterminate(chain, &rule, rule.text, why);
-          stop = true;
-          return {};
-        }
-        val = static_cast<uint32_t>(b->as_uint());
-      }
-      (ms->target == MangleStmt::Target::ct_mark ? p_.ct_mark : p_.mark) = val;
-    } else if (auto* vm = std::get_if<VmapStmt>(&st)) {
-      std::string why;
-      auto key = read(vm->key, &why);
-      if (!key) {
-        if (!why.empty()) {
-          indeterminate(chain, &rule, rule.text, why);
-          stop = true;
-        }
-        return {};
-      }
-      const SetElem* e = vm->map->find(*key);
-      if (!e) return {};  // a lookup miss ends the rule, as in the kernel
-      matched = true;
-      return e->verdict;
-    } else if (std::holds_alternative<RejectStmt>(st)) {
-      matched = true;
-      return VerdictStmt{VerdictKind::drop, nullptr};
-    } else if (auto* n = std::get_if<NatStmt>(&st)) {
-      apply_nat(*n, rule, chain, stop);
-      if (stop) return {};
-      matched = true;
-      // NAT statements are terminal: the kernel accepts the packet in this chain.
-      return VerdictStmt{VerdictKind::accept, nullptr};
-    } else if (std::holds_alternative<NotrackStmt>(st)) {
-      p_.ct_state = 64;
-    } else if (auto* a = std::get_if<AssumeStmt>(&st)) {
-      if constexpr (Full) res_.assumptions.push_back(a->assumption);
-      if (!a->matches) return {};
-    } else if (auto* u = std::get_if<UnknownStmt>(&st)) {
-      indeterminate(chain, &rule, u->expression, u->why);
-      stop = true;
-      return {};
-    }
+    Step done = std::visit(
+        Overloaded{
+            [&](const MatchStmt& m) -> Step {
+              bool hit = eval_match(m, stop, rule, chain);
+              if (stop || hit == m.invert) return end_rule({}, false);
+              return std::nullopt;
+            },
+            [&](const VerdictStmt& v) -> Step { return end_rule(v, true); },
+            [&](const CounterStmt&) -> Step { return std::nullopt; },
+            [&](const LogStmt&) -> Step { return std::nullopt; },
+            [&](const NoopStmt&) -> Step { return std::nullopt; },
+            [&](const MangleStmt& ms) -> Step {
+              uint32_t val;
+              if (ms.constant) {
+                val = static_cast<uint32_t>(ms.constant->as_uint());
+              } else {
+                std::string why;
+                auto b = read(ms.value, &why);
+                if (!b) return give_up(rule.text, why);
+                val = static_cast<uint32_t>(b->as_uint());
+              }
+              (ms.target == MangleStmt::Target::ct_mark ? p_.ct_mark : p_.mark) = val;
+              return std::nullopt;
+            },
+            [&](const VmapStmt& vm) -> Step {
+              std::string why;
+              auto key = read(vm.key, &why);
+              if (!key) {
+                if (!why.empty()) return give_up(rule.text, why);
+                return end_rule({}, false);
+              }
+              const SetElem* e = vm.map->find(*key);
+              if (!e) return end_rule({}, false);  // a lookup miss ends the rule, as in the kernel
+              return end_rule(e->verdict, true);
+            },
+            [&](const RejectStmt&) -> Step {
+              return end_rule(VerdictStmt{VerdictKind::drop, nullptr}, true);
+            },
+            [&](const NatStmt& n) -> Step {
+              apply_nat(n, rule, chain, stop);
+              if (stop) return end_rule({}, false);
+              // NAT statements are terminal: the kernel accepts the packet in this chain.
+              return end_rule(VerdictStmt{VerdictKind::accept, nullptr}, true);
+            },
+            [&](const NotrackStmt&) -> Step {
+              p_.ct_state = 64;
+              return std::nullopt;
+            },
+            [&](const AssumeStmt& a) -> Step {
+              if constexpr (Full) res_.assumptions.push_back(a.assumption);
+              if (!a.matches) return end_rule({}, false);
+              return std::nullopt;
+            },
+            [&](const UnknownStmt& u) -> Step { return give_up(u.expression, u.why); },
+        },
+        st);
+    if (done) return *done;
   }
   matched = true;
   return {};
@@ -664,7 +685,7 @@ VerdictStmt Run<Full>::run_fast_rule(const FastOp* op, const FastOp* end, bool& 
         U128 v = 0;
         if (read_key(op->key, v) != Rd::ok) return {};  // plain keys: absent field only
         v = (v & op->a) ^ op->b;
-        bool hit;
+        bool hit = false;
         if (op->kind == FastOp::Kind::flags) {
           hit = (v & op->lo) != 0;
         } else if (op->kind == FastOp::Kind::set) {
@@ -678,7 +699,7 @@ VerdictStmt Run<Full>::run_fast_rule(const FastOp* op, const FastOp* end, bool& 
             case Op::gt: hit = v > op->lo; break;
             case Op::le: hit = v <= op->lo; break;
             case Op::ge: hit = v >= op->lo; break;
-            default: hit = false;
+            case Op::flags_any: hit = false; break;
           }
         }
         if (hit == op->invert) return {};
@@ -980,90 +1001,6 @@ FastVerdict Run<Full>::go_fast() {
 }
 
 }  // namespace
-
-RouteIndex::RouteIndex(const NodeInfo& node)
-    : node_(&node), rules_v4_(rules_in_order(node, 4)), rules_v6_(rules_in_order(node, 6)) {
-  auto rank = [](uint32_t t) -> uint64_t {
-    switch (t) {
-      case 255: return 0;
-      case 254: return 1;
-      case 253: return 2;
-      default: return 3 + uint64_t{t};
-    }
-  };
-  std::vector<uint32_t> ids;
-  for (const auto& r : node.routes) ids.push_back(r.table);
-  std::sort(ids.begin(), ids.end(), [&](uint32_t a, uint32_t b) { return rank(a) < rank(b); });
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  for (uint32_t id : ids) {
-    Table t;
-    t.id = id;
-    for (const auto& r : node.routes) {
-      if (r.table != id || r.dst.addr.empty()) continue;
-      auto& levels = r.dst.addr.is_v4() ? t.v4 : t.v6;
-      int bits = r.dst.addr.is_v4() ? 32 : 128;
-      int len = std::clamp(r.dst.len, 0, bits);
-      auto lv =
-          std::find_if(levels.begin(), levels.end(), [&](const Level& l) { return l.len == len; });
-      if (lv == levels.end()) {
-        levels.push_back(Level{len, {}});
-        lv = levels.end() - 1;
-      }
-      U128 net = addr_value(r.dst.addr);
-      if (len < bits) net = len == 0 ? 0 : (net >> (bits - len)) << (bits - len);
-      auto [it, inserted] = lv->nets.emplace(net, &r);
-      // Same prefix: the lower metric wins, ties keep dump order.
-      if (!inserted && r.priority < it->second->priority) it->second = &r;
-    }
-    for (auto* levels : {&t.v4, &t.v6})
-      std::sort(levels->begin(), levels->end(),
-                [](const Level& a, const Level& b) { return a.len > b.len; });
-    tables_.push_back(std::move(t));
-  }
-  for (const auto& r : node.routes)
-    if (r.table == 255 && r.type == "local") local_routes_.push_back(&r);
-  for (const auto& i : node.interfaces)
-    for (const auto& p : i.addrs) {
-      if (p.addr.is_v4()) local_v4_.insert(addr_value(p.addr));
-      if (p.addr.is_v6()) local_v6_.insert(addr_value(p.addr));
-    }
-}
-
-const Route* RouteIndex::table_lookup(uint32_t table, const IpAddr& dst) const {
-  if (dst.empty()) return nullptr;
-  auto t =
-      std::find_if(tables_.begin(), tables_.end(), [&](const Table& x) { return x.id == table; });
-  if (t == tables_.end()) return nullptr;
-  int bits = dst.is_v4() ? 32 : 128;
-  U128 a = addr_value(dst);
-  for (const auto& l : dst.is_v4() ? t->v4 : t->v6) {
-    U128 net = l.len == 0 ? 0 : (l.len < bits ? (a >> (bits - l.len)) << (bits - l.len) : a);
-    auto it = l.nets.find(net);
-    if (it != l.nets.end()) return it->second;
-  }
-  return nullptr;
-}
-
-RouteResult RouteIndex::lookup(const IpAddr& dst, const RouteKey& key) const {
-  if (dst.empty() || !node_) return {};
-  if (!node_->rules_read) {
-    // The kernel's default rules, then the other tables: tables_ is already in that order.
-    for (const auto& t : tables_)
-      if (const Route* r = table_lookup(t.id, dst); r && r->type != "throw")
-        return {r, nullptr, {}};
-    return {};
-  }
-  return walk_ip_rules(dst.is_v4() ? rules_v4_ : rules_v6_, dst, key,
-                       [&](uint32_t table) { return table_lookup(table, dst); });
-}
-
-bool RouteIndex::is_local(const IpAddr& a) const {
-  for (const Route* r : local_routes_)
-    if (r->dst.contains(a)) return true;
-  if (a.is_v4()) return local_v4_.count(addr_value(a)) > 0;
-  if (a.is_v6()) return local_v6_.count(addr_value(a)) > 0;
-  return false;
-}
 
 Result<FlowPath> Evaluator::plan(const Flow& flow) const {
   FlowPath fp;

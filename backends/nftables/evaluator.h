@@ -11,6 +11,7 @@
 #include "backends/nftables/model.h"
 #include "core/node_info.h"
 #include "core/report.h"
+#include "core/route_index.h"
 
 namespace dpi::nft {
 
@@ -43,35 +44,6 @@ struct RunResult {
 struct EvalLimits {
   std::size_t max_outcomes = 64;
   std::size_t max_steps = 1'000'000;
-};
-
-// The node's routes and local addresses indexed once, with NodeInfo::lookup / is_local's exact
-// answers: tables in the kernel's rule order, longest prefix first, then lowest metric, then
-// dump order; a throw route moves on to the next table.
-class RouteIndex {
- public:
-  RouteIndex() = default;
-  explicit RouteIndex(const NodeInfo& node);
-  // The kernel's route for dst, through the node's ip rules (node_info.h).
-  RouteResult lookup(const IpAddr& dst, const RouteKey& key) const;
-  // Longest-prefix match in one routing table.
-  const Route* table_lookup(uint32_t table, const IpAddr& dst) const;
-  bool is_local(const IpAddr& a) const;
-
- private:
-  struct Level {
-    int len = 0;
-    std::unordered_map<U128, const Route*, U128Hash> nets;
-  };
-  struct Table {
-    uint32_t id = 0;
-    std::vector<Level> v4, v6;  // longest prefix first
-  };
-  const NodeInfo* node_ = nullptr;
-  std::vector<const IpRule*> rules_v4_, rules_v6_;  // in the kernel's order, sorted once
-  std::vector<Table> tables_;
-  std::vector<const Route*> local_routes_;                  // table local, type local
-  std::unordered_set<U128, U128Hash> local_v4_, local_v6_;  // interface addresses
 };
 
 // The verdict only, for bulk runs (compare, matrices): no path, no strings, and no allocation

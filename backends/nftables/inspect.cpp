@@ -58,8 +58,9 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
   auto fp = ev.plan(flow);
   if (!fp) return fp.error();
   rep.assumptions.push_back(fmt::format("conntrack state {} (--ct)", ct_state_name(flow.ct)));
-  if (flow.has_ports() && flow.sport && *flow.sport == 40000)
-    rep.assumptions.push_back("source port 40000 (any ephemeral port; pass --sport to choose)");
+  if (flow.has_ports() && flow.sport && flow.sport_defaulted)
+    rep.assumptions.push_back(
+        fmt::format("source port {} (any ephemeral port; pass --sport to choose)", *flow.sport));
   if (flow.l4proto == 6)
     rep.assumptions.push_back(flow.ct == CtState::new_ ? "TCP flags: SYN" : "TCP flags: ACK");
   for (const auto& n : fp->notes) rep.assumptions.push_back(n);

@@ -172,8 +172,13 @@ std::size_t key_read_width(Key k) {
     case Key::udp_dport:
     case Key::sctp_sport:
     case Key::sctp_dport: return 2;
-    default: return 0;
+    // Not read by the evaluator: a rule testing them is indeterminate.
+    case Key::meta_protocol:
+    case Key::meta_iiftype:
+    case Key::meta_oiftype:
+    case Key::meta_length: return 0;
   }
+  return 0;
 }
 
 namespace {
@@ -246,8 +251,45 @@ bool plain_key(Key k) {
     case Key::fib_saddr_mark_iif_oif:
     case Key::fib_daddr_oif:
     case Key::numgen: return false;
-    default: return key_read_width(k) != 0;
+    case Key::meta_mark:
+    case Key::meta_l4proto:
+    case Key::meta_nfproto:
+    case Key::meta_protocol:
+    case Key::meta_iifname:
+    case Key::meta_oifname:
+    case Key::meta_iif:
+    case Key::meta_oif:
+    case Key::meta_iiftype:
+    case Key::meta_oiftype:
+    case Key::meta_pkttype:
+    case Key::meta_length:
+    case Key::ct_state:
+    case Key::ct_status:
+    case Key::ct_mark:
+    case Key::ct_direction:
+    case Key::ct_l3proto:
+    case Key::ct_protocol:
+    case Key::ip_saddr:
+    case Key::ip_daddr:
+    case Key::ip_protocol:
+    case Key::ip6_saddr:
+    case Key::ip6_daddr:
+    case Key::ip6_nexthdr:
+    case Key::th_sport:
+    case Key::th_dport:
+    case Key::tcp_sport:
+    case Key::tcp_dport:
+    case Key::tcp_flags:
+    case Key::udp_sport:
+    case Key::udp_dport:
+    case Key::sctp_sport:
+    case Key::sctp_dport:
+    case Key::icmp_type:
+    case Key::icmp_code:
+    case Key::icmpv6_type:
+    case Key::icmpv6_code: return key_read_width(k) != 0;
   }
+  return false;
 }
 
 // The compact form of one rule, or false when a statement has none.

@@ -4,12 +4,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "backends/nftables/inspect.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/flow_args.h"
 #include "cli/flow_file.h"
+#include "cli/source_options.h"
 #include "core/compare.h"
+#include "core/dataplane_registry.h"
 #include "core/input_file.h"
 
 namespace dpi::cli {
@@ -18,30 +19,27 @@ namespace {
 
 struct CompareOptions {
   std::string before, after;  // a snapshot, `nft -j list ruleset` output, or "live"
-  std::string node, netns, flows, output = "text", iface_prefix = "cali";
+  std::string flows, output = "text", iface_prefix = "cali";
   std::vector<std::string> ports;
   bool all = false;
-  std::size_t max_input_mb = 256;
+  // --node, --netns and --max-input-mb, as every command that reads a dataplane has them.
+  SourceOptions source;
 };
 
-Result<nft::Loaded> load_side(const CompareOptions& o, const std::string& which,
-                              const std::string& value) {
-  nft::SourceSpec spec;
-  spec.load.max_bytes = o.max_input_mb << 20;
-  if (value == "live") {
-    spec.netns = o.netns;
-  } else {
-    spec.ruleset_file = value;
+Result<std::unique_ptr<LoadedDataplane>> load_side(const CompareOptions& o,
+                                                   const std::string& which,
+                                                   const std::string& value) {
+  SourceRequest req = o.source.resolved();
+  if (value != "live") {
+    req.file = value;
+    req.netns.clear();  // --netns is where a live side is read, not a file's node
   }
-  auto src = nft::load_source(spec);
-  if (!src) return make_error(src.error().code, fmt::format("{}: {}", which, src.error().message));
-  // A snapshot (or a live read) carries its own node; --node is for plain `nft -j` output.
-  if (!src->node && !o.node.empty()) {
-    auto node = nft::read_node_file(o.node, spec.load);
-    if (!node) return node.error();
-    src->node = std::move(*node);
-  }
-  return src;
+  // A snapshot (or a live read) carries its own node; --node is for plain dumps.
+  req.node_file_only_when_missing = true;
+  auto loaded = load_dataplanes(o.source.dataplane, req);
+  if (!loaded)
+    return make_error(loaded.error().code, fmt::format("{}: {}", which, loaded.error().message));
+  return std::move(loaded->front());
 }
 
 // --port tcp/80, udp/53, 80 (tcp), icmp.
@@ -76,12 +74,12 @@ std::vector<IpAddr> local_workloads(const NodeInfo& node, const std::string& pre
   return out;
 }
 
-Result<std::vector<Flow>> flows_to_compare(const CompareOptions& o, const nft::Loaded& before,
-                                           const nft::Loaded& after) {
+Result<std::vector<Flow>> flows_to_compare(const CompareOptions& o, const LoadedDataplane& before,
+                                           const LoadedDataplane& after) {
   std::vector<Flow> flows;
-  const std::optional<NodeInfo>& node = before.node ? before.node : after.node;
+  const std::optional<NodeInfo>& node = before.node() ? before.node() : after.node();
   if (!o.flows.empty()) {
-    auto text = read_input_file(o.flows, o.max_input_mb << 20);
+    auto text = read_input_file(o.flows, o.source.resolved().max_bytes);
     if (!text) return text.error();
     auto specs = read_flow_specs(*text, input_origin(o.flows));
     if (!specs) return specs.error();
@@ -131,23 +129,23 @@ int run_compare(const CompareOptions& o) {
     return report_error(make_error(ErrorCode::bad_input,
                                    "give the flows to compare: --flows FILE, or --port for every "
                                    "pair of the node's workloads"));
-  if (!o.netns.empty() && o.before != "live" && o.after != "live")
+  if (!o.source.request.netns.empty() && o.before != "live" && o.after != "live")
     return report_error(
         make_error(ErrorCode::bad_input, "--netns applies only to a side given as \"live\""));
   auto before = load_side(o, "before", o.before);
   if (!before) return report_error(before.error());
   auto after = load_side(o, "after", o.after);
   if (!after) return report_error(after.error());
-  auto flows = flows_to_compare(o, *before, *after);
+  auto flows = flows_to_compare(o, **before, **after);
   if (!flows) return report_error(flows.error());
 
   Comparison c;
-  c.before_source = before->description;
-  c.after_source = after->description;
+  c.before_source = (*before)->description();
+  c.after_source = (*after)->description();
   for (const Flow& f : *flows) {
-    auto b = nft::inspect(*before, f);
+    auto b = (*before)->inspect(f);
     if (!b) return report_error(make_error(b.error().code, "before: " + b.error().message));
-    auto a = nft::inspect(*after, f);
+    auto a = (*after)->inspect(f);
     if (!a) return report_error(make_error(a.error().code, "after: " + a.error().message));
     FlowComparison fc{std::move(*b), std::move(*a)};
     fc.change = compare_reports(fc.before, fc.after);
@@ -188,11 +186,12 @@ Runner add_compare(CLI::App& app) {
   cmd->add_option("--after", o->after, "The dataplane after, as --before")
       ->required()
       ->type_name("FILE|live");
-  cmd->add_option("--node", o->node,
+  cmd->add_option("--node", o->source.request.node_file,
                   "Interfaces and routes for a side given as plain `nft -j` output (snapshots "
                   "carry their own)")
       ->type_name("FILE");
-  cmd->add_option("--netns", o->netns, "The network namespace a live side is read from")
+  cmd->add_option("--netns", o->source.request.netns,
+                  "The network namespace a live side is read from")
       ->type_name("NAME|PATH");
   cmd->add_option("--flows", o->flows,
                   "Flows to compare, one JSON object a line: {\"src\": ADDR|NS/POD, \"dst\": ..., "
@@ -210,9 +209,7 @@ Runner add_compare(CLI::App& app) {
                   "Report format: text or json (schema dpinspect.compare/v1)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  cmd->add_option("--max-input-mb", o->max_input_mb, "Refuse any input larger than this many MiB")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
-      ->capture_default_str();
+  o->source.add_max_input(*cmd, "Refuse any input larger than this many MiB");
   return [o] { return run_compare(*o); };
 }
 

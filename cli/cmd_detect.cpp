@@ -1,12 +1,13 @@
+#include <algorithm>
 #include <iostream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "backends/nftables/detect.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/source_options.h"
+#include "core/dataplane_registry.h"
 
 namespace dpi::cli {
 
@@ -17,42 +18,49 @@ struct DetectOptions {
   std::string output = "text";
 };
 
-nlohmann::json kube_proxy_mode(const nft::Detection& d) {
-  if (d.kube_proxy_nft) return "nftables";
-  if (d.kube_proxy_iptables) return "iptables";
-  return nullptr;
-}
-
 int run_detect(const DetectOptions& o) {
-  auto spec = o.source.resolved();
-  if (!spec) return report_error(spec.error());
-  auto src = nft::load_source(*spec);
-  if (!src) return report_error(src.error());
-  nft::Detection d = nft::detect(*src->ruleset);
+  auto loaded = load_dataplanes(o.source.dataplane, o.source.resolved());
+  if (!loaded) return report_error(loaded.error());
+  std::vector<Detection> found;
+  for (const auto& l : *loaded) found.push_back(l->detect());
+  const Detection& d = found.front();
+  const std::string& source = loaded->front()->description();
+  // A dataplane dpinspect knows of but did not look at (no backend, or not chosen) is null.
+  nlohmann::json dataplanes = nlohmann::json::object();
+  std::vector<std::string> unchecked;
+  for (const auto& name : known_dataplanes()) {
+    bool checked = std::any_of(found.begin(), found.end(),
+                               [&](const Detection& x) { return x.dataplane == name; });
+    if (!checked) {
+      dataplanes[name] = nullptr;
+      unchecked.push_back(name);
+    }
+  }
+  for (const auto& x : found)
+    for (const auto& [k, v] : x.dataplanes.items()) dataplanes[k] = v;
   if (o.output == "json") {
     nlohmann::json j = {
         {"schema", "dpinspect.detect/v1"},
-        {"source", src->description},
-        {"dataplanes",
-         {{"nftables", d.native_calico}, {"iptables_nft", d.iptables_calico}, {"ebpf", nullptr}}},
-        {"kind", d.kind()},
-        {"layouts", d.layouts()},
+        {"source", source},
+        {"dataplanes", dataplanes},
+        {"kind", d.kind},
+        {"layouts", d.layouts},
         {"calico_version_hint",
          d.version_hint.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.version_hint)},
-        {"kube_proxy", kube_proxy_mode(d)},
-        {"counts",
-         {{"tables", d.tables}, {"chains", d.chains}, {"rules", d.rules}, {"sets", d.sets}}},
-        {"xt_expressions", d.xt_expressions},
         {"clues", d.clues}};
+    for (const auto& [k, v] : d.details.items()) j[k] = v;
     // Clues quote chain names from the input: bytes that are not UTF-8 become U+FFFD.
     std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
-    std::cout << fmt::format("dataplane: {}\nsource:    {}\n", d.kind(), src->description);
-    for (const auto& l : d.layouts()) std::cout << "layout:    " << l << "\n";
+    std::cout << fmt::format("dataplane: {}\nsource:    {}\n", d.kind, source);
+    for (const auto& l : d.layouts) std::cout << "layout:    " << l << "\n";
     if (!d.version_hint.empty()) std::cout << "calico:    " << d.version_hint << "\n";
-    std::cout << fmt::format("size:      {} tables, {} chains, {} rules, {} named sets\n", d.tables,
-                             d.chains, d.rules, d.sets);
-    std::cout << "ebpf:      not checked (eBPF backend not built yet)\n";
+    for (const auto& [label, value] : d.text_lines)
+      std::cout << fmt::format("{:<11}{}\n", label + ":", value);
+    for (const auto& name : unchecked)
+      std::cout << fmt::format(
+          "{:<11}not checked ({})\n", name + ":",
+          find_dataplane(name) ? "not selected" : "eBPF backend not built yet");
     for (const auto& c : d.clues) std::cout << "  - " << c << "\n";
   }
   return 0;

@@ -2,12 +2,12 @@
 
 #include <fmt/format.h>
 
-#include "backends/nftables/inspect.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/flow_args.h"
 #include "cli/source_options.h"
 #include "core/calico/workload.h"
+#include "core/dataplane_registry.h"
 #include "core/report_json.h"
 #include "core/report_text.h"
 
@@ -36,16 +36,16 @@ int run_inspect(const InspectOptions& o) {
   if (auto f = build_flow(o.flow, from->addr.value_or(placeholder), to->addr.value_or(placeholder));
       !f)
     return report_error(f.error());
-  auto spec = o.source.resolved();
-  if (!spec) return report_error(spec.error());
-  auto src = nft::load_source(*spec);
-  if (!src) return report_error(src.error());
+  auto loaded = load_dataplanes(o.source.dataplane, o.source.resolved());
+  if (!loaded) return report_error(loaded.error());
+  // The layer a packet meets first (docs/design.md, "More than one dataplane on a node").
+  const LoadedDataplane& src = *loaded->front();
   std::vector<std::string> notes;
-  if (auto st = resolve_pods(*from, *to, src->node, o.iface_prefix, notes); !st)
+  if (auto st = resolve_pods(*from, *to, src.node(), o.iface_prefix, notes); !st)
     return report_error(st.error());
   auto flow = build_flow(o.flow, *from->addr, *to->addr);
   if (!flow) return report_error(flow.error());
-  auto rep = nft::inspect(*src, *flow);
+  auto rep = src.inspect(*flow);
   if (!rep) return report_error(rep.error());
   rep->assumptions.insert(rep->assumptions.begin(), notes.begin(), notes.end());
   if (o.output == "json")

@@ -3,9 +3,9 @@
 
 #include <fmt/format.h>
 
-#include "backends/nftables/source.h"
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "core/dataplane_registry.h"
 
 namespace dpi::cli {
 
@@ -17,10 +17,13 @@ struct SnapshotOptions {
 };
 
 int run_snapshot(const SnapshotOptions& o) {
-  nft::SourceSpec spec;
-  spec.netns = o.netns;
-  auto snap = nft::snapshot_live(spec);
-  if (!snap) return report_error(snap.error());
+  SourceRequest req;
+  req.netns = o.netns;
+  // Every backend writes what it reads into the one document.
+  nlohmann::json doc = nlohmann::json::object();
+  for (const DataplaneBackend* d : registered_dataplanes())
+    if (auto st = d->write_snapshot(req, doc); !st) return report_error(st.error());
+  const nlohmann::json* snap = &doc;
   if (o.output == "-") {
     std::cout << snap->dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;

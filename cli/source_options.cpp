@@ -1,65 +1,52 @@
 #include "cli/source_options.h"
 
+#include "core/dataplane_registry.h"
+
 namespace dpi::cli {
 
 void SourceOptions::add_to(CLI::App& cmd) {
-  cmd.add_option("--dataplane", dataplane,
-                 "Which dataplane to read: auto (whatever is there), nftables (native nft and "
-                 "iptables-nft), ebpf (not yet supported)")
-      ->check(CLI::IsMember({"auto", "nftables", "ebpf"}))
+  std::vector<std::string> choices = {"auto"};
+  for (const auto& n : known_dataplanes()) choices.push_back(n);
+  cmd.add_option("--dataplane", dataplane, "Which dataplane to read: " + dataplane_choices_help())
+      ->check(CLI::IsMember(choices))
       ->capture_default_str();
-  cmd.add_option("--ruleset", spec.ruleset_file,
+  cmd.add_option("--ruleset", request.file,
                  "Read the output of `nft -j list ruleset` from FILE (- for stdin) instead of the "
                  "live kernel; no root needed")
       ->type_name("FILE");
-  cmd.add_option(
-         "--iptables-save", spec.iptables_save_file,
-         "Read `iptables-save` (or ip6tables-save, iptables-restore input) text from FILE (- for "
-         "stdin) instead of the live kernel, for nodes where only text was captured; rule handles "
-         "are line numbers in FILE")
-      ->type_name("FILE");
-  cmd.add_option(
-         "--ipset-save", spec.ipset_save_file,
-         "With --iptables-save: the node's ipsets as `ipset save` text, for its -m set matches")
-      ->type_name("FILE");
-  cmd.add_option("--node", spec.node_file,
+  for (const DataplaneBackend* d : registered_dataplanes())
+    for (const SourceOption& so : d->source_options()) {
+      if (backend_options_.count(so.name)) continue;  // two backends reading the same option
+      std::string& value = request.options[so.name];
+      value = so.default_value;
+      CLI::Option* opt = cmd.add_option("--" + so.name, value, so.help)->type_name(so.type_name);
+      if (!so.default_value.empty()) opt->capture_default_str();
+      backend_options_[so.name] = opt;
+    }
+  cmd.add_option("--node", request.node_file,
                  "With --ruleset or --iptables-save: the node's interfaces, addresses and routes "
                  "as JSON (see "
                  "docs/inspect.md), so the flow's path is derived as on the node")
       ->type_name("FILE");
-  cmd.add_option("--netns", spec.netns,
+  cmd.add_option("--netns", request.netns,
                  "Read the dataplane of this network namespace (name under /run/netns or a path "
                  "such as /proc/PID/ns/net)")
       ->type_name("NAME|PATH");
-  cmd.add_option("--max-input-mb", max_input_mb,
-                 "Refuse any input (file, stdin, pipe) larger than this many MiB")
+  add_max_input(cmd, "Refuse any input (file, stdin, pipe) larger than this many MiB");
+}
+
+void SourceOptions::add_max_input(CLI::App& cmd, const std::string& help) {
+  cmd.add_option("--max-input-mb", max_input_mb, help)
       ->check(CLI::Range(std::size_t{1}, kMaxInputMbLimit))
       ->capture_default_str();
 }
 
-Result<nft::SourceSpec> SourceOptions::resolved() const {
-  if (dataplane == "ebpf")
-    return make_error(ErrorCode::bad_input,
-                      "--dataplane ebpf is not supported yet; use nftables or auto");
-  if (!spec.node_file.empty() && spec.ruleset_file.empty() && spec.iptables_save_file.empty())
-    return make_error(
-        ErrorCode::bad_input,
-        "--node applies only with --ruleset or --iptables-save: a live read takes the "
-        "node's routes from the kernel");
-  if (!spec.iptables_save_file.empty() && !spec.ruleset_file.empty())
-    return make_error(ErrorCode::bad_input,
-                      "--iptables-save and --ruleset are two rulesets: give one");
-  if (!spec.ipset_save_file.empty() && spec.iptables_save_file.empty())
-    return make_error(
-        ErrorCode::bad_input,
-        "--ipset-save applies only with --iptables-save (live reads and snapshots carry the "
-        "ipsets)");
-  if (spec.iptables_save_file == "-" && spec.ipset_save_file == "-")
-    return make_error(ErrorCode::bad_input,
-                      "--iptables-save and --ipset-save cannot both read stdin");
-  nft::SourceSpec s = spec;
-  s.load.max_bytes = max_input_mb << 20;
-  return s;
+SourceRequest SourceOptions::resolved() const {
+  SourceRequest r = request;
+  r.max_bytes = max_input_mb << 20;
+  for (const auto& [name, opt] : backend_options_)
+    if (opt->count() > 0) r.given.insert(name);
+  return r;
 }
 
 }  // namespace dpi::cli

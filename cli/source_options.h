@@ -1,22 +1,36 @@
-// Options shared by every command that reads a dataplane.
+// Options shared by every command that reads a dataplane: --dataplane, the source (--ruleset,
+// --node, --netns), the input size limit, and every option a registered backend declares.
 #pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
-#include "backends/nftables/source.h"
+#include "core/dataplane.h"
 
 namespace dpi::cli {
 
 struct SourceOptions {
   std::string dataplane = "auto";
-  nft::SourceSpec spec;
-  std::size_t max_input_mb = 256;
+  SourceRequest request;
+  std::size_t max_input_mb = kDefaultMaxInputMb;
+  static constexpr std::size_t kDefaultMaxInputMb = 256;
   // Upper bound for --max-input-mb (1 TiB), so that the limit in bytes cannot overflow.
   static constexpr std::size_t kMaxInputMbLimit = std::size_t{1} << 20;
 
+  // Every source option (inspect, detect).
   void add_to(CLI::App& cmd);
-  // Checks the combination of options; the error names the option at fault.
-  Result<nft::SourceSpec> resolved() const;
+  // Only --max-input-mb (compare, whose sides are --before/--after).
+  void add_max_input(CLI::App& cmd, const std::string& help);
+  // The request for the backends, with the size limit in bytes and the backend options the user
+  // typed marked as given.
+  SourceRequest resolved() const;
+
+ private:
+  std::map<std::string, CLI::Option*> backend_options_;
 };
 
 }  // namespace dpi::cli

@@ -1,0 +1,124 @@
+#include "backends/nftables/dataplane.h"
+
+#include <fmt/format.h>
+
+#include "backends/nftables/detect.h"
+#include "backends/nftables/inspect.h"
+#include "backends/nftables/source.h"
+
+namespace dpi::nft {
+
+namespace {
+
+constexpr const char* kIptablesSave = "iptables-save";
+constexpr const char* kIpsetSave = "ipset-save";
+
+SourceSpec spec_of(const SourceRequest& req) {
+  SourceSpec s;
+  s.ruleset_file = req.file;
+  s.iptables_save_file = req.option(kIptablesSave);
+  s.ipset_save_file = req.option(kIpsetSave);
+  s.node_file = req.node_file_only_when_missing ? "" : req.node_file;
+  s.netns = req.netns;
+  s.load.max_bytes = req.max_bytes;
+  return s;
+}
+
+nlohmann::json kube_proxy_mode(const nft::Detection& d) {
+  if (d.kube_proxy_nft) return "nftables";
+  if (d.kube_proxy_iptables) return "iptables";
+  return nullptr;
+}
+
+class LoadedNftables final : public LoadedDataplane {
+ public:
+  explicit LoadedNftables(Loaded l) : l_(std::move(l)) {}
+  const std::string& description() const override { return l_.description; }
+  const std::optional<NodeInfo>& node() const override { return l_.node; }
+  void set_node(NodeInfo node) override { l_.node = std::move(node); }
+  dpi::Detection detect() const override {
+    nft::Detection d = nft::detect(*l_.ruleset);
+    dpi::Detection out;
+    out.dataplane = "nftables";
+    out.kind = d.kind();
+    out.found = out.kind != "none";
+    out.layouts = d.layouts();
+    out.version_hint = d.version_hint;
+    out.clues = d.clues;
+    out.dataplanes = {{"nftables", d.native_calico}, {"iptables_nft", d.iptables_calico}};
+    out.details = {
+        {"kube_proxy", kube_proxy_mode(d)},
+        {"counts",
+         {{"tables", d.tables}, {"chains", d.chains}, {"rules", d.rules}, {"sets", d.sets}}},
+        {"xt_expressions", d.xt_expressions}};
+    out.text_lines.emplace_back("size", fmt::format("{} tables, {} chains, {} rules, {} named sets",
+                                                    d.tables, d.chains, d.rules, d.sets));
+    return out;
+  }
+  Result<Report> inspect(const Flow& flow) const override { return nft::inspect(l_, flow); }
+
+ private:
+  Loaded l_;
+};
+
+}  // namespace
+
+std::vector<SourceOption> NftablesDataplane::source_options() const {
+  return {
+      {kIptablesSave, "FILE",
+       "Read `iptables-save` (or ip6tables-save, iptables-restore input) text from FILE (- for "
+       "stdin) instead of the live kernel, for nodes where only text was captured; rule handles "
+       "are line numbers in FILE",
+       ""},
+      {kIpsetSave, "FILE",
+       "With --iptables-save: the node's ipsets as `ipset save` text, for its -m set matches", ""},
+  };
+}
+
+bool NftablesDataplane::claims(const SourceRequest& req) const {
+  return req.has(kIptablesSave) || req.has(kIpsetSave);
+}
+
+Status NftablesDataplane::check(const SourceRequest& req) const {
+  const std::string& ipt = req.option(kIptablesSave);
+  const std::string& ipset = req.option(kIpsetSave);
+  if (!req.node_file_only_when_missing && !req.node_file.empty() && req.file.empty() && ipt.empty())
+    return make_error(
+        ErrorCode::bad_input,
+        "--node applies only with --ruleset or --iptables-save: a live read takes the "
+        "node's routes from the kernel");
+  if (!ipt.empty() && !req.file.empty())
+    return make_error(ErrorCode::bad_input,
+                      "--iptables-save and --ruleset are two rulesets: give one");
+  if (!ipset.empty() && ipt.empty())
+    return make_error(
+        ErrorCode::bad_input,
+        "--ipset-save applies only with --iptables-save (live reads and snapshots carry the "
+        "ipsets)");
+  if (ipt == "-" && ipset == "-")
+    return make_error(ErrorCode::bad_input,
+                      "--iptables-save and --ipset-save cannot both read stdin");
+  return Ok{};
+}
+
+Result<std::unique_ptr<LoadedDataplane>> NftablesDataplane::load(const SourceRequest& req) const {
+  SourceSpec spec = spec_of(req);
+  auto src = load_source(spec);
+  if (!src) return src.error();
+  // compare: a plain dump gets --node; a snapshot or a live read carries its own.
+  if (req.node_file_only_when_missing && !src->node && !req.node_file.empty()) {
+    auto node = read_node_file(req.node_file, spec.load);
+    if (!node) return node.error();
+    src->node = std::move(*node);
+  }
+  return std::unique_ptr<LoadedDataplane>(std::make_unique<LoadedNftables>(std::move(*src)));
+}
+
+Status NftablesDataplane::write_snapshot(const SourceRequest& req, nlohmann::json& doc) const {
+  auto snap = snapshot_live(spec_of(req));
+  if (!snap) return snap.error();
+  for (auto& [k, v] : snap->items()) doc[k] = std::move(v);
+  return Ok{};
+}
+
+}  // namespace dpi::nft

@@ -1,0 +1,21 @@
+// The nftables backend behind the dataplane interface (core/dataplane.h): native nft and
+// iptables-nft rulesets, live, from `nft -j` output, iptables-save text or a snapshot.
+#pragma once
+
+#include "core/dataplane.h"
+
+namespace dpi::nft {
+
+class NftablesDataplane final : public DataplaneBackend {
+ public:
+  std::string_view name() const override { return "nftables"; }
+  std::string_view summary() const override { return "native nft and iptables-nft"; }
+  Layer layer() const override { return Layer::netfilter; }
+  std::vector<SourceOption> source_options() const override;
+  bool claims(const SourceRequest& req) const override;
+  Status check(const SourceRequest& req) const override;
+  Result<std::unique_ptr<LoadedDataplane>> load(const SourceRequest& req) const override;
+  Status write_snapshot(const SourceRequest& req, nlohmann::json& doc) const override;
+};
+
+}  // namespace dpi::nft

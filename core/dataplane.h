@@ -1,0 +1,113 @@
+// The seam between the commands and the backends: what a dataplane backend (nftables, eBPF, a
+// test fixture) implements. The CLI sees only this interface and the registry
+// (core/dataplane_registry.h); it names no backend.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/flow.h"
+#include "core/node_info.h"
+#include "core/report.h"
+#include "core/result.h"
+
+namespace dpi {
+
+// A source option a backend needs on every command that reads a dataplane (`--iptables-save
+// FILE`, later `--bpffs DIR`). The CLI adds them generically, in registry order.
+struct SourceOption {
+  std::string name;           // without the dashes: "iptables-save"
+  std::string type_name;      // FILE, DIR, ...
+  std::string help;           // one sentence for --help
+  std::string default_value;  // empty: none (the option is then unset unless given)
+};
+
+// Where the user wants the dataplane read from, backend-neutral. Options a backend declared
+// arrive by name in `options`; `given` says which ones the user actually typed (a default does
+// not count), which is how `--dataplane auto` knows that `--iptables-save` means nftables.
+struct SourceRequest {
+  std::string file;       // --ruleset: a snapshot or a backend's own dump; "-" for stdin
+  std::string node_file;  // --node: the node's interfaces, addresses, routes (offline use)
+  // inspect: --node replaces what the source carries; compare: it fills in only when the source
+  // (a plain dump) carries no node information.
+  bool node_file_only_when_missing = false;
+  std::string netns;  // live: this network namespace; empty = the current one
+  std::size_t max_bytes = std::size_t{256} << 20;
+  std::map<std::string, std::string> options;  // backend-declared options by name
+  std::set<std::string> given;                 // the ones the user typed
+
+  // A backend option's value ("" when neither given nor defaulted).
+  const std::string& option(const std::string& name) const;
+  bool has(const std::string& name) const { return given.count(name) > 0; }
+};
+
+// Who decides a flow when a node runs more than one dataplane layer (an eBPF node still has
+// nftables rules for host traffic): the layer the packet meets first judges first, a later
+// layer judges only what the earlier one let through. Backends say where they sit.
+enum class Layer {
+  tc,         // tc/TCX programs on the interfaces: before netfilter on ingress
+  netfilter,  // nftables / iptables-nft hooks
+};
+
+// What `detect` prints for one backend.
+struct Detection {
+  std::string dataplane;  // the backend's name
+  bool found = false;     // Calico's dataplane of this kind is on the node
+  std::string kind;       // "nftables", "iptables-nft", "nftables+iptables-nft", "none"...
+  std::vector<std::string> layouts;
+  std::string version_hint;  // empty: no clue
+  std::vector<std::string> clues;
+  // The detect/v1 JSON's "dataplanes" entries this backend answers ({"nftables": true, ...}).
+  nlohmann::json dataplanes = nlohmann::json::object();
+  // Further members of the detect/v1 JSON (counts, kube_proxy, ...), merged at the top level.
+  nlohmann::json details = nlohmann::json::object();
+  // Further lines of the text output, as (label, value), after the layouts and version.
+  std::vector<std::pair<std::string, std::string>> text_lines;
+};
+
+// A dataplane read from one source, ready to answer flows.
+class LoadedDataplane {
+ public:
+  virtual ~LoadedDataplane() = default;
+  // "live netns node1", "snapshot node1.json", ...
+  virtual const std::string& description() const = 0;
+  // The node's interfaces and routes, when the source carried them.
+  virtual const std::optional<NodeInfo>& node() const = 0;
+  // Use this node information (compare's --node for a plain dump).
+  virtual void set_node(NodeInfo node) = 0;
+  virtual Detection detect() const = 0;
+  // flow must be normalized (core/flow.h).
+  virtual Result<Report> inspect(const Flow& flow) const = 0;
+};
+
+class DataplaneBackend {
+ public:
+  virtual ~DataplaneBackend() = default;
+  // The --dataplane value: "nftables", "ebpf".
+  virtual std::string_view name() const = 0;
+  // For --help: "native nft and iptables-nft".
+  virtual std::string_view summary() const = 0;
+  virtual Layer layer() const = 0;
+  // Source options only this backend reads.
+  virtual std::vector<SourceOption> source_options() const = 0;
+  // Whether the request can only mean this backend (one of its own options was given).
+  virtual bool claims(const SourceRequest& req) const = 0;
+  // Checks the combination of options; the error names the option at fault.
+  virtual Status check(const SourceRequest& req) const = 0;
+  // Reads the dataplane: live (in req.netns), or from req.file (a snapshot or a dump).
+  virtual Result<std::unique_ptr<LoadedDataplane>> load(const SourceRequest& req) const = 0;
+  // Reads the live dataplane of req.netns and writes it into a snapshot document (its own
+  // members; the snapshot command writes the schema).
+  virtual Status write_snapshot(const SourceRequest& req, nlohmann::json& doc) const = 0;
+};
+
+}  // namespace dpi

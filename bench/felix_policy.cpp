@@ -132,11 +132,11 @@ SynthPolicy make_policy(const PolicySpec& spec) {
   for (int r = 0; r < spec.rules; ++r) {
     const int next = a.label();
     // The kernel refuses unreachable code, so every rule but the tier's end can fail to match.
-    const bool any = below(10) < 9;
-    const bool want_cidr = any && below(10) < 4;
+    const bool any = below(50) != 0;
+    const bool want_cidr = any && below(10) < 5;
     const bool want_set = any && below(10) < 5;
-    const bool want_port = any && below(10) < 6;
-    if (below(10) < 6 || !(want_cidr || want_set || want_port)) {  // protocol
+    const bool want_port = any && below(10) < 7;
+    if (below(10) < 5 || !(want_cidr || want_set || want_port)) {  // protocol
       a.emit(ldx(kSizeB, 1, 9, kOffProto));
       a.jump(jmp_imm(kJne, 1, below(3) ? 6 : 17, 0), next);
     }
@@ -144,7 +144,7 @@ SynthPolicy make_policy(const PolicySpec& spec) {
       const int matched = a.label();
       const uint32_t n = 1 + below(3);
       for (uint32_t c = 0; c < n; ++c) {
-        const uint32_t plen = 8 + below(25);
+        const uint32_t plen = 16 + below(17);
         const uint32_t mask = plen == 32 ? ~0u : ~((1u << (32 - plen)) - 1);
         const uint32_t addr = out.addresses[below(out.addresses.size())] & mask;
         a.emit(ldx(kSizeW, 1, 9, kOffIpSrc));
@@ -180,12 +180,12 @@ SynthPolicy make_policy(const PolicySpec& spec) {
     }
     if (want_port) {  // destination port or range
       a.emit(ldx(kSizeH, 1, 9, kOffPostNatDport));
-      const int32_t lo = static_cast<int32_t>(below(3) ? 80 + below(4) : 1000 + below(9000));
+      const int32_t lo = static_cast<int32_t>(below(4) ? 1000 + below(9000) : 80 + below(4));
       if (below(2)) {
         a.jump(jmp_imm(kJne, 1, lo, 0), next);
       } else {
         a.jump(jmp_imm(kJlt, 1, lo, 0), next);
-        a.jump(jmp_imm(kJgt, 1, lo + static_cast<int32_t>(below(2000)), 0), next);
+        a.jump(jmp_imm(kJgt, 1, lo + static_cast<int32_t>(below(200)), 0), next);
       }
     }
     const int action = below(10) < 7 ? allow : deny;

@@ -9,6 +9,8 @@ namespace dpi::bpfvm {
 
 namespace {
 
+static_assert(LpmMap::kMaxDataBytes == 32, "find_slot compares four words");
+
 uint32_t read_le32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
          (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
@@ -58,7 +60,11 @@ size_t LpmMap::find_slot(const Words& w, uint32_t prefixlen) const {
   size_t i = hash(w, prefixlen) & mask;
   for (;;) {
     const Slot& s = slots_[i];
-    if (s.value_index == UINT32_MAX || (s.prefixlen == prefixlen && s.data == w)) return i;
+    if (s.value_index == UINT32_MAX) return i;
+    if (s.prefixlen == prefixlen &&
+        ((s.data[0] ^ w[0]) | (s.data[1] ^ w[1]) | (s.data[2] ^ w[2]) | (s.data[3] ^ w[3])) == 0) {
+      return i;
+    }
     i = (i + 1) & mask;
   }
 }

@@ -81,14 +81,22 @@ bool c_jsle(U a, U b) {
   return static_cast<S<U>>(a) <= static_cast<S<U>>(b);
 }
 
-[[gnu::cold]] RunResult& fail(RunResult& res, RunStatus st, const Program* prog, size_t index,
-                              std::string msg) {
+[[gnu::cold]] void fail(RunResult& res, RunStatus st, const Program* prog, size_t index,
+                        uint64_t executed, std::string msg) {
+  res.executed = executed;
   res.status = st;
   res.last_program = prog;
   res.pc = prog->raw_pc(index);
   res.error =
       fmt::format("{}insn {}: {}", prog->name().empty() ? "" : prog->name() + " ", res.pc, msg);
-  return res;
+}
+
+[[gnu::cold]] void mem_fault(RunResult& res, const Program* prog, size_t index, uint64_t executed,
+                             uint64_t addr, uint32_t size, bool write) {
+  fail(res, RunStatus::memory_error, prog, index, executed,
+       fmt::format("{} of {} bytes at 0x{:x} is outside every memory region{}",
+                   write ? "store" : "load", size, addr,
+                   (addr >> 32) == 0 ? " (a scalar or null pointer)" : ""));
 }
 
 }  // namespace
@@ -107,11 +115,9 @@ Vm::Vm() {
   regions_.reserve(64);
 }
 
+// One region per successful lookup, never searched for an earlier one: the table's capacity is
+// kept across runs, and the instruction limit bounds its growth within one.
 uint64_t Vm::add_region(uint8_t* base, uint32_t size, bool writable) {
-  // The same value looked up again gets the same tag, so repeated lookups do not grow the table.
-  for (size_t i = 2; i < regions_.size(); ++i) {
-    if (regions_[i].base == base) return (i + 1) << 32;
-  }
   regions_.push_back(Region{base, size, writable});
   return static_cast<uint64_t>(regions_.size()) << 32;
 }
@@ -141,19 +147,14 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
     if (off > g.size || g.size - off < size || (write && !g.writable)) return nullptr;
     return g.base + off;
   };
-  auto mem_fault = [&](uint64_t addr, uint32_t size, bool write) -> RunResult& {
-    res.executed = executed;
-    return fail(res, RunStatus::memory_error, cur, pc - 1,
-                fmt::format("{} of {} bytes at 0x{:x} is outside every memory region{}",
-                            write ? "store" : "load", size, addr,
-                            (addr >> 32) == 0 ? " (a scalar or null pointer)" : ""));
-  };
-
 #define DPI_LDX(T, CAST)                                             \
   {                                                                  \
     uint64_t a = r[in.src] + static_cast<uint64_t>(int64_t{in.off}); \
     uint8_t* p = mem(a, sizeof(T), false);                           \
-    if (p == nullptr) return mem_fault(a, sizeof(T), false);         \
+    if (p == nullptr) {                                              \
+      mem_fault(res, cur, pc - 1, executed, a, sizeof(T), false);    \
+      return res;                                                    \
+    }                                                                \
     T v;                                                             \
     std::memcpy(&v, p, sizeof v);                                    \
     r[in.dst] = static_cast<uint64_t>(CAST(v));                      \
@@ -163,7 +164,10 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
   {                                                                  \
     uint64_t a = r[in.dst] + static_cast<uint64_t>(int64_t{in.off}); \
     uint8_t* p = mem(a, sizeof(T), true);                            \
-    if (p == nullptr) return mem_fault(a, sizeof(T), true);          \
+    if (p == nullptr) {                                              \
+      mem_fault(res, cur, pc - 1, executed, a, sizeof(T), true);     \
+      return res;                                                    \
+    }                                                                \
     auto v = static_cast<T>(VALUE);                                  \
     std::memcpy(p, &v, sizeof v);                                    \
     break;                                                           \
@@ -212,9 +216,9 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
   for (;;) {
     const Insn& in = code[pc++];
     if (++executed > limit) {
-      res.executed = executed - 1;
-      return fail(res, RunStatus::instruction_limit, cur, pc - 1,
-                  fmt::format("instruction limit of {} reached", limit));
+      fail(res, RunStatus::instruction_limit, cur, pc - 1, executed - 1,
+           fmt::format("instruction limit of {} reached", limit));
+      return res;
     }
     switch (in.op) {
       DPI_ALU(Add, a + b)
@@ -273,28 +277,34 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
       case Op::CallMapLookup: {
         const uint64_t h = r[1];
         if ((h >> 32) != kMapTag || static_cast<uint32_t>(h) >= cur->maps().size()) {
-          res.executed = executed;
-          return fail(res, RunStatus::helper_error, cur, pc - 1,
-                      "bpf_map_lookup_elem: r1 is not a map loaded by ld_imm64");
+          fail(res, RunStatus::helper_error, cur, pc - 1, executed,
+               "bpf_map_lookup_elem: r1 is not a map loaded by ld_imm64");
+          return res;
         }
         const MapRef& m = cur->maps()[static_cast<uint32_t>(h)];
         if (ArrayMap* const* am = std::get_if<ArrayMap*>(&m)) {
           uint8_t* k = mem(r[2], 4, false);
-          if (k == nullptr) return mem_fault(r[2], 4, false);
+          if (k == nullptr) {
+            mem_fault(res, cur, pc - 1, executed, r[2], 4, false);
+            return res;
+          }
           uint32_t key;
           std::memcpy(&key, k, 4);
           std::span<uint8_t> v = (*am)->value(key);
           r[0] = v.empty() ? 0 : add_region(v.data(), static_cast<uint32_t>(v.size()), true);
         } else if (LpmMap* const* lm = std::get_if<LpmMap*>(&m)) {
           uint8_t* k = mem(r[2], (*lm)->key_size(), false);
-          if (k == nullptr) return mem_fault(r[2], (*lm)->key_size(), false);
+          if (k == nullptr) {
+            mem_fault(res, cur, pc - 1, executed, r[2], (*lm)->key_size(), false);
+            return res;
+          }
           const uint8_t* v = (*lm)->lookup(k);
           // IP-set values are shared by every run: read-only here (Felix never writes them).
           r[0] = v == nullptr ? 0 : add_region(const_cast<uint8_t*>(v), (*lm)->value_size(), false);
         } else {
-          res.executed = executed;
-          return fail(res, RunStatus::helper_error, cur, pc - 1,
-                      "bpf_map_lookup_elem on a prog array");
+          fail(res, RunStatus::helper_error, cur, pc - 1, executed,
+               "bpf_map_lookup_elem on a prog array");
+          return res;
         }
         break;
       }
@@ -305,9 +315,9 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
           pa = std::get_if<ProgArray*>(&cur->maps()[static_cast<uint32_t>(h)]);
         }
         if (pa == nullptr) {
-          res.executed = executed;
-          return fail(res, RunStatus::helper_error, cur, pc - 1,
-                      "bpf_tail_call: r2 is not a prog array loaded by ld_imm64");
+          fail(res, RunStatus::helper_error, cur, pc - 1, executed,
+               "bpf_tail_call: r2 is not a prog array loaded by ld_imm64");
+          return res;
         }
         const auto index = static_cast<uint32_t>(r[3]);
         const Program* next = (*pa)->get(index);

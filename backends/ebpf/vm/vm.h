@@ -40,7 +40,7 @@ struct RunResult {
   const Program* last_program = nullptr;  // the program that exited (or failed)
   uint32_t pc = 0;                        // raw index in last_program of the exit or the failure
   std::string error;                      // empty when ok
-  std::array<TailCallStep, kMaxTailCalls> chain{};
+  std::array<TailCallStep, kMaxTailCalls> chain;  // the first chain_len are set
   uint32_t chain_len = 0;
 
   bool ok() const { return status == RunStatus::ok; }

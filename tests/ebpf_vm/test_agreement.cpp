@@ -2,10 +2,12 @@
 // random ALU/JMP programs, must return the same r0 (both halves) from both engines.
 #include <optional>
 
+#include <bpf/bpf.h>
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
 #include "backends/ebpf/kernel/runner.h"
+#include "backends/ebpf/vm/assembler.h"
 #include "backends/ebpf/vm/vm.h"
 #include "bench/felix_policy.h"
 #include "tests/ebpf_vm/conformance_cases.h"
@@ -203,6 +205,52 @@ TEST_CASE("Felix-shaped policies agree with the kernel", "[privileged][ebpf_vm]"
   // Both verdicts must occur, or the comparison proves little.
   CHECK(allowed > flows_compared / 10);
   CHECK(allowed < flows_compared * 9 / 10);
+}
+
+}  // namespace dpi::bpfvm::test
+
+namespace dpi::bpfvm::test {
+
+// A program that tail-calls itself and counts in cb[2]: the kernel allows 33 tail calls, the 34th
+// falls through; the interpreter must stop at the same count.
+TEST_CASE("the tail-call limit agrees with the kernel", "[privileged][ebpf_vm]") {
+  using namespace dpi::bpfvm::as;  // NOLINT(google-build-using-namespace)
+  const std::vector<RawInsn> code = {mov64_reg(6, 1),
+                                     ldx(op::kSizeW, 4, 6, 56),
+                                     alu64_imm(op::kAdd, 4, 1),
+                                     stx(op::kSizeW, 6, 4, 56),
+                                     mov64_imm(3, 0),
+                                     ld_map_fd_lo(2, 9),
+                                     ld_map_fd_hi(),
+                                     mov64_reg(1, 6),
+                                     call(op::kHelperTailCall),
+                                     ldx(op::kSizeW, 0, 6, 56),
+                                     exit()};
+  ProgArray self(1);
+  const MapTable maps = {{9, &self}};
+  auto prog = Program::load(code, maps);
+  REQUIRE(prog.ok());
+  self.set(0, &*prog);
+  std::array<uint8_t, 192> ctx{};
+  RunResult r = Vm().run(*prog, ctx);
+  REQUIRE(r.ok());
+
+  auto kself = bpfkernel::create_prog_array(1);
+  REQUIRE(kself.ok());
+  const bpfkernel::FdBinding kmaps[] = {{9, &*kself}};
+  auto kprog = bpfkernel::load_program(code, kmaps, "self_tail");
+  INFO((kprog.ok() ? "" : kprog.error().message));
+  REQUIRE(kprog.ok());
+  REQUIRE(bpfkernel::prog_array_set(*kself, 0, *kprog).ok());
+  const std::array<uint8_t, 192> fresh_ctx{};  // the interpreter's run counted in ctx
+  auto k = bpfkernel::test_run(*kprog, fresh_ctx);
+  REQUIRE(k.ok());
+  CHECK(k->retval == r.r0);
+  CHECK(r.r0 == kMaxTailCalls + 1);
+  // The program holds its own prog array, which holds the program: break the cycle so both are
+  // freed when the fds close.
+  const uint32_t slot = 0;
+  CHECK(bpf_map_delete_elem(kself->fd.get(), &slot) == 0);
 }
 
 }  // namespace dpi::bpfvm::test

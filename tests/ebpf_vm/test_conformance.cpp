@@ -84,10 +84,17 @@ TEST_CASE("a chain of tail calls stops after 33", "[unit][ebpf_vm]") {
   // A program that tail-calls itself (slot 0) and counts in cb[2]: the kernel allows 33 tail calls.
   ProgArray self(1);
   MapTable maps = {{9, &self}};
-  const RawInsn code[] = {
-      ldx(op::kSizeW, 4, 1, 56), alu64_imm(op::kAdd, 4, 1), stx(op::kSizeW, 1, 4, 56),
-      mov64_imm(3, 0),           ld_map_fd_lo(2, 9),        ld_map_fd_hi(),
-      call(op::kHelperTailCall), ldx(op::kSizeW, 0, 1, 56), exit()};
+  const RawInsn code[] = {mov64_reg(6, 1),
+                          ldx(op::kSizeW, 4, 6, 56),
+                          alu64_imm(op::kAdd, 4, 1),
+                          stx(op::kSizeW, 6, 4, 56),
+                          mov64_imm(3, 0),
+                          ld_map_fd_lo(2, 9),
+                          ld_map_fd_hi(),
+                          mov64_reg(1, 6),
+                          call(op::kHelperTailCall),
+                          ldx(op::kSizeW, 0, 6, 56),
+                          exit()};
   auto prog = Program::load(code, maps);
   REQUIRE(prog.ok());
   self.set(0, &*prog);

@@ -274,12 +274,48 @@ void bench_lpm(bool kernel) {
   }
 }
 
+// Pure ALU/JMP: a counted loop of arithmetic, no memory, no helper: the dispatch cost alone.
+void bench_alu(bool kernel) {
+  using namespace vm::as;  // NOLINT(google-build-using-namespace)
+  using namespace vm::op;  // NOLINT(google-build-using-namespace)
+  constexpr int32_t kIterations = 10000;
+  const std::vector<vm::RawInsn> insns = {mov64_imm(0, 0),
+                                          mov64_imm(1, 1),
+                                          mov64_imm(2, 7),
+                                          alu64_reg(kAdd, 1, 0),
+                                          alu64_imm(kMul, 2, 3),
+                                          alu64_reg(kXor, 2, 1),
+                                          alu32_imm(kRsh, 1, 1),
+                                          alu64_imm(kAdd, 0, 1),
+                                          jmp_imm(kJlt, 0, kIterations, -6),
+                                          alu64_reg(kAdd, 0, 2),
+                                          exit()};
+  vm::Program prog = must(vm::Program::load(insns, {}), "alu program");
+  vm::Vm machine;
+  std::array<uint8_t, 192> ctx{};
+  uint64_t executed = 0;
+  const double per_run = best_ns_per_unit([&] {
+    executed = machine.run(prog, ctx).executed;
+    return 1;
+  });
+  fmt::print("ALU/JMP loop ({} insns executed): interpreter {:5.2f} ns/insn", executed,
+             per_run / static_cast<double>(executed));
+  if (kernel) {
+    k::KernelProg kp = must(k::load_program(insns, {}, "alu_loop"), "kernel load");
+    auto res = must(k::test_run(kp, ctx, 100), "test run");
+    const double k_per = static_cast<double>(res.duration_ns) / static_cast<double>(executed);
+    fmt::print(", kernel (JIT) {:5.2f} ns/insn", k_per);
+  }
+  fmt::print("\n");
+}
+
 }  // namespace
 
 int main() {
   const bool kernel = geteuid() == 0;
   fmt::print("dpinspect_ebpf_vm_bench on {} ({} CPUs online), kernel engine {}\n", cpu_model(),
              sysconf(_SC_NPROCESSORS_ONLN), kernel ? "measured" : "skipped (not root)");
+  bench_alu(kernel);
   for (int rules : {10, 50, 200}) bench_policy(rules, kernel);
   bench_lpm(kernel);
   return 0;

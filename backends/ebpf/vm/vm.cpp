@@ -139,10 +139,14 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
   uint64_t executed = 0;
   const uint64_t limit = opts.instruction_limit;
 
-  auto mem = [this](uint64_t addr, uint32_t size, bool write) -> uint8_t* {
+  // The region table in locals, refreshed when a helper adds a region: the compiler cannot keep
+  // the vector's fields in registers across the stores the program does.
+  const Region* regs = regions_.data();
+  size_t nregs = regions_.size();
+  auto mem = [&regs, &nregs](uint64_t addr, uint32_t size, bool write) -> uint8_t* {
     uint64_t idx = (addr >> 32) - 1;
-    if (idx >= regions_.size()) return nullptr;
-    const Region& g = regions_[idx];
+    if (idx >= nregs) return nullptr;
+    const Region& g = regs[idx];
     auto off = static_cast<uint32_t>(addr);
     if (off > g.size || g.size - off < size || (write && !g.writable)) return nullptr;
     return g.base + off;
@@ -292,6 +296,8 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
           std::memcpy(&key, k, 4);
           std::span<uint8_t> v = (*am)->value(key);
           r[0] = v.empty() ? 0 : add_region(v.data(), static_cast<uint32_t>(v.size()), true);
+          regs = regions_.data();
+          nregs = regions_.size();
         } else if (LpmMap* const* lm = std::get_if<LpmMap*>(&m)) {
           uint8_t* k = mem(r[2], (*lm)->key_size(), false);
           if (k == nullptr) {
@@ -301,6 +307,8 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
           const uint8_t* v = (*lm)->lookup(k);
           // IP-set values are shared by every run: read-only here (Felix never writes them).
           r[0] = v == nullptr ? 0 : add_region(const_cast<uint8_t*>(v), (*lm)->value_size(), false);
+          regs = regions_.data();
+          nregs = regions_.size();
         } else {
           fail(res, RunStatus::helper_error, cur, pc - 1, executed,
                "bpf_map_lookup_elem on a prog array");

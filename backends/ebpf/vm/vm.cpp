@@ -1,0 +1,373 @@
+#include "backends/ebpf/vm/vm.h"
+
+#include <cstring>
+#include <type_traits>
+#include <variant>
+
+#include <fmt/format.h>
+
+namespace dpi::bpfvm {
+
+namespace {
+
+// Region tags (upper 32 bits of a pointer): 1 = stack, 2 = context, 3.. = map values. A map handle
+// (what ld_imm64 src=1 loads) has its own tag and is no region, so dereferencing it fails.
+constexpr uint64_t kStackTag = 1;
+constexpr uint64_t kCtxTag = 2;
+constexpr uint64_t kMapTag = 0xfffffffeull;
+constexpr uint32_t kStackSize = 512;
+// What the interpreter leaves in r0 after a failed tail call. The kernel leaves r0 as it was and
+// its verifier treats it as clobbered, so no accepted program reads it; any negative value will do.
+constexpr uint64_t kTailCallFailed = static_cast<uint64_t>(-2);  // -ENOENT
+
+template <class U>
+using S = std::make_signed_t<U>;
+
+template <class U>
+U sdiv(U a, U b) {
+  if (b == 0) return 0;
+  if (static_cast<S<U>>(b) == -1) return static_cast<U>(U{0} - a);  // INT_MIN / -1 wraps
+  return static_cast<U>(static_cast<S<U>>(a) / static_cast<S<U>>(b));
+}
+template <class U>
+U smod(U a, U b) {
+  if (b == 0) return a;
+  if (static_cast<S<U>>(b) == -1) return 0;
+  return static_cast<U>(static_cast<S<U>>(a) % static_cast<S<U>>(b));
+}
+
+template <class U>
+bool c_jeq(U a, U b) {
+  return a == b;
+}
+template <class U>
+bool c_jgt(U a, U b) {
+  return a > b;
+}
+template <class U>
+bool c_jge(U a, U b) {
+  return a >= b;
+}
+template <class U>
+bool c_jset(U a, U b) {
+  return (a & b) != 0;
+}
+template <class U>
+bool c_jne(U a, U b) {
+  return a != b;
+}
+template <class U>
+bool c_jsgt(U a, U b) {
+  return static_cast<S<U>>(a) > static_cast<S<U>>(b);
+}
+template <class U>
+bool c_jsge(U a, U b) {
+  return static_cast<S<U>>(a) >= static_cast<S<U>>(b);
+}
+template <class U>
+bool c_jlt(U a, U b) {
+  return a < b;
+}
+template <class U>
+bool c_jle(U a, U b) {
+  return a <= b;
+}
+template <class U>
+bool c_jslt(U a, U b) {
+  return static_cast<S<U>>(a) < static_cast<S<U>>(b);
+}
+template <class U>
+bool c_jsle(U a, U b) {
+  return static_cast<S<U>>(a) <= static_cast<S<U>>(b);
+}
+
+[[gnu::cold]] void fail(RunResult& res, RunStatus st, const Program* prog, size_t index,
+                        uint64_t executed, std::string msg) {
+  res.executed = executed;
+  res.status = st;
+  res.last_program = prog;
+  res.pc = prog->raw_pc(index);
+  res.error =
+      fmt::format("{}insn {}: {}", prog->name().empty() ? "" : prog->name() + " ", res.pc, msg);
+}
+
+[[gnu::cold]] void mem_fault(RunResult& res, const Program* prog, size_t index, uint64_t executed,
+                             uint64_t addr, uint32_t size, bool write) {
+  fail(res, RunStatus::memory_error, prog, index, executed,
+       fmt::format("{} of {} bytes at 0x{:x} is outside every memory region{}",
+                   write ? "store" : "load", size, addr,
+                   (addr >> 32) == 0 ? " (a scalar or null pointer)" : ""));
+}
+
+}  // namespace
+
+const char* to_string(RunStatus s) {
+  switch (s) {
+    case RunStatus::ok: return "ok";
+    case RunStatus::memory_error: return "memory error";
+    case RunStatus::instruction_limit: return "instruction limit";
+    case RunStatus::helper_error: return "helper error";
+  }
+  return "?";
+}
+
+Vm::Vm() {
+  regions_.reserve(64);
+}
+
+// One region per successful lookup, never searched for an earlier one: the table's capacity is
+// kept across runs, and the instruction limit bounds its growth within one.
+uint64_t Vm::add_region(uint8_t* base, uint32_t size, bool writable) {
+  regions_.push_back(Region{base, size, writable});
+  return static_cast<uint64_t>(regions_.size()) << 32;
+}
+
+RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions& opts) {
+  RunResult res;
+  stack_.fill(0);
+  regions_.clear();
+  regions_.push_back(Region{stack_.data(), kStackSize, true});
+  regions_.push_back(Region{ctx.data(), static_cast<uint32_t>(ctx.size()), true});
+
+  uint64_t r[11] = {};
+  r[1] = kCtxTag << 32;
+  r[10] = (kStackTag << 32) | kStackSize;
+
+  const Program* cur = &prog;
+  const Insn* code = cur->insns().data();
+  size_t pc = 0;
+  uint64_t executed = 0;
+  const uint64_t limit = opts.instruction_limit;
+
+  // The region table in locals, refreshed when a helper adds a region: the compiler cannot keep
+  // the vector's fields in registers across the stores the program does.
+  const Region* regs = regions_.data();
+  size_t nregs = regions_.size();
+  auto mem = [&regs, &nregs](uint64_t addr, uint32_t size, bool write) -> uint8_t* {
+    uint64_t idx = (addr >> 32) - 1;
+    if (idx >= nregs) return nullptr;
+    const Region& g = regs[idx];
+    auto off = static_cast<uint32_t>(addr);
+    if (off > g.size || g.size - off < size || (write && !g.writable)) return nullptr;
+    return g.base + off;
+  };
+#define DPI_LDX(T, CAST)                                             \
+  {                                                                  \
+    uint64_t a = r[in.src] + static_cast<uint64_t>(int64_t{in.off}); \
+    uint8_t* p = mem(a, sizeof(T), false);                           \
+    if (p == nullptr) {                                              \
+      mem_fault(res, cur, pc - 1, executed, a, sizeof(T), false);    \
+      return res;                                                    \
+    }                                                                \
+    T v;                                                             \
+    std::memcpy(&v, p, sizeof v);                                    \
+    r[in.dst] = static_cast<uint64_t>(CAST(v));                      \
+    break;                                                           \
+  }
+#define DPI_ST(T, VALUE)                                             \
+  {                                                                  \
+    uint64_t a = r[in.dst] + static_cast<uint64_t>(int64_t{in.off}); \
+    uint8_t* p = mem(a, sizeof(T), true);                            \
+    if (p == nullptr) {                                              \
+      mem_fault(res, cur, pc - 1, executed, a, sizeof(T), true);     \
+      return res;                                                    \
+    }                                                                \
+    auto v = static_cast<T>(VALUE);                                  \
+    std::memcpy(p, &v, sizeof v);                                    \
+    break;                                                           \
+  }
+#define DPI_ALU(NAME, EXPR)                                         \
+  case Op::NAME##64K: {                                             \
+    using U = uint64_t;                                             \
+    U a = r[in.dst], b = in.imm;                                    \
+    r[in.dst] = (EXPR);                                             \
+    break;                                                          \
+  }                                                                 \
+  case Op::NAME##64X: {                                             \
+    using U = uint64_t;                                             \
+    U a = r[in.dst], b = r[in.src];                                 \
+    r[in.dst] = (EXPR);                                             \
+    break;                                                          \
+  }                                                                 \
+  case Op::NAME##32K: {                                             \
+    using U = uint32_t;                                             \
+    U a = static_cast<U>(r[in.dst]), b = static_cast<U>(in.imm);    \
+    r[in.dst] = static_cast<U>(EXPR);                               \
+    break;                                                          \
+  }                                                                 \
+  case Op::NAME##32X: {                                             \
+    using U = uint32_t;                                             \
+    U a = static_cast<U>(r[in.dst]), b = static_cast<U>(r[in.src]); \
+    r[in.dst] = static_cast<U>(EXPR);                               \
+    break;                                                          \
+  }
+#define DPI_JMP(NAME, FN)                                                                 \
+  case Op::NAME##64K:                                                                     \
+    if (FN<uint64_t>(r[in.dst], in.imm)) pc = static_cast<uint32_t>(in.off);              \
+    break;                                                                                \
+  case Op::NAME##64X:                                                                     \
+    if (FN<uint64_t>(r[in.dst], r[in.src])) pc = static_cast<uint32_t>(in.off);           \
+    break;                                                                                \
+  case Op::NAME##32K:                                                                     \
+    if (FN<uint32_t>(static_cast<uint32_t>(r[in.dst]), static_cast<uint32_t>(in.imm)))    \
+      pc = static_cast<uint32_t>(in.off);                                                 \
+    break;                                                                                \
+  case Op::NAME##32X:                                                                     \
+    if (FN<uint32_t>(static_cast<uint32_t>(r[in.dst]), static_cast<uint32_t>(r[in.src]))) \
+      pc = static_cast<uint32_t>(in.off);                                                 \
+    break;
+
+  for (;;) {
+    const Insn& in = code[pc++];
+    if (++executed > limit) {
+      fail(res, RunStatus::instruction_limit, cur, pc - 1, executed - 1,
+           fmt::format("instruction limit of {} reached", limit));
+      return res;
+    }
+    switch (in.op) {
+      DPI_ALU(Add, a + b)
+      DPI_ALU(Sub, a - b)
+      DPI_ALU(Mul, a * b)
+      DPI_ALU(Div, b ? a / b : U{0})
+      DPI_ALU(Sdiv, sdiv<U>(a, b))
+      DPI_ALU(Mod, b ? a % b : a)
+      DPI_ALU(Smod, smod<U>(a, b))
+      DPI_ALU(Or, a | b)
+      DPI_ALU(And, a & b)
+      DPI_ALU(Xor, a ^ b)
+      DPI_ALU(Lsh, a << (b & (sizeof(U) * 8 - 1)))
+      DPI_ALU(Rsh, a >> (b & (sizeof(U) * 8 - 1)))
+      DPI_ALU(Arsh, static_cast<U>(static_cast<S<U>>(a) >> (b & (sizeof(U) * 8 - 1))))
+      DPI_ALU(Mov, (static_cast<void>(a), b))
+      case Op::Neg64: r[in.dst] = uint64_t{0} - r[in.dst]; break;
+      case Op::Neg32:
+        r[in.dst] = static_cast<uint32_t>(0u - static_cast<uint32_t>(r[in.dst]));
+        break;
+      case Op::Movsx64_8:
+        r[in.dst] = static_cast<uint64_t>(int64_t{static_cast<int8_t>(r[in.src])});
+        break;
+      case Op::Movsx64_16:
+        r[in.dst] = static_cast<uint64_t>(int64_t{static_cast<int16_t>(r[in.src])});
+        break;
+      case Op::Movsx64_32:
+        r[in.dst] = static_cast<uint64_t>(int64_t{static_cast<int32_t>(r[in.src])});
+        break;
+      case Op::Movsx32_8:
+        r[in.dst] = static_cast<uint32_t>(int32_t{static_cast<int8_t>(r[in.src])});
+        break;
+      case Op::Movsx32_16:
+        r[in.dst] = static_cast<uint32_t>(int32_t{static_cast<int16_t>(r[in.src])});
+        break;
+      case Op::Le16: r[in.dst] = static_cast<uint16_t>(r[in.dst]); break;
+      case Op::Le32: r[in.dst] = static_cast<uint32_t>(r[in.dst]); break;
+      case Op::Le64: break;
+      case Op::Swap16: r[in.dst] = __builtin_bswap16(static_cast<uint16_t>(r[in.dst])); break;
+      case Op::Swap32: r[in.dst] = __builtin_bswap32(static_cast<uint32_t>(r[in.dst])); break;
+      case Op::Swap64:
+        r[in.dst] = __builtin_bswap64(r[in.dst]);
+        break;
+        DPI_JMP(Jeq, c_jeq)
+        DPI_JMP(Jgt, c_jgt)
+        DPI_JMP(Jge, c_jge)
+        DPI_JMP(Jset, c_jset)
+        DPI_JMP(Jne, c_jne)
+        DPI_JMP(Jsgt, c_jsgt)
+        DPI_JMP(Jsge, c_jsge)
+        DPI_JMP(Jlt, c_jlt)
+        DPI_JMP(Jle, c_jle)
+        DPI_JMP(Jslt, c_jslt)
+        DPI_JMP(Jsle, c_jsle)
+      case Op::Ja: pc = static_cast<uint32_t>(in.off); break;
+      case Op::CallMapLookup: {
+        const uint64_t h = r[1];
+        if ((h >> 32) != kMapTag || static_cast<uint32_t>(h) >= cur->maps().size()) {
+          fail(res, RunStatus::helper_error, cur, pc - 1, executed,
+               "bpf_map_lookup_elem: r1 is not a map loaded by ld_imm64");
+          return res;
+        }
+        const MapRef& m = cur->maps()[static_cast<uint32_t>(h)];
+        if (ArrayMap* const* am = std::get_if<ArrayMap*>(&m)) {
+          uint8_t* k = mem(r[2], 4, false);
+          if (k == nullptr) {
+            mem_fault(res, cur, pc - 1, executed, r[2], 4, false);
+            return res;
+          }
+          uint32_t key;
+          std::memcpy(&key, k, 4);
+          std::span<uint8_t> v = (*am)->value(key);
+          r[0] = v.empty() ? 0 : add_region(v.data(), static_cast<uint32_t>(v.size()), true);
+          regs = regions_.data();
+          nregs = regions_.size();
+        } else if (LpmMap* const* lm = std::get_if<LpmMap*>(&m)) {
+          uint8_t* k = mem(r[2], (*lm)->key_size(), false);
+          if (k == nullptr) {
+            mem_fault(res, cur, pc - 1, executed, r[2], (*lm)->key_size(), false);
+            return res;
+          }
+          const uint8_t* v = (*lm)->lookup(k);
+          // IP-set values are shared by every run: read-only here (Felix never writes them).
+          r[0] = v == nullptr ? 0 : add_region(const_cast<uint8_t*>(v), (*lm)->value_size(), false);
+          regs = regions_.data();
+          nregs = regions_.size();
+        } else {
+          fail(res, RunStatus::helper_error, cur, pc - 1, executed,
+               "bpf_map_lookup_elem on a prog array");
+          return res;
+        }
+        break;
+      }
+      case Op::TailCall: {
+        const uint64_t h = r[2];
+        ProgArray* const* pa = nullptr;
+        if ((h >> 32) == kMapTag && static_cast<uint32_t>(h) < cur->maps().size()) {
+          pa = std::get_if<ProgArray*>(&cur->maps()[static_cast<uint32_t>(h)]);
+        }
+        if (pa == nullptr) {
+          fail(res, RunStatus::helper_error, cur, pc - 1, executed,
+               "bpf_tail_call: r2 is not a prog array loaded by ld_imm64");
+          return res;
+        }
+        const auto index = static_cast<uint32_t>(r[3]);
+        const Program* next = (*pa)->get(index);
+        if (next == nullptr || res.chain_len >= kMaxTailCalls) {
+          r[0] = kTailCallFailed;
+          break;
+        }
+        res.chain[res.chain_len++] = TailCallStep{index, next};
+        cur = next;
+        code = cur->insns().data();
+        pc = 0;
+        break;
+      }
+      case Op::Exit:
+        res.r0 = r[0];
+        res.executed = executed;
+        res.last_program = cur;
+        res.pc = cur->raw_pc(pc - 1);
+        return res;
+      case Op::LdxB: DPI_LDX(uint8_t, )
+      case Op::LdxH: DPI_LDX(uint16_t, )
+      case Op::LdxW: DPI_LDX(uint32_t, )
+      case Op::LdxDw: DPI_LDX(uint64_t, )
+      case Op::LdxsB: DPI_LDX(int8_t, int64_t)
+      case Op::LdxsH: DPI_LDX(int16_t, int64_t)
+      case Op::LdxsW: DPI_LDX(int32_t, int64_t)
+      case Op::StB: DPI_ST(uint8_t, in.imm)
+      case Op::StH: DPI_ST(uint16_t, in.imm)
+      case Op::StW: DPI_ST(uint32_t, in.imm)
+      case Op::StDw: DPI_ST(uint64_t, in.imm)
+      case Op::StxB: DPI_ST(uint8_t, r[in.src])
+      case Op::StxH: DPI_ST(uint16_t, r[in.src])
+      case Op::StxW: DPI_ST(uint32_t, r[in.src])
+      case Op::StxDw: DPI_ST(uint64_t, r[in.src])
+      case Op::LdImm64: r[in.dst] = in.imm; break;
+      case Op::LdMap: r[in.dst] = (kMapTag << 32) | in.imm; break;
+    }
+  }
+#undef DPI_LDX
+#undef DPI_ST
+#undef DPI_ALU
+#undef DPI_JMP
+}
+
+}  // namespace dpi::bpfvm

@@ -1,0 +1,7 @@
+# The BPF interpreter against BPF_PROG_TEST_RUN (docs/performance.md, "eBPF policy engine").
+add_library(dpinspect_felix_policy STATIC ${CMAKE_CURRENT_LIST_DIR}/felix_policy.cpp)
+target_include_directories(dpinspect_felix_policy PUBLIC ${CMAKE_SOURCE_DIR})
+target_link_libraries(dpinspect_felix_policy PUBLIC dpinspect_bpfvm)
+
+add_executable(dpinspect_ebpf_vm_bench ${CMAKE_CURRENT_LIST_DIR}/ebpf_vm_bench.cpp)
+target_link_libraries(dpinspect_ebpf_vm_bench PRIVATE dpinspect_felix_policy dpinspect_bpfkernel)

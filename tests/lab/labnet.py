@@ -145,6 +145,23 @@ def check_lab_name(lab: str) -> None:
 # Building the topology
 
 
+def netns_unusable() -> str | None:
+    """None when this machine lets us create network namespaces, else one line saying why not
+    (kernel tests print it and skip)."""
+    probe = f"{PREFIX}probe{os.getpid()}"
+    try:
+        cp = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"cannot run `ip netns add`: {e}"
+    if cp.returncode != 0:
+        return f"network namespaces unusable (`ip netns add` failed: {cp.stderr.strip() or cp.returncode})"
+    cp = subprocess.run(["ip", "netns", "exec", probe, "true"], capture_output=True, text=True, timeout=30)
+    subprocess.run(["ip", "netns", "delete", probe], capture_output=True, timeout=30)
+    if cp.returncode != 0:
+        return f"network namespaces unusable (`ip netns exec` failed: {cp.stderr.strip() or cp.returncode})"
+    return None
+
+
 def _add_netns(ns: str) -> None:
     run(["ip", "netns", "add", ns])
     ip(ns, "link", "set", "lo", "up")
@@ -271,7 +288,11 @@ def start_servers(lab: str, index: int, pod: dict, sdir: Path) -> int | None:
     deadline = time.monotonic() + 10
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise LabError(f"server in {pod_ns(lab, index)} did not start; see {sdir}/p{index}.log")
+            # The log goes away with the lab (`lab down` on this failure): quote it here.
+            printed = (sdir / f"p{index}.log").read_text(errors="replace").strip()[-1500:]
+            state = f"exited with {proc.returncode}" if proc.poll() is not None else "not ready after 10 s"
+            raise LabError(f"server in {pod_ns(lab, index)} did not start ({state}); it printed: "
+                           f"{printed or '(nothing)'}")
         time.sleep(0.02)
     return proc.pid
 
@@ -313,12 +334,19 @@ def serve(spec: list[dict], ready: Path) -> None:
         allow_reuse_address = True
         daemon_threads = True
 
+    class HTTPServer(http.server.ThreadingHTTPServer):
+        def server_bind(self):
+            # HTTPServer.server_bind asks socket.getfqdn() for a server name: a reverse DNS lookup
+            # that times out on hosts whose /etc/hosts lacks their name. Nothing here needs it.
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = self.server_address[:2]
+
     servers = []
     for entry in spec:
         addr = ("0.0.0.0", int(entry["port"]))
         kind = entry.get("kind") or ("udp" if entry.get("proto") == "udp" else "tcp")
         if kind == "http404":
-            servers.append(http.server.ThreadingHTTPServer(addr, NotFound))
+            servers.append(HTTPServer(addr, NotFound))
         elif kind == "udp" or entry.get("proto") == "udp":
             servers.append(socketserver.UDPServer(addr, Echo))
         else:

@@ -38,7 +38,9 @@ HERE = Path(__file__).resolve().parent
 CALICO_GW = "169.254.1.1"          # Calico's fake next hop inside every pod
 CALICO_HOST_MAC = "ee:ee:ee:ee:ee:ee"  # Felix gives every host-side workload veth this MAC
 LAB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,23}$")  # no '-': keeps "dpl-<N>-" prefixes unambiguous
-LAYOUTS = ("nftables", "iptables-nft")
+LAYOUTS = ("nftables", "iptables-nft")  # rule layouts (render.py); the kernel reads them with nft trace
+EBPF = "ebpf"  # Calico's eBPF dataplane: maps + BPF programs (ebpfnode.py), no Calico chains
+DATAPLANES = (*LAYOUTS, EBPF)
 
 _CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -415,10 +417,13 @@ class Lab:
 
     @classmethod
     def up(cls, name: str, scenario: Path | None, layout: str | None, rendered: Path | None = None,
-           owner_pid: int | None = None) -> "Lab":
+           owner_pid: int | None = None, calico_version: str | None = None) -> "Lab":
         """Build lab `name`. owner_pid: the lab belongs to that process (tests); once it is gone,
-        reap_stale() removes the lab. Without it the lab lives until `lab down`."""
+        reap_stale() removes the lab. Without it the lab lives until `lab down`.
+        layout "ebpf": the eBPF node of `calico_version` (ebpfnode.py), from a scenario file only."""
         check_lab_name(name)
+        if layout == EBPF and not scenario:
+            raise LabError("the eBPF node is built from --scenario (node.py reads the scenario itself)")
         if lab_namespaces(name) or state_dir(name).exists():
             raise LabError(f"lab {name} already exists; run `lab down {name}` first")
         sdir = state_dir(name)
@@ -426,18 +431,19 @@ class Lab:
         lab = cls(name, {"name": name, "node_ns": node_ns(name), "remote_ns": remote_ns(name),
                          "scenario": str(scenario) if scenario else None, "pids": [], "owner_pid": owner_pid})
         try:
-            lab._build(scenario, layout, rendered, sdir)
+            lab._build(scenario, layout, rendered, sdir, calico_version)
         except BaseException:
             down(name)
             raise
         return lab
 
-    def _build(self, scenario, layout, rendered, sdir: Path) -> None:
+    def _build(self, scenario, layout, rendered, sdir: Path, calico_version: str | None = None) -> None:
         out = sdir / "render"
         if rendered:
             shutil.copytree(rendered, out)
         else:
-            render(Path(scenario).resolve(), layout, out)
+            # The eBPF node takes only the topology from the renderer; its rules are never loaded.
+            render(Path(scenario).resolve(), "nftables" if layout == EBPF else layout, out)
         layout = layout or detect_layout(out)
         topo = json.loads((out / "topology.json").read_text())
         self.info.update(layout=layout, rendered=str(out), topology=topo,
@@ -448,7 +454,13 @@ class Lab:
         for i, pod in enumerate(topo["pods"]):
             build_pod(self.name, i, pod)
         route_world(self.name, topo)
-        load_rules(self.name, out, layout)
+        if layout == EBPF:
+            import ebpfnode
+            self.info["ebpf"] = ebpfnode.build(self.name, Path(scenario).resolve(), topo,
+                                               calico_version or ebpfnode.DEFAULT_VERSION)
+            self.save()
+        else:
+            load_rules(self.name, out, layout)
         for i, pod in enumerate(topo["pods"]):
             pid = start_servers(self.name, i, pod, sdir)
             if pid:
@@ -528,6 +540,8 @@ def down(name: str) -> None:
             os.kill(pid, signal.SIGKILL)
     for ns in namespaces:
         run(["ip", "netns", "delete", ns], check=False)
+    import ebpfnode  # the eBPF node's mount namespace and bpffs, if any (after the netns: programs detached)
+    ebpfnode.teardown(name)
     shutil.rmtree(sdir, ignore_errors=True)
 
 

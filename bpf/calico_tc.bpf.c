@@ -43,6 +43,9 @@
 #define LEG_OPENER 0x20
 #define LEG_WORKLOAD 0x40
 
+/* CALI_CT_FLAG_SVC_SELF (0x400) lives in flags2, the value's bits 8-15. */
+#define CT_FLAG2_SVC_SELF 0x04
+
 #define MAX_RULE_IDS 32
 
 /*
@@ -288,6 +291,9 @@ struct {
  * (set by the loader: they differ when both hooks share one map). */
 const volatile __u32 idx_allowed[2] = { 2, 2 };
 const volatile __u32 idx_drop[2] = { 4, 4 };
+/* The node's IP: a pod reaching itself through a service is masqueraded to it
+ * (kube-proxy's hairpin masquerade; Calico marks such packets for it). */
+const volatile __be32 host_ip = 0;
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers */
@@ -498,24 +504,53 @@ static __always_inline bool icmp_error_related(struct __sk_buff *skb,
 /* ------------------------------------------------------------------------ */
 /* calico_tc_main */
 
+/* A pod's packet to itself (through a service) arriving back at the pod:
+ * masqueraded to the node's IP after policy, as kube-proxy / Calico do in
+ * POSTROUTING, so that the pod accepts it and answers through the node. The
+ * policy still sees the pod as the source. */
+static __always_inline bool hairpin(const struct pkt *p, int hook)
+{
+	return hook == HOOK_EGRESS && host_ip && p->saddr == p->daddr &&
+	       (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP);
+}
+
 /* What conntrack says about the packet: the entry that holds the legs (the
- * NAT_REV entry of a NATed flow) and the translation to apply. */
+ * NAT_REV entry of a NATed flow) and the translations to apply. */
 struct ct_res {
 	struct ct_value *v; /* NULL: no entry */
 	bool dnat; /* forward packet of a NATed flow: dst -> backend */
 	bool snat; /* reply of a NATed flow: src -> service */
-	__be32 nat_ip; /* the new address (dnat: backend, snat: frontend) */
+	bool self; /* service to self: the reply's dst goes back to the pod */
+	bool masq; /* service to self, towards the pod: src -> host_ip */
+	__be32 nat_ip; /* dnat: backend, snat: frontend */
 	__u16 nat_port;
-	__be32 eff_dst; /* destination after translation (dnat) */
-	__u16 eff_dport;
-	__be32 eff_src; /* source before translation (snat) */
-	__u16 eff_sport;
+	__be32 self_ip; /* self: forward: the masquerade source, reply: client */
+	__u16 self_port;
+	/* The packet as the legs of v see it (after any translation). */
+	__be32 eff_src, eff_dst;
+	__u16 eff_sport, eff_dport;
 };
+
+/* In a NAT_REV entry the opener's leg runs client -> backend. */
+static __always_inline void rev_sides(const struct ct_key *k,
+				      const struct ct_value *v, __be32 *client,
+				      __u16 *cport, __be32 *backend,
+				      __u16 *bport)
+{
+	bool a_opens = v->a_to_b.bits & LEG_OPENER;
+
+	*client = a_opens ? k->addr_a : k->addr_b;
+	*cport = a_opens ? k->port_a : k->port_b;
+	*backend = a_opens ? k->addr_b : k->addr_a;
+	*bport = a_opens ? k->port_b : k->port_a;
+}
 
 static __always_inline void ct_lookup(const struct pkt *p, struct ct_res *r)
 {
 	struct ct_key k = {};
 	struct ct_value *v;
+	__be32 client, backend;
+	__u16 cport, bport;
 
 	r->eff_src = p->saddr;
 	r->eff_sport = p->sport;
@@ -528,33 +563,30 @@ static __always_inline void ct_lookup(const struct pkt *p, struct ct_res *r)
 	if (v->type == CT_NAT_FWD) {
 		struct ct_key rk = v->nat_rev_key;
 		struct ct_value *rev = bpf_map_lookup_elem(&ct, &rk);
-		bool fwd;
 
 		if (!rev)
 			return;
-		fwd = p->daddr == rev->orig_ip && p->dport == rev->orig_port;
-		if (fwd) {
-			/* The backend is the side of the reverse key that is
-			 * not the client. */
-			if (rk.addr_a == p->saddr && rk.port_a == p->sport) {
-				r->nat_ip = rk.addr_b;
-				r->nat_port = rk.port_b;
-			} else {
-				r->nat_ip = rk.addr_a;
-				r->nat_port = rk.port_a;
-			}
+		r->v = rev;
+		rev_sides(&rk, rev, &client, &cport, &backend, &bport);
+		r->self = rev->flags2 & CT_FLAG2_SVC_SELF;
+		if (p->daddr == rev->orig_ip && p->dport == rev->orig_port) {
 			r->dnat = true;
-			r->eff_dst = r->nat_ip;
-			r->eff_dport = r->nat_port;
+			r->nat_ip = backend;
+			r->nat_port = bport;
+			r->self_ip = client;
+			r->self_port = cport;
+			r->eff_src = client;
+			r->eff_sport = cport;
+			r->eff_dst = backend;
+			r->eff_dport = bport;
 		} else {
 			/* A reply already translated by the first hook it
 			 * crossed: the legs are those of the real tuple. */
-			r->eff_src = rk.addr_a == p->daddr ? rk.addr_b :
-							     rk.addr_a;
-			r->eff_sport = rk.addr_a == p->daddr ? rk.port_b :
-							       rk.port_a;
+			r->eff_src = backend;
+			r->eff_sport = bport;
+			r->eff_dst = client;
+			r->eff_dport = cport;
 		}
-		r->v = rev;
 		return;
 	}
 	r->v = v;
@@ -564,13 +596,15 @@ static __always_inline void ct_lookup(const struct pkt *p, struct ct_res *r)
 		r->snat = true;
 		r->nat_ip = v->orig_ip;
 		r->nat_port = v->orig_port;
+		r->self = v->flags2 & CT_FLAG2_SVC_SELF;
+		r->self_ip = v->orig_sip;
+		r->self_port = v->orig_sport;
 	}
 }
 
 /* The leg this hook's policy approves: the workload's own side. */
 static __always_inline struct ct_leg *hook_leg(struct ct_value *v,
-					       const struct ct_res *r,
-					       const struct pkt *p, int hook)
+					       const struct ct_res *r, int hook)
 {
 	if (hook == HOOK_INGRESS)
 		return leg_from(v, r->eff_src, r->eff_dst, r->eff_sport,
@@ -584,9 +618,17 @@ apply_ct_nat(struct __sk_buff *skb, const struct pkt *p, const struct ct_res *r)
 	if (r->dnat)
 		return rewrite(skb, p, true, p->daddr, r->nat_ip, p->dport,
 			       r->nat_port);
-	if (r->snat)
-		return rewrite(skb, p, false, p->saddr, r->nat_ip, p->sport,
-			       r->nat_port);
+	if (r->masq)
+		return rewrite(skb, p, false, p->saddr, host_ip, p->sport,
+			       p->sport);
+	if (r->snat) {
+		if (rewrite(skb, p, false, p->saddr, r->nat_ip, p->sport,
+			    r->nat_port))
+			return -1;
+		if (r->self)
+			return rewrite(skb, p, true, p->daddr, r->self_ip,
+				       p->dport, r->self_port);
+	}
 	return 0;
 }
 
@@ -635,8 +677,18 @@ static __always_inline int tc_main(struct __sk_buff *skb, const int hook)
 
 	syn = p.proto == IPPROTO_TCP &&
 	      (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-	ct_lookup(&p, &r);
-	if (r.v && !syn && (hook_leg(r.v, &r, &p, hook)->bits & LEG_APPROVED)) {
+	if (hairpin(&p, hook)) {
+		/* Service to self on its way back into the pod: tracked as
+		 * the masqueraded tuple, which the allowed path creates. */
+		struct pkt masq = p;
+
+		masq.saddr = host_ip;
+		ct_lookup(&masq, &r);
+		r.masq = true;
+	} else {
+		ct_lookup(&p, &r);
+	}
+	if (r.v && !syn && (hook_leg(r.v, &r, hook)->bits & LEG_APPROVED)) {
 		/* Established on this side: no policy. */
 		r.v->last_seen = bpf_ktime_get_ns();
 		return apply_ct_nat(skb, &p, &r) ? TC_ACT_SHOT : TC_ACT_OK;
@@ -667,7 +719,7 @@ static __always_inline int tc_main(struct __sk_buff *skb, const int hook)
 	if (r.dnat) {
 		st->post_nat_ip_dst = r.nat_ip;
 		st->post_nat_dport = r.nat_port;
-	} else if (!r.v) {
+	} else if (!r.v && hook == HOOK_INGRESS) {
 		__be32 ip;
 		__u16 port;
 
@@ -723,20 +775,40 @@ static __always_inline void ct_set_leg(struct ct_leg *leg, __u32 bits,
 		leg->ifindex = ifindex;
 }
 
+/* A new flow from a pod to a service whose backend is that pod. */
+static __always_inline bool to_self(const struct lab_state *st)
+{
+	return host_ip && st->ip_src == st->post_nat_ip_dst &&
+	       (st->pre_nat_ip_dst != st->post_nat_ip_dst ||
+		st->pre_nat_dport != st->post_nat_dport);
+}
+
 /* Create or approve the conntrack entry of the flow the policy accepted. */
 static __always_inline int ct_approve(struct __sk_buff *skb,
 				      struct lab_state *st, const struct pkt *p,
 				      int hook)
 {
-	__be32 src = st->ip_src, dst = st->post_nat_ip_dst;
-	__u16 sport = st->sport, dport = st->post_nat_dport;
-	bool nat = st->pre_nat_ip_dst != dst || st->pre_nat_dport != dport;
+	bool nat = st->pre_nat_ip_dst != st->post_nat_ip_dst ||
+		   st->pre_nat_dport != st->post_nat_dport;
+	bool self = to_self(st);
+	__be32 src = p->saddr, dst = p->daddr;
+	__u16 sport = p->sport, dport = p->dport;
 	__u32 mine = LEG_APPROVED | (hook == HOOK_INGRESS ? LEG_WORKLOAD : 0);
 	struct ct_key k = {};
 	struct ct_value *v, nv = {};
 	__u64 now = bpf_ktime_get_ns();
 
-	fill_ct_key(&k, st->ip_proto, src, dst, sport, dport);
+	if (p->proto == IPPROTO_ICMP)
+		sport = dport = 0;
+	if (hook == HOOK_INGRESS && nat) {
+		/* The tuple after translation: the entry that tracks it. */
+		src = self ? host_ip : st->ip_src;
+		dst = st->post_nat_ip_dst;
+		dport = st->post_nat_dport;
+	}
+	if (hairpin(p, hook))
+		src = host_ip;
+	fill_ct_key(&k, p->proto, src, dst, sport, dport);
 	v = bpf_map_lookup_elem(&ct, &k);
 	if (v) {
 		struct ct_leg *leg =
@@ -754,9 +826,14 @@ static __always_inline int ct_approve(struct __sk_buff *skb,
 		nv.orig_ip = st->pre_nat_ip_dst;
 		nv.orig_port = st->pre_nat_dport;
 	}
-	/* The opener's leg: src -> dst. From the workload, its policy
-	 * approved that leg; to the workload, the workload's leg is the
-	 * other one. */
+	if (self) {
+		nv.flags2 |= CT_FLAG2_SVC_SELF;
+		nv.orig_sip = st->ip_src;
+		nv.orig_sport = sport;
+	}
+	/* The opener's leg runs src -> dst. From the workload, its policy
+	 * approved that leg; to the workload, the workload's leg is the other
+	 * one. */
 	ct_set_leg(leg_from(&nv, src, dst, sport, dport),
 		   LEG_OPENER | LEG_SYN_SEEN |
 			   (hook == HOOK_INGRESS ? mine : 0),
@@ -769,10 +846,11 @@ static __always_inline int ct_approve(struct __sk_buff *skb,
 		struct ct_key fk = {};
 		struct ct_value fv = {};
 
-		fill_ct_key(&fk, st->ip_proto, src, st->pre_nat_ip_dst, sport,
-			    st->pre_nat_dport);
+		fill_ct_key(&fk, p->proto, st->ip_src, st->pre_nat_ip_dst,
+			    sport, st->pre_nat_dport);
 		fv.last_seen = now;
 		fv.type = CT_NAT_FWD;
+		fv.flags2 = nv.flags2;
 		fv.nat_rev_key = k;
 		fv.nat_sport = sport;
 		if (bpf_map_update_elem(&ct, &fk, &fv, BPF_ANY))
@@ -794,12 +872,16 @@ static __always_inline int allowed(struct __sk_buff *skb, const int hook)
 		return TC_ACT_SHOT;
 	if (ct_approve(skb, st, &p, hook))
 		return TC_ACT_SHOT;
-	if (st->pre_nat_ip_dst != st->post_nat_ip_dst ||
-	    st->pre_nat_dport != st->post_nat_dport) {
+	if (hook == HOOK_INGRESS &&
+	    (st->pre_nat_ip_dst != st->post_nat_ip_dst ||
+	     st->pre_nat_dport != st->post_nat_dport)) {
 		if (rewrite(skb, &p, true, p.daddr, st->post_nat_ip_dst,
 			    p.dport, st->post_nat_dport))
 			return TC_ACT_SHOT;
 	}
+	if (hairpin(&p, hook) &&
+	    rewrite(skb, &p, false, p.saddr, host_ip, p.sport, p.sport))
+		return TC_ACT_SHOT;
 	return TC_ACT_OK;
 }
 

@@ -5,11 +5,16 @@
 // calls it inside the node netns and the lab's private bpffs. The tc filters keep the programs
 // alive after it exits; nothing is pinned.
 //
-//   dpl-ebpf-attach --globals <bpffs>/tc/globals --version 3.30|3.32 --iface caliX [--iface ...]
+//   dpl-ebpf-attach --globals <bpffs>/tc/globals --version 3.30|3.32 [--host-ip NODE_IP] --iface
+//   caliX [--iface ...]
+//
+// --host-ip: the node's address, the source a pod's connection to itself through a service is
+// masqueraded to (kube-proxy's hairpin masquerade; Calico marks such packets for it).
 //
 // Prints one JSON object (program ids, attached interfaces) on success; exit 1 with one line on
 // stderr otherwise.
 
+#include <arpa/inet.h>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -91,6 +96,7 @@ struct Options {
   std::string globals;
   const VersionMaps* maps = nullptr;
   std::vector<std::string> ifaces;
+  in_addr host_ip{};  // 0.0.0.0: no masquerade for a pod reaching itself through a service
 };
 
 Options parse_args(int argc, char** argv) {
@@ -104,11 +110,15 @@ Options parse_args(int argc, char** argv) {
       o.globals = value;
     } else if (arg == "--version") {
       version = value;
+    } else if (arg == "--host-ip") {
+      if (inet_pton(AF_INET, value.c_str(), &o.host_ip) != 1)
+        throw Failure{"--host-ip: not an IPv4 address: " + value};
     } else if (arg == "--iface") {
       o.ifaces.push_back(value);
     } else {
       throw Failure{"unknown option " + std::string(arg) +
-                    " (usage: dpl-ebpf-attach --globals DIR --version 3.30|3.32 --iface NAME...)"};
+                    " (usage: dpl-ebpf-attach --globals DIR --version 3.30|3.32 [--host-ip "
+                    "A.B.C.D] --iface NAME...)"};
     }
   }
   for (const auto& v : kVersions)
@@ -167,6 +177,7 @@ int run(const Options& o) {
     skel->rodata->idx_allowed[hook] = v.allowed[hook];
     skel->rodata->idx_drop[hook] = v.drop[hook];
   }
+  skel->rodata->host_ip = o.host_ip.s_addr;
   auto& m = skel->maps;
   const std::pair<bpf_map*, std::string_view> pins[] = {
       {m.state, v.state},

@@ -144,7 +144,7 @@ def build(lab: str, scenario: Path, topo: dict, version: str) -> dict:
                            "--policy-dir", str(policy_dir(lab)), "--ifaces-json", json.dumps(ifaces)])
     if not manifest_path(lab).exists():
         manifest_path(lab).write_text(cp.stdout)
-    argv = [attach, "--globals", str(globals_dir(lab)), "--version", version]
+    argv = [attach, "--globals", str(globals_dir(lab)), "--version", version, "--host-ip", topo["node"]["ip"]]
     for iface in cali:
         argv += ["--iface", iface]
     attached = json.loads(run_in_node(lab, argv).stdout)

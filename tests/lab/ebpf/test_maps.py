@@ -12,32 +12,22 @@ host's /sys/fs/bpf listing must be unchanged.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import struct
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import bpfsys  # noqa: E402
 import maps  # noqa: E402
+import privns  # noqa: E402
 
-CLONE_NEWNS = 0x00020000
 VERSIONS = ("3.30", "3.32")
 
 
 def h(s: str) -> bytes:
     return bytes.fromhex(s.replace(" ", ""))
-
-
-def host_bpffs_listing() -> list[str]:
-    out = []
-    for root, dirs, files in os.walk("/sys/fs/bpf"):
-        out += [os.path.join(root, n) for n in sorted(dirs + files)]
-    return sorted(out)
 
 
 class Checks:
@@ -198,51 +188,24 @@ def check_version(c: Checks, version: str, globals_dir: str) -> None:
           h("0b00000000000000 1600000000000000"), h("0400000000000000")))
 
 
-def child(write_fd: int) -> int:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNS) != 0:
-        os.write(write_fd, f"0 1 unshare(CLONE_NEWNS): {os.strerror(ctypes.get_errno())}".encode())
-        return 1
-    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+def run_all(bpffs: str) -> tuple[int, int]:
     c = Checks()
     for v in VERSIONS:
-        d = tempfile.mkdtemp(prefix="dpl-maps-test-")
-        subprocess.run(["mount", "-t", "bpf", "bpf", d], check=True)
         try:
-            check_version(c, v, os.path.join(d, "tc", "globals"))
+            check_version(c, v, os.path.join(bpffs, "v" + v.replace(".", "_"), "tc", "globals"))
         except Exception as e:  # any error is a failure with its message, not a traceback
             c.failed += 1
             print(f"FAIL {v}: {type(e).__name__}: {e}")
-        finally:
-            subprocess.run(["umount", d], check=False)
-            os.rmdir(d)
-    os.write(write_fd, f"{c.passed} {c.failed}".encode())
-    return 0
+    return c.passed, c.failed
 
 
 def main() -> int:
     if os.geteuid() != 0:
         print("test_maps: skipped, needs root (bpffs mount, BPF_MAP_CREATE)")
         return 77
-    before = host_bpffs_listing()
-    r, w = os.pipe()
-    sys.stdout.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        code = 1
-        try:
-            code = child(w)
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
-    os.close(w)
-    data = os.read(r, 200).decode().split(" ", 2)
-    os.waitpid(pid, 0)
-    passed, failed = int(data[0]), int(data[1])
-    if len(data) > 2:
-        print(f"FAIL {data[2]}")
-    after = host_bpffs_listing()
+    before = privns.host_bpffs_listing()
+    passed, failed = privns.run(run_all)
+    after = privns.host_bpffs_listing()
     if before == after:
         passed += 1
     else:

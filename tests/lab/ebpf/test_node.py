@@ -124,6 +124,35 @@ def check_node(c: Checks, bpffs: str, scenario_file: str, version: str, cases: l
             c.eq(f"{tag} {ifc} {hook} prog name", info.name, f"p4{policy_dir[0].upper()}_{ifc}"[:15])
             c.eq(f"{tag} {ifc} {hook} first map is the state map", info.map_ids[:1], [state_id])
             c.eq(f"{tag} {ifc} {hook} tag matches the debug JSON", info.tag in tag_of(doc["policyInfo"]), True)
+    # Felix's comment dialect in the client's egress program (the backend reads names and ids from these).
+    client = by_pod["client/client"]["iface"]
+    doc = json.load(open(m["interfaces"][client]["tc_ingress"]["json"]))
+    comments = [t for insn in doc["policyInfo"] for t in insn.get("comments", [])]
+    tier = "platform" if "platform" in scenario_file else "default"
+    (set_name, set_info), = m["ipsets"].items()
+    if version >= "3.32":
+        want_policy = ["Start of NetworkPolicy client/allow-stars 0", "End of NetworkPolicy client/allow-stars 0"]
+        rule_start = "Start of rule client/allow-stars action:"
+        pid = "np/client/allow-stars"
+    else:
+        want_policy = [f"Start of policy client/{tier}.allow-stars", f"End of policy client/{tier}.allow-stars"]
+        rule_start = "Start of rule action:"
+        pid = f"client/{tier}.allow-stars"
+    want = [f"Start of tier {tier}"] + want_policy + [
+        f"Rule MatchID: {fnv1a64('APE0|' + pid)}", f"End of tier {tier}: deny",
+        f"IPSets dst_ip_set_ids:<{set_info['id']}> ",
+        f"If dest doesn't match ipset {set_name} ({set_info['id']}), skip to next rule",
+        "If protocol != tcp, skip to next rule", "If dest port is not within any of {6379,80}, skip to next rule",
+        "Load packet metadata saved by previous program"]
+    for w in want:
+        c.eq(f"{tag} comment {w!r}", w in comments, True)
+    c.eq(f"{tag} rule text comment", any(t.startswith(rule_start) for t in comments), True)
+    # The end-of-tier id appears only as the ld_imm64 after its comment (reference 2.3).
+    eot = fnv1a64(f"DPE|{tier}")
+    imms = [struct.unpack("<i", bytes(a["inst"][4:8]))[0] & 0xffffffff | (
+        (struct.unpack("<i", bytes(b["inst"][4:8]))[0] & 0xffffffff) << 32)
+        for a, b in zip(doc["policyInfo"], doc["policyInfo"][1:]) if a["inst"][0] == 0x18 and a["inst"][1] == 0x02]
+    c.eq(f"{tag} end-of-tier id loaded into R2", eot in imms, True)
     # Run the programs the way calico_tc_main reaches them.
     ncpu = bpfsys.possible_cpus()
     stubs = [bpfsys.prog_load(bytes(asm.encode(asm.MOV64_IMM, 0, 0, 0, rc) + asm.encode(asm.EXIT)), name)

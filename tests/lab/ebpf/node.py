@@ -231,24 +231,29 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
                 static_spec, jump_spec = maps.hook_maps(version, hook)
                 idx = index[pod["iface"]][hook]
                 json_path = os.path.join(policy_dir, polprog.debug_json_name(pod["iface"], direction))
-                error, insns, prog_id = "", None, None
+                error, subs, prog_ids = "", None, []
                 try:
-                    insns = polprog.generate(programs[pod["iface"]][direction], version, ipset_ids, FDS)
+                    subs = polprog.generate(programs[pod["iface"]][direction], version, ipset_ids, FDS,
+                                            policy_map_index=idx)
                     with maps.open_map(globals_dir, static_spec) as static, \
                             maps.open_map(globals_dir, jump_spec) as jump:
-                        code = asm.relocate(insns, {FDS.state: int(state), FDS.ipsets: int(ips),
-                                                    FDS.static_progs: int(static), FDS.jump: int(jump)})
-                        with bpfsys.prog_load(code, polprog.program_name(pod["iface"], direction)) as prog:
-                            bpfsys.map_update(jump, _u32(idx), _u32(int(prog)))
-                            prog_id = bpfsys.prog_info(prog).id
-                except (bpfsys.BpfError, polprog.ProgramTooLarge, ValueError) as e:
+                        fd_map = {FDS.state: int(state), FDS.ipsets: int(ips), FDS.static_progs: int(static),
+                                  FDS.jump: int(jump)}
+                        # Sub-programs first, the entry point last, so it never tail-calls an empty slot.
+                        for k in reversed(range(len(subs))):
+                            name = polprog.program_name(pod["iface"], direction, k)
+                            with bpfsys.prog_load(asm.relocate(subs[k], fd_map), name) as prog:
+                                bpfsys.map_update(jump, _u32(idx + k * polprog.TC_STRIDE), _u32(int(prog)))
+                                prog_ids.insert(0, bpfsys.prog_info(prog).id)
+                except (bpfsys.BpfError, asm.AsmError, ValueError) as e:
                     error = str(e)
-                _write_private(json_path, polprog.debug_json(pod["iface"], hook, insns, error))
+                _write_private(json_path, polprog.debug_json(pod["iface"], hook, subs, error))
                 if error:
                     raise NodeError(f"{pod['iface']} {direction} policy: {error.splitlines()[0]}")
                 entry[f"tc_{hook}"] = {"policy": direction, "index": idx, "jump_map": jump_spec.name,
-                                       "static_map": static_spec.name, "prog_id": prog_id,
-                                       "prog_ids": [prog_id], "json": json_path}
+                                       "static_map": static_spec.name, "prog_id": prog_ids[0],
+                                       "prog_ids": prog_ids, "sub_program_stride": polprog.TC_STRIDE,
+                                       "json": json_path}
             interfaces[pod["iface"]] = entry
     if node["uplink"] in ifaces:
         interfaces[node["uplink"]] = {"ifindex": ifaces[node["uplink"]], "uplink": True}

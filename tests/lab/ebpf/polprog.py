@@ -6,8 +6,11 @@ cases. Output is Felix's instruction list (asm.py dicts: inst, labels, comments,
 program: header (state lookup) -> [host-policy skeleton] -> tiers -> profiles -> deny/allow footers that
 tail-call the static programs map at skb->cb[1] / skb->cb[0].
 
+Programs with more than MAX_JUMPS jumps are split as Felix splits them: sub-program k goes in the policy
+jump map at index + k * stride and continues through a trampoline keyed by pol_rc.
+
 Not modelled (the lab has no use for them): host-endpoint tiers (pre-DNAT, apply-on-forward, normal),
-XDP, IPv6, program splitting into sub-programs (raises instead) and trampolines, WithAllowDenyJumps.
+XDP, IPv6, Felix's in-program jump trampolines (past 32k instructions), WithAllowDenyJumps.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from asm import R0, R1, R2, R3, R6, R9, R10  # noqa: E402
 # Felix splits a program after this many jumps (verifier limit 8192 minus headroom).
 MAX_JUMPS = 8192 - 200
 MAX_RULE_IDS = 32
+TC_STRIDE = 10000  # jump.TCMaxEntryPoints: sub-program k of entry point i sits at i + k * 10000
 
 POL_NO_MATCH, POL_ALLOW, POL_DENY, POL_TAIL_CALL_FAILED = 0, 1, 2, 10
 TC_ACT_SHOT = 2
@@ -107,10 +111,6 @@ class MapFds:
     jump: int = 6
 
 
-class ProgramTooLarge(RuntimeError):
-    pass
-
-
 def protocol_number(p) -> int:
     if isinstance(p, int) or str(p).isdigit():
         return int(p)
@@ -180,7 +180,8 @@ def _le32(b: bytes) -> int:
 
 class Builder:
     def __init__(self, version: str, ipset_ids: dict[str, int], fds: MapFds = MapFds(), debug: bool = True,
-                 flow_logs: bool = False):
+                 flow_logs: bool = False, policy_map_index: int = 0, stride: int = TC_STRIDE,
+                 max_jumps: int = MAX_JUMPS):
         minor = int(version.split(".")[1])
         if minor < 30:
             raise ValueError(f"policy programs are generated for Calico 3.30+ only, not {version}")
@@ -191,6 +192,8 @@ class Builder:
         self.debug = debug
         self.record = debug or flow_logs
         self.b = asm.Block(debug)
+        self.blocks = [self.b]
+        self.policy_map_index, self.stride, self.max_jumps = policy_map_index, stride, max_jumps
         self.tier_id = self.policy_id = self.rule_id = self.rule_part = 0
 
     # ---- state fields ------------------------------------------------------------------
@@ -206,7 +209,8 @@ class Builder:
 
     # ---- program ----------------------------------------------------------------------
 
-    def instructions(self, rules: Rules) -> list[dict]:
+    def programs(self, rules: Rules) -> list[list[dict]]:
+        """The program and its sub-programs (usually just one)."""
         b = self.b
         self._header()
         if rules.suppress_normal_host_policy:
@@ -221,9 +225,51 @@ class Builder:
         self._tiers(rules.tiers, "allow")
         self._profiles(rules.profiles, rules.no_profile_match_id, "allow")
         self._footer()
-        if b.num_jumps >= MAX_JUMPS:
-            raise ProgramTooLarge(f"{b.num_jumps} jumps: Felix would split the program; the lab does not")
-        return b.assemble()
+        return [blk.assemble() for blk in self.blocks]
+
+    def _split_if_needed(self) -> bool:
+        """maybeSplitProgram: past max_jumps, end this program with a tail call to the next sub-program.
+
+        Every jump target still unresolved becomes a landing pad that stores its number in pol_rc; the next
+        sub-program re-runs the header, reads and clears pol_rc and jumps to the same label."""
+        b = self.b
+        if b.num_jumps < self.max_jumps or not self.stride:
+            return False
+        b.comment(f"Splitting program after {b.num_jumps} jumps")
+        b.mov64_imm(R0, 0)
+        b.jump("next-program")
+        self._footer()
+        targets = sorted(t for t in b.fixups if t != "next-program")
+        for i, t in enumerate(targets):
+            b.label(t)
+            b.mov64_imm(R0, i + 1)
+            if i != len(targets) - 1:
+                b.jump("next-program")
+        b.label("next-program")
+        b.store(asm.STX32, R9, R0, *self._f("pol_rc"))
+        k = len(self.blocks)
+        idx = self.policy_map_index + k * self.stride
+        b.mov64(R1, R6)
+        b.ld_map_fd(R2, self.fds.jump)
+        b.comment(f"Tail call to policy program at index {self.stride} * {k} + {self.policy_map_index} = {idx}")
+        b.mov64_imm(R3, idx)
+        b.call(asm.HELPER_TAIL_CALL)
+        self._exit_target()
+        self.b = b = asm.Block(self.debug)
+        self.blocks.append(b)
+        b.comment(f"##### Start of program {k} #####")
+        self._header()
+        b.load(asm.LDX32, R0, R9, *self._f("pol_rc"))
+        b.mov32_imm(R1, 0)
+        b.store(asm.STX32, R9, R1, *self._f("pol_rc"))
+        for i, t in enumerate(targets):
+            b.jump_imm(asm.JEQ_IMM, R0, i + 1, t)
+        return True
+
+    def _exit_target(self):
+        self.b.label("exit")
+        self.b.mov64_imm(R0, TC_ACT_SHOT)
+        self.b.exit()
 
     def _header(self):
         b = self.b
@@ -256,9 +302,7 @@ class Builder:
         b.ld_map_fd(R2, self.fds.static_progs)
         b.load(asm.LDX32, R3, R6, SKB_CB1, "skb->cb[1]")
         b.call(asm.HELPER_TAIL_CALL)
-        b.label("exit")
-        b.mov64_imm(R0, TC_ACT_SHOT)
-        b.exit()
+        self._exit_target()
         if b.target_used("allow"):
             b.label("allow")
             b.mov32_imm(R1, POL_ALLOW)
@@ -346,6 +390,7 @@ class Builder:
         return label
 
     def _rule(self, r: Rule, action_label: str):
+        self._split_if_needed()
         if r.protocol is not None:
             self._proto(False, r.protocol)
         if r.not_protocol is not None:
@@ -440,6 +485,8 @@ class Builder:
         on_match = self._end_label() if negate else self._fresh()
         addr_field = self._leg(leg)[0]
         for cidr in cidrs:
+            if self._split_if_needed():  # the number of CIDRs is unbounded
+                b = self.b
             net = ipaddress.IPv4Network(cidr, strict=False)
             mask = _le32(net.netmask.packed)
             addr = _le32(net.network_address.packed)
@@ -523,11 +570,16 @@ class Builder:
                 b.jump_imm(asm.JLE_IMM, R1, last, on_match)
                 if skip:
                     b.label(skip)
+            if self._split_if_needed():  # the next instruction is in the new sub-program: reload the port
+                b = self.b
+                b.load(asm.LDX16, R1, R9, *self._f(port_field))
         if self.debug:
             text = "{" + ",".join(named) + "}"
             b.comment(f"If {leg} port is {'' if negate else 'not '}within any of the named ports {text}, "
                       "skip to next rule")
         for s in named:
+            self._split_if_needed()
+            b = self.b
             self._lookup(s, leg)
             b.jump_imm(asm.JNE_IMM, R0, 0, on_match)
         if not negate:
@@ -536,12 +588,16 @@ class Builder:
 
 
 def generate(rules: Rules, version: str, ipset_ids: dict[str, int], fds: MapFds = MapFds(),
-             debug: bool = True, flow_logs: bool = False) -> list[dict]:
-    return Builder(version, ipset_ids, fds, debug, flow_logs).instructions(rules)
+             debug: bool = True, flow_logs: bool = False, policy_map_index: int = 0, stride: int = TC_STRIDE,
+             max_jumps: int = MAX_JUMPS) -> list[list[dict]]:
+    """The policy program as a list of sub-programs (sub-program k belongs at policy_map_index + k*stride)."""
+    return Builder(version, ipset_ids, fds, debug, flow_logs, policy_map_index, stride, max_jumps).programs(rules)
 
 
-def debug_json(iface: str, tc_hook: str, insns: list[dict] | None, error: str = "") -> str:
-    """The policy-debug file body (bpf.PolicyDebugInfo); tc_hook is the tc hook: "ingress"/"egress"."""
+def debug_json(iface: str, tc_hook: str, programs: list[list[dict]] | None, error: str = "") -> str:
+    """The policy-debug file body (bpf.PolicyDebugInfo): sub-programs concatenated, as Felix writes them;
+    tc_hook is the tc hook, "ingress"/"egress"."""
+    insns = [i for p in programs for i in p] if programs else None
     return asm.go_json({"ifacename": iface, "hook": f"tc {tc_hook}", "policyInfo": insns, "error": error})
 
 
@@ -550,6 +606,10 @@ def debug_json_name(iface: str, policy_direction: str) -> str:
     return f"{iface}_{policy_direction}_v4.json"
 
 
-def program_name(iface: str, policy_direction: str) -> str:
-    """`p4I_<iface>` / `p4E_<iface>` (letter = policy direction), truncated to the kernel's 15 chars."""
-    return f"p4{policy_direction[0].upper()}_{iface}"[:15]
+def program_name(iface: str, policy_direction: str, sub: int = 0) -> str:
+    """`p4I_<iface>` / `p4E_<iface>` (letter = policy direction), truncated to the kernel's 15 chars;
+    sub-program k: the first 12 characters + `_k`."""
+    name = f"p4{policy_direction[0].upper()}_{iface}"
+    if sub:
+        name = f"{name[:12]}_{sub}"
+    return name[:15]

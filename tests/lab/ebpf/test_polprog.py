@@ -29,7 +29,7 @@ sys.path.insert(0, HERE)
 import asm  # noqa: E402
 import bpfsys  # noqa: E402
 import maps  # noqa: E402
-from polprog import MapFds, Policy, Rule, Rules, Tier, generate  # noqa: E402
+from polprog import MAX_JUMPS, TC_STRIDE, MapFds, Policy, Rule, Rules, Tier, generate  # noqa: E402
 
 ALLOWED_IDX, DROP_IDX = 2, 4
 RC_ALLOWED, RC_DROPPED = 123, 124
@@ -431,6 +431,37 @@ CASES += [
 ]
 
 
+
+
+# pol_prog_test.go's "WithLargePrefixedTier" expander, scaled down: a first tier of rules that never match
+# (empty source set; some with long port lists) and a final pass, in front of the case's own tiers. With a
+# jump budget of 200 per program (Felix: 7992) the generator splits it into several sub-programs chained
+# through the policy jump map, including inside port lists, and the verdicts must not change.
+def _noop_rule(n: int) -> Rule:
+    ports = [(1, 1 + n % 8000)]
+    if n % 7 == 0:
+        ports += [(p * 2 + 10000, p * 2 + 10001) for p in range(40)]
+    return Rule(("allow", "deny", "pass")[n % 3], protocol="tcp", src_ip_sets=["setNoOp"], dst_ports=ports)
+
+
+def with_large_prefixed_tier(case: dict) -> dict:
+    pols = [Policy(f"pol-{i}", [_noop_rule(i * 5 + j) for j in range(5)]) for i in range(30)]
+    pols[-1].rules.append(Rule("pass"))
+    rules = case["rules"]
+    out = dict(case, name=f"WithLargePrefixedTier/{case['name']}", max_jumps=200, split=True,
+               ipsets=dict(case.get("ipsets", {}), setNoOp=[]))
+    out["rules"] = Rules(tiers=[Tier("extra tier", pols)] + list(rules.tiers), profiles=rules.profiles,
+                         no_profile_match_id=rules.no_profile_match_id,
+                         suppress_normal_host_policy=rules.suppress_normal_host_policy)
+    return out
+
+
+CASES += [with_large_prefixed_tier(c) for c in CASES
+          if c["name"] in ("pass to allow", "pass to deny", "allow from CIDRs", "allow to tcp:ranges",
+                           "allow to tcp:!ranges", "allow to named ports", "allow to mixed ports",
+                           "allow to !IP set", "end-of-tier pass reaches profiles", "log rule sets LOG_PACKET and continues")]
+
+
 # --------------------------------------------------------------------------------------------
 # Running one case in the kernel.
 
@@ -470,10 +501,11 @@ def run_case(case: dict, version: str) -> list[str]:
     ids = {name: set_id(name) for name in ipsets}
     value_size = maps.STATE[version][1]
     fails = []
-    insns = generate(rules, version, ids)
+    subs = generate(rules, version, ids, max_jumps=case.get("max_jumps", MAX_JUMPS))
     with bpfsys.map_create("array", 4, value_size, 2, 0, "test_state") as st, \
             bpfsys.map_create("lpm_trie", 20, 4, 1024, bpfsys.F_NO_PREALLOC, "test_ipsets") as ips, \
             bpfsys.map_create("prog_array", 4, 4, 32, 0, "teststatic") as static, \
+            bpfsys.map_create("prog_array", 4, 4, 24 * TC_STRIDE, 0, "testjump") as jump, \
             bpfsys.prog_load(stub(RC_ALLOWED), "allowed_stub") as allowed, \
             bpfsys.prog_load(stub(RC_DROPPED), "drop_stub") as drop:
         bpfsys.map_update(static, struct.pack("<I", ALLOWED_IDX), struct.pack("<I", int(allowed)))
@@ -487,8 +519,13 @@ def run_case(case: dict, version: str) -> list[str]:
                     proto, port = {"tcp": 6, "udp": 17}[p], int(port)
                 bpfsys.map_update(ips, maps.ipset_key(ids[name], cidr, proto, port), maps.IPSET_VALUE)
         fds = MapFds()
-        code = asm.relocate(insns, {fds.state: int(st), fds.ipsets: int(ips), fds.static_progs: int(static)})
-        with bpfsys.prog_load(code, "p4E_test") as prog:
+        fd_map = {fds.state: int(st), fds.ipsets: int(ips), fds.static_progs: int(static), fds.jump: int(jump)}
+        if (len(subs) > 1) != bool(case.get("split")):
+            fails.append(f"{len(subs)} sub-programs, want {'several' if case.get('split') else 1}")
+        progs = [bpfsys.prog_load(asm.relocate(p, fd_map), f"p4E_test_{k}") for k, p in enumerate(subs)]
+        for k, p in enumerate(progs):
+            bpfsys.map_update(jump, struct.pack("<I", k * TC_STRIDE), struct.pack("<I", int(p)))
+        with progs[0] as prog:
             for verdict, key in (("allow", "allowed"), ("deny", "dropped")):
                 for item in case.get(key, []):
                     pkt, want_ids = item if isinstance(item, tuple) else (item, None)
@@ -527,6 +564,8 @@ def run_case(case: dict, version: str) -> list[str]:
                         problems.append("other state bytes changed")
                     if problems:
                         fails.append(f"{pkt}: " + "; ".join(problems))
+        for p in progs[1:]:
+            p.close()
     return fails
 
 

@@ -61,6 +61,24 @@ def felix_rule_id(owner: str, idx: int, rule: dict) -> str:
 # Scenario -> polprog.Rules
 
 
+def original_selectors(r: dict) -> dict:
+    """The rule's selectors as the user wrote them (proto.Rule original_*_selector), as selector strings."""
+    out = {}
+
+    def expr(labels):
+        return scn.selector_expression({"namespace": None, "namespace_selector": None, "labels": labels})
+
+    for side in ("src", "dst"):
+        peer = r[side]
+        if peer.get("selector") is not None:
+            out[f"original_{side}_selector"] = expr(peer["selector"])
+        if peer.get("namespace_selector") is not None:
+            out[f"original_{side}_namespace_selector"] = expr(peer["namespace_selector"])
+        if peer.get("not_selector") is not None:
+            out[f"original_not_{side}_selector"] = expr(peer["not_selector"])
+    return out
+
+
 class RuleBuilder:
     def __init__(self, sc: dict, version: str):
         self.sc = sc
@@ -98,7 +116,7 @@ class RuleBuilder:
             src_ports=self._ports(src["ports"]), not_src_ports=self._ports(src["not_ports"]),
             dst_ports=self._ports(dst["ports"]), not_dst_ports=self._ports(dst["not_ports"]),
             icmp_type=icmp.get("type"), icmp_code=icmp.get("code") if icmp.get("type") is not None else None,
-            match_id=match_id, rule_id=felix_rule_id(owner_key, idx, r))
+            match_id=match_id, rule_id=felix_rule_id(owner_key, idx, r), original=original_selectors(r))
 
     def policy_id_string(self, pol: dict) -> str:
         return scn.policy_kind_id(pol) if _minor(self.version) >= 32 else scn.policy_v1_name(pol)

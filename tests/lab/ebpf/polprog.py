@@ -71,6 +71,7 @@ class Rule:
     not_icmp_code: int | None = None
     match_id: int = 0
     rule_id: str = ""  # Felix's per-rule hash ("End of rule ... <rule_id>")
+    original: dict = field(default_factory=dict)  # original_{src,dst,not_src,...}_selector strings
 
 
 @dataclass
@@ -124,8 +125,13 @@ def protocol_comment_name(p) -> str:
     return str(p).lower()
 
 
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def rule_text(r: Rule) -> str:
-    """The proto.Rule text Felix prints in "Start of rule" (prototext shape, single-spaced)."""
+    """The proto.Rule text Felix prints in "Start of rule": protobuf text format, fields in the order of
+    felixbackend.proto's `message Rule` (protobuf-go randomly uses one or two spaces; we use one)."""
     parts = []
 
     def proto_field(name, p):
@@ -134,42 +140,51 @@ def rule_text(r: Rule) -> str:
         if isinstance(p, int) or str(p).isdigit():
             parts.append(f"{name}:{{number:{int(p)}}}")
         else:
-            parts.append(f'{name}:{{name:"{p}"}}')
+            parts.append(f"{name}:{{name:{_quote(str(p))}}}")
 
     def strings(name, items):
-        parts.extend(f'{name}:"{s}"' for s in items)
+        parts.extend(f"{name}:{_quote(s)}" for s in items)
 
     def ports(name, items):
-        parts.extend(f"{name}:{{first:{a} last:{b}}}" for a, b in items)
+        parts.extend(f"{name}:{{first:{a} last:{b}}}" if a else f"{name}:{{last:{b}}}" for a, b in items)
 
-    parts.append(f'action:"{r.action}"')
+    def icmp(prefix, typ, code):
+        if typ is None:
+            return
+        if code is None:
+            parts.append(f"{prefix}icmp_type:{typ}")
+        else:
+            inner = " ".join(([f"type:{typ}"] if typ else []) + ([f"code:{code}"] if code else []))
+            parts.append(f"{prefix}icmp_type_code:{{{inner}}}")
+
+    strings("action", [r.action])
     proto_field("protocol", r.protocol)
     strings("src_net", r.src_net)
     ports("src_ports", r.src_ports)
     strings("src_named_port_ip_set_ids", r.src_named_port_sets)
-    strings("src_ip_set_ids", r.src_ip_sets)
     strings("dst_net", r.dst_net)
     ports("dst_ports", r.dst_ports)
     strings("dst_named_port_ip_set_ids", r.dst_named_port_sets)
+    icmp("", r.icmp_type, r.icmp_code)
+    strings("src_ip_set_ids", r.src_ip_sets)
     strings("dst_ip_set_ids", r.dst_ip_sets)
     strings("dst_ip_port_set_ids", r.dst_ip_port_sets)
-    if r.icmp_type is not None:
-        parts.append(f"icmp_type:{r.icmp_type}" if r.icmp_code is None else
-                     f"icmp_type_code:{{type:{r.icmp_type} code:{r.icmp_code}}}")
     proto_field("not_protocol", r.not_protocol)
     strings("not_src_net", r.not_src_net)
     ports("not_src_ports", r.not_src_ports)
     strings("not_dst_net", r.not_dst_net)
     ports("not_dst_ports", r.not_dst_ports)
-    if r.not_icmp_type is not None:
-        parts.append(f"not_icmp_type:{r.not_icmp_type}" if r.not_icmp_code is None else
-                     f"not_icmp_type_code:{{type:{r.not_icmp_type} code:{r.not_icmp_code}}}")
+    icmp("not_", r.not_icmp_type, r.not_icmp_code)
     strings("not_src_ip_set_ids", r.not_src_ip_sets)
     strings("not_dst_ip_set_ids", r.not_dst_ip_sets)
     strings("not_src_named_port_ip_set_ids", r.not_src_named_port_sets)
     strings("not_dst_named_port_ip_set_ids", r.not_dst_named_port_sets)
+    for key in ("original_src_selector", "original_dst_selector", "original_src_namespace_selector",
+                "original_dst_namespace_selector", "original_not_src_selector", "original_not_dst_selector"):
+        if r.original.get(key):
+            strings(key, [r.original[key]])
     if r.rule_id:
-        parts.append(f'rule_id:"{r.rule_id}"')
+        strings("rule_id", [r.rule_id])
     return " ".join(parts)
 
 

@@ -5,7 +5,8 @@ Sources: ../shared/reference/calico-ebpf.md sections 1 and 6, and projectcalico/
 Name + Version when Version > 1. Only the IPv4 maps and the version-independent ones are created (the lab
 node is IPv4-only); the v6 twins are listed in `V6_NOT_CREATED` so a reader knows they are missing on purpose.
 
-    python3 tests/lab/ebpf/maps.py table 3.32      # the map set of a version
+    python3 tests/lab/ebpf/maps.py table 3.32                 # the map set of a version
+    python3 tests/lab/ebpf/maps.py dump 3.32 <bpffs>/tc/globals # decoded contents (in the lab's mount ns)
 """
 
 from __future__ import annotations
@@ -382,14 +383,56 @@ def state_decode(version: str, v: bytes) -> dict:
             "flags": struct.unpack_from("<Q", v, o["flags"])[0]}
 
 
+def dump(version: str, globals_dir: str) -> dict:
+    """Decoded contents of the maps the lab writes (for debugging a lab; run inside its mount namespace)."""
+    sp = {s.role: s for s in map_specs(version)}
+
+    def entries(role):
+        s = sp[role]
+        with open_map(globals_dir, s) as fd:
+            size = bpfsys.value_buffer_size(bpfsys.map_info(fd))
+            for k in bpfsys.map_keys(fd, s.key_size):
+                v = bpfsys.map_lookup(fd, k, size)
+                if v is not None:
+                    yield k, v
+
+    out = {
+        "ifstate": {str(struct.unpack("<I", k)[0]): ifstate_decode(v) for k, v in entries("ifstate")},
+        "routes": [route_decode(k, v) for k, v in entries("routes")],
+        "ipsets": [ipset_decode(k) for k, _ in entries("ipsets")],
+        "nat_fe": [dict(nat_fe_key_decode(k), **nat_fe_value_decode(v)) for k, v in entries("nat_fe")],
+        "nat_be": [nat_be_decode(k, v) for k, v in entries("nat_be")],
+        "ct": [dict(ct_key_decode(k), **{x: y for x, y in ct_value_decode(v).items() if x != "nat_rev_key"})
+               for k, v in entries("ct")],
+        "counters": {f"{i}/{hk}": [sum(col) for col in zip(*counters_decode(version, v))]
+                     for (i, hk), v in ((struct.unpack("<II", k), v) for k, v in entries("counters"))},
+        "rule_counters": {str(struct.unpack("<Q", k)[0]): rule_counter_decode(v)
+                          for k, v in entries("rule_counters")},
+    }
+    for role in [r for r in sp if r.startswith(("jump", "progs"))]:
+        with open_map(globals_dir, sp[role]) as fd:
+            out[sp[role].name] = {str(struct.unpack("<I", k)[0]): struct.unpack("<I", v)[0]
+                                  for k in bpfsys.map_keys(fd, 4)
+                                  if (v := bpfsys.map_lookup(fd, k, 4)) is not None}
+    return out
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] != "table":
-        print("usage: maps.py table VERSION", file=sys.stderr)
-        return 2
-    for s in map_specs(argv[1]):
-        print(f"{s.name:18} {s.type:16} key {s.key_size:3} value {s.value_size:4} max {s.max_entries:8} "
-              f"flags {s.flags:#x}  ({s.role})")
-    return 0
+    if len(argv) == 2 and argv[0] == "table":
+        for s in map_specs(argv[1]):
+            print(f"{s.name:18} {s.type:16} key {s.key_size:3} value {s.value_size:4} max {s.max_entries:8} "
+                  f"flags {s.flags:#x}  ({s.role})")
+        return 0
+    if len(argv) == 3 and argv[0] == "dump":
+        import json
+        try:
+            print(json.dumps(dump(argv[1], argv[2]), indent=1, default=str))
+        except (OSError, ValueError) as e:
+            print(f"maps.py dump: {e}".splitlines()[0], file=sys.stderr)
+            return 1
+        return 0
+    print("usage: maps.py table VERSION | maps.py dump VERSION GLOBALS_DIR", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -124,6 +124,15 @@ def check_node(c: Checks, bpffs: str, scenario_file: str, version: str, cases: l
             c.eq(f"{tag} {ifc} {hook} prog name", info.name, f"p4{policy_dir[0].upper()}_{ifc}"[:15])
             c.eq(f"{tag} {ifc} {hook} first map is the state map", info.map_ids[:1], [state_id])
             c.eq(f"{tag} {ifc} {hook} tag matches the debug JSON", info.tag in tag_of(doc["policyInfo"]), True)
+    d = maps.dump(version, globals_dir)
+    c.eq(f"{tag} dump: ifstate names", sorted(x["name"] for x in d["ifstate"].values()),
+         sorted([p["iface"] for p in sc["pods"]] + [sc["node"]["uplink"]]))
+    c.eq(f"{tag} dump: pod routes", sorted(r["cidr"] for r in d["routes"] if "ifindex" in r),
+         sorted(f"{p['ip']}/32" for p in sc["pods"]))
+    c.eq(f"{tag} dump: frontends", sorted(f"{f['addr']}:{f['port']}" for f in d["nat_fe"]),
+         sorted(f"{s['cluster_ip']}:{pt['port']}" for s in sc["services"] for pt in s["ports"]))
+    c.eq(f"{tag} dump: ip set members", sorted(x["cidr"] for x in d["ipsets"]),
+         sorted(mm for s in m["ipsets"].values() for mm in s["members"]))
     # Felix's comment dialect in the client's egress program (the backend reads names and ids from these).
     client = by_pod["client/client"]["iface"]
     doc = json.load(open(m["interfaces"][client]["tc_ingress"]["json"]))

@@ -659,113 +659,6 @@ static __always_inline bool nat_lookup(const struct pkt *p, __be32 *ip,
 	return true;
 }
 
-static __always_inline int tc_main(struct __sk_buff *skb, const int hook)
-{
-	struct pkt p = {};
-	struct ct_res r = {};
-	struct lab_state *st;
-	struct ifstate_value *ifs;
-	__u32 ifindex = skb->ifindex;
-	__s32 pol_idx;
-	bool syn;
-
-	/* As Calico: no counters entry for the interface, no traffic. */
-	if (bump_counter(ifindex, hook, REASON_TOTAL))
-		return TC_ACT_SHOT;
-	if (!parse(skb, &p))
-		return TC_ACT_OK;
-
-	syn = p.proto == IPPROTO_TCP &&
-	      (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-	if (hairpin(&p, hook)) {
-		/* Service to self on its way back into the pod: tracked as
-		 * the masqueraded tuple, which the allowed path creates. */
-		struct pkt masq = p;
-
-		masq.saddr = host_ip;
-		ct_lookup(&masq, &r);
-		r.masq = true;
-	} else {
-		ct_lookup(&p, &r);
-	}
-	if (r.v && !syn && (hook_leg(r.v, &r, hook)->bits & LEG_APPROVED)) {
-		/* Established on this side: no policy. */
-		r.v->last_seen = bpf_ktime_get_ns();
-		return apply_ct_nat(skb, &p, &r) ? TC_ACT_SHOT : TC_ACT_OK;
-	}
-	if (!r.v && icmp_error_related(skb, &p))
-		return TC_ACT_OK;
-
-	st = get_state();
-	if (!st)
-		return TC_ACT_SHOT;
-	__builtin_memset(st, 0, sizeof(*st));
-	st->ip_src = p.saddr;
-	st->ip_dst = p.daddr;
-	st->pre_nat_ip_dst = p.daddr;
-	st->post_nat_ip_dst = p.daddr;
-	st->ihl = p.l4 - p.l3;
-	st->ip_proto = p.proto;
-	st->ip_size = bpf_htons(p.ip_len);
-	if (p.proto == IPPROTO_ICMP) {
-		st->icmp_type = p.icmp_type;
-		st->icmp_code = p.icmp_code;
-	} else {
-		st->sport = p.sport;
-		st->dport = p.dport;
-		st->pre_nat_dport = p.dport;
-		st->post_nat_dport = p.dport;
-	}
-	if (r.dnat) {
-		st->post_nat_ip_dst = r.nat_ip;
-		st->post_nat_dport = r.nat_port;
-	} else if (!r.v && hook == HOOK_INGRESS) {
-		__be32 ip;
-		__u16 port;
-
-		if (p.proto != IPPROTO_ICMP && nat_lookup(&p, &ip, &port)) {
-			st->post_nat_ip_dst = ip;
-			st->post_nat_dport = port;
-		}
-	}
-	if (route_is_local_host(st->post_nat_ip_dst))
-		st->flags |= STATE_DEST_IS_HOST;
-	if (route_is_local_host(p.saddr))
-		st->flags |= STATE_SRC_IS_HOST;
-
-	skb->cb[0] = idx_allowed[hook];
-	skb->cb[1] = idx_drop[hook];
-
-	ifs = bpf_map_lookup_elem(&iface, &ifindex);
-	pol_idx = -1;
-	if (ifs)
-		pol_idx = hook == HOOK_INGRESS ? ifs->ingress_policy_v4 :
-						 ifs->egress_policy_v4;
-	if (pol_idx >= 0) {
-		if (hook == HOOK_INGRESS)
-			bpf_tail_call(skb, &jump_ing, pol_idx);
-		else
-			bpf_tail_call(skb, &jump_egr, pol_idx);
-	}
-	/* No policy program on a workload interface: Calico drops. */
-	return TC_ACT_SHOT;
-}
-
-SEC("tc")
-int calico_from_wep(struct __sk_buff *skb)
-{
-	return tc_main(skb, HOOK_INGRESS);
-}
-
-SEC("tc")
-int calico_to_wep(struct __sk_buff *skb)
-{
-	return tc_main(skb, HOOK_EGRESS);
-}
-
-/* ------------------------------------------------------------------------ */
-/* "allowed" and "drop" */
-
 static __always_inline void ct_set_leg(struct ct_leg *leg, __u32 bits,
 				       __u32 ifindex)
 {
@@ -858,6 +751,118 @@ static __always_inline int ct_approve(struct __sk_buff *skb,
 	}
 	return 0;
 }
+
+static __always_inline int tc_main(struct __sk_buff *skb, const int hook)
+{
+	struct pkt p = {};
+	struct ct_res r = {};
+	struct lab_state *st;
+	struct ifstate_value *ifs;
+	__u32 ifindex = skb->ifindex;
+	__s32 pol_idx;
+	bool syn;
+
+	/* As Calico: no counters entry for the interface, no traffic. */
+	if (bump_counter(ifindex, hook, REASON_TOTAL))
+		return TC_ACT_SHOT;
+	if (!parse(skb, &p))
+		return TC_ACT_OK;
+
+	syn = p.proto == IPPROTO_TCP &&
+	      (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	if (hairpin(&p, hook)) {
+		/* Service to self on its way back into the pod: tracked as
+		 * the masqueraded tuple, which the allowed path creates. */
+		struct pkt masq = p;
+
+		masq.saddr = host_ip;
+		ct_lookup(&masq, &r);
+		r.masq = true;
+	} else {
+		ct_lookup(&p, &r);
+	}
+	if (r.v && !syn && (hook_leg(r.v, &r, hook)->bits & LEG_APPROVED)) {
+		/* Established on this side: no policy. */
+		r.v->last_seen = bpf_ktime_get_ns();
+		return apply_ct_nat(skb, &p, &r) ? TC_ACT_SHOT : TC_ACT_OK;
+	}
+	if (!r.v && icmp_error_related(skb, &p))
+		return TC_ACT_OK;
+
+	st = get_state();
+	if (!st)
+		return TC_ACT_SHOT;
+	__builtin_memset(st, 0, sizeof(*st));
+	st->ip_src = p.saddr;
+	st->ip_dst = p.daddr;
+	st->pre_nat_ip_dst = p.daddr;
+	st->post_nat_ip_dst = p.daddr;
+	st->ihl = p.l4 - p.l3;
+	st->ip_proto = p.proto;
+	st->ip_size = bpf_htons(p.ip_len);
+	if (p.proto == IPPROTO_ICMP) {
+		st->icmp_type = p.icmp_type;
+		st->icmp_code = p.icmp_code;
+	} else {
+		st->sport = p.sport;
+		st->dport = p.dport;
+		st->pre_nat_dport = p.dport;
+		st->post_nat_dport = p.dport;
+	}
+	if (r.dnat) {
+		st->post_nat_ip_dst = r.nat_ip;
+		st->post_nat_dport = r.nat_port;
+	} else if (!r.v && hook == HOOK_INGRESS) {
+		__be32 ip;
+		__u16 port;
+
+		if (p.proto != IPPROTO_ICMP && nat_lookup(&p, &ip, &port)) {
+			st->post_nat_ip_dst = ip;
+			st->post_nat_dport = port;
+		}
+	}
+	if (route_is_local_host(st->post_nat_ip_dst))
+		st->flags |= STATE_DEST_IS_HOST;
+	if (route_is_local_host(p.saddr))
+		st->flags |= STATE_SRC_IS_HOST;
+
+	/* As Calico: traffic from the host itself to a workload is always
+	 * allowed, without policy; its conntrack entry lets the replies back. */
+	if (hook == HOOK_EGRESS && (st->flags & STATE_SRC_IS_HOST))
+		return ct_approve(skb, st, &p, hook) ? TC_ACT_SHOT : TC_ACT_OK;
+
+	skb->cb[0] = idx_allowed[hook];
+	skb->cb[1] = idx_drop[hook];
+
+	ifs = bpf_map_lookup_elem(&iface, &ifindex);
+	pol_idx = -1;
+	if (ifs)
+		pol_idx = hook == HOOK_INGRESS ? ifs->ingress_policy_v4 :
+						 ifs->egress_policy_v4;
+	if (pol_idx >= 0) {
+		if (hook == HOOK_INGRESS)
+			bpf_tail_call(skb, &jump_ing, pol_idx);
+		else
+			bpf_tail_call(skb, &jump_egr, pol_idx);
+	}
+	/* No policy program on a workload interface: Calico drops. */
+	return TC_ACT_SHOT;
+}
+
+SEC("tc")
+int calico_from_wep(struct __sk_buff *skb)
+{
+	return tc_main(skb, HOOK_INGRESS);
+}
+
+SEC("tc")
+int calico_to_wep(struct __sk_buff *skb)
+{
+	return tc_main(skb, HOOK_EGRESS);
+}
+
+/* ------------------------------------------------------------------------ */
+/* "allowed" and "drop" */
 
 static __always_inline int allowed(struct __sk_buff *skb, const int hook)
 {

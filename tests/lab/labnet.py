@@ -169,6 +169,11 @@ def _add_netns(ns: str) -> None:
     ip(ns, "link", "set", "lo", "up")
 
 
+# A refused probe is told by an ICMP error; the kernel's per-destination rate limit (1 s, burst 6)
+# would turn some of them into timeouts, depending on how fast earlier flows ran.
+NO_ICMP_RATELIMIT = (("net.ipv4.icmp_ratelimit", 0),)
+
+
 def build_node(lab: str, node: dict) -> None:
     """Node netns + remote netns joined by the uplink veth; forwarding on, rp_filter off.
 
@@ -189,7 +194,8 @@ def build_node(lab: str, node: dict) -> None:
     ip(nns, "route", "add", "default", "via", node["remote_ip"], "dev", uplink, "onlink")
     ip(rns, "route", "add", "default", "via", node["ip"], "dev", "eth0", "onlink")
     for key, value in (("net.ipv4.ip_forward", 1), ("net.ipv4.conf.all.rp_filter", 0),
-                       ("net.ipv4.conf.default.rp_filter", 0), (f"net.ipv4.conf.{uplink}.rp_filter", 0)):
+                       ("net.ipv4.conf.default.rp_filter", 0), (f"net.ipv4.conf.{uplink}.rp_filter", 0),
+                       *NO_ICMP_RATELIMIT):
         sysctl(nns, key, value)
 
 
@@ -210,6 +216,8 @@ def build_pod(lab: str, index: int, pod: dict) -> None:
     sysctl(nns, f"net.ipv4.conf.{iface}.proxy_arp", 1)
     sysctl(nns, f"net.ipv4.neigh.{iface}.proxy_delay", 0)
     sysctl(nns, f"net.ipv4.conf.{iface}.rp_filter", 0)
+    for key, value in NO_ICMP_RATELIMIT:
+        sysctl(pns, key, value)
 
 
 REMOTE_OUT_TABLE = "100"

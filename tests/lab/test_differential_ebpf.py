@@ -51,7 +51,9 @@ TIER_RE = re.compile(r"End of tier (\S+?)\.")
 # The host must not notice
 
 
-def host_state() -> dict:
+def host_state(netns_prefix: str = labnet.PREFIX) -> dict:
+    """What the lab must leave as it found it. Other users of the machine may run labs of their own
+    meanwhile: the netns list is compared for our own labs' prefix only."""
     paths = []
     for root, dirs, files in os.walk("/sys/fs/bpf"):
         paths += [os.path.join(root, n) for n in dirs + files]
@@ -59,17 +61,21 @@ def host_state() -> dict:
               if " - bpf " in line]
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
     return {"/sys/fs/bpf": sorted(paths), "bpf mounts": sorted(mounts),
-            "ip netns list": sorted(n.split()[0] for n in netns if n.strip())}
+            "ip netns list": sorted(n.split()[0] for n in netns if n.strip() and n.startswith(netns_prefix))}
 
 
 # --------------------------------------------------------------------------------------------
 # One scenario
 
 
-def run_lab(name: str, scenario: Path, dataplane: str, version: str | None, flows: list[dict]) -> list[dict]:
+def run_lab(name: str, scenario: Path, dataplane: str, version: str | None, flows: list[dict]) -> tuple[list, str]:
+    """The oracle's results for every flow, and how long building and probing took."""
+    t0 = time.monotonic()
     with labnet.Lab.up(name, scenario, dataplane, owner_pid=os.getpid(), calico_version=version) as lab:
+        t1 = time.monotonic()
         with oracle.for_lab(lab, counters=dataplane == labnet.EBPF, timeout=0.5) as orc:
-            return [orc.run_flow(f) for f in flows]
+            results = [orc.run_flow(f) for f in flows]
+        return results, f"up {t1 - t0:.1f} s, flows {time.monotonic() - t1:.1f} s"
 
 
 def flow_text(flow: dict) -> str:
@@ -120,10 +126,10 @@ def run_scenario(label: str, scenario: Path, flows: list[dict], versions: list[s
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         futures = {node: pool.submit(run_lab, f"t{os.getpid() % 100000}{label}{i}", scenario, dp, v, flows)
                    for i, (node, dp, v) in enumerate(nodes)}
-        per_node, broken = {}, []
+        per_node, broken, timing = {}, [], {}
         for node, fut in futures.items():
             try:
-                per_node[node] = fut.result()
+                per_node[node], timing[node] = fut.result()
             except (labnet.LabError, OSError) as e:
                 broken.append(f"  {label}: the {node} node failed: {e}")
     problems, stats = [], {"flows": len(flows), "seconds": round(time.monotonic() - t0, 1)}
@@ -139,6 +145,7 @@ def run_scenario(label: str, scenario: Path, flows: list[dict], versions: list[s
     stats["agree"] = agree
     stats["delivered"] = sum(1 for r in per_node["nftables"] if r.get("delivered"))
     stats["nodes"] = list(per_node)
+    stats["timing"] = timing
     return stats, problems
 
 
@@ -163,7 +170,7 @@ def main() -> int:
         os.environ["DPL_EBPF_ATTACH"] = args.ebpf_attach
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still tear the labs down
     labnet.reap_stale()
-    before = host_state()
+    before = host_state(f"{labnet.PREFIX}t{os.getpid() % 100000}")
 
     t0, failures, lines = time.monotonic(), [], []
     with tempfile.TemporaryDirectory(prefix="dpl-diff3-") as tmpdir:
@@ -180,12 +187,13 @@ def main() -> int:
             line = (f"{label} {' / '.join(stats['nodes'])}: {stats['agree']}/{stats['flows']} flows agree "
                     f"({stats['delivered']} delivered), {len(problems)} disagreements  ({stats['seconds']} s)")
             print(line, flush=True)
+            print("  " + "; ".join(f"{node}: {t}" for node, t in stats.get("timing", {}).items()), flush=True)
             for text in problems[:15]:
                 print(text, flush=True)
             lines.append(("ok  " if not problems else "FAIL") + " " + line)
             failures += problems
 
-    after = host_state()
+    after = host_state(f"{labnet.PREFIX}t{os.getpid() % 100000}")
     changed = [k for k in before if before[k] != after[k]]
     print(f"\n== summary ({time.monotonic() - t0:.1f} s)")
     for line in lines:

@@ -38,7 +38,9 @@ HERE = Path(__file__).resolve().parent
 CALICO_GW = "169.254.1.1"          # Calico's fake next hop inside every pod
 CALICO_HOST_MAC = "ee:ee:ee:ee:ee:ee"  # Felix gives every host-side workload veth this MAC
 LAB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,23}$")  # no '-': keeps "dpl-<N>-" prefixes unambiguous
-LAYOUTS = ("nftables", "iptables-nft")
+LAYOUTS = ("nftables", "iptables-nft")  # rule layouts (render.py); the kernel reads them with nft trace
+EBPF = "ebpf"  # Calico's eBPF dataplane: maps + BPF programs (ebpfnode.py), no Calico chains
+DATAPLANES = (*LAYOUTS, EBPF)
 
 _CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -145,9 +147,31 @@ def check_lab_name(lab: str) -> None:
 # Building the topology
 
 
+def netns_unusable() -> str | None:
+    """None when this machine lets us create network namespaces, else one line saying why not
+    (kernel tests print it and skip)."""
+    probe = f"{PREFIX}probe{os.getpid()}"
+    try:
+        cp = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"cannot run `ip netns add`: {e}"
+    if cp.returncode != 0:
+        return f"network namespaces unusable (`ip netns add` failed: {cp.stderr.strip() or cp.returncode})"
+    cp = subprocess.run(["ip", "netns", "exec", probe, "true"], capture_output=True, text=True, timeout=30)
+    subprocess.run(["ip", "netns", "delete", probe], capture_output=True, timeout=30)
+    if cp.returncode != 0:
+        return f"network namespaces unusable (`ip netns exec` failed: {cp.stderr.strip() or cp.returncode})"
+    return None
+
+
 def _add_netns(ns: str) -> None:
     run(["ip", "netns", "add", ns])
     ip(ns, "link", "set", "lo", "up")
+
+
+# A refused probe is told by an ICMP error; the kernel's per-destination rate limit (1 s, burst 6)
+# would turn some of them into timeouts, depending on how fast earlier flows ran.
+NO_ICMP_RATELIMIT = (("net.ipv4.icmp_ratelimit", 0),)
 
 
 def build_node(lab: str, node: dict) -> None:
@@ -170,7 +194,8 @@ def build_node(lab: str, node: dict) -> None:
     ip(nns, "route", "add", "default", "via", node["remote_ip"], "dev", uplink, "onlink")
     ip(rns, "route", "add", "default", "via", node["ip"], "dev", "eth0", "onlink")
     for key, value in (("net.ipv4.ip_forward", 1), ("net.ipv4.conf.all.rp_filter", 0),
-                       ("net.ipv4.conf.default.rp_filter", 0), (f"net.ipv4.conf.{uplink}.rp_filter", 0)):
+                       ("net.ipv4.conf.default.rp_filter", 0), (f"net.ipv4.conf.{uplink}.rp_filter", 0),
+                       *NO_ICMP_RATELIMIT):
         sysctl(nns, key, value)
 
 
@@ -191,6 +216,8 @@ def build_pod(lab: str, index: int, pod: dict) -> None:
     sysctl(nns, f"net.ipv4.conf.{iface}.proxy_arp", 1)
     sysctl(nns, f"net.ipv4.neigh.{iface}.proxy_delay", 0)
     sysctl(nns, f"net.ipv4.conf.{iface}.rp_filter", 0)
+    for key, value in NO_ICMP_RATELIMIT:
+        sysctl(pns, key, value)
 
 
 REMOTE_OUT_TABLE = "100"
@@ -271,7 +298,11 @@ def start_servers(lab: str, index: int, pod: dict, sdir: Path) -> int | None:
     deadline = time.monotonic() + 10
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise LabError(f"server in {pod_ns(lab, index)} did not start; see {sdir}/p{index}.log")
+            # The log goes away with the lab (`lab down` on this failure): quote it here.
+            printed = (sdir / f"p{index}.log").read_text(errors="replace").strip()[-1500:]
+            state = f"exited with {proc.returncode}" if proc.poll() is not None else "not ready after 10 s"
+            raise LabError(f"server in {pod_ns(lab, index)} did not start ({state}); it printed: "
+                           f"{printed or '(nothing)'}")
         time.sleep(0.02)
     return proc.pid
 
@@ -313,12 +344,19 @@ def serve(spec: list[dict], ready: Path) -> None:
         allow_reuse_address = True
         daemon_threads = True
 
+    class HTTPServer(http.server.ThreadingHTTPServer):
+        def server_bind(self):
+            # HTTPServer.server_bind asks socket.getfqdn() for a server name: a reverse DNS lookup
+            # that times out on hosts whose /etc/hosts lacks their name. Nothing here needs it.
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = self.server_address[:2]
+
     servers = []
     for entry in spec:
         addr = ("0.0.0.0", int(entry["port"]))
         kind = entry.get("kind") or ("udp" if entry.get("proto") == "udp" else "tcp")
         if kind == "http404":
-            servers.append(http.server.ThreadingHTTPServer(addr, NotFound))
+            servers.append(HTTPServer(addr, NotFound))
         elif kind == "udp" or entry.get("proto") == "udp":
             servers.append(socketserver.UDPServer(addr, Echo))
         else:
@@ -387,10 +425,13 @@ class Lab:
 
     @classmethod
     def up(cls, name: str, scenario: Path | None, layout: str | None, rendered: Path | None = None,
-           owner_pid: int | None = None) -> "Lab":
+           owner_pid: int | None = None, calico_version: str | None = None) -> "Lab":
         """Build lab `name`. owner_pid: the lab belongs to that process (tests); once it is gone,
-        reap_stale() removes the lab. Without it the lab lives until `lab down`."""
+        reap_stale() removes the lab. Without it the lab lives until `lab down`.
+        layout "ebpf": the eBPF node of `calico_version` (ebpfnode.py), from a scenario file only."""
         check_lab_name(name)
+        if layout == EBPF and not scenario:
+            raise LabError("the eBPF node is built from --scenario (node.py reads the scenario itself)")
         if lab_namespaces(name) or state_dir(name).exists():
             raise LabError(f"lab {name} already exists; run `lab down {name}` first")
         sdir = state_dir(name)
@@ -398,18 +439,19 @@ class Lab:
         lab = cls(name, {"name": name, "node_ns": node_ns(name), "remote_ns": remote_ns(name),
                          "scenario": str(scenario) if scenario else None, "pids": [], "owner_pid": owner_pid})
         try:
-            lab._build(scenario, layout, rendered, sdir)
+            lab._build(scenario, layout, rendered, sdir, calico_version)
         except BaseException:
             down(name)
             raise
         return lab
 
-    def _build(self, scenario, layout, rendered, sdir: Path) -> None:
+    def _build(self, scenario, layout, rendered, sdir: Path, calico_version: str | None = None) -> None:
         out = sdir / "render"
         if rendered:
             shutil.copytree(rendered, out)
         else:
-            render(Path(scenario).resolve(), layout, out)
+            # The eBPF node takes only the topology from the renderer; its rules are never loaded.
+            render(Path(scenario).resolve(), "nftables" if layout == EBPF else layout, out)
         layout = layout or detect_layout(out)
         topo = json.loads((out / "topology.json").read_text())
         self.info.update(layout=layout, rendered=str(out), topology=topo,
@@ -420,7 +462,13 @@ class Lab:
         for i, pod in enumerate(topo["pods"]):
             build_pod(self.name, i, pod)
         route_world(self.name, topo)
-        load_rules(self.name, out, layout)
+        if layout == EBPF:
+            import ebpfnode
+            self.info["ebpf"] = ebpfnode.build(self.name, Path(scenario).resolve(), topo,
+                                               calico_version or ebpfnode.DEFAULT_VERSION)
+            self.save()
+        else:
+            load_rules(self.name, out, layout)
         for i, pod in enumerate(topo["pods"]):
             pid = start_servers(self.name, i, pod, sdir)
             if pid:
@@ -500,6 +548,8 @@ def down(name: str) -> None:
             os.kill(pid, signal.SIGKILL)
     for ns in namespaces:
         run(["ip", "netns", "delete", ns], check=False)
+    import ebpfnode  # the eBPF node's mount namespace and bpffs, if any (after the netns: programs detached)
+    ebpfnode.teardown(name)
     shutil.rmtree(sdir, ignore_errors=True)
 
 

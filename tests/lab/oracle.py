@@ -533,3 +533,189 @@ def _deleted(marker: str):
 def _is_drop_line(line: str) -> bool:
     line = line.rstrip()
     return line.startswith("trace id ") and (line.endswith("(verdict drop)") or line.endswith("policy drop"))
+
+
+# --------------------------------------------------------------------------------------------
+# The eBPF node: no nft trace; the fate is the probe's, the "where" and "which rule" are Calico's
+# own counters (cali_counters*: ACCEPTED_BY_POLICY / DROPPED_BY_POLICY per interface and hook) and
+# rule counters (cali_rule_ctrs2), read before and after each flow through fds of the lab's pinned
+# maps (ebpfnode.map_fds). Rule ids map to tier/policy/rule through node.py's manifest.
+
+HOOKS = {0: "tc ingress", 1: "tc egress"}
+HOOK_POLICY = {0: "egress", 1: "ingress"}  # a workload's tc ingress hook runs its egress policy
+REASON_ACCEPTED, REASON_DROPPED = 2, 4
+DENY_ACTIONS = ("deny",)
+
+
+def _ebpf_modules():
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "ebpf"))
+    import bpfsys
+    import maps
+    return bpfsys, maps
+
+
+class EbpfOracle(Oracle):
+    """Runs flows through an eBPF lab node (labnet.EBPF). Same probes and source ports as Oracle."""
+
+    def __init__(self, lab: labnet.Lab, counters: bool = True, timeout: float = 1.0):
+        super().__init__(lab, counters, timeout)
+        self.bpfsys, self.maps = _ebpf_modules()
+        info = lab.info["ebpf"]
+        self.version = info["calico_version"]
+        self.manifest = json.loads(Path(info["manifest"]).read_text())
+        self.rule_ids = self.manifest.get("rule_ids", {})
+        self.iface_by_index = {i: name for name, i in info["ifindexes"].items()}
+        self.pod_by_iface = {p["iface"]: f"{p['namespace']}/{p['name']}" for p in lab.topology["pods"]}
+        self.fds: dict[str, int] = {}
+
+    def __enter__(self):
+        import ebpfnode
+        names = {role: self.maps.spec(self.version, role).name for role in ("counters", "rule_counters", "ct")}
+        fds = ebpfnode.map_fds(self.lab.name, list(names.values()))
+        self.fds = {role: fds[name] for role, name in names.items()}
+        self.info = {role: self.bpfsys.map_info(fd) for role, fd in self.fds.items()}
+        return self
+
+    def __exit__(self, *exc):
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds = {}
+
+    # -- map reading -----------------------------------------------------------------------
+
+    def _percpu_sums(self, role: str) -> dict[bytes, list[int]]:
+        info = self.info[role]
+        fd, bs = self.fds[role], self.bpfsys
+        size = bs.value_buffer_size(info)
+        out = {}
+        for key in bs.map_keys(fd, info.key_size):
+            raw = bs.map_lookup(fd, key, size)
+            if raw is None:
+                continue
+            n = info.value_size // 8
+            sums = [0] * n
+            for cpu in bs.percpu_split(raw, info.value_size):
+                for i, v in enumerate(struct.unpack(f"<{n}Q", cpu)):
+                    sums[i] += v
+            out[key] = sums
+        return out
+
+    def policy_counters(self) -> dict[tuple[int, int], tuple[int, int]]:
+        """(ifindex, hook) -> (ACCEPTED_BY_POLICY, DROPPED_BY_POLICY), summed over CPUs."""
+        return {struct.unpack("<II", k): (v[REASON_ACCEPTED], v[REASON_DROPPED])
+                for k, v in self._percpu_sums("counters").items()}
+
+    def rule_counters(self) -> dict[int, int]:
+        return {struct.unpack("<Q", k)[0]: v[0] for k, v in self._percpu_sums("rule_counters").items()}
+
+    def flush_ct(self) -> None:
+        info, fd = self.info["ct"], self.fds["ct"]
+        for key in self.bpfsys.map_keys(fd, info.key_size):
+            self.bpfsys.map_delete(fd, key)
+
+    # -- one flow --------------------------------------------------------------------------
+
+    def run_flow(self, flow: dict) -> dict:
+        src_ns, ports = self._source(flow)
+        sport = self._sport(flow, ports)
+        flush_conntrack(self.ns)
+        self.flush_ct()  # every flow starts as a new connection, as with the nft oracle
+        before_pc, before_rc = self.policy_counters(), self.rule_counters()
+        probe, send_error = None, None
+        try:
+            probe = send_probe(src_ns, flow, sport)
+            self._wait_ebpf(probe, before_pc)
+        except OSError as e:
+            send_error = f"error:{errno.errorcode.get(e.errno, e.errno)}"
+        finally:
+            if probe:
+                probe.close()
+        after_pc, after_rc = self.policy_counters(), self.rule_counters()
+        moved = self._counter_moves(before_pc, after_pc)
+        rules = [{"id": rid, "packets": n - before_rc.get(rid, 0), "rule": self.rule_ids.get(str(rid))}
+                 for rid, n in sorted(after_rc.items()) if n != before_rc.get(rid, 0)]
+        decisions, problems = self._decisions(moved, rules)
+        delivered = probe.delivered if probe else False
+        outcome = probe.outcome if probe else "error"
+        if send_error:
+            delivered, outcome = False, send_error
+        dropped = any(m["reason"] == "dropped_by_policy" for m in moved)
+        verdict = "DROP" if dropped else ("ACCEPT" if delivered or probe and probe.delivered is None else "NONE")
+        deciding = next((d for d in decisions if d["verdict"] == "DROP"), decisions[-1] if decisions else None)
+        return {"verdict": verdict, "delivered": delivered, "outcome": outcome, "sport": sport,
+                "deciding_rule": deciding, "decisions": decisions, "counters": moved, "rule_counters": rules,
+                "problems": problems}
+
+    def _wait_ebpf(self, probe: Probe, before: dict) -> None:
+        """Until the probe has its answer, or DROPPED_BY_POLICY moved (the drop program ran), or timeout."""
+        timeout = self.timeout if probe.delivered is not None else min(self.timeout, 0.15)
+        deadline = time.monotonic() + timeout
+        want_write = probe.kind == "tcp"
+        while not probe.done:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            r, w, _ = select.select([probe.sock], [probe.sock] if want_write else [], [], min(left, 0.02))
+            if r or w:
+                probe.poll_ready()
+            elif any(v[1] != before.get(k, (0, 0))[1] for k, v in self.policy_counters().items()):
+                probe.outcome = "dropped"
+                return
+
+    def _counter_moves(self, before: dict, after: dict) -> list[dict]:
+        moved = []
+        for key, (acc, drop) in sorted(after.items()):
+            b_acc, b_drop = before.get(key, (0, 0))
+            ifindex, hook = key
+            iface = self.iface_by_index.get(ifindex, str(ifindex))
+            for reason, delta in (("accepted_by_policy", acc - b_acc), ("dropped_by_policy", drop - b_drop)):
+                if delta:
+                    moved.append({"iface": iface, "ifindex": ifindex, "pod": self.pod_by_iface.get(iface),
+                                  "hook": HOOKS.get(hook, str(hook)), "hook_index": hook,
+                                  "reason": reason, "packets": delta})
+        return moved
+
+    def _decisions(self, moved: list[dict], rules: list[dict]) -> tuple[list[dict], list[str]]:
+        """For each hook whose policy verdict counter moved: the one non-pass rule that decided.
+
+        A rule id is shared by every endpoint its policy applies to, so rules are matched to hooks by
+        policy direction (tc ingress = egress policy); id 0 (no profile matched) has none."""
+        problems, decisions, used = [], [], set()
+        for m in moved:
+            direction = HOOK_POLICY.get(m["hook_index"])
+            want_deny = m["reason"] == "dropped_by_policy"
+            cands = []
+            for r in rules:
+                rule = r["rule"] or {}
+                if rule.get("action") == "pass" or (rule.get("end_of_tier") and rule.get("action") == "pass"):
+                    continue
+                if rule.get("direction") not in (None, direction) and not rule.get("no_profile"):
+                    continue
+                is_deny = rule.get("action") in DENY_ACTIONS or bool(rule.get("no_profile"))
+                if is_deny == want_deny:
+                    cands.append(r)
+            if len(cands) != 1:
+                problems.append(f"{m['iface']} {m['hook']} {m['reason']}: {len(cands)} candidate deciding rules "
+                                f"{[c['id'] for c in cands]}")
+            decided = cands[0] if len(cands) == 1 else None
+            if decided:
+                used.add(decided["id"])
+            decisions.append({"iface": m["iface"], "pod": m["pod"], "hook": m["hook"], "policy": direction,
+                              "verdict": "DROP" if want_deny else "ACCEPT",
+                              "rule_id": decided["id"] if decided else None,
+                              "rule": decided["rule"] if decided else None})
+        for r in rules:
+            rule = r["rule"] or {}
+            if r["id"] not in used and rule.get("action") != "pass":
+                problems.append(f"rule counter {r['id']} ({rule or 'not in the manifest'}) moved without a verdict")
+        if not moved and rules:
+            problems.append("rule counters moved but no policy verdict counter did")
+        return decisions, problems
+
+
+def for_lab(lab: labnet.Lab, counters: bool = True, timeout: float = 1.0) -> Oracle:
+    """The oracle that fits the lab's dataplane."""
+    if lab.layout == labnet.EBPF:
+        return EbpfOracle(lab, counters, timeout)
+    return Oracle(lab, counters, timeout)

@@ -98,6 +98,9 @@ def main() -> int:
     if os.geteuid() != 0:
         print("SKIP: test_differential needs root (network namespaces, nftables)")
         return SKIP
+    if why := labnet.netns_unusable():
+        print(f"SKIP: test_differential: {why}")
+        return SKIP
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # still tear the labs down
     labnet.reap_stale()
 

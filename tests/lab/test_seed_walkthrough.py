@@ -233,6 +233,9 @@ def main() -> int:
     if os.geteuid() != 0:
         print("SKIP: test_seed_walkthrough needs root (network namespaces, nftables)")
         return SKIP
+    if why := labnet.netns_unusable():
+        print(f"SKIP: test_seed_walkthrough: {why}")
+        return SKIP
     # A SIGTERM (ctest timeout, Ctrl-C in a wrapper) must still run the labs' teardown.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     labnet.reap_stale()

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""The seed walkthrough on the lab's eBPF node (v3.30 and v3.32), with the kernel as the judge.
+
+For each version:
+  1. lab up --dataplane ebpf tests/lab/scenarios/seed.json
+  2. from client: HTTP GET to frontend via its service IP and directly -> "HTTP/1.1 404 Not Found"
+  3. from client: TCP to management-ui:9001 (service IP and direct) times out
+  4. the oracle on the denied flow: DROPPED_BY_POLICY moved on the client's interface at tc ingress
+     (its egress policy), the deciding rule is tier default's end-of-tier deny (manifest), and it is
+     the only rule counter that moved; on the allowed flow ACCEPTED_BY_POLICY moved at client tc
+     ingress (rule allow-stars 0) and at frontend tc egress
+  5. `lab exec N --mnt --` sees the pinned maps in the lab's bpffs; the host's /sys/fs/bpf does not
+  6. after `lab down`: no dpl- netns, no bpf mount left, /sys/fs/bpf as before
+
+Usage: test_ebpf_walkthrough.py [--ebpf-attach build/bpf/dpl-ebpf-attach]   (root; exit 77 = skipped)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import labnet  # noqa: E402
+import oracle  # noqa: E402
+from test_differential_ebpf import host_state  # noqa: E402
+from test_seed_walkthrough import Checks, connect_times_out, flow, http_status_line, service_ip  # noqa: E402
+
+SKIP = 77
+CLIENT, FRONTEND, MGMT = "client/client", "stars/frontend", "management-ui/management-ui"
+
+
+def walkthrough(c: Checks, seed: Path, version: str) -> None:
+    name = f"ew{os.getpid() % 100000}{version.replace('.', '')}"
+    print(f"== seed.json, eBPF node v{version} (lab {name})", flush=True)
+    with labnet.Lab.up(name, seed, labnet.EBPF, owner_pid=os.getpid(), calico_version=version) as lab:
+        client_ns = lab.endpoint_ns(f"pod:{CLIENT}")
+        fe_ip, fe_svc = lab.pod(FRONTEND)["ip"], service_ip(lab, FRONTEND)
+        mg_ip, mg_svc = lab.pod(MGMT)["ip"], service_ip(lab, MGMT)
+        for ip in (fe_svc, fe_ip):
+            try:
+                status = http_status_line(client_ns, ip, 80)
+            except OSError as e:
+                status = f"error {e}"
+            c.check(status == "HTTP/1.1 404 Not Found", f"client -> frontend {ip}:80 answers 404", status)
+        for ip in (mg_svc, mg_ip):
+            c.check(connect_times_out(client_ns, ip, 9001), f"client -> management-ui {ip}:9001 times out")
+
+        client_if = lab.pod(CLIENT)["iface"]
+        fe_if = lab.pod(FRONTEND)["iface"]
+        with oracle.for_lab(lab, timeout=1.0) as orc:
+            denied = orc.run_flow(flow(lab, CLIENT, mg_ip, 9001, f"pod:{MGMT}"))
+            allowed = orc.run_flow(flow(lab, CLIENT, fe_svc, 80, f"service:{FRONTEND}"))
+        moves = [(m["iface"], m["hook"], m["reason"]) for m in denied["counters"]]
+        c.check(not denied["delivered"] and moves == [(client_if, "tc ingress", "dropped_by_policy")],
+                "denied flow: only DROPPED_BY_POLICY at the client's tc ingress moved", str(moves))
+        rule = (denied.get("deciding_rule") or {}).get("rule") or {}
+        c.check(rule.get("end_of_tier") and rule.get("tier") == "default" and rule.get("action") == "deny",
+                "denied flow: decided by tier default's end-of-tier deny", str(rule))
+        c.check(len(denied["rule_counters"]) == 1 and not denied["problems"],
+                "denied flow: that rule's counter is the only one that moved",
+                f"{denied['rule_counters']} {denied['problems']}")
+        moves = sorted((m["iface"], m["hook"], m["reason"]) for m in allowed["counters"])
+        want = sorted([(client_if, "tc ingress", "accepted_by_policy"), (fe_if, "tc egress", "accepted_by_policy")])
+        c.check(allowed["delivered"] and moves == want,
+                "allowed flow via the service: ACCEPTED_BY_POLICY at client tc ingress and frontend tc egress",
+                str(moves))
+        egress = next((d for d in allowed["decisions"] if d["hook"] == "tc ingress"), {})
+        r = egress.get("rule") or {}
+        c.check(r.get("name") == "allow-stars" and r.get("rule_index") == 0 and r.get("action") == "allow",
+                "allowed flow: client egress decided by allow-stars rule 0", str(r))
+
+        globals_dir = lab.info["ebpf"]["globals"]
+        cp = subprocess.run([sys.executable, str(HERE / "lab"), "exec", name, "--mnt", "--", "ls", globals_dir],
+                            capture_output=True, text=True)
+        c.check(cp.returncode == 0 and "cali_iface4" in cp.stdout.split(),
+                "lab exec --mnt sees the pinned maps", cp.stderr.strip() or cp.stdout[:200])
+        c.check(not os.path.exists(os.path.join(globals_dir, "cali_iface4")) and
+                not any("cali_" in p for p in host_state()["/sys/fs/bpf"]),
+                "the host mount namespace sees none of them")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ebpf-attach", help="dpl-ebpf-attach binary (default: found by ebpfnode.py)")
+    ap.add_argument("--scenarios", type=Path, default=HERE / "scenarios")
+    ap.add_argument("--versions", type=lambda s: s.split(","), default=["3.30", "3.32"])
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("SKIP: test_ebpf_walkthrough needs root (network namespaces, BPF)")
+        return SKIP
+    if why := labnet.netns_unusable():
+        print(f"SKIP: test_ebpf_walkthrough: {why}")
+        return SKIP
+    if args.ebpf_attach:
+        os.environ["DPL_EBPF_ATTACH"] = args.ebpf_attach
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    labnet.reap_stale()
+    before = host_state(f"{labnet.PREFIX}ew{os.getpid() % 100000}")
+    c = Checks()
+    for version in args.versions:
+        try:
+            walkthrough(c, args.scenarios / "seed.json", version)
+        except labnet.LabError as e:
+            c.check(False, f"eBPF node v{version} builds and runs", str(e))
+    after = host_state(f"{labnet.PREFIX}ew{os.getpid() % 100000}")
+    c.check(before == after, "host unchanged after lab down (/sys/fs/bpf, bpf mounts, ip netns list)",
+            f"before {before}\n       after  {after}")
+    print(f"{'FAILED: ' + '; '.join(c.failures) if c.failures else 'all eBPF walkthrough checks passed'}")
+    return 1 if c.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,6 @@
 // The only file that names every backend. A new backend adds its header and one line to
 // registered_dataplanes() (and its name to known_dataplanes() if it was not there yet).
+#include "backends/ebpf/dataplane.h"
 #include "backends/nftables/dataplane.h"
 #include "core/dataplane_registry.h"
 
@@ -7,7 +8,9 @@ namespace dpi {
 
 const std::vector<const DataplaneBackend*>& registered_dataplanes() {
   static const nft::NftablesDataplane nftables;
-  static const std::vector<const DataplaneBackend*> all = {&nftables};
+  static const ebpf::EbpfDataplane ebpf;
+  // In packet order (Layer): tc programs before netfilter.
+  static const std::vector<const DataplaneBackend*> all = {&ebpf, &nftables};
   return all;
 }
 

@@ -449,4 +449,8 @@ void attribute(Report& report, std::optional<std::size_t> deciding_step, const M
   Attributor(report, bits).run(deciding_step);
 }
 
+std::string stage_summary(const Stage& stage) {
+  return stage_text(stage);
+}
+
 }  // namespace dpi::calico

@@ -18,4 +18,8 @@ struct MarkBits {
 // deciding_step the index of the deciding rule in report.path (none for a chain policy).
 void attribute(Report& report, std::optional<std::size_t> deciding_step, const MarkBits& bits = {});
 
+// The summary of one stage ("end-of-tier implicit deny in tier T, egress of workload on X"), for
+// backends that locate their stages without a path (eBPF), so that every backend words them alike.
+std::string stage_summary(const Stage& stage);
+
 }  // namespace dpi::calico

@@ -1,0 +1,132 @@
+#include "backends/ebpf/dataplane.h"
+
+#include <fmt/format.h>
+
+#include "backends/ebpf/inspect.h"
+#include "backends/ebpf/live_maps.h"
+#include "backends/ebpf/node_state.h"
+#include "core/input_file.h"
+
+namespace dpi::ebpf {
+
+namespace {
+
+std::string bpffs_of(const SourceRequest& req) {
+  const std::string& v = req.option(kBpffsOption);
+  return v.empty() ? kDefaultBpffs : v;
+}
+
+std::string debug_dir_of(const SourceRequest& req) {
+  const std::string& v = req.option(kPolicyDebugDirOption);
+  return v.empty() ? kDefaultPolicyDebugDir : v;
+}
+
+class LoadedEbpf final : public LoadedDataplane {
+ public:
+  explicit LoadedEbpf(NodeState n) : model_(std::move(n)), desc_(model_.state().source) {}
+  const std::string& description() const override { return desc_; }
+  const std::optional<NodeInfo>& node() const override { return node_; }
+  void set_node(NodeInfo node) override { node_ = std::move(node); }
+  dpi::Detection detect() const override;
+  Result<Report> inspect(const Flow& flow) const override { return model_.inspect(flow); }
+
+ private:
+  NodeModel model_;
+  std::string desc_;
+  std::optional<NodeInfo> node_;
+};
+
+dpi::Detection LoadedEbpf::detect() const {
+  const NodeState& n = model_.state();
+  dpi::Detection d;
+  d.dataplane = "ebpf";
+  std::size_t cali = 0;
+  for (const auto& m : n.maps)
+    if (m.name.rfind("cali_", 0) == 0 || m.name.rfind("xdp_cali_", 0) == 0) ++cali;
+  d.found = n.release.has_value() || cali > 0;
+  d.kind = n.release ? "ebpf" : (cali ? "ebpf (unknown layout)" : "none");
+  if (n.release) {
+    d.layouts.push_back(fmt::format("eBPF maps of Calico {}", n.release->releases.str()));
+    d.version_hint = n.release->releases.str();
+    for (const auto& note : n.release->notes) d.clues.push_back(note);
+  }
+  if (!n.layout_error.empty() && cali) d.clues.push_back(n.layout_error);
+  d.clues.push_back(fmt::format("{} Calico maps pinned in {}", cali, n.bpffs));
+  std::size_t progs = 0;
+  for (const auto& s : n.jump_slots)
+    if (s.prog) ++progs;
+  d.clues.push_back(fmt::format("{} policy programs reached from cali_iface, {} debug JSON files",
+                                progs, n.debug_json.size()));
+  d.dataplanes = {{"ebpf", d.found}};
+  d.details = {{"ebpf",
+                {{"bpffs", n.bpffs},
+                 {"release", n.release ? n.release->releases.str() : ""},
+                 {"layout_error", n.layout_error},
+                 {"maps", cali},
+                 {"policy_programs", progs}}}};
+  d.text_lines.emplace_back("bpffs", n.bpffs);
+  return d;
+}
+
+}  // namespace
+
+std::vector<SourceOption> EbpfDataplane::source_options() const {
+  return {
+      {kBpffsOption, "DIR", "eBPF dataplane: the directory of Calico's pinned maps (read-only)",
+       kDefaultBpffs},
+      {kPolicyDebugDirOption, "DIR",
+       "eBPF dataplane: Felix's policy-debug JSON directory (<iface>_<ingress|egress>_v4.json)",
+       kDefaultPolicyDebugDir},
+  };
+}
+
+bool EbpfDataplane::claims(const SourceRequest& req) const {
+  return req.has(kBpffsOption) || req.has(kPolicyDebugDirOption);
+}
+
+Status EbpfDataplane::check(const SourceRequest& req) const {
+  if (!req.file.empty() && claims(req))
+    return make_error(ErrorCode::bad_input,
+                      "--bpffs/--policy-debug-dir read a live node; --ruleset reads a snapshot: "
+                      "give one");
+  return Ok{};
+}
+
+Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest& req) const {
+  if (!req.file.empty()) {
+    auto text = read_input_file(req.file, req.max_bytes);
+    if (!text) return text.error();
+    nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false);
+    std::string origin = input_origin(req.file);
+    if (doc.is_discarded() || !doc.is_object())
+      return make_error(ErrorCode::bad_input, fmt::format("{}: not a JSON snapshot", origin));
+    if (!doc.contains(kSnapshotSection))
+      return make_error(ErrorCode::not_found,
+                        fmt::format("{}: the snapshot has no eBPF section", origin));
+    auto n = node_state_from_json(doc[kSnapshotSection], "snapshot " + origin);
+    if (!n) return n.error();
+    return std::unique_ptr<LoadedDataplane>(std::make_unique<LoadedEbpf>(std::move(*n)));
+  }
+  auto n = read_live_node(bpffs_of(req), debug_dir_of(req));
+  if (!n) return n.error();
+  // Unasked (--dataplane auto) and nothing of Calico's pinned: not an eBPF node, so auto keeps
+  // to the other dataplanes.
+  if (!claims(req) && !n->release && n->layout_error.find("no Calico eBPF maps") == 0)
+    return make_error(ErrorCode::not_found, fmt::format("{}: {}", n->bpffs, n->layout_error));
+  return std::unique_ptr<LoadedDataplane>(std::make_unique<LoadedEbpf>(std::move(*n)));
+}
+
+Status EbpfDataplane::write_snapshot(const SourceRequest& req, nlohmann::json& doc) const {
+  auto n = read_live_node(bpffs_of(req), debug_dir_of(req));
+  // A node without Calico's eBPF maps gets no section; the snapshot is still the other
+  // dataplanes'.
+  if (!n) {
+    if (claims(req)) return n.error();
+    return Ok{};
+  }
+  if (!n->release && n->maps.empty() && !claims(req)) return Ok{};
+  doc[kSnapshotSection] = node_state_to_json(*n);
+  return Ok{};
+}
+
+}  // namespace dpi::ebpf

@@ -1,0 +1,551 @@
+#include "backends/ebpf/inspect.h"
+
+#include <fmt/format.h>
+
+#include "backends/ebpf/conntrack.h"
+#include "backends/ebpf/nat.h"
+#include "backends/ebpf/prog_tag.h"
+#include "core/calico/attribution.h"
+
+namespace dpi::ebpf {
+
+namespace {
+
+constexpr uint32_t kSubProgStride = 10000;
+
+std::string hex_id(uint64_t id) {
+  return fmt::format("{:#x}", id);
+}
+
+// Calico's short kind names, as the nftables chains and the report use them.
+std::string short_kind(const std::string& kind) {
+  static const std::pair<const char*, const char*> kinds[] = {
+      {"NetworkPolicy", "np"},
+      {"GlobalNetworkPolicy", "gnp"},
+      {"KubernetesNetworkPolicy", "knp"},
+      {"KubernetesClusterNetworkPolicy", "kcnp"},
+      {"StagedNetworkPolicy", "snp"},
+      {"StagedGlobalNetworkPolicy", "sgnp"},
+      {"StagedKubernetesNetworkPolicy", "sknp"},
+  };
+  for (auto [l, s] : kinds)
+    if (kind == l || kind == s) return s;
+  return kind;
+}
+
+// Where the deciding rule sits, for the report.
+struct Located {
+  const RuleSite* site = nullptr;
+  std::string ambiguity;  // several sites record the same id and none is preferred
+};
+
+Located locate(const RuleIndex& idx, uint64_t id, bool allowed) {
+  Located out;
+  auto all = idx.find_id(id);
+  std::vector<const RuleSite*> fit;
+  for (const RuleSite* s : all) {
+    bool allows = s->kind == SiteKind::rule && s->action == "allow";
+    if (allows == allowed) fit.push_back(s);
+  }
+  if (fit.empty()) return out;
+  out.site = fit.back();
+  if (fit.size() > 1)
+    out.ambiguity =
+        fmt::format("{} positions of the program record rule id {}; the last one is reported",
+                    fit.size(), hex_id(id));
+  return out;
+}
+
+}  // namespace
+
+NodeModel::NodeModel(NodeState n) : n_(std::move(n)) {
+  auto rit = n_.entries.find("routes4");
+  if (rit != n_.entries.end())
+    for (const auto& [k, v] : rit->second) {
+      auto p = decode_route_key(k, 4);
+      auto rv = decode_route_value(v, 4);
+      if (p && rv) routes_.emplace_back(*p, *rv);
+    }
+  auto iit = n_.entries.find("ifstate");
+  if (iit != n_.entries.end())
+    for (const auto& [k, v] : iit->second) {
+      auto idx = decode_ifstate_key(k);
+      auto st = decode_ifstate_value(v);
+      if (idx && st) ifaces_[*idx] = *st;
+    }
+  auto sit = n_.entries.find("ip_sets4");
+  static const std::vector<RawEntry> none;
+  auto ips = build_ip_sets(sit == n_.entries.end() ? none : sit->second, 20);
+  if (ips)
+    ip_sets_ = std::move(*ips);
+  else
+    ip_sets_error_ = ips.error().message;
+}
+
+std::optional<RouteValue> NodeModel::route(const IpAddr& a) const {
+  const std::pair<IpPrefix, RouteValue>* best = nullptr;
+  for (const auto& r : routes_)
+    if (r.first.contains(a) && (!best || r.first.len > best->first.len)) best = &r;
+  if (!best) return std::nullopt;
+  return best->second;
+}
+
+const IfState* NodeModel::iface(uint32_t ifindex) const {
+  auto it = ifaces_.find(ifindex);
+  return it == ifaces_.end() ? nullptr : &it->second;
+}
+
+const NodeModel::PolicyFile& NodeModel::policy_file(const std::string& name) const {
+  auto it = files_.find(name);
+  if (it != files_.end()) return it->second;
+  PolicyFile f;
+  f.file = name;
+  auto t = n_.debug_json.find(name);
+  if (t == n_.debug_json.end()) {
+    auto e = n_.debug_json_errors.find(name);
+    f.error = e != n_.debug_json_errors.end()
+                  ? e->second
+                  : fmt::format("no policy-debug JSON {} in {}", name, n_.policy_debug_dir);
+  } else if (auto p = parse_debug_json(t->second, name); !p) {
+    f.error = p.error().message;
+  } else if (auto r = build_rule_index(*p); !r) {
+    f.error = r.error().message;
+  } else {
+    f.prog = std::move(*p);
+    f.rules = std::move(*r);
+  }
+  return files_.emplace(name, std::move(f)).first->second;
+}
+
+// One flow (one post-NAT destination) through the node.
+class FlowRun {
+ public:
+  FlowRun(const NodeModel& m, const Flow& f, Report& rep) : m_(m), f_(f), rep_(rep) {}
+
+  // Fills rep_.stages / verdict / decided_by. dst, dport: after NAT.
+  void run(const IpAddr& dst, uint16_t dport);
+
+ private:
+  enum class Hook { ingress, egress };  // tc hook of the interface
+  // Runs the policy of the endpoint at ifindex on the hook; appends a Stage. false: stop.
+  bool stage(uint32_t ifindex, Hook hook, const PolicyState& st);
+  void indeterminate(const std::string& expr, const std::string& why) {
+    rep_.verdict = Verdict::indeterminate;
+    rep_.indeterminate_reason = IndeterminateReason{RuleRef{}, expr, why};
+  }
+
+  const NodeModel& m_;
+  const Flow& f_;
+  Report& rep_;
+};
+
+bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
+  const NodeState& n = m_.state();
+  const IfState* ifs = m_.iface(ifindex);
+  const bool from_wep = hook == Hook::ingress;
+  Stage st;
+  st.role = from_wep ? "egress of workload" : "ingress of workload";
+  Decision& d = st.decision;
+  d.direction = from_wep ? "egress" : "ingress";
+  if (!ifs) {
+    // No ifstate entry: Felix has not set the interface up, so no Calico program judges it.
+    st.endpoint = fmt::format("ifindex {}", ifindex);
+    st.outcome = "deny";
+    d.kind = DecisionKind::unknown_interface;
+    d.action = "deny";
+    d.endpoint = st.endpoint;
+    rep_.stages.push_back(st);
+    rep_.verdict = Verdict::deny;
+    rep_.decided_by = d;
+    rep_.decided_by.summary = fmt::format(
+        "the interface with ifindex {} has no Calico interface state (cali_iface): Felix has not "
+        "set it up",
+        ifindex);
+    return false;
+  }
+  st.endpoint = ifs->name;
+  d.endpoint = ifs->name;
+  st.chain = from_wep ? "tc ingress" : "tc egress";
+  auto deny_with = [&](DecisionKind k, const std::string& summary) {
+    st.outcome = "deny";
+    d.kind = k;
+    d.action = "deny";
+    rep_.stages.push_back(st);
+    rep_.verdict = Verdict::deny;
+    rep_.decided_by = d;
+    rep_.decided_by.summary = summary;
+    return false;
+  };
+  if (!(ifs->flags & ifstate_flag::v4_ready))
+    return deny_with(DecisionKind::admin_down,
+                     fmt::format("the endpoint is not ready (ifstate flags {:#x}: no IPv4Ready), "
+                                 "{} on {}",
+                                 ifs->flags, st.role, st.endpoint));
+  PolicyIndex idx = from_wep ? ifs->ingress_v4 : ifs->egress_v4;
+  if (!idx)
+    return deny_with(DecisionKind::calico_rule,
+                     fmt::format("no policy program for the workload (ifstate index -1): "
+                                 "calico_tc_main denies, {} on {}",
+                                 st.role, st.endpoint));
+  const MapSpec* jm = n.spec(MapRole::jump);
+  if (!jm) jm = n.spec(from_wep ? MapRole::jump_ing : MapRole::jump_egr);
+  if (!jm) {
+    indeterminate("jump map", "the layout has no policy jump map for this hook");
+    return false;
+  }
+  const JumpSlot* slot = n.slot(std::string(jm->pin_name), *idx);
+  if (!slot || !slot->prog)
+    return deny_with(
+        DecisionKind::calico_rule,
+        fmt::format("empty policy jump-map slot {}[{}] for a ready workload (the node lost its "
+                    "policy program): calico_tc_main denies, {} on {}",
+                    jm->pin_name, *idx, st.role, st.endpoint));
+  const ProgInfo& prog = *slot->prog;
+  std::string file =
+      debug_file_name({ifs->name, from_wep ? PolicyDir::egress : PolicyDir::ingress, 4});
+  const auto& pf = m_.policy_file(file);
+  nlohmann::json ev = {{"prog_id", prog.id}, {"prog_name", prog.name},   {"tag", tag_hex(prog.tag)},
+                       {"hook", st.chain},   {"jump_map", jm->pin_name}, {"index", *idx},
+                       {"debug_json", file}};
+  if (!pf.prog) {
+    ev["tag_check"] = "no debug JSON";
+    rep_.evidence["ebpf"]["stages"].push_back(ev);
+    indeterminate("policy-debug JSON",
+                  fmt::format("{}: {} (program {} {} tag {} cannot be run without its "
+                              "instructions)",
+                              st.role + " on " + st.endpoint, pf.error, prog.id, prog.name,
+                              tag_hex(prog.tag)));
+    return false;
+  }
+  // The JSON must hold what runs: each sub-program's tag against the live program in its slot.
+  for (std::size_t k = 0; k < pf.prog->subprograms.size(); ++k) {
+    uint32_t si = *idx + pf.prog->subprograms[k].k * kSubProgStride;
+    const JumpSlot* s = n.slot(std::string(jm->pin_name), si);
+    auto insns = pf.prog->program(k);
+    if (!s || !s->prog || !tag_matches(insns, s->prog->tag)) {
+      ev["tag_check"] = "stale";
+      rep_.evidence["ebpf"]["stages"].push_back(ev);
+      indeterminate(
+          "policy-debug JSON",
+          fmt::format("{} is stale: sub-program {} of {} does not match the program in {}[{}] "
+                      "({}), so its instructions are not what runs",
+                      file, k, file, jm->pin_name, si,
+                      s && s->prog
+                          ? fmt::format("prog {} tag {}", s->prog->id, tag_hex(s->prog->tag))
+                          : "empty slot"));
+      return false;
+    }
+  }
+  ev["tag_check"] = "match";
+  const StateLayout* layout =
+      state_layout(n.spec(MapRole::state) ? n.spec(MapRole::state)->value_size : 0);
+  if (!layout) {
+    indeterminate("state map", "no known per-CPU state layout for this release");
+    return false;
+  }
+  auto& cache = m_.programs_[file];
+  if (!cache) {
+    auto loaded = PolicyProgram::load(*pf.prog, *pf.rules, *layout, m_.ip_sets_.get(), *idx);
+    if (!loaded) {
+      rep_.evidence["ebpf"]["stages"].push_back(ev);
+      indeterminate("policy program", loaded.error().message);
+      return false;
+    }
+    cache = std::move(*loaded);
+  }
+  PolicyRun r = cache->run(ps);
+  ev["executed"] = r.executed;
+  if (r.answer == PolicyAnswer::cannot_run) {
+    rep_.evidence["ebpf"]["stages"].push_back(ev);
+    indeterminate("policy program", fmt::format("{} ({}): {}", prog.name, file, r.why));
+    return false;
+  }
+  const bool allowed = r.answer == PolicyAnswer::allow;
+  auto ids = r.after.recorded_ids();
+  std::vector<std::string> id_texts;
+  for (auto i : ids) id_texts.push_back(hex_id(i));
+  ev["rule_ids"] = id_texts;
+  ev["pol_rc"] = r.after.pol_rc;
+  rep_.evidence["ebpf"]["stages"].push_back(ev);
+  st.outcome = allowed ? "allow" : "deny";
+  d.action = allowed ? "allow" : "deny";
+  if (ids.empty()) {
+    d.kind = DecisionKind::unknown;
+    d.notes.push_back(
+        "the program recorded no rule id (policy debug off when it was generated): only the "
+        "verdict is known");
+  } else {
+    Located loc = locate(*pf.rules, ids.back(), allowed);
+    if (!loc.site) {
+      d.kind = DecisionKind::unknown;
+      d.notes.push_back(fmt::format("rule id {} is not in {}", hex_id(ids.back()), file));
+    } else {
+      const RuleSite& s = *loc.site;
+      if (!loc.ambiguity.empty()) d.notes.push_back(loc.ambiguity);
+      d.rule_id = std::to_string(ids.back());
+      switch (s.kind) {
+        case SiteKind::rule:
+          d.kind = s.policy ? DecisionKind::policy_rule : DecisionKind::profile_rule;
+          d.tier = s.policy ? s.tier : "";
+          if (s.policy) {
+            dpi::PolicyName pn;
+            pn.kind = short_kind(s.policy->kind);
+            pn.ns = s.policy->ns;
+            pn.name = s.policy->name;
+            pn.recovered = true;
+            d.policy = pn;
+          } else {
+            dpi::PolicyName pn;
+            pn.kind = "profile";
+            pn.name = s.profile;
+            pn.recovered = !s.profile.empty();
+            d.policy = pn;
+          }
+          if (s.rule_index >= 0) {
+            d.rule_index = s.rule_index;
+            d.rule_index_exact = true;
+          }
+          break;
+        case SiteKind::end_of_tier:
+          d.kind = DecisionKind::end_of_tier_deny;
+          d.tier = s.tier;
+          break;
+        case SiteKind::no_profile: d.kind = DecisionKind::no_profile_matched; break;
+      }
+      std::size_t insn = s.record ? *s.record : s.first;
+      const SubProgram* sp = pf.prog->subprogram_of(insn);
+      RuleRef rr;
+      rr.family = "bpf";
+      rr.table = prog.name;
+      rr.chain = st.chain;
+      rr.handle = insn;
+      rr.text = fmt::format(
+          "prog {} {} tag {} insn {}{} rule id {}", prog.id, prog.name, tag_hex(prog.tag), insn,
+          sp && sp->k ? fmt::format(" (sub-program {})", sp->k) : "", hex_id(ids.back()));
+      rr.comment = s.comment;
+      d.rule = rr;
+      ev["insn"] = insn;
+      ev["rule_id"] = hex_id(ids.back());
+      ev["comment"] = s.comment;
+      rep_.evidence["ebpf"]["stages"].back() = ev;
+    }
+  }
+  rep_.stages.push_back(st);
+  if (!allowed) {
+    rep_.verdict = Verdict::deny;
+    rep_.decided_by = d;
+    rep_.decided_by.summary = calico::stage_summary(rep_.stages.back());
+    return false;
+  }
+  return true;
+}
+
+PolicyState build_policy_state(const Flow& f, const IpAddr& dst, uint16_t dport,
+                               const std::optional<RouteValue>& src_rt,
+                               const std::optional<RouteValue>& dst_rt) {
+  PolicyState ps;
+  ps.ip_src = f.src;
+  ps.ip_dst = dst;
+  ps.pre_nat_ip_dst = f.dst;
+  ps.post_nat_ip_dst = dst;
+  ps.ip_proto = f.l4proto;
+  if (f.has_ports()) {
+    ps.sport = f.sport.value_or(0);
+    ps.dport = dport;
+    ps.pre_nat_dport = f.dport.value_or(0);
+    ps.post_nat_dport = dport;
+  } else if (f.is_icmp()) {
+    ps.set_icmp(f.icmp_type.value_or(0), f.icmp_code.value_or(0));
+    ps.pre_nat_dport = ps.dport;
+    ps.post_nat_dport = ps.dport;
+  }
+  // tc.c: DEST_IS_HOST when the post-NAT destination is a local host address; SRC_IS_HOST when
+  // the source is (the packet is not forwarded then).
+  if (dst_rt && dst_rt->local_host()) ps.flags |= state_flag::dest_is_host;
+  if (src_rt && src_rt->local_host()) ps.flags |= state_flag::src_is_host;
+  return ps;
+}
+
+void FlowRun::run(const IpAddr& dst, uint16_t dport) {
+  auto src_rt = m_.route(f_.src);
+  auto dst_rt = m_.route(dst);
+  PolicyState ps = build_policy_state(f_, dst, dport, src_rt, dst_rt);
+  const bool src_wep = src_rt && src_rt->local_workload();
+  const bool dst_wep = dst_rt && dst_rt->local_workload();
+  if (!src_wep && !dst_wep) {
+    indeterminate("route",
+                  fmt::format("neither {} nor {} is a local workload in cali_v4_routes: the flow "
+                              "crosses no workload interface of this node (host endpoints are not "
+                              "evaluated by the eBPF backend yet)",
+                              f_.src.str(), dst.str()));
+    return;
+  }
+  if (!dst_wep && !dst_rt)
+    rep_.assumptions.push_back(fmt::format(
+        "{} is not in cali_v4_routes: after the source's policy the kernel's routing decides",
+        dst.str()));
+  if (src_wep && !stage(src_rt->ifindex, Hook::ingress, ps)) return;
+  if (dst_wep && !stage(dst_rt->ifindex, Hook::egress, ps)) return;
+  rep_.verdict = Verdict::allow;
+  Decision out = rep_.stages.back().decision;
+  std::string s;
+  for (std::size_t i = 0; i < rep_.stages.size(); ++i)
+    s += (i ? "; " : "") + calico::stage_summary(rep_.stages[i]);
+  out.summary = s;
+  rep_.decided_by = out;
+}
+
+Result<Report> NodeModel::inspect(const Flow& flow) const {
+  Report rep;
+  rep.flow = flow;
+  rep.dataplane.kind = "ebpf";
+  rep.dataplane.source = n_.source;
+  if (n_.release) {
+    rep.dataplane.calico_layouts = {
+        fmt::format("eBPF maps of Calico {}", n_.release->releases.str())};
+    rep.dataplane.calico_version_hint = n_.release->releases.str();
+  }
+  for (const auto& w : n_.warnings) rep.warnings.push_back(w);
+  rep.assumptions.push_back(fmt::format("conntrack state {} (--ct)", ct_state_name(flow.ct)));
+  if (flow.has_ports() && flow.sport && flow.sport_defaulted)
+    rep.assumptions.push_back(
+        fmt::format("source port {} (any ephemeral port; pass --sport to choose)", *flow.sport));
+  rep.assumptions.push_back(
+      "policy programs run from their policy-debug JSON in dpinspect's interpreter, checked "
+      "against the live programs' tags; nothing is loaded into the kernel");
+  if (!n_.release) {
+    rep.verdict = Verdict::indeterminate;
+    rep.indeterminate_reason = IndeterminateReason{RuleRef{}, "map layout", n_.layout_error};
+    return rep;
+  }
+  if (!flow.src.is_v4()) {
+    rep.verdict = Verdict::indeterminate;
+    rep.indeterminate_reason =
+        IndeterminateReason{RuleRef{}, "IPv6",
+                            "IPv6 flows are not evaluated by the eBPF backend yet (v6 maps and "
+                            "_v6.json programs)"};
+    return rep;
+  }
+  if (!ip_sets_error_.empty()) {
+    rep.verdict = Verdict::indeterminate;
+    rep.indeterminate_reason =
+        IndeterminateReason{RuleRef{}, "cali_v4_ip_sets", "IP sets: " + ip_sets_error_};
+    return rep;
+  }
+
+  // Conntrack: an approved entry skips policy (except a TCP SYN, which re-runs it: tc.c).
+  if (flow.ct == CtState::established) {
+    auto cit = n_.entries.find("conntrack4");
+    if (cit != n_.entries.end())
+      for (const auto& [k, v] : cit->second) {
+        auto key = decode_ct_key(k, 4);
+        auto val = decode_ct_value(v, 4);
+        if (!key || !val || key->proto != flow.l4proto) continue;
+        bool ab = key->addr_a == flow.src && key->addr_b == flow.dst &&
+                  key->port_a == flow.sport.value_or(0) && key->port_b == flow.dport.value_or(0);
+        bool ba = key->addr_b == flow.src && key->addr_a == flow.dst &&
+                  key->port_b == flow.sport.value_or(0) && key->port_a == flow.dport.value_or(0);
+        if ((ab || ba) && val->both_approved()) {
+          rep.verdict = Verdict::allow;
+          rep.decided_by.kind = DecisionKind::ct_established;
+          rep.decided_by.action = "allow";
+          rep.decided_by.summary = fmt::format(
+              "part of an established connection: conntrack entry {}:{} <-> {}:{} approved on "
+              "both legs, policy skipped",
+              key->addr_a.str(), key->port_a, key->addr_b.str(), key->port_b);
+          return rep;
+        }
+      }
+  }
+
+  // NAT: a service frontend sends the flow to one of its backends; each is explored.
+  struct Target {
+    IpAddr addr;
+    uint16_t port;
+    std::string choice;
+  };
+  std::vector<Target> targets;
+  auto fit = n_.entries.find("nat_fe4");
+  auto bit = n_.entries.find("nat_be");
+  if (fit != n_.entries.end() && flow.has_ports()) {
+    for (const auto& [k, v] : fit->second) {
+      auto key = decode_nat_frontend_key(k, 4);
+      auto val = decode_nat_frontend_value(v);
+      if (!key || !val) continue;
+      if (!(key->addr == flow.dst) || key->port != flow.dport.value_or(0) ||
+          key->proto != flow.l4proto)
+        continue;
+      int spl = key->src_prefix_len();
+      if (spl > 0 && !IpPrefix{key->saddr, spl}.contains(flow.src)) continue;
+      if (val->drop() || val->count == 0) {
+        rep.verdict = Verdict::deny;
+        rep.decided_by.kind = DecisionKind::calico_rule;
+        rep.decided_by.action = "deny";
+        rep.decided_by.summary =
+            fmt::format("service {}:{} has no backends (NAT frontend id {:#x})", flow.dst.str(),
+                        flow.dport.value_or(0), val->id);
+        return rep;
+      }
+      for (uint32_t o = 0; o < val->count; ++o) {
+        if (bit == n_.entries.end()) break;
+        for (const auto& [bk, bv] : bit->second) {
+          auto bkey = decode_nat_backend_key(bk);
+          auto bval = decode_nat_backend_value(bv, 4);
+          if (!bkey || !bval || bkey->id != val->id || bkey->ordinal != o) continue;
+          targets.push_back({bval->addr, bval->port,
+                             fmt::format("service backend {} of {}: {}:{}", o + 1, val->count,
+                                         bval->addr.str(), bval->port)});
+        }
+      }
+      if (targets.size() != val->count) {
+        rep.verdict = Verdict::indeterminate;
+        rep.indeterminate_reason = IndeterminateReason{
+            RuleRef{}, "cali_v4_nat_be",
+            fmt::format("service {}:{} lists {} backends but {} are in the backend map",
+                        flow.dst.str(), flow.dport.value_or(0), val->count, targets.size())};
+        return rep;
+      }
+      break;
+    }
+  }
+  if (targets.empty()) {
+    FlowRun(*this, flow, rep).run(flow.dst, flow.dport.value_or(0));
+    return rep;
+  }
+  for (const auto& t : targets) {
+    NatStep ns;
+    ns.kind = "dnat";
+    ns.hook = "tc ingress";
+    ns.rule.family = "bpf";
+    ns.rule.table = "cali_v4_nat_fe3";
+    ns.to = fmt::format("{}:{}", t.addr.str(), t.port);
+    rep.nat.push_back(ns);
+  }
+  if (targets.size() == 1) {
+    FlowRun(*this, flow, rep).run(targets[0].addr, targets[0].port);
+    return rep;
+  }
+  // Several backends: like nftables' random choices, one outcome per backend.
+  std::vector<Report> alts;
+  bool same = true;
+  for (const auto& t : targets) {
+    Report alt = rep;
+    FlowRun(*this, flow, alt).run(t.addr, t.port);
+    rep.outcomes.push_back(
+        Outcome{t.choice, alt.verdict, alt.decided_by.rule, alt.decided_by.summary});
+    same = same && (alts.empty() || alts.front().verdict == alt.verdict);
+    alts.push_back(std::move(alt));
+  }
+  if (same) {
+    Report first = alts.front();
+    first.outcomes = rep.outcomes;
+    return first;
+  }
+  rep.verdict = Verdict::indeterminate;
+  rep.indeterminate_reason = IndeterminateReason{
+      RuleRef{}, "NAT backend",
+      "the verdict depends on which service backend the NAT frontend picks; see outcomes"};
+  return rep;
+}
+
+}  // namespace dpi::ebpf

@@ -1,0 +1,57 @@
+// A flow through a Calico eBPF node: the state calico_tc_main would build, the source workload's
+// egress policy (tc ingress hook), then the destination's ingress policy (tc egress hook), each run
+// in the interpreter; the deciding rule id read back and explained in Calico's terms.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/ebpf/ifstate.h"
+#include "backends/ebpf/node_state.h"
+#include "backends/ebpf/policy_runner.h"
+#include "backends/ebpf/routes.h"
+#include "core/report.h"
+
+namespace dpi::ebpf {
+
+// The state calico_tc_main builds for the policy program: addresses, ports (ICMP type/code),
+// protocol, pre/post-NAT destination, DEST_IS_HOST / SRC_IS_HOST from the routes of the source and
+// the post-NAT destination.
+PolicyState build_policy_state(const Flow& flow, const IpAddr& post_nat_dst,
+                               uint16_t post_nat_dport, const std::optional<RouteValue>& src_route,
+                               const std::optional<RouteValue>& dst_route);
+
+// A node decoded for inspect: built once per load, then answers any number of flows.
+class NodeModel {
+ public:
+  explicit NodeModel(NodeState n);
+  const NodeState& state() const { return n_; }
+  Result<Report> inspect(const Flow& flow) const;
+
+  struct PolicyFile {
+    std::string file;
+    std::optional<DebugProgram> prog;
+    std::optional<RuleIndex> rules;
+    std::string error;  // unreadable / unparsable
+  };
+  // The parsed debug JSON of a file name (cached).
+  const PolicyFile& policy_file(const std::string& name) const;
+
+  std::optional<RouteValue> route(const IpAddr& a) const;
+  const IfState* iface(uint32_t ifindex) const;
+
+ private:
+  NodeState n_;
+  std::vector<std::pair<IpPrefix, RouteValue>> routes_;
+  std::map<uint32_t, IfState> ifaces_;
+  std::unique_ptr<bpfvm::LpmMap> ip_sets_;
+  std::string ip_sets_error_;
+  mutable std::map<std::string, PolicyFile> files_;
+  mutable std::map<std::string, std::unique_ptr<PolicyProgram>> programs_;
+  friend class FlowRun;
+};
+
+}  // namespace dpi::ebpf

@@ -1,0 +1,237 @@
+#include <fstream>
+#include <sstream>
+
+#include <catch2/catch.hpp>
+
+#include "backends/ebpf/inspect.h"
+#include "backends/ebpf/ip_sets.h"
+#include "backends/ebpf/prog_tag.h"
+#include "backends/ebpf/routes.h"
+
+namespace e = dpi::ebpf;
+using dpi::DecisionKind;
+using dpi::IpAddr;
+using dpi::Verdict;
+
+namespace {
+
+IpAddr ip(const char* s) {
+  return *IpAddr::parse(s);
+}
+
+dpi::Flow tcp_flow(const char* src, const char* dst, uint16_t dport) {
+  dpi::Flow f;
+  f.src = ip(src);
+  f.dst = ip(dst);
+  f.l4proto = 6;
+  f.dport = dport;
+  REQUIRE(dpi::normalize(f));
+  return f;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::vector<uint8_t> le32(uint32_t v) {
+  return {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
+}
+
+// The seed's client workload (ifindex 5, policy index 3 on the tc ingress hook) with the stars
+// pods behind an IP set, as a node of `release` would pin it.
+e::NodeState seed_node(e::Release release, int minor) {
+  e::NodeState n;
+  n.source = "test";
+  n.bpffs = "/test/tc/globals";
+  n.policy_debug_dir = "/test/policy";
+  const e::Layout& l = e::layout_for(release);
+  for (const e::MapSpec& s : l.maps)
+    n.maps.push_back({std::string(s.pin_name), static_cast<uint32_t>(s.type), s.key_size,
+                      s.value_size, s.max_entries});
+  e::detect_layout(n);
+  REQUIRE(n.release);
+
+  // ifstate: flags WEP|IPv4Ready, name, xdp -1, tc ingress 3, everything else -1.
+  std::vector<uint8_t> ifv = le32(0x3);
+  std::string name = "cali0client001";
+  for (std::size_t i = 0; i < 16; ++i) ifv.push_back(i < name.size() ? name[i] : 0);
+  auto push_idx = [&](int32_t v) {
+    auto b = le32(static_cast<uint32_t>(v));
+    ifv.insert(ifv.end(), b.begin(), b.end());
+  };
+  push_idx(-1);
+  push_idx(3);
+  for (int i = 0; i < 6; ++i) push_idx(-1);
+  REQUIRE(ifv.size() == 52);
+  n.entries["ifstate"].push_back({le32(5), ifv});
+
+  // routes: the client is a local workload (0x0d, ifindex 5 LE); 10.65.0.0/24 a remote block.
+  auto route = [&](const char* pfx, uint32_t flags, std::vector<uint8_t> nh) {
+    auto k = e::encode_route_key(*dpi::IpPrefix::parse(pfx));
+    auto v = le32(flags);
+    v.insert(v.end(), nh.begin(), nh.end());
+    n.entries["routes4"].push_back({k, v});
+  };
+  route("10.65.0.2/32", 0x0d, le32(5));
+  route("10.65.0.0/24", 0x05, {172, 18, 0, 1});
+
+  e::IpSetKey k;
+  k.mask = 64 + 32;
+  k.set_id = 0x1122334455667788;
+  k.addr = ip("10.65.0.3");
+  n.entries["ip_sets4"].push_back({e::encode_ip_set_key(k), le32(1)});
+
+  std::string file = "cali0client001_egress_v4.json";
+  n.debug_json[file] = slurp(std::string(DPI_EBPF_BACKEND_FIXTURES) +
+                             "/cali0client001_egress_v4.v" + std::to_string(minor) + ".json");
+  auto prog = e::parse_debug_json(n.debug_json[file], file);
+  REQUIRE(prog);
+  e::ProgInfo pi;
+  pi.id = 42;
+  pi.name = "p4E_cali0client";
+  pi.tag = e::prog_tag(prog->program(0), e::TagHash::sha256);
+  std::string jump = minor >= 32 ? "cali_jump_ing2" : "cali_jump3";
+  n.jump_slots.push_back({jump, 3, pi});
+  n.jump_slots.push_back({jump, 10003, std::nullopt});
+  return n;
+}
+
+struct Case {
+  const char* dst;
+  uint16_t dport;
+  Verdict verdict;
+  DecisionKind kind;
+  int rule_index;  // -1: none
+};
+
+}  // namespace
+
+TEST_CASE("state as calico_tc_main builds it, per release (literal bytes)") {
+  dpi::Flow f = tcp_flow("10.65.0.2", "10.96.0.10", 80);
+  f.sport = 40000;
+  e::RouteValue host;
+  host.flags = 0x18;  // LOCAL|HOST
+  auto ps = e::build_policy_state(f, ip("10.65.0.3"), 8080, std::nullopt, host);
+  struct Layout {
+    uint32_t size, src, pre, post, sport, proto, flags;
+  };
+  for (Layout l : {Layout{480, 0, 32, 48, 88, 96, 360}, Layout{488, 8, 40, 56, 96, 104, 368},
+                   Layout{512, 8, 40, 56, 96, 104, 368}}) {
+    CAPTURE(l.size);
+    const e::StateLayout* sl = e::state_layout(l.size);
+    REQUIRE(sl);
+    auto b = e::encode_state(*sl, ps);
+    REQUIRE(b.size() == l.size);
+    CHECK(std::vector<uint8_t>(b.begin() + l.src, b.begin() + l.src + 4) ==
+          std::vector<uint8_t>{10, 65, 0, 2});
+    CHECK(std::vector<uint8_t>(b.begin() + l.pre, b.begin() + l.pre + 4) ==
+          std::vector<uint8_t>{10, 96, 0, 10});
+    CHECK(std::vector<uint8_t>(b.begin() + l.post, b.begin() + l.post + 4) ==
+          std::vector<uint8_t>{10, 65, 0, 3});
+    // sport 40000, dport 8080 (post-NAT), pre-NAT 80, post-NAT 8080: host order (LE).
+    CHECK(std::vector<uint8_t>(b.begin() + l.sport, b.begin() + l.sport + 8) ==
+          std::vector<uint8_t>{0x40, 0x9c, 0x90, 0x1f, 0x50, 0x00, 0x90, 0x1f});
+    CHECK(b[l.proto] == 6);
+    CHECK(b[l.flags] == 0x4);  // DEST_IS_HOST: the post-NAT destination's route is LOCAL|HOST
+  }
+  dpi::Flow icmp;
+  icmp.src = ip("10.65.0.2");
+  icmp.dst = ip("10.65.0.3");
+  icmp.l4proto = 1;
+  icmp.icmp_type = 8;
+  icmp.icmp_code = 3;
+  auto pi = e::build_policy_state(icmp, icmp.dst, 0, std::nullopt, std::nullopt);
+  auto b = e::encode_state(*e::state_layout(512), pi);
+  CHECK(b[98] == 8);
+  CHECK(b[99] == 3);
+  CHECK(b[368] == 0);
+}
+
+TEST_CASE("the seed client's egress policy: verdict and deciding rule from the recorded ids") {
+  const Case cases[] = {
+      {"10.65.0.3", 80, Verdict::allow, DecisionKind::policy_rule, 0},
+      {"10.65.0.3", 6379, Verdict::allow, DecisionKind::policy_rule, 0},
+      {"10.65.0.3", 9001, Verdict::deny, DecisionKind::end_of_tier_deny, -1},
+      {"10.65.0.9", 80, Verdict::deny, DecisionKind::end_of_tier_deny, -1},
+  };
+  for (auto [release, minor] : {std::pair{e::Release::v3_30, 30}, {e::Release::v3_32_1, 32}}) {
+    e::NodeModel m(seed_node(release, minor));
+    for (const Case& c : cases) {
+      CAPTURE(minor, c.dst, c.dport);
+      auto rep = m.inspect(tcp_flow("10.65.0.2", c.dst, c.dport));
+      REQUIRE(rep);
+      INFO((rep->indeterminate_reason ? rep->indeterminate_reason->why : ""));
+      CHECK(rep->verdict == c.verdict);
+      REQUIRE(rep->stages.size() == 1);
+      const auto& st = rep->stages[0];
+      CHECK(st.role == "egress of workload");
+      CHECK(st.endpoint == "cali0client001");
+      CHECK(rep->decided_by.kind == c.kind);
+      CHECK(rep->decided_by.tier == "default");
+      REQUIRE(rep->decided_by.rule);
+      CHECK(rep->decided_by.rule->family == "bpf");
+      CHECK(rep->decided_by.rule->table == "p4E_cali0client");
+      if (c.kind == DecisionKind::policy_rule) {
+        REQUIRE(rep->decided_by.policy);
+        CHECK(rep->decided_by.policy->ns == "client");
+        CHECK(rep->decided_by.policy->name == "allow-stars");
+        CHECK(rep->decided_by.rule_index == c.rule_index);
+        CHECK(rep->decided_by.action == "allow");
+      } else {
+        CHECK(rep->decided_by.summary ==
+              "end-of-tier implicit deny in tier default, egress of workload on cali0client001");
+        CHECK(rep->decided_by.action == "deny");
+        CHECK(rep->decided_by.rule->comment.find("End of tier default") != std::string::npos);
+      }
+    }
+  }
+}
+
+TEST_CASE("a stale debug JSON, a lost policy program and an unknown layout are said") {
+  e::NodeState n = seed_node(e::Release::v3_32_1, 32);
+  n.jump_slots[0].prog->tag[0] ^= 0xff;
+  auto rep = e::NodeModel(n).inspect(tcp_flow("10.65.0.2", "10.65.0.3", 80));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::indeterminate);
+  REQUIRE(rep->indeterminate_reason);
+  CHECK(rep->indeterminate_reason->why.find("is stale") != std::string::npos);
+
+  n = seed_node(e::Release::v3_32_1, 32);
+  n.jump_slots[0].prog.reset();
+  rep = e::NodeModel(n).inspect(tcp_flow("10.65.0.2", "10.65.0.3", 80));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::deny);
+  CHECK(rep->decided_by.summary.find("empty policy jump-map slot cali_jump_ing2[3]") !=
+        std::string::npos);
+
+  n = seed_node(e::Release::v3_32_1, 32);
+  for (auto& m : n.maps)
+    if (m.name == "cali_state6") m.value_size = 520;
+  e::detect_layout(n);
+  rep = e::NodeModel(n).inspect(tcp_flow("10.65.0.2", "10.65.0.3", 80));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::indeterminate);
+  CHECK(rep->indeterminate_reason->why.find("cali_state6") != std::string::npos);
+}
+
+TEST_CASE("offline snapshot section round trip answers the same") {
+  e::NodeState n = seed_node(e::Release::v3_32_1, 32);
+  auto j = e::node_state_to_json(n);
+  auto back = e::node_state_from_json(nlohmann::json::parse(j.dump()), "snapshot t");
+  REQUIRE(back);
+  CHECK(e::node_state_to_json(*back) == j);
+  for (uint16_t port : {80, 9001}) {
+    auto a = e::NodeModel(n).inspect(tcp_flow("10.65.0.2", "10.65.0.3", port));
+    auto b = e::NodeModel(*back).inspect(tcp_flow("10.65.0.2", "10.65.0.3", port));
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(a->verdict == b->verdict);
+    CHECK(a->decided_by.summary == b->decided_by.summary);
+    CHECK(a->decided_by.rule->text == b->decided_by.rule->text);
+  }
+  CHECK_FALSE(e::node_state_from_json(nlohmann::json::parse(R"({"maps": 3})"), "bad"));
+}

@@ -210,3 +210,61 @@ TEST_CASE("rule index: bad comment structure is an error naming the instruction"
     CHECK(idx.error().message == r.message);
   }
 }
+
+namespace {
+
+struct Slot {
+  std::vector<std::string> labels, comments;
+};
+
+std::string program_json(const std::vector<Slot>& slots) {
+  auto list = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "\"" : ",\"") + s + "\"";
+    return "[" + out + "]";
+  };
+  std::string items;
+  for (const Slot& s : slots)
+    items +=
+        (items.empty() ? "" : ",") + ("{\"inst\":[149,0,0,0,0,0,0,0],\"labels\":" + list(s.labels) +
+                                      ",\"comments\":" + list(s.comments) + "}");
+  return R"({"ifacename":"eth0","hook":"tc ingress","policyInfo":[)" + items + "]}";
+}
+
+}  // namespace
+
+TEST_CASE("rule index: an unreachable end-of-tier rule and a pass tier", "[unit]") {
+  // Tier a ends in a rule that matches everything, so its end-of-tier rule has no code and its
+  // comment lands on the end_of_tier_0 label, the first instruction of tier b.
+  const std::vector<Slot> slots = {
+      {{"policy"},
+       {"Start of tier a", "Start of policy ns/a.p", "Start of rule action:\\\"deny\\\"",
+        "Rule MatchID: 5"}},
+      {{"end_of_tier_0"},
+       {"End of rule r1", "End of policy ns/a.p", "End of tier a: deny", "Start of tier b",
+        "Start of policy b.q", "Start of rule action:\\\"allow\\\"", "Rule MatchID: 6"}},
+      {{}, {"End of rule r2", "End of policy b.q", "End of tier b: pass"}},
+      {{}, {}},
+      {{"end_of_tier_1", "deny"}, {}},
+  };
+  auto prog = parse_debug_json(program_json(slots), "eth0_ingress_v4.json");
+  REQUIRE(prog.ok());
+  auto idx = build_rule_index(*prog);
+  INFO((idx.ok() ? std::string() : idx.error().message));
+  REQUIRE(idx.ok());
+  REQUIRE(idx->sites.size() == 4);
+  const auto& s = idx->sites;
+  CHECK((s[0].kind == SiteKind::rule && s[0].first == 0 && s[0].end == 1 && s[0].tier == "a"));
+  CHECK((s[0].policy->kind == "NetworkPolicy" && s[0].policy->name == "p"));
+  CHECK(s[0].match_id == 5u);
+  CHECK((s[1].kind == SiteKind::end_of_tier && s[1].tier == "a" && s[1].first == 1));
+  CHECK(s[1].end == 1);  // no code: unreachable
+  CHECK_FALSE(s[1].match_id);
+  CHECK((s[2].kind == SiteKind::rule && s[2].tier == "b" && s[2].first == 1 && s[2].end == 2));
+  CHECK((s[2].policy->kind == "GlobalNetworkPolicy" && s[2].policy->name == "q"));
+  CHECK(s[2].action == "allow");
+  CHECK((s[3].kind == SiteKind::end_of_tier && s[3].tier == "b" && s[3].action == "pass"));
+  CHECK((s[3].first == 2 && s[3].end == 4));
+  CHECK(idx->site_at(3) == &s[3]);
+  CHECK(idx->site_at(4) == nullptr);
+}

@@ -364,3 +364,18 @@ TEST_CASE("policy jump map: index arithmetic", "[unit]") {
   CHECK(s->k == 2u);
   CHECK_FALSE(jump_slot(240000));
 }
+
+TEST_CASE("ifstate: the index for a hook and family", "[unit]") {
+  IfState s;
+  s.ingress_v4 = 1u;
+  s.egress_v4 = 2u;
+  s.xdp_v4 = 3u;
+  s.ingress_v6 = 4u;
+  CHECK(s.index_for(AttachHook::tc_ingress, 4) == 1u);
+  CHECK(s.index_for(AttachHook::tc_egress, 4) == 2u);
+  CHECK(s.index_for(AttachHook::xdp, 4) == 3u);
+  CHECK(s.index_for(AttachHook::tc_ingress, 6) == 4u);
+  CHECK_FALSE(s.index_for(AttachHook::tc_egress, 6));
+  s.dual_stack_layout = false;  // v3.27: one set for both families
+  CHECK(s.index_for(AttachHook::tc_ingress, 6) == 1u);
+}

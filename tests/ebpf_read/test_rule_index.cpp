@@ -1,5 +1,6 @@
 // Rule attribution from the three comment dialects (fixtures/make_fixtures.py writes the inputs;
 // the meanings below are written by hand from the builder's comment formats).
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,7 +57,7 @@ std::string fixture(const char* name) {
 
 TEST_CASE("rule index: every dialect", "[unit]") {
   const std::vector<ExpectMap> legacy_maps = {
-      {5, MapFdRole::state, 5}, {6, MapFdRole::ip_sets, 26}, {7, MapFdRole::static_progs, 81}};
+      {5, MapFdRole::state, 5}, {6, MapFdRole::ip_sets, 24}, {7, MapFdRole::static_progs, 81}};
   const Case cases[] = {
       {"cali12345678901_egress_v4.v3_28.json", legacy_sites(0), legacy_maps, {{0, 98}}},
       {"cali12345678901_egress_v4.v3_30.json",
@@ -74,7 +75,7 @@ TEST_CASE("rule index: every dialect", "[unit]") {
        },
        {{5, MapFdRole::state, 5},
         {8, MapFdRole::policy_jump, 27},
-        {6, MapFdRole::ip_sets, 49},
+        {6, MapFdRole::ip_sets, 47},
         {7, MapFdRole::static_progs, 104}},
        {{0, 33}, {33, 88}}},
   };
@@ -215,7 +216,27 @@ namespace {
 
 struct Slot {
   std::vector<std::string> labels, comments;
+  std::array<int, 8> inst = {149, 0, 0, 0, 0, 0, 0, 0};
 };
+
+// writeRecordRuleID's instructions for a 32-bit id, the first carrying labels and comments.
+std::vector<Slot> record(uint32_t id, std::vector<std::string> labels = {},
+                         std::vector<std::string> comments = {}) {
+  auto b = [](uint32_t v) { return static_cast<int>(v & 0xff); };
+  return {
+      {labels, comments, {113, 145, 108, 0, 0, 0, 0, 0}},
+      {{}, {}, {53, 1, 8, 0, 32, 0, 0, 0}},
+      {{}, {}, {191, 18, 0, 0, 0, 0, 0, 0}},
+      {{}, {}, {7, 2, 0, 0, 1, 0, 0, 0}},
+      {{}, {}, {115, 41, 108, 0, 0, 0, 0, 0}},
+      {{}, {}, {103, 1, 0, 0, 3, 0, 0, 0}},
+      {{}, {}, {7, 1, 0, 0, 112, 0, 0, 0}},
+      {{}, {}, {24, 2, 0, 0, b(id), b(id >> 8), b(id >> 16), b(id >> 24)}},
+      {{}, {}, {0, 0, 0, 0, 0, 0, 0, 0}},
+      {{}, {}, {15, 145, 0, 0, 0, 0, 0, 0}},
+      {{}, {}, {123, 33, 0, 0, 0, 0, 0, 0}},
+  };
+}
 
 std::string program_json(const std::vector<Slot>& slots) {
   auto list = [](const std::vector<std::string>& v) {
@@ -224,10 +245,12 @@ std::string program_json(const std::vector<Slot>& slots) {
     return "[" + out + "]";
   };
   std::string items;
-  for (const Slot& s : slots)
-    items +=
-        (items.empty() ? "" : ",") + ("{\"inst\":[149,0,0,0,0,0,0,0],\"labels\":" + list(s.labels) +
-                                      ",\"comments\":" + list(s.comments) + "}");
+  for (const Slot& s : slots) {
+    std::string inst;
+    for (int b : s.inst) inst += (inst.empty() ? "" : ",") + std::to_string(b);
+    items += (items.empty() ? "" : ",") + ("{\"inst\":[" + inst + "],\"labels\":" + list(s.labels) +
+                                           ",\"comments\":" + list(s.comments) + "}");
+  }
   return R"({"ifacename":"eth0","hook":"tc ingress","policyInfo":[)" + items + "]}";
 }
 
@@ -267,4 +290,37 @@ TEST_CASE("rule index: an unreachable end-of-tier rule and a pass tier", "[unit]
   CHECK((s[3].first == 2 && s[3].end == 4));
   CHECK(idx->site_at(3) == &s[3]);
   CHECK(idx->site_at(4) == nullptr);
+}
+
+TEST_CASE("rule index: a workload program's host no-profile rule", "[unit]") {
+  // Felix gives a workload's program a "normal host policy" section: with no host tiers or
+  // profiles it is just the no-profile rule, before allowed_by_host_policy.
+  std::vector<Slot> slots = {{{"start"}, {}}, {{}, {}, {5, 0, 12, 0, 0, 0, 0, 0}}};
+  for (auto& r : record(0, {"to_or_from_host"})) slots.push_back(r);  // 2..12
+  slots.push_back({{}, {}, {5, 0, 20, 0, 0, 0, 0, 0}});               // 13: ja deny
+  for (auto& r : record(9, {"allowed_by_host_policy"},
+                        {"Start of tier default", "Start of NetworkPolicy ns/p 0",
+                         "Start of rule ns/p action:\\\"allow\\\"", "Rule MatchID: 9"}))
+    slots.push_back(r);  // 14..24
+  slots.push_back(
+      {{}, {"End of rule ns/p r", "End of NetworkPolicy ns/p 0", "End of tier default: deny"}});
+  slots.push_back({{"end_of_tier_0"}, {}});      // 26
+  for (auto& r : record(0)) slots.push_back(r);  // 27..37
+  slots.push_back({{"deny"}, {}});               // 38
+  auto prog = parse_debug_json(program_json(slots), "cali1_egress_v4.json");
+  INFO((prog.ok() ? std::string() : prog.error().message));
+  REQUIRE(prog.ok());
+  auto idx = build_rule_index(*prog);
+  INFO((idx.ok() ? std::string() : idx.error().message));
+  REQUIRE(idx.ok());
+  const auto& s = idx->sites;
+  REQUIRE(s.size() == 4);
+  CHECK((s[0].kind == SiteKind::no_profile && s[0].first == 2 && s[0].end == 13));
+  CHECK((s[0].host && s[0].match_id == 0u && s[0].record == 9u));
+  CHECK((s[1].kind == SiteKind::rule && s[1].first == 14 && s[1].end == 25 && !s[1].host));
+  CHECK((s[1].match_id == 9u && s[1].record == 21u && s[1].policy->name == "p"));
+  CHECK((s[2].kind == SiteKind::end_of_tier && s[2].first == 25 && s[2].end == 26));
+  CHECK_FALSE(s[2].match_id);  // no code between the comment and the label: unreachable
+  CHECK((s[3].kind == SiteKind::no_profile && s[3].first == 26 && s[3].end == 38));
+  CHECK((!s[3].host && s[3].record == 34u));
 }

@@ -324,3 +324,62 @@ TEST_CASE("rule index: a workload program's host no-profile rule", "[unit]") {
   CHECK((s[3].kind == SiteKind::no_profile && s[3].first == 26 && s[3].end == 38));
   CHECK((!s[3].host && s[3].record == 34u));
 }
+
+TEST_CASE("rule index: rules spanning program splits", "[unit]") {
+  // Made by the lab's Felix-shaped generator (tests/lab/ebpf/polprog.py) with a jump limit of 6:
+  // four sub-programs, each with its own footer and landing pads; rule 0 of "block" begins in
+  // sub-program 0 and records its id in sub-program 1, the pass rule in sub-program 2. The
+  // pass rule matches everything, so tier security's end-of-tier rule is unreachable; the
+  // default tier's end is a deny, so the profile after it has no code.
+  auto prog = load_debug_json(fixture("cali1_egress_v4.split.v3_32.json"));
+  REQUIRE(prog.ok());
+  REQUIRE(prog->subprograms.size() == 4);
+  CHECK(prog->subprograms[1].first == 33);
+  CHECK(prog->subprograms[2].first == 81);
+  CHECK(prog->subprograms[3].first == 161);
+  auto idx = build_rule_index(*prog);
+  INFO((idx.ok() ? std::string() : idx.error().message));
+  REQUIRE(idx.ok());
+  struct Row {
+    SiteKind kind;
+    std::size_t first, end;
+    const char* tier;
+    const char* policy;
+    int rule_index;
+    const char* action;
+    std::optional<uint64_t> id;
+    std::optional<std::size_t> record;
+  };
+  const Row rows[] = {
+      {R, 14, 62, "security", "block", 0, "deny", 11, 57},
+      {R, 62, 106, "security", "block", 1, "pass", 12, 101},
+      {T, 106, 106, "security", "", -1, "deny", std::nullopt, std::nullopt},
+      {R, 106, 138, "default", "allow", 0, "allow", 21, 133},
+      {T, 138, 186, "default", "", -1, "deny", 98, 181},
+      {R, 186, 186, "", "", 0, "allow", 31, std::nullopt},
+  };
+  REQUIRE(idx->sites.size() == std::size(rows));
+  for (std::size_t i = 0; i < std::size(rows); ++i) {
+    const Row& r = rows[i];
+    const RuleSite& s = idx->sites[i];
+    INFO("site " << i);
+    CHECK(s.kind == r.kind);
+    CHECK(s.first == r.first);
+    CHECK(s.end == r.end);
+    CHECK(s.tier == r.tier);
+    CHECK((s.policy ? s.policy->name : std::string()) == r.policy);
+    CHECK(s.rule_index == r.rule_index);
+    CHECK(s.action == r.action);
+    CHECK(s.match_id == r.id);
+    CHECK(s.record == r.record);
+  }
+  CHECK(idx->sites[0].policy->kind == "GlobalNetworkPolicy");
+  CHECK(idx->sites[3].policy->ns == "prod");
+  CHECK(idx->sites[5].profile == "kns.prod");
+  CHECK(idx->fd_for(MapFdRole::state) == 3);
+  CHECK(idx->fd_for(MapFdRole::policy_jump) == 6);
+  CHECK(idx->fd_for(MapFdRole::static_progs) == 5);
+  CHECK(idx->fd_for(MapFdRole::ip_sets) == 4);
+  // An instruction in sub-program 1 still belongs to rule 0.
+  CHECK(idx->site_at(57) == &idx->site_at(14)[0]);
+}

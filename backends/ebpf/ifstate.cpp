@@ -45,6 +45,16 @@ Result<PolicyIndex> index_at(Bytes v, std::size_t off, const char* field) {
 
 }  // namespace
 
+PolicyIndex IfState::index_for(AttachHook hook, int family) const {
+  bool v6 = family == 6 && dual_stack_layout;
+  switch (hook) {
+    case AttachHook::tc_ingress: return v6 ? ingress_v6 : ingress_v4;
+    case AttachHook::tc_egress: return v6 ? egress_v6 : egress_v4;
+    case AttachHook::xdp: return v6 ? xdp_v6 : xdp_v4;
+  }
+  return std::nullopt;
+}
+
 Result<uint32_t> decode_ifstate_key(Bytes key) {
   if (key.size() != 4) return size_error(MapRole::ifstate, 0, Part::key, key.size());
   return le32(key, 0);

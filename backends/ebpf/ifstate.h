@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/ebpf/bytes.h"
+#include "backends/ebpf/map_table.h"
 #include "core/result.h"
 
 namespace dpi::ebpf {
@@ -41,6 +42,9 @@ struct IfState {
   PolicyIndex xdp_v6, ingress_v6, egress_v6;  // v3.27 has one set: the v4 fields
   PolicyIndex filter_ingress, filter_egress;
   bool dual_stack_layout = true;  // false for v3.27's 40-byte value
+
+  // The index of the program attached at `hook` for `family` (4 or 6).
+  PolicyIndex index_for(AttachHook hook, int family) const;
 };
 
 Result<uint32_t> decode_ifstate_key(Bytes key);

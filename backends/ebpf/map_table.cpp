@@ -151,6 +151,33 @@ std::vector<Layout> build() {
 
 }  // namespace
 
+const char* attach_hook_name(AttachHook h) {
+  switch (h) {
+    case AttachHook::tc_ingress: return "tc ingress";
+    case AttachHook::tc_egress: return "tc egress";
+    case AttachHook::xdp: return "xdp";
+  }
+  return "?";
+}
+
+const MapSpec* policy_jump_map(const Layout& l, AttachHook hook) {
+  switch (hook) {
+    case AttachHook::tc_ingress:
+      if (const MapSpec* m = find_map(l, MapRole::jump_ing)) return m;
+      return find_map(l, MapRole::jump);
+    case AttachHook::tc_egress:
+      if (const MapSpec* m = find_map(l, MapRole::jump_egr)) return m;
+      return find_map(l, MapRole::jump);
+    case AttachHook::xdp: return find_map(l, MapRole::xdp_jump);
+  }
+  return nullptr;
+}
+
+uint32_t policy_jump_stride(const Layout& l, AttachHook hook) {
+  if (l.releases.last == Release::v3_27) return 0;
+  return hook == AttachHook::xdp ? 100 : 10000;
+}
+
 uint32_t Layout::counters_n() const {
   const MapSpec* c = find_map(*this, MapRole::counters);
   return c ? c->value_size / 8 : 0;

@@ -64,10 +64,19 @@ struct Layout {
   uint32_t counters_n() const;  // counters value size / 8
 };
 
+// The hook a program is attached to (not the policy direction: reference §1.1).
+enum class AttachHook : uint8_t { tc_ingress, tc_egress, xdp };
+const char* attach_hook_name(AttachHook h);
+
 // Every known layout, oldest first.
 std::span<const Layout> layouts();
 const Layout& layout_for(Release r);
 // nullptr when the layout has no such map (e.g. jump_ing before v3.32).
 const MapSpec* find_map(const Layout& l, MapRole role, int family = 0);
+// The policy jump map a hook's programs sit in: cali_jump_ing2/_egr2 (v3.32+), cali_jump3 for
+// both tc hooks (v3.28-v3.31), cali_jump2 (v3.27), xdp_cali_jump* for XDP.
+const MapSpec* policy_jump_map(const Layout& l, AttachHook hook);
+// Sub-program stride in that map: 10000 (tc, v3.28+), 100 (XDP); v3.27 has no sub-programs (0).
+uint32_t policy_jump_stride(const Layout& l, AttachHook hook);
 
 }  // namespace dpi::ebpf

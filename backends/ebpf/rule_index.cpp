@@ -130,6 +130,16 @@ void collect_ip_sets(std::string_view c, std::vector<IpSetRef>& out) {
   }
 }
 
+// A map_lookup_elem call within the few instructions that set up its key pointer.
+bool calls_lookup_soon(const std::vector<DebugInsn>& in, std::size_t from) {
+  for (std::size_t j = from; j < in.size() && j < from + 4; ++j) {
+    const RawInsn& x = in[j].insn;
+    if (x.code() == opcode::call) return x.imm() == 1;
+    if (x.code() == opcode::ld_imm64 || !in[j].labels.empty()) return false;
+  }
+  return false;
+}
+
 struct Walker {
   const DebugProgram& prog;
   RuleIndex idx;
@@ -138,6 +148,12 @@ struct Walker {
   std::string profile;
   int rule_no = 0;
   std::optional<std::size_t> open;
+  // Instructions of a split: the old sub-program's split code and footer, the new one's header
+  // and trampoline. A rule or end-of-tier rule can span a split, so its labels (a footer's
+  // allow/deny, landing pads named after pending targets) close nothing.
+  std::vector<bool> in_split;
+
+  void mark_splits();
 
   Error bad(std::size_t i, std::string_view what) const {
     return make_error(ErrorCode::bad_input,
@@ -285,9 +301,39 @@ Status Walker::comment(std::size_t i, const std::string& c) {
   return Ok{};  // matching detail ("If ...", "IPSets ...", header comments): no structure
 }
 
+void Walker::mark_splits() {
+  const auto& in = prog.insns;
+  in_split.assign(in.size(), false);
+  for (std::size_t k = 1; k < prog.subprograms.size(); ++k) {
+    const SubProgram& prev = prog.subprograms[k - 1];
+    std::size_t start = prog.subprograms[k].first;
+    std::size_t from = start;
+    for (std::size_t i = prev.first; i < start; ++i)
+      if (has_comment_prefix(in[i], "Splitting program after")) from = i;
+    // The new sub-program: header up to "Save state pointer", then the trampoline (load pol_rc,
+    // reset it, one jeq per pending target).
+    std::size_t to = start;
+    for (std::size_t i = start; i < in.size() && i < start + 16; ++i)
+      if (has_comment_prefix(in[i], "Save state pointer")) to = i + 1;
+    if (to + 2 < in.size() && in[to].insn.code() == opcode::ldx_w && in[to].insn.dst() == 0 &&
+        in[to].insn.src() == 9)
+      to += 3;
+    while (to < in.size() && in[to].insn.code() == 0x15 && in[to].insn.dst() == 0) ++to;
+    for (std::size_t i = from; i < to && i < in.size(); ++i) in_split[i] = true;
+  }
+}
+
 Status Walker::walk() {
+  mark_splits();
   for (std::size_t i = 0; i < prog.insns.size(); ++i) {
     const DebugInsn& in = prog.insns[i];
+    if (in_split[i]) {
+      for (const std::string& c : in.comments) {
+        auto st = comment(i, c);
+        if (!st) return st;
+      }
+      continue;
+    }
     if (open && idx.sites[*open].kind == SiteKind::end_of_tier &&
         has_prefix_label(in, "end_of_tier_"))
       close(i);
@@ -329,18 +375,23 @@ Status Walker::records() {
       }
       continue;
     }
-    // Outside every commented rule: the no-profile rule after the profiles.
-    bool later_tier = std::any_of(idx.sites.begin(), idx.sites.end(), [&](const RuleSite& s) {
-      return s.first > i && !s.tier.empty();
-    });
-    if (later_tier) return bad(i, fmt::format("rule id {} recorded outside any rule", id));
+    // Outside every commented rule: a no-profile rule (after the host profiles, which a
+    // workload's program has too, or after the workload's). It starts after the last rule or
+    // structural label before it.
     RuleSite s;
     s.kind = SiteKind::no_profile;
-    s.first = i;  // from the end of the last rule before it
-    std::optional<std::size_t> last_end;
+    std::size_t first = 0;
     for (const RuleSite& prev : idx.sites)
-      if (prev.end <= i && (!last_end || prev.end > *last_end)) last_end = prev.end;
-    if (last_end) s.first = *last_end;
+      if (prev.end <= i) first = std::max(first, prev.end);
+    for (std::size_t j = i; j > first; --j) {
+      const DebugInsn& d = in[j];
+      if (has_label(d, "to_or_from_host") || has_label(d, "allowed_by_host_policy") ||
+          has_label(d, "policy") || has_prefix_label(d, "end_of_tier_")) {
+        first = j;
+        break;
+      }
+    }
+    s.first = first;
     s.end = i + 4;
     s.action = "deny";
     s.match_id = id;
@@ -350,6 +401,10 @@ Status Walker::records() {
   for (RuleSite& s : extra) idx.sites.push_back(std::move(s));
   std::stable_sort(idx.sites.begin(), idx.sites.end(),
                    [](const RuleSite& a, const RuleSite& b) { return a.first < b.first; });
+  std::optional<std::size_t> host_end;
+  for (std::size_t i = 0; i < in.size() && !host_end; ++i)
+    if (has_label(in[i], "allowed_by_host_policy")) host_end = i;
+  for (RuleSite& s : idx.sites) s.host = host_end && s.first < *host_end;
   return Ok{};
 }
 
@@ -363,8 +418,8 @@ Status Walker::map_roles() {
     const RawInsn* next = i + 2 < in.size() ? &in[i + 2].insn : nullptr;
     if (a.dst() == 1 && has_comment_prefix(in[i], "Load packet metadata saved by previous")) {
       role = MapFdRole::state;
-    } else if (a.dst() == 1 && next && next->code() == opcode::call && next->imm() == 1) {
-      role = MapFdRole::ip_sets;
+    } else if (a.dst() == 1 && calls_lookup_soon(in, i + 2)) {
+      role = MapFdRole::ip_sets;  // r1 = map; r2 = r10; r2 += key offset; call map_lookup_elem
     } else if (a.dst() == 2 && next && next->dst() == 3) {
       const DebugInsn& n = in[i + 2];
       bool mov = next->code() == opcode::mov64_imm || next->code() == opcode::mov32_imm;

@@ -38,6 +38,9 @@ struct RuleSite {
   std::optional<uint64_t> match_id;   // from the comment, else from the recorded immediate
   std::optional<std::size_t> record;  // instruction of the ld_imm64 that records the id
   std::string comment;                // the "Start of rule ..." / "End of tier ..." text
+  // Host policy (pre-DNAT, apply-on-forward, normal host tiers and host profiles): before the
+  // allowed_by_host_policy label. A workload's program has a host no-profile rule there too.
+  bool host = false;
 };
 
 enum class MapFdRole : uint8_t { state, ip_sets, static_progs, policy_jump, unknown };

@@ -364,3 +364,66 @@ TEST_CASE("policy jump map: index arithmetic", "[unit]") {
   CHECK(s->k == 2u);
   CHECK_FALSE(jump_slot(240000));
 }
+
+TEST_CASE("ifstate: the index for a hook and family", "[unit]") {
+  IfState s;
+  s.ingress_v4 = 1u;
+  s.egress_v4 = 2u;
+  s.xdp_v4 = 3u;
+  s.ingress_v6 = 4u;
+  CHECK(s.index_for(AttachHook::tc_ingress, 4) == 1u);
+  CHECK(s.index_for(AttachHook::tc_egress, 4) == 2u);
+  CHECK(s.index_for(AttachHook::xdp, 4) == 3u);
+  CHECK(s.index_for(AttachHook::tc_ingress, 6) == 4u);
+  CHECK_FALSE(s.index_for(AttachHook::tc_egress, 6));
+  s.dual_stack_layout = false;  // v3.27: one set for both families
+  CHECK(s.index_for(AttachHook::tc_ingress, 6) == 1u);
+}
+
+TEST_CASE("IPv6 twins: conntrack value, IP-set key, NAT backend", "[unit]") {
+  // conntrack v6 value (128 B): legs at 24/48, then tun_ip 72, orig_ip 88, orig_port 104,
+  // orig_sport 106, orig_sip 108 (16 B each address).
+  Vec v(128, 0);
+  v[16] = 0x02;       // NAT_REV
+  v[48 + 16] = 0x10;  // b_to_a approved
+  v[72] = 0xfd;       // tun_ip fd00::
+  v[88] = 0xfd;       // orig_ip fd00::a
+  v[88 + 15] = 0x0a;
+  v[104] = 0x50;  // orig_port 80
+  v[106] = 0x39;  // orig_sport 12345
+  v[107] = 0x30;
+  v[108] = 0xfd;  // orig_sip fd00::7
+  v[108 + 15] = 0x07;
+  auto c = decode_ct_value(v, 6);
+  REQUIRE(c.ok());
+  CHECK(c->b_to_a.approved());
+  CHECK_FALSE(c->a_to_b.approved());
+  CHECK(c->tun_ip.str() == "fd00::");
+  CHECK(c->orig_ip.str() == "fd00::a");
+  CHECK(c->orig_port == 80);
+  CHECK(c->orig_sport == 12345);
+  CHECK(c->orig_sip.str() == "fd00::7");
+
+  // IP-set v6 key (32 B): mask, set id BE at 4, addr at 12, port LE at 28, proto at 30.
+  const Vec k6 = {0x80, 0x00, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0x09, 0xfd, 0,    0,    0,
+                  0,    0,    0,    0,    0, 0, 0, 0, 0, 0, 0, 0,    0x35, 0x00, 0x11, 0x00};
+  auto k = decode_ip_set_key(k6, 6);
+  REQUIRE(k.ok());
+  CHECK(k->mask == 128u);
+  CHECK(k->set_id == 9u);
+  CHECK(k->addr.str() == "fd00::");
+  CHECK(k->addr_prefix_len() == 64);
+  CHECK(k->port == 53);
+  CHECK(k->proto == 17);
+  CHECK(encode_ip_set_key(*k) == k6);
+
+  // NAT backend v6 value (20 B): addr, port, pad.
+  Vec be(20, 0);
+  be[0] = 0xfd;
+  be[15] = 0x09;
+  be[16] = 0x35;
+  auto b = decode_nat_backend_value(be, 6);
+  REQUIRE(b.ok());
+  CHECK(b->addr.str() == "fd00::9");
+  CHECK(b->port == 53);
+}

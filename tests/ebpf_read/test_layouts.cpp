@@ -143,3 +143,28 @@ TEST_CASE("layout table: maps by role", "[unit]") {
   CHECK(layout_for(Release::v3_31).counters_n() == 25);
   CHECK(layout_for(Release::v3_32_1).counters_n() == 27);
 }
+
+TEST_CASE("policy jump map and stride per hook and release", "[unit]") {
+  struct Row {
+    Release release;
+    AttachHook hook;
+    const char* pin;
+    uint32_t stride;
+  };
+  const Row rows[] = {
+      {Release::v3_27, AttachHook::tc_ingress, "cali_jump2", 0},
+      {Release::v3_27, AttachHook::xdp, "xdp_cali_jump2", 0},
+      {Release::v3_28, AttachHook::tc_ingress, "cali_jump3", 10000},
+      {Release::v3_31, AttachHook::tc_egress, "cali_jump3", 10000},
+      {Release::v3_31, AttachHook::xdp, "xdp_cali_jump3", 100},
+      {Release::v3_32_0, AttachHook::tc_ingress, "cali_jump_ing2", 10000},
+      {Release::v3_32_1, AttachHook::tc_egress, "cali_jump_egr2", 10000},
+  };
+  for (const Row& r : rows) {
+    INFO(release_name(r.release) << " " << attach_hook_name(r.hook));
+    const MapSpec* m = policy_jump_map(layout_for(r.release), r.hook);
+    REQUIRE(m != nullptr);
+    CHECK(m->pin_name == r.pin);
+    CHECK(policy_jump_stride(layout_for(r.release), r.hook) == r.stride);
+  }
+}

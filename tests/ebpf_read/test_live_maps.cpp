@@ -25,6 +25,7 @@
 #include "backends/ebpf/detect_release.h"
 #include "backends/ebpf/ifstate.h"
 #include "backends/ebpf/live_maps.h"
+#include "backends/ebpf/live_node.h"
 #include "backends/ebpf/live_progs.h"
 #include "backends/ebpf/routes.h"
 #include "backends/ebpf/state.h"
@@ -219,6 +220,40 @@ void child(const std::string& dir) {
       EXPECT(info.ok() && tag_matches(insns, info->tag));
     }
     EXPECT(!prog_array_lookup(*im, 0).ok());  // not a prog_array
+  }
+  // The node view the backend uses.
+  auto node = LiveNode::open(dir);
+  EXPECT(node.ok());
+  if (node.ok()) {
+    EXPECT(node->detection().releases.str() == "v3.32.1");
+    auto ifs = node->map(MapRole::ifstate);
+    EXPECT(ifs.ok());
+    if (ifs.ok()) {
+      auto all = read_ifstates(*ifs);
+      EXPECT(all.ok() && all->size() == 1 && all->count(11) &&
+             all->at(11).index_for(AttachHook::tc_ingress, 4) == 3u);
+    }
+    auto rts = node->map(MapRole::routes, 4);
+    EXPECT(rts.ok());
+    if (rts.ok()) {
+      auto r = lookup_route(*rts, *dpi::IpAddr::parse("10.65.0.7"));
+      EXPECT(r.ok() && r->has_value() && (*r)->ifindex == 11);
+      auto none = lookup_route(*rts, *dpi::IpAddr::parse("10.65.0.8"));
+      EXPECT(none.ok() && !none->has_value());
+    }
+    auto v6 = node->map(MapRole::routes, 6);
+    EXPECT(!v6.ok() && v6.error().code == dpi::ErrorCode::not_found);
+    auto jump = node->policy_jump(AttachHook::tc_ingress);
+    EXPECT(jump.ok() && jump->path() == dir + "/cali_jump_ing2");
+    if (jump.ok()) {
+      auto progs = read_policy_programs(*jump, 3, 10000);
+      EXPECT(progs.ok() && progs->size() == 2);
+      if (progs.ok() && progs->size() == 2)
+        EXPECT((*progs)[1].k == 1 && (*progs)[1].key == 10003 &&
+               (*progs)[1].prog.name == "p4E_cali1");
+      auto lost = read_policy_programs(*jump, 4, 10000);
+      EXPECT(lost.ok() && lost->empty());
+    }
   }
   auto missing = PinnedMap::open(dir, "cali_v6_routes");
   EXPECT(!missing.ok() && missing.error().code == dpi::ErrorCode::not_found);

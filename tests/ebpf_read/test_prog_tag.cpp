@@ -1,10 +1,13 @@
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
+#include "backends/ebpf/debug_json.h"
 #include "backends/ebpf/prog_tag.h"
 #include "backends/ebpf/sha256.h"
+#include "backends/ebpf/tag_check.h"
 
 using namespace dpi::ebpf;
 
@@ -81,4 +84,32 @@ TEST_CASE("tag input: map references zeroed as the kernel does", "[unit]") {
   const std::vector<uint8_t> tiny_bytes = {0xb7, 0, 0, 0, 2, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0};
   CHECK(tag_hex(prog_tag(tiny, TagHash::sha256)) == hex(sha256(tiny_bytes)).substr(0, 16));
   CHECK(tag_matches(tiny, prog_tag(tiny, TagHash::sha1)));
+}
+
+TEST_CASE("tag check: debug JSON sub-programs against live tags", "[unit]") {
+  auto prog =
+      load_debug_json(std::string(DPI_EBPF_FIXTURES) + "/cali12345678901_egress_v4.v3_32.json");
+  REQUIRE(prog.ok());
+  REQUIRE(prog->subprograms.size() == 2);
+  ProgTag t0 = prog_tag(prog->program(0), TagHash::sha256);
+  ProgTag t1 = prog_tag(prog->program(1), TagHash::sha1);  // an older kernel's tag
+  CHECK(t0 != prog_tag(prog->program(1), TagHash::sha256));
+
+  std::vector<std::optional<ProgTag>> both = {t0, t1};
+  auto ok = check_tags(*prog, both);
+  CHECK(ok.all_match());
+  CHECK(ok.mismatch() == "");
+
+  std::vector<std::optional<ProgTag>> missing = {t0, std::nullopt};
+  auto m = check_tags(*prog, missing);
+  CHECK_FALSE(m.all_match());
+  CHECK(m.mismatch() == "sub-program 1: no live program");
+
+  ProgTag stale = t0;
+  stale[0] ^= 0xff;
+  std::vector<std::optional<ProgTag>> wrong = {stale, t1};
+  auto w = check_tags(*prog, wrong);
+  CHECK_FALSE(w.all_match());
+  CHECK(w.mismatch() ==
+        "sub-program 0: JSON tag " + tag_hex(t0) + " (sha256), live tag " + tag_hex(stale));
 }

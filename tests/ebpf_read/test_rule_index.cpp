@@ -1,5 +1,6 @@
 // Rule attribution from the three comment dialects (fixtures/make_fixtures.py writes the inputs;
 // the meanings below are written by hand from the builder's comment formats).
+#include <array>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,7 +57,7 @@ std::string fixture(const char* name) {
 
 TEST_CASE("rule index: every dialect", "[unit]") {
   const std::vector<ExpectMap> legacy_maps = {
-      {5, MapFdRole::state, 5}, {6, MapFdRole::ip_sets, 26}, {7, MapFdRole::static_progs, 81}};
+      {5, MapFdRole::state, 5}, {6, MapFdRole::ip_sets, 24}, {7, MapFdRole::static_progs, 81}};
   const Case cases[] = {
       {"cali12345678901_egress_v4.v3_28.json", legacy_sites(0), legacy_maps, {{0, 98}}},
       {"cali12345678901_egress_v4.v3_30.json",
@@ -74,7 +75,7 @@ TEST_CASE("rule index: every dialect", "[unit]") {
        },
        {{5, MapFdRole::state, 5},
         {8, MapFdRole::policy_jump, 27},
-        {6, MapFdRole::ip_sets, 49},
+        {6, MapFdRole::ip_sets, 47},
         {7, MapFdRole::static_progs, 104}},
        {{0, 33}, {33, 88}}},
   };
@@ -209,4 +210,176 @@ TEST_CASE("rule index: bad comment structure is an error naming the instruction"
     REQUIRE_FALSE(idx.ok());
     CHECK(idx.error().message == r.message);
   }
+}
+
+namespace {
+
+struct Slot {
+  std::vector<std::string> labels, comments;
+  std::array<int, 8> inst = {149, 0, 0, 0, 0, 0, 0, 0};
+};
+
+// writeRecordRuleID's instructions for a 32-bit id, the first carrying labels and comments.
+std::vector<Slot> record(uint32_t id, std::vector<std::string> labels = {},
+                         std::vector<std::string> comments = {}) {
+  auto b = [](uint32_t v) { return static_cast<int>(v & 0xff); };
+  return {
+      {labels, comments, {113, 145, 108, 0, 0, 0, 0, 0}},
+      {{}, {}, {53, 1, 8, 0, 32, 0, 0, 0}},
+      {{}, {}, {191, 18, 0, 0, 0, 0, 0, 0}},
+      {{}, {}, {7, 2, 0, 0, 1, 0, 0, 0}},
+      {{}, {}, {115, 41, 108, 0, 0, 0, 0, 0}},
+      {{}, {}, {103, 1, 0, 0, 3, 0, 0, 0}},
+      {{}, {}, {7, 1, 0, 0, 112, 0, 0, 0}},
+      {{}, {}, {24, 2, 0, 0, b(id), b(id >> 8), b(id >> 16), b(id >> 24)}},
+      {{}, {}, {0, 0, 0, 0, 0, 0, 0, 0}},
+      {{}, {}, {15, 145, 0, 0, 0, 0, 0, 0}},
+      {{}, {}, {123, 33, 0, 0, 0, 0, 0, 0}},
+  };
+}
+
+std::string program_json(const std::vector<Slot>& slots) {
+  auto list = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "\"" : ",\"") + s + "\"";
+    return "[" + out + "]";
+  };
+  std::string items;
+  for (const Slot& s : slots) {
+    std::string inst;
+    for (int b : s.inst) inst += (inst.empty() ? "" : ",") + std::to_string(b);
+    items += (items.empty() ? "" : ",") + ("{\"inst\":[" + inst + "],\"labels\":" + list(s.labels) +
+                                           ",\"comments\":" + list(s.comments) + "}");
+  }
+  return R"({"ifacename":"eth0","hook":"tc ingress","policyInfo":[)" + items + "]}";
+}
+
+}  // namespace
+
+TEST_CASE("rule index: an unreachable end-of-tier rule and a pass tier", "[unit]") {
+  // Tier a ends in a rule that matches everything, so its end-of-tier rule has no code and its
+  // comment lands on the end_of_tier_0 label, the first instruction of tier b.
+  const std::vector<Slot> slots = {
+      {{"policy"},
+       {"Start of tier a", "Start of policy ns/a.p", "Start of rule action:\\\"deny\\\"",
+        "Rule MatchID: 5"}},
+      {{"end_of_tier_0"},
+       {"End of rule r1", "End of policy ns/a.p", "End of tier a: deny", "Start of tier b",
+        "Start of policy b.q", "Start of rule action:\\\"allow\\\"", "Rule MatchID: 6"}},
+      {{}, {"End of rule r2", "End of policy b.q", "End of tier b: pass"}},
+      {{}, {}},
+      {{"end_of_tier_1", "deny"}, {}},
+  };
+  auto prog = parse_debug_json(program_json(slots), "eth0_ingress_v4.json");
+  REQUIRE(prog.ok());
+  auto idx = build_rule_index(*prog);
+  INFO((idx.ok() ? std::string() : idx.error().message));
+  REQUIRE(idx.ok());
+  REQUIRE(idx->sites.size() == 4);
+  const auto& s = idx->sites;
+  CHECK((s[0].kind == SiteKind::rule && s[0].first == 0 && s[0].end == 1 && s[0].tier == "a"));
+  CHECK((s[0].policy->kind == "NetworkPolicy" && s[0].policy->name == "p"));
+  CHECK(s[0].match_id == 5u);
+  CHECK((s[1].kind == SiteKind::end_of_tier && s[1].tier == "a" && s[1].first == 1));
+  CHECK(s[1].end == 1);  // no code: unreachable
+  CHECK_FALSE(s[1].match_id);
+  CHECK((s[2].kind == SiteKind::rule && s[2].tier == "b" && s[2].first == 1 && s[2].end == 2));
+  CHECK((s[2].policy->kind == "GlobalNetworkPolicy" && s[2].policy->name == "q"));
+  CHECK(s[2].action == "allow");
+  CHECK((s[3].kind == SiteKind::end_of_tier && s[3].tier == "b" && s[3].action == "pass"));
+  CHECK((s[3].first == 2 && s[3].end == 4));
+  CHECK(idx->site_at(3) == &s[3]);
+  CHECK(idx->site_at(4) == nullptr);
+}
+
+TEST_CASE("rule index: a workload program's host no-profile rule", "[unit]") {
+  // Felix gives a workload's program a "normal host policy" section: with no host tiers or
+  // profiles it is just the no-profile rule, before allowed_by_host_policy.
+  std::vector<Slot> slots = {{{"start"}, {}}, {{}, {}, {5, 0, 12, 0, 0, 0, 0, 0}}};
+  for (auto& r : record(0, {"to_or_from_host"})) slots.push_back(r);  // 2..12
+  slots.push_back({{}, {}, {5, 0, 20, 0, 0, 0, 0, 0}});               // 13: ja deny
+  for (auto& r : record(9, {"allowed_by_host_policy"},
+                        {"Start of tier default", "Start of NetworkPolicy ns/p 0",
+                         "Start of rule ns/p action:\\\"allow\\\"", "Rule MatchID: 9"}))
+    slots.push_back(r);  // 14..24
+  slots.push_back(
+      {{}, {"End of rule ns/p r", "End of NetworkPolicy ns/p 0", "End of tier default: deny"}});
+  slots.push_back({{"end_of_tier_0"}, {}});      // 26
+  for (auto& r : record(0)) slots.push_back(r);  // 27..37
+  slots.push_back({{"deny"}, {}});               // 38
+  auto prog = parse_debug_json(program_json(slots), "cali1_egress_v4.json");
+  INFO((prog.ok() ? std::string() : prog.error().message));
+  REQUIRE(prog.ok());
+  auto idx = build_rule_index(*prog);
+  INFO((idx.ok() ? std::string() : idx.error().message));
+  REQUIRE(idx.ok());
+  const auto& s = idx->sites;
+  REQUIRE(s.size() == 4);
+  CHECK((s[0].kind == SiteKind::no_profile && s[0].first == 2 && s[0].end == 13));
+  CHECK((s[0].host && s[0].match_id == 0u && s[0].record == 9u));
+  CHECK((s[1].kind == SiteKind::rule && s[1].first == 14 && s[1].end == 25 && !s[1].host));
+  CHECK((s[1].match_id == 9u && s[1].record == 21u && s[1].policy->name == "p"));
+  CHECK((s[2].kind == SiteKind::end_of_tier && s[2].first == 25 && s[2].end == 26));
+  CHECK_FALSE(s[2].match_id);  // no code between the comment and the label: unreachable
+  CHECK((s[3].kind == SiteKind::no_profile && s[3].first == 26 && s[3].end == 38));
+  CHECK((!s[3].host && s[3].record == 34u));
+}
+
+TEST_CASE("rule index: rules spanning program splits", "[unit]") {
+  // Made by the lab's Felix-shaped generator (tests/lab/ebpf/polprog.py) with a jump limit of 6:
+  // four sub-programs, each with its own footer and landing pads; rule 0 of "block" begins in
+  // sub-program 0 and records its id in sub-program 1, the pass rule in sub-program 2. The
+  // pass rule matches everything, so tier security's end-of-tier rule is unreachable; the
+  // default tier's end is a deny, so the profile after it has no code.
+  auto prog = load_debug_json(fixture("cali1_egress_v4.split.v3_32.json"));
+  REQUIRE(prog.ok());
+  REQUIRE(prog->subprograms.size() == 4);
+  CHECK(prog->subprograms[1].first == 33);
+  CHECK(prog->subprograms[2].first == 81);
+  CHECK(prog->subprograms[3].first == 161);
+  auto idx = build_rule_index(*prog);
+  INFO((idx.ok() ? std::string() : idx.error().message));
+  REQUIRE(idx.ok());
+  struct Row {
+    SiteKind kind;
+    std::size_t first, end;
+    const char* tier;
+    const char* policy;
+    int rule_index;
+    const char* action;
+    std::optional<uint64_t> id;
+    std::optional<std::size_t> record;
+  };
+  const Row rows[] = {
+      {R, 14, 62, "security", "block", 0, "deny", 11, 57},
+      {R, 62, 106, "security", "block", 1, "pass", 12, 101},
+      {T, 106, 106, "security", "", -1, "deny", std::nullopt, std::nullopt},
+      {R, 106, 138, "default", "allow", 0, "allow", 21, 133},
+      {T, 138, 186, "default", "", -1, "deny", 98, 181},
+      {R, 186, 186, "", "", 0, "allow", 31, std::nullopt},
+  };
+  REQUIRE(idx->sites.size() == std::size(rows));
+  for (std::size_t i = 0; i < std::size(rows); ++i) {
+    const Row& r = rows[i];
+    const RuleSite& s = idx->sites[i];
+    INFO("site " << i);
+    CHECK(s.kind == r.kind);
+    CHECK(s.first == r.first);
+    CHECK(s.end == r.end);
+    CHECK(s.tier == r.tier);
+    CHECK((s.policy ? s.policy->name : std::string()) == r.policy);
+    CHECK(s.rule_index == r.rule_index);
+    CHECK(s.action == r.action);
+    CHECK(s.match_id == r.id);
+    CHECK(s.record == r.record);
+  }
+  CHECK(idx->sites[0].policy->kind == "GlobalNetworkPolicy");
+  CHECK(idx->sites[3].policy->ns == "prod");
+  CHECK(idx->sites[5].profile == "kns.prod");
+  CHECK(idx->fd_for(MapFdRole::state) == 3);
+  CHECK(idx->fd_for(MapFdRole::policy_jump) == 6);
+  CHECK(idx->fd_for(MapFdRole::static_progs) == 5);
+  CHECK(idx->fd_for(MapFdRole::ip_sets) == 4);
+  // An instruction in sub-program 1 still belongs to rule 0.
+  CHECK(idx->site_at(57) == &idx->site_at(14)[0]);
 }

@@ -176,7 +176,8 @@ def main() -> int:
     if os.geteuid() != 0:
         print("SKIP: test_differential_ebpf needs root (network namespaces, BPF)")
         return SKIP
-    if why := labnet.netns_unusable():
+    import ebpfnode
+    if why := labnet.netns_unusable() or ebpfnode.unusable():
         print(f"SKIP: test_differential_ebpf: {why}")
         return SKIP
     if args.ebpf_attach:

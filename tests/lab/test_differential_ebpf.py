@@ -144,7 +144,7 @@ def run_scenario(label: str, scenario: Path, flows: list[dict], versions: list[s
                 broken.append(f"  {label}: the {node} node failed: {e}")
     problems, stats = [], {"flows": len(flows), "seconds": round(time.monotonic() - t0, 1)}
     if broken:
-        return {**stats, "agree": 0, "delivered": 0, "nodes": [n for n, _, _ in nodes]}, broken
+        return {**stats, "agree": 0, "delivered": 0, "where": 0, "nodes": [n for n, _, _ in nodes]}, broken
     agree = 0
     for i, flow in enumerate(flows):
         issues = check_flow(flow, {node: per_node[node][i] for node in per_node})
@@ -154,6 +154,8 @@ def run_scenario(label: str, scenario: Path, flows: list[dict], versions: list[s
             agree += 1
     stats["agree"] = agree
     stats["delivered"] = sum(1 for r in per_node["nftables"] if r.get("delivered"))
+    stats["where"] = sum(1 for r in per_node["nftables"] if r.get("verdict") == "DROP" and
+                         WL_CHAIN.match((r.get("deciding_rule") or {}).get("chain") or ""))
     stats["nodes"] = list(per_node)
     stats["timing"] = timing
     return stats, problems
@@ -198,8 +200,9 @@ def main() -> int:
             flows = oracle.read_flows(differential.generate_flows(scenario, args.count, flow_seed,
                                                                   tmp / f"{label}.flows.jsonl"))
             stats, problems = run_scenario(label, scenario, flows, versions, args.where)
+            where = f", {stats['where']} nft drops in workload chains located" if args.where else ""
             line = (f"{label} {' / '.join(stats['nodes'])}: {stats['agree']}/{stats['flows']} flows agree "
-                    f"({stats['delivered']} delivered), {len(problems)} disagreements  ({stats['seconds']} s)")
+                    f"({stats['delivered']} delivered{where}), {len(problems)} disagreements  ({stats['seconds']} s)")
             print(line, flush=True)
             print("  " + "; ".join(f"{node}: {t}" for node, t in stats.get("timing", {}).items()), flush=True)
             for text in problems[:15]:

@@ -524,7 +524,7 @@ struct ct_res {
 	bool masq; /* service to self, towards the pod: src -> host_ip */
 	__be32 nat_ip; /* dnat: backend, snat: frontend */
 	__u16 nat_port;
-	__be32 self_ip; /* self: forward: the masquerade source, reply: client */
+	__be32 self_ip; /* self, reply: the pod's own address and port */
 	__u16 self_port;
 	/* The packet as the legs of v see it (after any translation). */
 	__be32 eff_src, eff_dst;
@@ -573,8 +573,6 @@ static __always_inline void ct_lookup(const struct pkt *p, struct ct_res *r)
 			r->dnat = true;
 			r->nat_ip = backend;
 			r->nat_port = bport;
-			r->self_ip = client;
-			r->self_port = cport;
 			r->eff_src = client;
 			r->eff_sport = cport;
 			r->eff_dst = backend;

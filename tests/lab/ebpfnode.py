@@ -104,6 +104,21 @@ def run_in_node(lab: str, argv: list[str], timeout: float = 120) -> subprocess.C
 # Build and teardown
 
 
+def unusable() -> str | None:
+    """None when this machine can give a lab a private mount namespace with a bpffs and load BPF,
+    else one line saying why not (the eBPF kernel tests print it and skip)."""
+    probe = "d=$(mktemp -d) && mount -t bpf bpf \"$d\" && umount \"$d\"; rc=$?; rmdir \"$d\"; exit $rc"
+    try:
+        cp = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", probe],
+                            capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"cannot run unshare: {e}"
+    if cp.returncode != 0:
+        return f"no private bpffs: `unshare --mount` + `mount -t bpf` failed: {cp.stderr.strip() or cp.returncode}"
+    return None
+
+
+
 def _mount(*args: str) -> None:
     labnet.run(["mount", *args])
 

@@ -170,8 +170,9 @@ def _add_netns(ns: str) -> None:
 
 
 # A refused probe is told by an ICMP error; the kernel's per-destination rate limit (1 s, burst 6)
-# would turn some of them into timeouts, depending on how fast earlier flows ran.
-NO_ICMP_RATELIMIT = (("net.ipv4.icmp_ratelimit", 0),)
+# would turn some of them into timeouts, depending on how fast earlier flows ran; the per-netns
+# global one (burst 50) could when many probes run at once (oracle.probe_fates).
+NO_ICMP_RATELIMIT = (("net.ipv4.icmp_ratelimit", 0), ("net.ipv4.icmp_msgs_burst", 1000))
 
 
 def build_node(lab: str, node: dict) -> None:
@@ -343,8 +344,10 @@ def serve(spec: list[dict], ready: Path) -> None:
     class TCPServer(socketserver.ThreadingTCPServer):
         allow_reuse_address = True
         daemon_threads = True
+        request_queue_size = 128  # socketserver's 5 drops SYNs when probes arrive many at a time
 
     class HTTPServer(http.server.ThreadingHTTPServer):
+        request_queue_size = 128
         def server_bind(self):
             # HTTPServer.server_bind asks socket.getfqdn() for a server name: a reverse DNS lookup
             # that times out on hosts whose /etc/hosts lacks their name. Nothing here needs it.

@@ -719,3 +719,56 @@ def for_lab(lab: labnet.Lab, counters: bool = True, timeout: float = 1.0) -> Ora
     if lab.layout == labnet.EBPF:
         return EbpfOracle(lab, counters, timeout)
     return Oracle(lab, counters, timeout)
+
+
+# --------------------------------------------------------------------------------------------
+# Fates only, many probes at once: for a node whose verdicts are not needed, only whether each
+# flow's first packet got through (the three-way differential's nftables / iptables-nft nodes).
+
+
+def probe_fates(lab: labnet.Lab, flows: list[dict], timeout: float = 0.5, batch: int = 40) -> list[dict]:
+    """{"delivered", "outcome", "sport"} per flow. Source ports are those the per-flow oracles would
+    pick for the same flow list. Flows run in batches of distinct 5-tuples; conntrack is flushed
+    before each batch, so every flow is a new connection as with the per-flow oracles."""
+    picker = Oracle(lab, counters=False)
+    plan = []
+    for flow in flows:
+        src_ns, ports = picker._source(flow)
+        plan.append((src_ns, picker._sport(flow, ports)))
+    results: list[dict | None] = [None] * len(flows)
+    pending = list(range(len(flows)))
+    while pending:
+        tuples, now, later, per_dst = set(), [], [], {}
+        for i in pending:
+            f = flows[i]
+            key = (f["proto"], f["src"], plan[i][1], f["dst"], f.get("dport"))
+            dst = (f["proto"], f["dst"], f.get("dport"))
+            # A few at a time per server: a listen backlog must not decide a fate.
+            if key in tuples or len(now) >= batch or per_dst.get(dst, 0) >= 8:
+                later.append(i)
+            else:
+                now.append(i)
+                per_dst[dst] = per_dst.get(dst, 0) + 1
+            tuples.add(key)
+        flush_conntrack(lab.node_ns)
+        probes = {}
+        for i in now:
+            try:
+                probes[i] = send_probe(plan[i][0], flows[i], plan[i][1])
+            except OSError as e:
+                results[i] = {"delivered": False, "outcome": f"error:{errno.errorcode.get(e.errno, e.errno)}",
+                              "sport": plan[i][1]}
+        deadline = time.monotonic() + timeout
+        while any(not p.done for p in probes.values()) and time.monotonic() < deadline:
+            waiting = [p for p in probes.values() if not p.done]
+            r, w, _ = select.select([p.sock for p in waiting], [p.sock for p in waiting if p.kind == "tcp"], [],
+                                    max(deadline - time.monotonic(), 0))
+            ready = set(r) | set(w)
+            for p in waiting:
+                if p.sock in ready:
+                    p.poll_ready()
+        for i, p in probes.items():
+            results[i] = {"delivered": p.delivered, "outcome": p.outcome, "sport": plan[i][1]}
+            p.close()
+        pending = later
+    return results

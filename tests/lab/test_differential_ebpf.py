@@ -5,20 +5,23 @@ For seed.json and generate.py --seed 1, 2, 3 (200 flows each): real packets thro
 kernel must agree with itself across dataplanes, flow by flow:
 
   fate       delivered or not, equal on the nftables, iptables-nft and eBPF nodes (every version);
-  where      when the nft node drops in a workload chain (cali-tw-<iface> / cali-fw-<iface>), the eBPF
+  where      (--where) when the nft node drops in a workload chain (cali-tw-<iface> / cali-fw-<iface>), the eBPF
              node's DROPPED_BY_POLICY moved on that interface, on the matching hook (tc egress = to
              the workload = cali-tw, tc ingress = cali-fw);
   counters   on the eBPF node, each policy verdict counter that moved (ACCEPTED_BY_POLICY /
              DROPPED_BY_POLICY per interface and hook) has exactly one deciding rule among the rule
              counters that moved, of the right action and policy direction, and no other non-pass rule
              moved; an undelivered flow moved DROPPED_BY_POLICY;
-  kind       an nft drop by "End of tier T" is an eBPF end-of-tier deny of tier T, "Drop if no
+  kind       (--where) an nft drop by "End of tier T" is an eBPF end-of-tier deny of tier T, "Drop if no
              profiles matched" is the no-profile rule (id 0).
 
 Afterwards the host's /sys/fs/bpf, its bpf mounts and `ip netns list` must be as before.
 
+Without --where the nftables and iptables-nft nodes only give fates, their probes sent many at a time
+(the per-flow trace oracle costs ~30 ms a flow idle and far more on a loaded machine).
+
 Usage: test_differential_ebpf.py --ebpf-attach build/bpf/dpl-ebpf-attach [--seeds 1,2,3] [--count 200]
-       [--versions 3.30,3.32] [--seed-versions 3.30,3.32]     (root; exit 77 = skipped)
+       [--versions 3.30,3.32] [--seed-versions 3.30,3.32] [--where]     (root; exit 77 = skipped)
 """
 
 from __future__ import annotations
@@ -68,13 +71,18 @@ def host_state(netns_prefix: str = labnet.PREFIX) -> dict:
 # One scenario
 
 
-def run_lab(name: str, scenario: Path, dataplane: str, version: str | None, flows: list[dict]) -> tuple[list, str]:
-    """The oracle's results for every flow, and how long building and probing took."""
+def run_lab(name: str, scenario: Path, dataplane: str, version: str | None, flows: list[dict],
+            trace: bool) -> tuple[list, str]:
+    """The oracle's results for every flow, and how long building and probing took. Nodes with
+    rules and trace=False: fates only, many probes at once (oracle.probe_fates)."""
     t0 = time.monotonic()
     with labnet.Lab.up(name, scenario, dataplane, owner_pid=os.getpid(), calico_version=version) as lab:
         t1 = time.monotonic()
-        with oracle.for_lab(lab, counters=dataplane == labnet.EBPF, timeout=0.5) as orc:
-            results = [orc.run_flow(f) for f in flows]
+        if dataplane != labnet.EBPF and not trace:
+            results = oracle.probe_fates(lab, flows)
+        else:
+            with oracle.for_lab(lab, counters=dataplane == labnet.EBPF, timeout=0.5) as orc:
+                results = [orc.run_flow(f) for f in flows]
         return results, f"up {t1 - t0:.1f} s, flows {time.monotonic() - t1:.1f} s"
 
 
@@ -118,13 +126,15 @@ def check_flow(flow: dict, results: dict[str, dict]) -> list[str]:
     return out
 
 
-def run_scenario(label: str, scenario: Path, flows: list[dict], versions: list[str]) -> tuple[dict, list[str]]:
+def run_scenario(label: str, scenario: Path, flows: list[dict], versions: list[str],
+                 where: bool) -> tuple[dict, list[str]]:
     nodes = [("nftables", "nftables", None), ("iptables-nft", "iptables-nft", None)]
     nodes += [(f"ebpf-{v}", labnet.EBPF, v) for v in versions]
     t0 = time.monotonic()
     # The labs wait on probes most of the time: run them side by side (distinct names, no shared state).
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        futures = {node: pool.submit(run_lab, f"t{os.getpid() % 100000}{label}{i}", scenario, dp, v, flows)
+        futures = {node: pool.submit(run_lab, f"t{os.getpid() % 100000}{label}{i}", scenario, dp, v, flows,
+                                     where and node == "nftables")
                    for i, (node, dp, v) in enumerate(nodes)}
         per_node, broken, timing = {}, [], {}
         for node, fut in futures.items():
@@ -134,7 +144,7 @@ def run_scenario(label: str, scenario: Path, flows: list[dict], versions: list[s
                 broken.append(f"  {label}: the {node} node failed: {e}")
     problems, stats = [], {"flows": len(flows), "seconds": round(time.monotonic() - t0, 1)}
     if broken:
-        return {**stats, "agree": 0, "delivered": 0, "nodes": [n for n, _, _ in nodes]}, broken
+        return {**stats, "agree": 0, "delivered": 0, "where": 0, "nodes": [n for n, _, _ in nodes]}, broken
     agree = 0
     for i, flow in enumerate(flows):
         issues = check_flow(flow, {node: per_node[node][i] for node in per_node})
@@ -144,6 +154,8 @@ def run_scenario(label: str, scenario: Path, flows: list[dict], versions: list[s
             agree += 1
     stats["agree"] = agree
     stats["delivered"] = sum(1 for r in per_node["nftables"] if r.get("delivered"))
+    stats["where"] = sum(1 for r in per_node["nftables"] if r.get("verdict") == "DROP" and
+                         WL_CHAIN.match((r.get("deciding_rule") or {}).get("chain") or ""))
     stats["nodes"] = list(per_node)
     stats["timing"] = timing
     return stats, problems
@@ -155,15 +167,19 @@ def main() -> int:
     ap.add_argument("--scenarios", type=Path, default=HERE / "scenarios")
     ap.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[1, 2, 3])
     ap.add_argument("--count", type=int, default=200)
-    ap.add_argument("--versions", type=lambda s: s.split(","), default=["3.32"],
+    ap.add_argument("--versions", type=lambda s: s.split(","), default=["3.30", "3.32"],
                     help="Calico versions of the eBPF node for the generated scenarios")
+    ap.add_argument("--where", action="store_true",
+                    help="also trace every flow on the nftables node (nft monitor trace) and check that the eBPF "
+                         "node dropped at the same interface/hook and for the same kind of rule (slower)")
     ap.add_argument("--seed-versions", type=lambda s: s.split(","), default=["3.30", "3.32"],
                     help="Calico versions of the eBPF node for seed.json")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("SKIP: test_differential_ebpf needs root (network namespaces, BPF)")
         return SKIP
-    if why := labnet.netns_unusable():
+    import ebpfnode
+    if why := labnet.netns_unusable() or ebpfnode.unusable():
         print(f"SKIP: test_differential_ebpf: {why}")
         return SKIP
     if args.ebpf_attach:
@@ -183,9 +199,10 @@ def main() -> int:
         for label, scenario, flow_seed, versions in cases:
             flows = oracle.read_flows(differential.generate_flows(scenario, args.count, flow_seed,
                                                                   tmp / f"{label}.flows.jsonl"))
-            stats, problems = run_scenario(label, scenario, flows, versions)
+            stats, problems = run_scenario(label, scenario, flows, versions, args.where)
+            where = f", {stats['where']} nft drops in workload chains located" if args.where else ""
             line = (f"{label} {' / '.join(stats['nodes'])}: {stats['agree']}/{stats['flows']} flows agree "
-                    f"({stats['delivered']} delivered), {len(problems)} disagreements  ({stats['seconds']} s)")
+                    f"({stats['delivered']} delivered{where}), {len(problems)} disagreements  ({stats['seconds']} s)")
             print(line, flush=True)
             print("  " + "; ".join(f"{node}: {t}" for node, t in stats.get("timing", {}).items()), flush=True)
             for text in problems[:15]:

@@ -95,7 +95,8 @@ def main() -> int:
     if os.geteuid() != 0:
         print("SKIP: test_ebpf_walkthrough needs root (network namespaces, BPF)")
         return SKIP
-    if why := labnet.netns_unusable():
+    import ebpfnode
+    if why := labnet.netns_unusable() or ebpfnode.unusable():
         print(f"SKIP: test_ebpf_walkthrough: {why}")
         return SKIP
     if args.ebpf_attach:

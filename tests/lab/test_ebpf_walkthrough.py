@@ -10,9 +10,14 @@ For each version:
      the only rule counter that moved; on the allowed flow ACCEPTED_BY_POLICY moved at client tc
      ingress (rule allow-stars 0) and at frontend tc egress
   5. `lab exec N --mnt --` sees the pinned maps in the lab's bpffs; the host's /sys/fs/bpf does not
-  6. after `lab down`: no dpl- netns, no bpf mount left, /sys/fs/bpf as before
+  6. with --dpinspect: `dpinspect inspect --dataplane ebpf` on the denied flow (in the lab's mount
+     namespace and node netns) exits 1 and reads "end-of-tier implicit deny in tier default, egress
+     of" the client's workload, naming the client's egress policy program (p4E_<iface>) and the rule
+     id the kernel recorded
+  7. after `lab down`: no dpl- netns, no bpf mount left, /sys/fs/bpf as before
 
-Usage: test_ebpf_walkthrough.py [--ebpf-attach build/bpf/dpl-ebpf-attach]   (root; exit 77 = skipped)
+Usage: test_ebpf_walkthrough.py [--ebpf-attach build/bpf/dpl-ebpf-attach] [--dpinspect build/cli/dpinspect]
+       (root; exit 77 = skipped)
 """
 
 from __future__ import annotations
@@ -36,7 +41,29 @@ SKIP = 77
 CLIENT, FRONTEND, MGMT = "client/client", "stars/frontend", "management-ui/management-ui"
 
 
-def walkthrough(c: Checks, seed: Path, version: str) -> None:
+def dpinspect_denied_text(c: Checks, lab: labnet.Lab, dpinspect: str, mg_ip: str, client_if: str,
+                          rule_id: int | None) -> None:
+    """The seed's denied flow as dpinspect explains it on the eBPF node (text report)."""
+    import ebpfnode
+    info = lab.info["ebpf"]
+    argv = [dpinspect, "inspect", "--dataplane", "ebpf", "--bpffs", info["globals"],
+            "--policy-debug-dir", info["policy_dir"], "--src", lab.pod(CLIENT)["ip"], "--dst", mg_ip,
+            "--proto", "tcp", "--dport", "9001", "--ct", "new"]
+    cp = subprocess.run(ebpfnode.in_node_argv(lab.name, argv), capture_output=True, text=True, timeout=60)
+    text = cp.stdout
+    c.check(cp.returncode == 1, "dpinspect: the denied flow exits 1 (deny)", f"exit {cp.returncode} {cp.stderr.strip()}")
+    c.check(f"end-of-tier implicit deny in tier default, egress of workload {client_if}" in text
+            or ("end-of-tier implicit deny in tier default, egress of" in text and client_if in text),
+            "dpinspect: the denied flow reads 'end-of-tier implicit deny in tier default, egress of' the client",
+            text[:600])
+    prog = f"p4E_{client_if}"[:15]
+    c.check(prog in text, f"dpinspect: the denied flow names the client's egress policy program {prog}", text[:600])
+    ids = [] if rule_id is None else [f"rule id {rule_id:#x}", f"rule id {rule_id}"]
+    c.check(any(i in text for i in ids), f"dpinspect: the denied flow names the rule id the kernel recorded ({ids})",
+            text[:600])
+
+
+def walkthrough(c: Checks, seed: Path, version: str, dpinspect: str | None = None) -> None:
     name = f"ew{os.getpid() % 100000}{version.replace('.', '')}"
     print(f"== seed.json, eBPF node v{version} (lab {name})", flush=True)
     with labnet.Lab.up(name, seed, labnet.EBPF, owner_pid=os.getpid(), calico_version=version) as lab:
@@ -66,6 +93,9 @@ def walkthrough(c: Checks, seed: Path, version: str) -> None:
         c.check(len(denied["rule_counters"]) == 1 and not denied["problems"],
                 "denied flow: that rule's counter is the only one that moved",
                 f"{denied['rule_counters']} {denied['problems']}")
+        if dpinspect:
+            dpinspect_denied_text(c, lab, dpinspect, mg_ip, client_if,
+                                  (denied.get("deciding_rule") or {}).get("rule_id"))
         moves = sorted((m["iface"], m["hook"], m["reason"]) for m in allowed["counters"])
         want = sorted([(client_if, "tc ingress", "accepted_by_policy"), (fe_if, "tc egress", "accepted_by_policy")])
         c.check(allowed["delivered"] and moves == want,
@@ -91,6 +121,7 @@ def main() -> int:
     ap.add_argument("--ebpf-attach", help="dpl-ebpf-attach binary (default: found by ebpfnode.py)")
     ap.add_argument("--scenarios", type=Path, default=HERE / "scenarios")
     ap.add_argument("--versions", type=lambda s: s.split(","), default=["3.30", "3.32"])
+    ap.add_argument("--dpinspect", help="also check dpinspect's text for the denied flow")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("SKIP: test_ebpf_walkthrough needs root (network namespaces, BPF)")
@@ -107,7 +138,7 @@ def main() -> int:
     c = Checks()
     for version in args.versions:
         try:
-            walkthrough(c, args.scenarios / "seed.json", version)
+            walkthrough(c, args.scenarios / "seed.json", version, args.dpinspect)
         except labnet.LabError as e:
             c.check(False, f"eBPF node v{version} builds and runs", str(e))
     after = host_state(f"{labnet.PREFIX}ew{os.getpid() % 100000}")

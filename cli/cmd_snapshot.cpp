@@ -1,5 +1,6 @@
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -14,11 +15,17 @@ namespace {
 struct SnapshotOptions {
   std::string netns;
   std::string output = "-";
+  // Where a backend finds its live dataplane (--bpffs ...), declared by the backends.
+  std::map<std::string, std::string> backend;
+  std::map<std::string, CLI::Option*> given;
 };
 
 int run_snapshot(const SnapshotOptions& o) {
   SourceRequest req;
   req.netns = o.netns;
+  req.options = o.backend;
+  for (const auto& [name, opt] : o.given)
+    if (opt->count() > 0) req.given.insert(name);
   // Every backend writes what it reads into the one document.
   nlohmann::json doc = nlohmann::json::object();
   for (const DataplaneBackend* d : registered_dataplanes())
@@ -59,6 +66,14 @@ Runner add_snapshot(CLI::App& app) {
       ->type_name("NAME|PATH");
   cmd->add_option("-o,--output", o->output, "Write to FILE instead of standard output")
       ->type_name("FILE");
+  // Backend options that locate a live dataplane (a DIR); file inputs are not snapshotted.
+  for (const DataplaneBackend* d : registered_dataplanes())
+    for (const SourceOption& so : d->source_options()) {
+      if (so.type_name != "DIR" || o->given.count(so.name)) continue;
+      std::string& value = o->backend[so.name];
+      value = so.default_value;
+      o->given[so.name] = cmd->add_option("--" + so.name, value, so.help)->type_name(so.type_name);
+    }
   return [o] { return run_snapshot(*o); };
 }
 

@@ -1,5 +1,7 @@
 #include "backends/ebpf/inspect.h"
 
+#include <set>
+
 #include <fmt/format.h>
 
 #include "backends/ebpf/conntrack.h"
@@ -31,6 +33,65 @@ std::string short_kind(const std::string& kind) {
   for (auto [l, s] : kinds)
     if (kind == l || kind == s) return s;
   return kind;
+}
+
+// Before v3.32 Felix names policies `ns/tier.name` (the comment and the nftables chain alike), and
+// the nftables backend reports that name as written; v3.32 names them `Kind ns/name`.
+bool legacy_names(const NodeState& n) {
+  return n.release && n.release->releases.last <= Release::v3_31;
+}
+
+dpi::PolicyName report_policy_name(const PolicyName& p, bool legacy) {
+  dpi::PolicyName pn;
+  pn.recovered = true;
+  if (legacy && !p.raw.empty()) {
+    auto slash = p.raw.find('/');
+    pn.ns = slash == std::string::npos ? "" : p.raw.substr(0, slash);
+    pn.name = slash == std::string::npos ? p.raw : p.raw.substr(slash + 1);
+    return pn;
+  }
+  pn.kind = short_kind(p.kind);
+  pn.ns = p.ns;
+  pn.name = p.name;
+  return pn;
+}
+
+uint64_t fnv1a64(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// v3.30/v3.31 programs do not name profiles. Their rule id is FNV-1a64 of the NFLOG prefix
+// `<A|D>R<I|E><index>|<profile>` (flow logs off), so a candidate profile name is proven by its
+// hash: the candidates are Calico's namespace profiles (kns.<word>) for the words of the node's
+// debug JSON (namespace selectors name them). No match: the name stays unrecovered.
+std::string recover_profile(const NodeState& n, uint64_t id, const std::string& action,
+                            const std::string& direction, int index) {
+  if (index < 0 || id == 0) return "";
+  std::string head = fmt::format("{}R{}{}|", action == "allow" ? 'A' : 'D',
+                                 direction == "ingress" ? 'I' : 'E', index);
+  std::set<std::string> words;
+  for (const auto& [f, text] : n.debug_json) {
+    std::string w;
+    for (char c : text) {
+      bool word =
+          (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+      if (word) {
+        w += c;
+      } else {
+        if (!w.empty() && w.size() < 60) words.insert(w);
+        w.clear();
+      }
+    }
+  }
+  for (const auto& w : words)
+    for (const std::string& cand : {w, "kns." + w})
+      if (fnv1a64(head + cand) == id) return cand;
+  return "";
 }
 
 // Where the deciding rule sits, for the report.
@@ -288,17 +349,15 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
           d.kind = s.policy ? DecisionKind::policy_rule : DecisionKind::profile_rule;
           d.tier = s.policy ? s.tier : "";
           if (s.policy) {
-            dpi::PolicyName pn;
-            pn.kind = short_kind(s.policy->kind);
-            pn.ns = s.policy->ns;
-            pn.name = s.policy->name;
-            pn.recovered = true;
-            d.policy = pn;
+            d.policy = report_policy_name(*s.policy, legacy_names(n));
           } else {
             dpi::PolicyName pn;
             pn.kind = "profile";
-            pn.name = s.profile;
-            pn.recovered = !s.profile.empty();
+            pn.name = s.profile.empty()
+                          ? recover_profile(n, ids.back(), d.action, d.direction, s.rule_index)
+                          : s.profile;
+            pn.recovered = !pn.name.empty();
+            if (!pn.recovered) pn.chain = prog.name;
             d.policy = pn;
           }
           if (s.rule_index >= 0) {

@@ -65,9 +65,11 @@ ROLE_OF_HOOK = {"tc ingress": "egress of workload", "tc egress": "ingress of wor
 # dpinspect against each kind of node
 
 
-def ebpf_source(lab: labnet.Lab) -> list[str]:
+def ebpf_source(lab: labnet.Lab, dataplane: bool = True) -> list[str]:
+    """Where the eBPF node is; `snapshot` has no --dataplane (it writes every dataplane it finds)."""
     info = lab.info["ebpf"]
-    return ["--dataplane", "ebpf", "--bpffs", info["globals"], "--policy-debug-dir", info["policy_dir"]]
+    return (["--dataplane", "ebpf"] if dataplane else []) + \
+        ["--bpffs", info["globals"], "--policy-debug-dir", info["policy_dir"]]
 
 
 def in_ebpf_node(lab: labnet.Lab, argv: list[str]) -> list[str]:
@@ -115,7 +117,7 @@ def run_ebpf_node(name: str, scenario: Path, version: str, flows: list[dict], dp
             kernels = [orc.run_flow(f) for f in flows]
         answers = inspect_all(lambda f: in_ebpf_node(lab, [dpinspect, "inspect", *ebpf_source(lab), *flow_args(f)]),
                               flows)
-        snap_error = snapshot(in_ebpf_node(lab, [dpinspect, "snapshot", *ebpf_source(lab), "-o", str(snap)]))
+        snap_error = snapshot(in_ebpf_node(lab, [dpinspect, "snapshot", *ebpf_source(lab, dataplane=False), "-o", str(snap)]))
     return {"kernels": kernels, "answers": answers, "snap_error": snap_error,
             "seconds": round(time.monotonic() - t0, 1)}
 

@@ -182,8 +182,8 @@ def main() -> int:
                                 f"{len(state['programs'])} programs")
                 continue
 
-            src = ["--dataplane", "ebpf", "--bpffs", info["globals"], "--policy-debug-dir", info["policy_dir"]]
-            auto = ["--dataplane", "auto", "--bpffs", info["globals"], "--policy-debug-dir", info["policy_dir"]]
+            where = ["--bpffs", info["globals"], "--policy-debug-dir", info["policy_dir"]]
+            src, auto = ["--dataplane", "ebpf", *where], ["--dataplane", "auto", *where]
             snap = Path(tmpdir) / "ebpf.snap"
             flows = Path(tmpdir) / "flows.jsonl"
             flows.write_text('{"src": "10.65.0.2", "dst": "10.65.0.5", "proto": "tcp", "dport": 9001}\n'
@@ -196,7 +196,7 @@ def main() -> int:
                                                      "--proto", "tcp", "--dport", "80", "--ct", "new"], (0,)),
                 ("inspect --dataplane auto", ["inspect", *auto, *denied], (1,)),
                 ("detect", ["detect", *src], (0,)),
-                ("snapshot", ["snapshot", *src, "-o", str(snap)], (0,)),
+                ("snapshot", ["snapshot", *where, "-o", str(snap)], (0,)),
                 ("compare snapshot vs live", ["compare", *src, "--before", str(snap), "--after", "live",
                                               "--flows", str(flows)], (0,)),
             ]

@@ -10,7 +10,7 @@ dpinspect command
   inspect --dataplane auto      the denied flow
   detect
   snapshot -o FILE
-  compare --before FILE --after live
+  compare --before FILE --after FILE   (compare has no --bpffs yet: an eBPF side is a snapshot)
 
 (all with --bpffs <globals> --policy-debug-dir <policy>, in the lab's private mount namespace and node
 netns) require it to succeed (exit 0/1/2, inspect; 0 detect, snapshot, compare) and dump again: the
@@ -197,8 +197,9 @@ def main() -> int:
                 ("inspect --dataplane auto", ["inspect", *auto, *denied], (1,)),
                 ("detect", ["detect", *src], (0,)),
                 ("snapshot", ["snapshot", *where, "-o", str(snap)], (0,)),
-                ("compare snapshot vs live", ["compare", *src, "--before", str(snap), "--after", "live",
-                                              "--flows", str(flows)], (0,)),
+                # compare has no --bpffs yet (docs/compare.md): the eBPF side is the snapshot.
+                ("compare snapshot vs snapshot", ["compare", "--before", str(snap), "--after", str(snap),
+                                                  "--flows", str(flows)], (0,)),
             ]
             for label, argv, want in commands:
                 if argv is None:

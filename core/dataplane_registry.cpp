@@ -69,18 +69,25 @@ Result<std::vector<std::unique_ptr<LoadedDataplane>>> load_dataplanes(const std:
   // Several could apply: read each, keep the ones that find Calico (a node in eBPF mode still
   // has nftables rules; both are returned, in packet order), or the first when none does.
   std::vector<std::unique_ptr<LoadedDataplane>> all;
+  // not_found from a backend means "nothing of mine here"; any other error (a dataplane that is
+  // there but cannot be read) is the one to report.
   std::optional<Error> first_error;
+  std::optional<Error> first_failure;
   for (const DataplaneBackend* d : candidates) {
     auto l = load_one(*d, req);
     if (!l) {
       if (!first_error) first_error = l.error();
+      if (!first_failure && l.error().code != ErrorCode::not_found) first_failure = l.error();
       continue;
     }
     all.push_back(std::move(*l));
   }
-  if (all.empty()) return *first_error;
+  if (all.empty()) return first_failure ? *first_failure : *first_error;
   for (auto& l : all)
     if (l->detect().found) out.push_back(std::move(l));
+  // No backend found Calico, and one could not read what it was given: its error, not a verdict
+  // from a dataplane that has nothing of Calico's.
+  if (out.empty() && first_failure) return *first_failure;
   if (out.empty()) {
     for (auto& l : all)
       if (l) {

@@ -1,5 +1,7 @@
 #include "backends/ebpf/dataplane.h"
 
+#include <sys/stat.h>
+
 #include <fmt/format.h>
 
 #include "backends/ebpf/inspect.h"
@@ -94,12 +96,25 @@ Status EbpfDataplane::check(const SourceRequest& req) const {
 
 Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest& req) const {
   if (!req.file.empty()) {
+    std::string origin = input_origin(req.file);
+    // Standard input or a pipe can be read once, and the other backends read the same --ruleset:
+    // snapshots are read from regular files only.
+    struct stat sb {};
+    if (req.file != "-" && stat(req.file.c_str(), &sb) != 0) {
+      auto missing = read_input_file(req.file, req.max_bytes);  // the usual message
+      if (!missing) return missing.error();
+    }
+    if (req.file == "-" || !S_ISREG(sb.st_mode))
+      return make_error(
+          ErrorCode::not_found,
+          fmt::format("{}: the eBPF backend reads snapshots from regular files only", origin));
     auto text = read_input_file(req.file, req.max_bytes);
     if (!text) return text.error();
     nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false);
-    std::string origin = input_origin(req.file);
+    // Not a snapshot or none with an eBPF section: not this backend's input (not_found), so that
+    // --dataplane auto reports the other backends' reading of it.
     if (doc.is_discarded() || !doc.is_object())
-      return make_error(ErrorCode::bad_input, fmt::format("{}: not a JSON snapshot", origin));
+      return make_error(ErrorCode::not_found, fmt::format("{}: not a JSON snapshot", origin));
     if (!doc.contains(kSnapshotSection))
       return make_error(ErrorCode::not_found,
                         fmt::format("{}: the snapshot has no eBPF section", origin));
@@ -107,8 +122,20 @@ Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest
     if (!n) return n.error();
     return std::unique_ptr<LoadedDataplane>(std::make_unique<LoadedEbpf>(std::move(*n)));
   }
+  // The pinned maps are in a mount, not a network namespace; but a --netns that does not exist
+  // is the user's mistake to name whatever is read.
+  if (!req.netns.empty() && !claims(req)) {
+    std::string ns =
+        req.netns.find('/') == std::string::npos ? "/run/netns/" + req.netns : req.netns;
+    struct stat nsb {};
+    if (stat(ns.c_str(), &nsb) != 0)
+      return make_error(ErrorCode::not_found,
+                        fmt::format("network namespace {}: {} does not exist", req.netns, ns));
+  }
   auto n = read_live_node(bpffs_of(req), debug_dir_of(req));
-  if (!n) return n.error();
+  if (!n)
+    return make_error(n.error().code, fmt::format("ebpf: {} (Calico's pinned maps: --bpffs DIR)",
+                                                  n.error().message));
   // Unasked (--dataplane auto) and nothing of Calico's pinned: not an eBPF node, so auto keeps
   // to the other dataplanes.
   if (!claims(req) && !n->release && n->layout_error.find("no Calico eBPF maps") == 0)

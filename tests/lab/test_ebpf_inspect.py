@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,6 +263,7 @@ class Result:
     same_meaning: dict = field(default_factory=dict)
     compare_counts: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
+    groups: Counter = field(default_factory=Counter)  # kind of problem -> flows
     seconds: float = 0.0
     timing: dict = field(default_factory=dict)
 
@@ -343,6 +345,10 @@ def run_case(label: str, scenario: Path, version: str, flows: list[dict], dpinsp
                               f"      {k}: {((other or {}).get('decided_by') or {}).get('summary')}")
         if issues:
             res.problems.append(f"{flow_text(flow)}\n    " + "\n    ".join(issues))
+            for issue in issues:
+                # Disagreements sharing a cause share this: who sent to whom, what differs.
+                what = re.sub(r"\d{5,}|cali[0-9a-f]{11}", "?", issue.splitlines()[0])[:140]
+                res.groups[(flow.get("from", "").split(":")[0], flow.get("to", "").split(":")[0], what)] += 1
 
     snap_errors = [f"{k} {v['snap_error']}" for k, v in nodes.items() if v["snap_error"]]
     if snap_errors:
@@ -399,6 +405,8 @@ def main() -> int:
                 res = run_case(label, scenario, version, flows, args.dpinspect, tmp)
                 print(res.line(), flush=True)
                 print(f"    nodes: {res.timing}", flush=True)
+                for (src, dst, what), n in res.groups.most_common():
+                    print(f"  {n:4d} x {src} -> {dst}: {what}", flush=True)
                 for text in res.problems[:15]:
                     print("  " + text, flush=True)
                 if len(res.problems) > 15:

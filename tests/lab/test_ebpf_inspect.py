@@ -22,7 +22,7 @@ an explicit source port, the same on the three nodes.
 
 Prints one line per scenario/version:
 
-    seed v3.32: 200 flows, kernel 200/200 verdicts 200/200 rule ids, 0 indeterminate, 0 disagreements;
+    seed v3.32: 200 flows, kernel 200/200 verdicts 200/200 rule ids, 0 indeterminate, 0 flows disagree;
         same meaning as nftables 200/200, iptables-nft 200/200; compare nftables -> ebpf 200 same  (12.3 s)
 
 The host's /sys/fs/bpf, its bpf mounts and our `dpl-*` netns are checked unchanged at the end.
@@ -260,6 +260,7 @@ class Result:
     verdicts: int = 0
     rule_ids: int = 0
     indeterminate: int = 0
+    flows_disagreeing: int = 0  # flows with any problem (kernel or meaning); compare's are apart
     same_meaning: dict = field(default_factory=dict)
     compare_counts: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
@@ -271,7 +272,7 @@ class Result:
         same = ", ".join(f"{k} {v}/{self.flows}" for k, v in self.same_meaning.items())
         return (f"{self.label}: {self.flows} flows, kernel {self.verdicts}/{self.flows} verdicts "
                 f"{self.rule_ids}/{self.flows} rule ids, {self.indeterminate} indeterminate, "
-                f"{len(self.problems)} disagreements; same meaning as {same or '-'}; "
+                f"{self.flows_disagreeing} flows disagree; same meaning as {same or '-'}; "
                 f"compare nftables -> ebpf {self.compare_counts or '-'}  ({self.seconds} s)")
 
 
@@ -344,6 +345,7 @@ def run_case(label: str, scenario: Path, version: str, flows: list[dict], dpinsp
                               f"      ebpf: {((dp['json'] or {}).get('decided_by') or {}).get('summary')}\n"
                               f"      {k}: {((other or {}).get('decided_by') or {}).get('summary')}")
         if issues:
+            res.flows_disagreeing += 1
             res.problems.append(f"{flow_text(flow)}\n    " + "\n    ".join(issues))
             for issue in issues:
                 # Disagreements sharing a cause share this: who sent to whom, what differs.

@@ -192,8 +192,11 @@ def check_kernel(flow: dict, kernel: dict, dp: dict) -> str:
 
 
 def _norm(text: str | None) -> str:
-    # Counter values in summaries move with traffic; they are not a meaning.
-    return re.sub(r"packets \d+ bytes \d+", "?", text or "")
+    # Counter values in summaries move with traffic; they are not a meaning. The NFLOG group and
+    # prefix an nftables node adds with flow logs on belong to its rule (the eBPF dataplane has no
+    # NFLOG rules), as the rule location does: `compare` leaves both out of a flow's meaning too.
+    text = re.sub(r"packets \d+ bytes \d+", "?", text or "")
+    return re.sub(r" \(NFLOG group \S+ prefix [^)]*\)", "", text)
 
 
 def decision_meaning(d: dict | None) -> tuple:

@@ -136,13 +136,14 @@ def run_nft_node(name: str, scenario: Path, layout: str, flows: list[dict], dpin
 
 
 def bpf_rule_id(rule: dict | None) -> int | None:
-    """The Calico rule id of a report's BPF rule location, as a u64: `kind: "bpf"` with `rule_id`, or
-    (until the rule reference is a tagged union, backends/ebpf/README.md) `family: "bpf"` whose text
-    reads `prog <id> <name> tag <tag> insn <n> rule id <id>`."""
+    """The Calico rule id of a report's BPF rule location, as a u64: `kind: "bpf"` with
+    `calico_rule_id` ("0x..."), docs/report-schema.md. (The first form of the backend carried it
+    in an nftables-shaped rule, `family: "bpf"`, whose text reads `... rule id <id>`.)"""
     if not rule:
         return None
-    if rule.get("kind") == "bpf" and rule.get("rule_id") is not None:
-        return int(str(rule["rule_id"]), 0)
+    if rule.get("kind") == "bpf":
+        rid = rule.get("calico_rule_id")
+        return None if rid is None else int(str(rid), 0)
     if rule.get("family") == "bpf":
         m = re.search(r"\brule id (0x[0-9a-fA-F]+|\d+)", rule.get("text") or "")
         return int(m.group(1), 0) if m else None

@@ -373,15 +373,20 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
       }
       std::size_t insn = s.record ? *s.record : s.first;
       const SubProgram* sp = pf.prog->subprogram_of(insn);
-      RuleRef rr;
-      rr.family = "bpf";
-      rr.table = prog.name;
-      rr.chain = st.chain;
-      rr.handle = insn;
-      rr.text = fmt::format(
-          "prog {} {} tag {} insn {}{} rule id {}", prog.id, prog.name, tag_hex(prog.tag), insn,
-          sp && sp->k ? fmt::format(" (sub-program {})", sp->k) : "", hex_id(ids.back()));
-      rr.comment = s.comment;
+      BpfLocation at;
+      at.prog_id = prog.id;
+      at.prog_name = prog.name;
+      at.tag = tag_hex(prog.tag);
+      at.attach = st.chain + " " + st.endpoint;
+      at.insn_offset = static_cast<uint32_t>(insn);
+      at.calico_rule_id = hex_id(ids.back());
+      at.debug_comment = s.comment;
+      RuleRef rr(std::move(at),
+                 fmt::format("prog {} {} tag {} insn {}{} rule id {}", prog.id, prog.name,
+                             tag_hex(prog.tag), insn,
+                             sp && sp->k ? fmt::format(" (sub-program {})", sp->k) : "",
+                             hex_id(ids.back())),
+                 s.comment);
       d.rule = rr;
       ev["insn"] = insn;
       ev["rule_id"] = hex_id(ids.back());
@@ -575,8 +580,7 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
     NatStep ns;
     ns.kind = "dnat";
     ns.hook = "tc ingress";
-    ns.rule.family = "bpf";
-    ns.rule.table = "cali_v4_nat_fe3";
+    ns.rule.text = "NAT frontend " + flow.dst.str() + ":" + std::to_string(flow.dport.value_or(0));
     ns.to = fmt::format("{}:{}", t.addr.str(), t.port);
     rep.nat.push_back(ns);
   }

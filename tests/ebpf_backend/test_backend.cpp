@@ -173,8 +173,9 @@ TEST_CASE("the seed client's egress policy: verdict and deciding rule from the r
       CHECK(rep->decided_by.kind == c.kind);
       CHECK(rep->decided_by.tier == "default");
       REQUIRE(rep->decided_by.rule);
-      CHECK(rep->decided_by.rule->family == "bpf");
-      CHECK(rep->decided_by.rule->table == "p4E_cali0client");
+      REQUIRE(rep->decided_by.rule->bpf());
+      CHECK(rep->decided_by.rule->bpf()->prog_name == "p4E_cali0client");
+      CHECK(rep->decided_by.rule->bpf()->prog_id == 42);
       if (c.kind == DecisionKind::policy_rule) {
         REQUIRE(rep->decided_by.policy);
         CHECK(rep->decided_by.policy->ns == "client");

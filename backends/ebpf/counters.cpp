@@ -53,7 +53,8 @@ Result<std::vector<uint64_t>> sum_percpu_u64(Bytes all, uint32_t value_size, uin
                                   cpus, value_size));
   std::vector<uint64_t> sums(value_size / 8, 0);
   for (uint32_t cpu = 0; cpu < cpus; ++cpu)
-    for (std::size_t i = 0; i < sums.size(); ++i) sums[i] += le64(all, cpu * stride + 8 * i);
+    for (std::size_t i = 0; i < sums.size(); ++i)
+      sums[i] += le64(all, std::size_t{cpu} * stride + 8 * i);
   return sums;
 }
 

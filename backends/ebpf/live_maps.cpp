@@ -67,9 +67,9 @@ Result<MapInfo> map_info(int fd, const std::string& what) {
 
 }  // namespace
 
-bool is_percpu(uint32_t t) {
-  return t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_PERCPU_ARRAY ||
-         t == BPF_MAP_TYPE_LRU_PERCPU_HASH || t == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+bool is_percpu(uint32_t map_type) {
+  return map_type == BPF_MAP_TYPE_PERCPU_HASH || map_type == BPF_MAP_TYPE_PERCPU_ARRAY ||
+         map_type == BPF_MAP_TYPE_LRU_PERCPU_HASH || map_type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
 }
 
 Result<uint32_t> possible_cpus() {
@@ -94,7 +94,7 @@ Result<PinnedMap> PinnedMap::open(const std::string& dir, std::string_view pin_n
     auto cpus = possible_cpus();
     if (!cpus) return cpus.error();
     m.cpus_ = *cpus;
-    m.value_buf_ = std::size_t{(m.info_.value_size + 7u) / 8u * 8u} * m.cpus_;
+    m.value_buf_ = (std::size_t{m.info_.value_size} + 7) / 8 * 8 * m.cpus_;
   }
   return m;
 }
@@ -147,9 +147,12 @@ Result<std::vector<PinnedMapInfo>> list_pinned_maps(const std::string& dir) {
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name == "." || name == ".." || e->d_type == DT_DIR) continue;
-    auto fd = open_pin(dir + "/" + name);
+    std::string path = dir;
+    path += '/';
+    path += name;
+    auto fd = open_pin(path);
     if (!fd || !fd_is_map(fd->get())) continue;
-    auto info = map_info(fd->get(), dir + "/" + name);
+    auto info = map_info(fd->get(), path);
     if (!info) {
       ::closedir(d);
       return info.error();

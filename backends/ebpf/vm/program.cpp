@@ -248,25 +248,25 @@ std::string helper_name(int32_t id) {
   return fmt::format("helper {}", id);
 }
 
-Result<Program> Program::load(std::span<const RawInsn> raw, const MapTable& maps,
+Result<Program> Program::load(std::span<const RawInsn> insns, const MapTable& maps,
                               std::string name) {
-  if (raw.empty()) return make_error(ErrorCode::bad_input, "empty BPF program");
-  if (raw.size() > kMaxInsns) {
+  if (insns.empty()) return make_error(ErrorCode::bad_input, "empty BPF program");
+  if (insns.size() > kMaxInsns) {
     return make_error(
         ErrorCode::bad_input,
-        fmt::format("BPF program of {} instructions (at most {})", raw.size(), kMaxInsns));
+        fmt::format("BPF program of {} instructions (at most {})", insns.size(), kMaxInsns));
   }
   Program p;
   p.name_ = std::move(name);
-  p.raw_size_ = raw.size();
-  std::vector<uint32_t> index_of(raw.size(), kNoTarget);  // raw pc -> decoded index
+  p.raw_size_ = insns.size();
+  std::vector<uint32_t> index_of(insns.size(), kNoTarget);  // insns pc -> decoded index
   std::vector<int64_t> targets;
-  p.insns_.reserve(raw.size());
-  p.raw_pc_.reserve(raw.size());
-  targets.reserve(raw.size());
+  p.insns_.reserve(insns.size());
+  p.raw_pc_.reserve(insns.size());
+  targets.reserve(insns.size());
 
-  for (uint32_t pc = 0; pc < raw.size(); ++pc) {
-    const RawInsn& in = raw[pc];
+  for (uint32_t pc = 0; pc < insns.size(); ++pc) {
+    const RawInsn& in = insns[pc];
     if (in.dst > 10) return err(pc, fmt::format("destination register r{}", in.dst));
     Decoded d{};
     const uint8_t cls = in.code & 0x07;
@@ -300,8 +300,8 @@ Result<Program> Program::load(std::span<const RawInsn> raw, const MapTable& maps
                                      in.code));
         }
         if (in.dst == 10) return err(pc, "write to r10 (the frame pointer is read-only)");
-        if (pc + 1 >= raw.size()) return err(pc, "ld_imm64 without its second half");
-        const RawInsn& hi = raw[pc + 1];
+        if (pc + 1 >= insns.size()) return err(pc, "ld_imm64 without its second half");
+        const RawInsn& hi = insns[pc + 1];
         if (hi.code != 0 || hi.dst != 0 || hi.src != 0 || hi.off != 0) {
           return err(pc + 1, "malformed second half of ld_imm64");
         }
@@ -338,9 +338,9 @@ Result<Program> Program::load(std::span<const RawInsn> raw, const MapTable& maps
   for (size_t i = 0; i < p.insns_.size(); ++i) {
     if (targets[i] == INT64_MIN) continue;
     int64_t t = targets[i];
-    if (t < 0 || t >= static_cast<int64_t>(raw.size())) {
+    if (t < 0 || t >= static_cast<int64_t>(insns.size())) {
       return err(p.raw_pc_[i],
-                 fmt::format("jump to {} is outside the program (0..{})", t, raw.size() - 1));
+                 fmt::format("jump to {} is outside the program (0..{})", t, insns.size() - 1));
     }
     if (index_of[t] == kNoTarget) {
       return err(p.raw_pc_[i], fmt::format("jump to {}, the middle of an ld_imm64", t));

@@ -201,6 +201,8 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
     r[in.dst] = static_cast<U>(EXPR);                               \
     break;                                                          \
   }
+// FN names a comparison template; it cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define DPI_JMP(NAME, FN)                                                                 \
   case Op::NAME##64K:                                                                     \
     if (FN<uint64_t>(r[in.dst], in.imm)) pc = static_cast<uint32_t>(in.off);              \
@@ -216,6 +218,7 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
     if (FN<uint32_t>(static_cast<uint32_t>(r[in.dst]), static_cast<uint32_t>(r[in.src]))) \
       pc = static_cast<uint32_t>(in.off);                                                 \
     break;
+  // NOLINTEND(bugprone-macro-parentheses)
 
   for (;;) {
     const Insn& in = code[pc++];

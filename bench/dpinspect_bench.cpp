@@ -381,10 +381,10 @@ int bench(const Options& o) {
       const auto& r = runs.front();
       if (r.deciding_step) {
         const auto& ref = r.path[*r.deciding_step].rule;
-        same = fast.rule && fast.chain && fast.chain->name == ref.chain && ref.handle &&
-               fast.rule->handle == *ref.handle;
+        same = fast.rule && fast.chain && fast.chain->name == ref.nft().chain && ref.nft().handle &&
+               fast.rule->handle == *ref.nft().handle;
       } else if (r.deciding_policy) {
-        same = !fast.rule && fast.chain && fast.chain->name == r.deciding_policy->chain;
+        same = !fast.rule && fast.chain && fast.chain->name == r.deciding_policy->nft().chain;
       }
     }
     if (!same) {

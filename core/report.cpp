@@ -2,6 +2,17 @@
 
 namespace dpi {
 
+const NftRuleLocation& RuleRef::nft() const {
+  static const NftRuleLocation kNone;
+  const auto* n = std::get_if<NftRuleLocation>(&location);
+  return n ? *n : kNone;
+}
+
+NftRuleLocation& RuleRef::nft() {
+  if (!std::holds_alternative<NftRuleLocation>(location)) location = NftRuleLocation{};
+  return std::get<NftRuleLocation>(location);
+}
+
 std::string_view verdict_name(Verdict v) {
   switch (v) {
     case Verdict::allow: return "allow";

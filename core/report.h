@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -18,16 +20,52 @@ inline constexpr const char* kReportSchema = "dpinspect.report/v1";
 enum class Verdict { allow, deny, indeterminate };
 std::string_view verdict_name(Verdict v);
 
-// Where a rule lives. handle is empty when a base chain's policy decided.
-struct RuleRef {
+// Where an nftables rule lives. handle is empty when a base chain's policy decided.
+struct NftRuleLocation {
   std::string family;  // ip, ip6, inet...
   std::string table;
   std::string chain;
   std::optional<uint64_t> handle;
-  std::string text;     // nft-like rendering of the rule
+};
+
+// Where a decision was taken inside a BPF program (Calico's eBPF dataplane).
+struct BpfLocation {
+  uint32_t prog_id = 0;
+  std::string prog_name;  // as the kernel names it (bpftool prog show)
+  std::string tag;        // the program's tag, hex
+  std::string attach;     // attach point and hook: "tc ingress cali1234567890a", "xdp eth0"
+  std::optional<uint32_t> insn_offset;  // instruction offset of the deciding instruction
+  std::string calico_rule_id;           // Calico's rule id, when the program names it
+  std::string debug_comment;            // the policy debug JSON's comment for that rule
+};
+
+// A rule reference: an nftables rule or a place in a BPF program, plus what every backend can
+// say about it. JSON: "kind" is "nftables" or "bpf" (docs/report-schema.md).
+struct RuleRef {
+  RuleRef() = default;
+  // An nftables rule reference.
+  RuleRef(std::string family, std::string table, std::string chain, std::optional<uint64_t> handle,
+          std::string text, std::string comment, std::optional<uint64_t> packets,
+          std::optional<uint64_t> bytes)
+      : location(NftRuleLocation{std::move(family), std::move(table), std::move(chain), handle}),
+        text(std::move(text)),
+        comment(std::move(comment)),
+        packets(packets),
+        bytes(bytes) {}
+  RuleRef(BpfLocation at, std::string text, std::string comment)
+      : location(std::move(at)), text(std::move(text)), comment(std::move(comment)) {}
+
+  std::variant<NftRuleLocation, BpfLocation> location;
+  std::string text;     // the rule as the backend renders it (nft-like for nftables)
   std::string comment;  // the rule's comment, if any
   std::optional<uint64_t> packets;
   std::optional<uint64_t> bytes;
+
+  // The nftables location; for a BPF location an empty one (no family, table or chain).
+  const NftRuleLocation& nft() const;
+  // Makes this an nftables reference (if it was not) and returns its location to fill in.
+  NftRuleLocation& nft();
+  const BpfLocation* bpf() const { return std::get_if<BpfLocation>(&location); }
 };
 
 // What a backend knows about a matched rule that attribution needs, independent of syntax.

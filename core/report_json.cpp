@@ -1,5 +1,7 @@
 #include "core/report_json.h"
 
+#include "core/overloaded.h"
+
 namespace dpi {
 
 using nlohmann::json;
@@ -58,14 +60,31 @@ json decision_json(const Decision& d) {
 }  // namespace
 
 json to_json(const RuleRef& r) {
-  return {{"family", r.family},
-          {"table", r.table},
-          {"chain", r.chain},
-          {"handle", opt(r.handle)},
-          {"text", r.text},
-          {"comment", str_or_null(r.comment)},
-          {"counter", r.packets ? json{{"packets", *r.packets}, {"bytes", r.bytes.value_or(0)}}
-                                : json(nullptr)}};
+  json j = std::visit(Overloaded{
+                          [](const NftRuleLocation& n) -> json {
+                            return {{"kind", "nftables"},
+                                    {"family", n.family},
+                                    {"table", n.table},
+                                    {"chain", n.chain},
+                                    {"handle", opt(n.handle)}};
+                          },
+                          [](const BpfLocation& b) -> json {
+                            return {{"kind", "bpf"},
+                                    {"prog_id", b.prog_id},
+                                    {"prog_name", b.prog_name},
+                                    {"tag", b.tag},
+                                    {"attach", b.attach},
+                                    {"insn_offset", opt(b.insn_offset)},
+                                    {"calico_rule_id", str_or_null(b.calico_rule_id)},
+                                    {"debug_comment", str_or_null(b.debug_comment)}};
+                          },
+                      },
+                      r.location);
+  j["text"] = r.text;
+  j["comment"] = str_or_null(r.comment);
+  j["counter"] =
+      r.packets ? json{{"packets", *r.packets}, {"bytes", r.bytes.value_or(0)}} : json(nullptr);
+  return j;
 }
 
 json to_json(const Report& r) {

@@ -2,14 +2,33 @@
 
 #include <fmt/format.h>
 
+#include "core/overloaded.h"
+
 namespace dpi {
 
 namespace {
 
 std::string where(const RuleRef& r) {
-  std::string s = fmt::format("{} {} {}", r.family, r.table, r.chain);
-  if (r.handle) s += fmt::format(" handle {}", *r.handle);
-  return s;
+  return std::visit(Overloaded{
+                        [](const NftRuleLocation& n) {
+                          std::string s = fmt::format("{} {} {}", n.family, n.table, n.chain);
+                          if (n.handle) s += fmt::format(" handle {}", *n.handle);
+                          return s;
+                        },
+                        [](const BpfLocation& b) {
+                          std::string s =
+                              fmt::format("bpf prog {} {} ({})", b.prog_id, b.prog_name, b.attach);
+                          if (b.insn_offset) s += fmt::format(" insn {}", *b.insn_offset);
+                          if (!b.calico_rule_id.empty()) s += " rule " + b.calico_rule_id;
+                          return s;
+                        },
+                    },
+                    r.location);
+}
+
+// No location at all: nothing decided at a rule (an nftables reference without a chain).
+bool no_location(const RuleRef& r) {
+  return !r.bpf() && r.nft().chain.empty();
 }
 
 std::string headline(Verdict v) {
@@ -28,7 +47,7 @@ std::string render_text(const Report& r, const TextOptions& opts) {
   const Decision& d = r.decided_by;
   if (r.verdict == Verdict::indeterminate && r.indeterminate_reason) {
     const auto& ir = *r.indeterminate_reason;
-    if (ir.rule.chain.empty())
+    if (no_location(ir.rule))
       out += fmt::format("  why:    cannot decide: {}\n", ir.why);
     else
       out += fmt::format("  why:    cannot decide at {}: {}\n", where(ir.rule), ir.why);

@@ -26,7 +26,7 @@ class Attributor {
       auto& inv = invs_[s.invocation];
       if (inv.steps.empty()) {
         inv.parent = s.parent_invocation;
-        inv.chain = classify_chain(s.rule.table, s.rule.chain);
+        inv.chain = classify_chain(s.rule.nft().table, s.rule.nft().chain);
         inv.first_comment = s.chain_first_comment;
       }
       inv.steps.push_back(i);
@@ -124,7 +124,7 @@ void Attributor::set_policy_tier(Decision& d, int inv, std::size_t step) const {
   if (!d.policy || d.kind != DecisionKind::policy_rule || !d.tier.empty()) return;
   const PathStep& s = r_.path[step];
   // v3.30/31 chain names start with the tier.
-  if (s.rule.chain.find('/') != std::string::npos && d.policy->kind.empty()) {
+  if (s.rule.nft().chain.find('/') != std::string::npos && d.policy->kind.empty()) {
     auto bare = invs_.at(s.invocation).chain.suffix;
     d.tier = bare.substr(0, bare.find('/'));
   } else if (ordinal > 0) {
@@ -396,11 +396,12 @@ void Attributor::run(std::optional<std::size_t> deciding) {
         out.summary = "ServiceLoopPrevention dropped traffic to a service CIDR with no service";
         break;
       case DecisionKind::non_calico:
-        out.summary = fmt::format("dropped outside Calico by table {} {} chain {}",
-                                  out.rule->family, out.rule->table, out.rule->chain);
+        out.summary =
+            fmt::format("dropped outside Calico by table {} {} chain {}", out.rule->nft().family,
+                        out.rule->nft().table, out.rule->nft().chain);
         break;
       default:
-        out.summary = fmt::format("dropped by Calico rule in {}{}", out.rule->chain,
+        out.summary = fmt::format("dropped by Calico rule in {}{}", out.rule->nft().chain,
                                   text.empty() ? "" : ": " + text);
     }
   } else if (r_.verdict == Verdict::allow && !r_.stages.empty() &&
@@ -419,10 +420,11 @@ void Attributor::run(std::optional<std::size_t> deciding) {
     if (out.kind == DecisionKind::default_endpoint_to_host)
       out.summary = "workload to host traffic accepted by DefaultEndpointToHostAction";
     else if (out.kind == DecisionKind::non_calico)
-      out.summary = fmt::format("accepted outside Calico by table {} {} chain {}", out.rule->family,
-                                out.rule->table, out.rule->chain);
+      out.summary =
+          fmt::format("accepted outside Calico by table {} {} chain {}", out.rule->nft().family,
+                      out.rule->nft().table, out.rule->nft().chain);
     else
-      out.summary = fmt::format("accepted by Calico rule in {}{}", out.rule->chain,
+      out.summary = fmt::format("accepted by Calico rule in {}{}", out.rule->nft().chain,
                                 text.empty() ? "" : ": " + text);
   } else {
     out = Decision{};
@@ -430,10 +432,10 @@ void Attributor::run(std::optional<std::size_t> deciding) {
     out.action = r_.verdict == Verdict::allow ? "allow" : "deny";
     out.summary = rule ? fmt::format("{} by the policy of base chain {} {} {}",
                                      r_.verdict == Verdict::allow ? "accepted" : "dropped",
-                                     rule->family, rule->table, rule->chain)
+                                     rule->nft().family, rule->nft().table, rule->nft().chain)
                        : "no chain on the hook: the kernel accepts";
     for (const auto& s : r_.path)
-      if (classify_chain(s.rule.table, s.rule.chain).kind == ChainKind::output &&
+      if (classify_chain(s.rule.nft().table, s.rule.nft().chain).kind == ChainKind::output &&
           s.facts.action == "return" && s.rule.text.find("oifname") != std::string::npos)
         out.notes.push_back(
             "Calico does not police traffic from the host to its local workloads (cali-OUTPUT "

@@ -64,7 +64,7 @@ TEST_CASE("end-of-tier implicit deny named by its NFLOG prefix", "[unit]") {
   CHECK(r.decided_by.summary ==
         "end-of-tier implicit deny in tier platform, egress of workload on cali0cdd47bbdcb "
         "(NFLOG group 2 prefix DPE|platform)");
-  CHECK(r.decided_by.rule->handle == 15u);
+  CHECK(r.decided_by.rule->nft().handle == 15u);
   REQUIRE(r.stages.size() == 1);
   CHECK(r.stages[0].outcome == "deny");
 }
@@ -95,7 +95,7 @@ TEST_CASE("explicit deny rule of a policy (v3.30 drop mark)", "[unit]") {
   CHECK(r.decided_by.policy->display() == "np/ns1/deny-db");
   CHECK(r.decided_by.rule_index == 1);
   CHECK_FALSE(r.decided_by.rule_index_exact);
-  CHECK(r.decided_by.rule->handle == 8u);
+  CHECK(r.decided_by.rule->nft().handle == 8u);
   CHECK(r.decided_by.summary.find("denied by rule 1 of policy np/ns1/deny-db") == 0);
 }
 
@@ -132,7 +132,7 @@ TEST_CASE("allowed: both endpoint stages explained, FORWARD accept is the decidi
   CHECK(r.stages[0].decision.rule_index_exact);
   CHECK(r.stages[0].decision.tier == "default");
   CHECK(r.stages[1].decision.kind == DecisionKind::profile_rule);
-  CHECK(r.decided_by.rule->handle == 14u);
+  CHECK(r.decided_by.rule->nft().handle == 14u);
   CHECK(r.decided_by.summary.find("egress of workload on cali1") != std::string::npos);
   CHECK(r.decided_by.summary.find("profile kns.stars") != std::string::npos);
 }
@@ -221,7 +221,7 @@ TEST_CASE("a base chain's policy decided", "[unit]") {
   b.r.verdict = Verdict::allow;
   calico::attribute(b.r, std::nullopt);
   CHECK(b.r.decided_by.kind == DecisionKind::chain_policy);
-  CHECK_FALSE(b.r.decided_by.rule->handle);
+  CHECK_FALSE(b.r.decided_by.rule->nft().handle);
   REQUIRE_FALSE(b.r.decided_by.notes.empty());
   CHECK(b.r.decided_by.notes[0].find("does not police") != std::string::npos);
 }

@@ -32,8 +32,8 @@ Report allowed_by(const std::string& tier, const std::string& policy, int rule, 
 TEST_CASE("compare: the same meaning through other chains and handles is the same", "[unit]") {
   Report nft = allowed_by("default", "default.allow-stars", 0, 99);
   Report ipt = allowed_by("default", "default.allow-stars", 0, 44);
-  ipt.decided_by.rule->table = "filter";
-  ipt.decided_by.rule->chain = "FORWARD";
+  ipt.decided_by.rule->nft().table = "filter";
+  ipt.decided_by.rule->nft().chain = "FORWARD";
   CHECK(compare_reports(nft, ipt) == Change::same);
   CHECK(meaning_of(nft) == meaning_of(ipt));
 }

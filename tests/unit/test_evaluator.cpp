@@ -63,7 +63,7 @@ TEST_CASE("interval set with an anonymous port set and ranges", "[unit]") {
   auto r = run("10.2.3.5", "172.18.0.77", "tcp", 2001);
   CHECK(r.verdict == Verdict::deny);
   CHECK(r.decided_by.kind == DecisionKind::chain_policy);
-  CHECK_FALSE(r.decided_by.rule->handle.has_value());
+  CHECK_FALSE(r.decided_by.rule->nft().handle.has_value());
 }
 
 TEST_CASE("concatenated set lookup", "[unit]") {
@@ -110,7 +110,7 @@ TEST_CASE("an unsupported expression makes the verdict indeterminate, naming the
   CHECK(r.verdict == Verdict::indeterminate);
   REQUIRE(r.indeterminate_reason);
   CHECK(r.indeterminate_reason->rule.comment == "unsupported");
-  CHECK(r.indeterminate_reason->rule.handle.has_value());
+  CHECK(r.indeterminate_reason->rule.nft().handle.has_value());
   CHECK(r.indeterminate_reason->expression.find("meta") != std::string::npos);
 }
 

@@ -12,7 +12,7 @@ CIDRs, IP sets (two of tens of thousands of members), IP-port and named-port set
 type/code, every negation, and the actions allow/deny/pass/log; end-of-tier actions deny/pass; programs
 from one rule to thousands (which split into sub-programs).
 
-    python3 tests/ebpf_agree/randpol.py --out DIR [--seed N] [--programs N]
+    python3 tests/ebpf_agree/randpol.py --out DIR [--seed N] [--programs N] [--scale]
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ PORT_PROTOCOLS = ("tcp", "udp", "sctp", 6, 17)
 class Universe:
     """The node's IP sets and the CIDRs and ports rules draw from: shared by every program."""
 
-    def __init__(self, rnd: random.Random):
-        self.rnd = rnd
+    def __init__(self, rnd: random.Random, scale: bool = False):
+        self.rnd, self.scale = rnd, scale
         self.cidrs = self._cidrs()
         self.ports = sorted({rnd.choice((22, 53, 80, 443, 8080, 9090, 6443)) for _ in range(7)}
                             | {rnd.randrange(1, 65536) for _ in range(25)})
@@ -69,9 +69,13 @@ class Universe:
         return sid
 
     def _make_sets(self):
-        sizes = [30000, 20000] + [self.rnd.choice((1, 2, 5, 20, 100, 500, 2000)) for _ in range(38)]
+        if self.scale:  # Calico scale: ~3,700 sets, ~256k members (a few large, many small)
+            sizes = [20000, 10000, 5000] + [self.rnd.choice((1, 2, 5, 10, 20, 50, 100, 150, 200))
+                                             for _ in range(3700 - 3 - 12)]
+        else:
+            sizes = [30000, 20000] + [self.rnd.choice((1, 2, 5, 20, 100, 500, 2000)) for _ in range(38)]
         for n, size in enumerate(sizes):
-            name = f"s:addr{n:02d}"
+            name = f"s:addr{n:04d}"
             self._new_id(name)
             members = set()
             while len(members) < size:
@@ -132,7 +136,8 @@ class Policies:
                 setattr(r, attr, self._nets())
         for attr, p in (("src_ip_sets", 0.3), ("not_src_ip_sets", 0.08), ("not_dst_ip_sets", 0.05)):
             if rnd.random() < p:
-                setattr(r, attr, rnd.sample(self.u.addr_sets, rnd.choice((1, 1, 2))))
+                # At Calico scale one set per leg: the program must fit Felix's 24 sub-programs.
+                setattr(r, attr, rnd.sample(self.u.addr_sets, 1 if self.u.scale else rnd.choice((1, 1, 2))))
         if rnd.random() < 0.25:
             r.dst_ip_sets = [rnd.choice(self.u.addr_sets)]  # Felix combines destination sets into one
         if rnd.random() < 0.05:
@@ -143,7 +148,7 @@ class Policies:
                 if rnd.random() < p:
                     setattr(r, attr, self._ranges())
             if ported and rnd.random() < 0.15:
-                r.dst_named_port_sets = rnd.sample(self.u.port_sets, rnd.choice((1, 1, 2)))
+                r.dst_named_port_sets = rnd.sample(self.u.port_sets, 1 if self.u.scale else rnd.choice((1, 1, 2)))
             if ported and rnd.random() < 0.04:
                 r.src_named_port_sets = [rnd.choice(self.u.port_sets)]
             if ported and rnd.random() < 0.04:
@@ -158,6 +163,22 @@ class Policies:
             # Nothing but (maybe) a protocol matched: make it conditional, or the rest is unreachable.
             r.protocol = r.protocol or rnd.choice(PROTOCOLS)
         return r
+
+    def scale_program(self) -> Rules:
+        """Issue 14's Calico-scale case: 300 policies of 70 rules in 10 tiers, in one program."""
+        rnd = self.rnd
+        out = Rules(no_profile_match_id=rnd.getrandbits(64) or 1)
+        for t in range(10):
+            tier = Tier(name=f"tier{t}", end_action="pass" if t < 9 else "deny",
+                        end_rule_id=rnd.getrandbits(64) or 1)
+            for p in range(30):
+                ns = rnd.choice(("", "default", f"ns{p}"))
+                kind = "GlobalNetworkPolicy" if not ns else "NetworkPolicy"
+                tier.policies.append(Policy(name=f"{tier.name}.pol{p}", namespace=ns, kind=kind,
+                                            rules=[self.rule(True) for _ in range(70)]))
+            out.tiers.append(tier)
+        out.profiles.append(Policy(name="kns.default", rules=[self.rule(False) for _ in range(3)]))
+        return out
 
     def program(self, n: int, rules_total: int) -> Rules:
         rnd = self.rnd
@@ -191,13 +212,20 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument("--programs", type=int, default=24)
+    ap.add_argument("--scale", action="store_true",
+                    help="one program of 300 policies x 70 rules, ~3,700 IP sets, ~256k members (bench/)")
     args = ap.parse_args()
     rnd = random.Random(args.seed)
-    u = Universe(rnd)
+    u = Universe(rnd, args.scale)
     gen = Policies(rnd, u)
     os.makedirs(args.out, exist_ok=True)
     listing = []
-    for n in range(args.programs):
+    if args.scale:
+        subs = generate(gen.scale_program(), "3.32", u.ids, max_jumps=5800)
+        with open(os.path.join(args.out, "scale_egress_v4.json"), "w") as f:
+            f.write(debug_json("cali00000000000", "ingress", subs))
+        listing.append(f"scale_egress_v4.json 3.32 {len(subs)}")
+    for n in range(0 if args.scale else args.programs):
         # Mostly pod-sized programs; two of thousands of rules, which Felix splits.
         size = {0: 6000, 1: 2500}.get(n, rnd.choice((1, 2, 5, 10, 20, 50, 80, 150, 400)))
         version = VERSIONS[n % len(VERSIONS)]

@@ -7,8 +7,6 @@
 //
 //   python3 tests/ebpf_agree/randpol.py --scale --out /tmp/scale
 //   build/bench/dpinspect_ebpf_scale_bench /tmp/scale [FLOWS]
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include <fmt/format.h>
@@ -100,10 +99,11 @@ int main(int argc, char** argv) {
   const DebugProgram prog = must(load_debug_json(file), "debug JSON");
   const RuleIndex rules = must(build_rule_index(prog), "rule index");
   const StateLayout* layout = state_layout(512);
-  fmt::print("program: {} instructions in {} sub-programs, {} rule sites; {} IP-set members; "
-             "parsed and indexed in {:.2f} s\n",
-             prog.insns.size(), prog.subprograms.size(), rules.sites.size(), u.entries.size(),
-             seconds_since(t0));
+  fmt::print(
+      "program: {} instructions in {} sub-programs, {} rule sites; {} IP-set members; "
+      "parsed and indexed in {:.2f} s\n",
+      prog.insns.size(), prog.subprograms.size(), rules.sites.size(), u.entries.size(),
+      seconds_since(t0));
 
   t0 = Clock::now();
   const auto sets = must(build_ip_sets(u.entries, 20), "IP sets");
@@ -151,10 +151,11 @@ int main(int argc, char** argv) {
   fmt::print("kernel: IP sets and two program instances loaded (verified, JIT) in {:.2f} s\n",
              seconds_since(t0));
   const auto [k_s, k_allowed] = two_threads(ks, u, flows);
-  fmt::print("kernel BPF_PROG_TEST_RUN: {} flows on two threads in {:.2f} s ({:.2f} M verdicts/s), "
-             "{} allowed{}\n",
-             flows, k_s, static_cast<double>(flows) / k_s / 1e6, k_allowed,
-             k_allowed == vm_allowed ? " (same as the interpreter)" : " (DIFFERS from the interpreter)");
+  fmt::print(
+      "kernel BPF_PROG_TEST_RUN: {} flows on two threads in {:.2f} s ({:.2f} M verdicts/s), "
+      "{} allowed{}\n",
+      flows, k_s, static_cast<double>(flows) / k_s / 1e6, k_allowed,
+      k_allowed == vm_allowed ? " (same as the interpreter)" : " (DIFFERS from the interpreter)");
   fmt::print("ratio: the interpreter is {:.2f}x the kernel engine's speed on the same flows\n",
              k_s / vm_s);
   return 0;

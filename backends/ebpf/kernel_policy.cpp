@@ -68,8 +68,7 @@ Result<std::unique_ptr<KernelPolicyProgram>> KernelPolicyProgram::load(
   p->deny_stub_ = std::move(*d);
   if (auto s = bpfkernel::prog_array_set(p->stubs_, kAllowSlot, p->allow_stub_); !s)
     return s.error();
-  if (auto s = bpfkernel::prog_array_set(p->stubs_, kDenySlot, p->deny_stub_); !s)
-    return s.error();
+  if (auto s = bpfkernel::prog_array_set(p->stubs_, kDenySlot, p->deny_stub_); !s) return s.error();
 
   std::vector<bpfkernel::FdBinding> maps;
   for (const MapFdRef& m : rules.maps) {
@@ -96,8 +95,7 @@ Result<std::unique_ptr<KernelPolicyProgram>> KernelPolicyProgram::load(
                                     loaded.error().message));
     p->progs_.push_back(std::move(*loaded));
     const uint32_t slot = index + prog.subprograms[k].k * kSubProgStride;
-    if (auto s = bpfkernel::prog_array_set(p->jump_, slot, p->progs_.back()); !s)
-      return s.error();
+    if (auto s = bpfkernel::prog_array_set(p->jump_, slot, p->progs_.back()); !s) return s.error();
   }
   return p;
 }

@@ -5,14 +5,13 @@
 // rule-id slots and flags from both, every time.
 //
 //   dpinspect_ebpf_agree DIR [FLOWS_PER_PROGRAM]     exit 0 agreed, 1 differed, 77 not root
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include <fmt/format.h>
@@ -69,7 +68,8 @@ std::string show(const PolicyRun& r) {
   std::string ids;
   for (uint64_t id : r.after.recorded_ids()) ids += fmt::format(" {:#x}", id);
   return fmt::format("{} pol_rc {} rules_hit {} flags {:#x} ids [{} ]{}", a, r.after.pol_rc,
-                     r.after.rules_hit, r.after.flags, ids, r.why.empty() ? "" : " (" + r.why + ")");
+                     r.after.rules_hit, r.after.flags, ids,
+                     r.why.empty() ? "" : " (" + r.why + ")");
 }
 
 bool same(const PolicyRun& a, const PolicyRun& b) {
@@ -93,8 +93,8 @@ int run(const std::string& dir, int flows_per_program) {
     const auto rules = must(build_rule_index(prog), l.file + ": rule index");
     const StateLayout* layout = state_layout(state_size(l.version));
     if (!layout) die("no layout for " + l.version);
-    const auto vm = must(PolicyProgram::load(prog, rules, *layout, vm_sets.get(), 0),
-                         l.file + ": interpreter");
+    const auto vm =
+        must(PolicyProgram::load(prog, rules, *layout, vm_sets.get(), 0), l.file + ": interpreter");
     const auto kernel =
         must(KernelPolicyProgram::load(prog, rules, *layout, k_sets, 0), l.file + ": kernel");
     split += prog.subprograms.size() > 1;
@@ -125,14 +125,16 @@ int run(const std::string& dir, int flows_per_program) {
       }
     }
     allowed += p_allowed;
-    fmt::print("  {} (Calico {}): {} instructions in {} sub-program(s), {} rules; {} flows, {} "
-               "allowed\n",
-               l.file, l.version, prog.insns.size(), prog.subprograms.size(), rules.sites.size(), n,
-               p_allowed);
+    fmt::print(
+        "  {} (Calico {}): {} instructions in {} sub-program(s), {} rules; {} flows, {} "
+        "allowed\n",
+        l.file, l.version, prog.insns.size(), prog.subprograms.size(), rules.sites.size(), n,
+        p_allowed);
   }
   fmt::print(
       "ebpf_agree: {} flows, {} differed; {} allowed, {} denied; decided by a policy or profile "
-      "rule {}, by an end of tier or no-profile {}; {} hit several rules; {} split programs; {:.0f} "
+      "rule {}, by an end of tier or no-profile {}; {} hit several rules; {} split programs; "
+      "{:.0f} "
       "instructions per flow (interpreter)\n",
       flows, differed, allowed, flows - allowed, by_rule, by_end, multi, split,
       static_cast<double>(insns) / static_cast<double>(flows ? flows : 1));

@@ -36,7 +36,9 @@ IpAddr v4(uint32_t host_order) {
   return a;
 }
 
-uint32_t host_bits(int prefix) { return prefix >= 32 ? 0 : (0xffffffffu >> prefix); }
+uint32_t host_bits(int prefix) {
+  return prefix >= 32 ? 0 : (0xffffffffu >> prefix);
+}
 
 // Calico's IP-set key: prefixlen (LE u32, 64 bits of set id + the matched key bits), set id (BE),
 // address (BE), port (LE), protocol, pad.

@@ -11,6 +11,9 @@ namespace {
 
 static_assert(LpmMap::kMaxDataBytes == 32, "find_slot compares four words");
 
+// Entries at least this long are grouped by their first data word (lpm_map.h).
+constexpr uint32_t kGroupBits = 64;
+
 uint32_t read_le32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
          (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
@@ -27,6 +30,8 @@ Result<LpmMap> LpmMap::create(uint32_t key_size, uint32_t value_size) {
   if (value_size == 0) return make_error(ErrorCode::bad_input, "LPM map value size 0");
   LpmMap m(key_size - 4, value_size);
   m.slots_.resize(16);
+  m.masks_.reserve(kMaxDataBytes * 8 + 1);
+  for (uint32_t len = 0; len <= kMaxDataBytes * 8; ++len) m.masks_.push_back(mask_for(len));
   return m;
 }
 
@@ -101,9 +106,25 @@ Status LpmMap::insert(std::span<const uint8_t> key, std::span<const uint8_t> val
     s.value_index = static_cast<uint32_t>(values_.size() / value_size_);
     values_.resize(values_.size() + value_size_);
     ++count_;
-    auto it = std::find_if(lengths_.begin(), lengths_.end(),
-                           [&](const Length& l) { return l.prefixlen <= prefixlen; });
-    if (it == lengths_.end() || it->prefixlen != prefixlen) lengths_.insert(it, {prefixlen, m});
+    if (prefixlen >= kGroupBits && use_runs()) {
+      std::vector<Run>& runs = runs_[w[0]];
+      auto it = std::find_if(runs.begin(), runs.end(),
+                             [&](const Run& r) { return r.prefixlen <= prefixlen; });
+      if (it == runs.end() || it->prefixlen != prefixlen)
+        it = runs.insert(it, Run{prefixlen, m[1], {}, {}});
+      auto pos = std::lower_bound(it->words.begin(), it->words.end(), w[1]);
+      const auto at = pos - it->words.begin();
+      it->words.insert(pos, w[1]);
+      it->value_index.insert(it->value_index.begin() + at, s.value_index);
+    } else if (prefixlen >= kGroupBits) {
+      std::vector<uint32_t>& lens = groups_[w[0]];
+      auto it = std::find_if(lens.begin(), lens.end(), [&](uint32_t l) { return l <= prefixlen; });
+      if (it == lens.end() || *it != prefixlen) lens.insert(it, prefixlen);
+    } else {
+      auto it = std::find_if(lengths_.begin(), lengths_.end(),
+                             [&](const Length& l) { return l.prefixlen <= prefixlen; });
+      if (it == lengths_.end() || it->prefixlen != prefixlen) lengths_.insert(it, {prefixlen, m});
+    }
   }
   std::memcpy(values_.data() + static_cast<size_t>(s.value_index) * value_size_, value.data(),
               value_size_);
@@ -114,6 +135,32 @@ const uint8_t* LpmMap::lookup(const uint8_t* key) const {
   uint32_t prefixlen = read_le32(key);
   Words w{};
   std::memcpy(w.data(), key + 4, data_bytes_);
+  if (prefixlen >= kGroupBits && use_runs()) {
+    if (auto g = runs_.find(w[0]); g != runs_.end()) {
+      for (const Run& r : g->second) {
+        if (r.prefixlen > prefixlen) continue;
+        const uint64_t want = w[1] & r.mask1;
+        auto pos = std::lower_bound(r.words.begin(), r.words.end(), want);
+        if (pos != r.words.end() && *pos == want) {
+          const auto vi = r.value_index[static_cast<size_t>(pos - r.words.begin())];
+          return values_.data() + static_cast<size_t>(vi) * value_size_;
+        }
+      }
+    }
+  } else if (prefixlen >= kGroupBits && !groups_.empty()) {
+    if (auto g = groups_.find(w[0]); g != groups_.end()) {
+      for (uint32_t len : g->second) {
+        if (len > prefixlen) continue;
+        const Words& mask = masks_[len];
+        Words masked;
+        for (size_t i = 0; i < w.size(); ++i) masked[i] = w[i] & mask[i];
+        const Slot& s = slots_[find_slot(masked, len)];
+        if (s.value_index != UINT32_MAX) {
+          return values_.data() + static_cast<size_t>(s.value_index) * value_size_;
+        }
+      }
+    }
+  }
   for (const Length& l : lengths_) {
     if (l.prefixlen > prefixlen) continue;
     Words masked;

@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "../../fuzz/fuzz_check.h"
 #include "backends/ebpf/conntrack.h"
 #include "backends/ebpf/counters.h"
 #include "backends/ebpf/detect_release.h"
@@ -16,6 +15,7 @@
 #include "backends/ebpf/nat.h"
 #include "backends/ebpf/routes.h"
 #include "backends/ebpf/state.h"
+#include "fuzz_check.h"
 
 using namespace dpi::ebpf;
 

@@ -4,10 +4,10 @@
 #include <cstdint>
 #include <string_view>
 
-#include "../../fuzz/fuzz_check.h"
 #include "backends/ebpf/debug_json.h"
 #include "backends/ebpf/prog_tag.h"
 #include "backends/ebpf/rule_index.h"
+#include "fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);

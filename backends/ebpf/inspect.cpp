@@ -444,6 +444,13 @@ void FlowRun::run(const IpAddr& dst, uint16_t dport) {
                               f_.src.str(), dst.str()));
     return;
   }
+  if (!src_wep && dst_wep && (ps.flags & state_flag::src_is_host)) {
+    // tc.c: traffic from the host itself to a local workload is allowed on the workload's tc
+    // egress hook before any policy program runs (and before the interface's state is read).
+    rep_.verdict = Verdict::allow;
+    rep_.decided_by = calico::host_to_workload_decision();
+    return;
+  }
   if (!dst_wep && !dst_rt)
     rep_.assumptions.push_back(fmt::format(
         "{} is not in cali_v4_routes: after the source's policy the kernel's routing decides",

@@ -94,6 +94,20 @@ std::string recover_profile(const NodeState& n, uint64_t id, const std::string& 
   return "";
 }
 
+// The tier in force where a profile rule sits: the last tier the program opened before it (same
+// host/workload part). nftables names it the same way (the last "Start of tier" before the
+// profile chain's rule), so a profile reached after a tier passed reads tier <that tier> on both.
+std::string tier_before(const RuleIndex& idx, const RuleSite& at) {
+  std::string tier;
+  for (const RuleSite& s : idx.sites) {
+    if (&s == &at) break;
+    if (s.host != at.host) continue;
+    if ((s.kind == SiteKind::rule && s.policy) || s.kind == SiteKind::end_of_tier)
+      if (!s.tier.empty()) tier = s.tier;
+  }
+  return tier;
+}
+
 // Where the deciding rule sits, for the report.
 struct Located {
   const RuleSite* site = nullptr;
@@ -347,7 +361,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
       switch (s.kind) {
         case SiteKind::rule:
           d.kind = s.policy ? DecisionKind::policy_rule : DecisionKind::profile_rule;
-          d.tier = s.policy ? s.tier : "";
+          d.tier = s.policy ? s.tier : tier_before(*pf.rules, s);
           if (s.policy) {
             d.policy = report_policy_name(*s.policy, legacy_names(n));
           } else {

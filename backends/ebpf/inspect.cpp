@@ -88,6 +88,9 @@ std::string recover_profile(const NodeState& n, uint64_t id, const std::string& 
       }
     }
   }
+  // Namespaces every Kubernetes cluster has, whether or not a policy names them.
+  for (const char* w : {"default", "kube-system", "kube-public", "kube-node-lease"})
+    words.insert(w);
   for (const auto& w : words)
     for (const std::string& cand : {w, "kns." + w})
       if (fnv1a64(head + cand) == id) return cand;

@@ -17,6 +17,11 @@ an explicit source port, the same on the three nodes.
              live with `dpinspect inspect --netns dpl-...`) in verdict and every Calico meaning:
              decided_by kind, action, direction, endpoint, tier, policy kind/namespace/name,
              rule_index, summary, and each stage's role, endpoint, outcome and decision (same fields);
+             a host -> local workload flow's chain_policy summary names the layout's base chain,
+             so the shared note (HOST_TO_WORKLOAD) is its meaning. Counted and printed apart, not
+             failing: a v3.30 profile name the eBPF report says it cannot recover when that is the
+             only difference (Felix 3.30's debug JSON names no profiles), and flows where eBPF
+             equals nftables but iptables-nft differs (tests/lab/README.md);
   compare    `dpinspect snapshot` of the nftables node and of the eBPF node, then
              `dpinspect compare --before nft.snap --after ebpf.snap --flows F`: every flow `same`.
 
@@ -200,12 +205,64 @@ def _norm(text: str | None) -> str:
     return re.sub(r" \(NFLOG group \S+ prefix [^)]*\)", "", text)
 
 
+# Every backend's report of a host -> local workload flow says this in its notes (core's
+# kHostToWorkloadUnpoliced).
+HOST_TO_WORKLOAD = "Calico does not police traffic from the host to its local workloads"
+
+
+def _summary_meaning(d: dict) -> str:
+    # A chain_policy decision's summary names where the kernel accepted: the base chain of the
+    # node's layout (`ip calico filter-OUTPUT`, `ip filter OUTPUT`) or the eBPF tc hook, a rule
+    # location that differs between the nftables and iptables-nft layouts themselves. Its Calico
+    # meaning is the shared sentence in the notes, compared instead; without it the summary is
+    # compared as written.
+    if d.get("kind") == "chain_policy" and any(HOST_TO_WORKLOAD in n for n in d.get("notes") or []):
+        return HOST_TO_WORKLOAD
+    return _norm(d.get("summary"))
+
+
 def decision_meaning(d: dict | None) -> tuple:
     if not d:
         return ()
     pol = d.get("policy") or {}
     return (d.get("kind"), d.get("action"), d.get("direction"), d.get("endpoint"), d.get("tier"),
-            pol.get("kind"), pol.get("namespace"), pol.get("name"), d.get("rule_index"), _norm(d.get("summary")))
+            pol.get("kind"), pol.get("namespace"), pol.get("name"), d.get("rule_index"), _summary_meaning(d))
+
+
+def _unrecovered_profile(d: dict | None) -> bool:
+    pol = (d or {}).get("policy") or {}
+    return pol.get("kind") == "profile" and pol.get("recovered") is False and pol.get("name") is None
+
+
+def _fill_profile(d: dict | None, other: dict | None) -> dict | None:
+    """d (an eBPF decision whose profile name the report says it could not recover) with the
+    other report's profile name put in, for a comparison of everything else."""
+    if not _unrecovered_profile(d) or not other or (other.get("policy") or {}).get("kind") != "profile":
+        return d
+    name = other["policy"].get("name")
+    chain = d["policy"].get("chain") or ""
+    summary = (d.get("summary") or "").replace(
+        f"{chain} (name not recoverable: hashed chain name and no comment)", name or "")
+    return {**d, "policy": {**d["policy"], "name": name}, "summary": summary}
+
+
+def profile_gap(ebpf: dict | None, other: dict | None, version: str) -> bool:
+    """True when the eBPF report differs from the other only where it says explicitly that it
+    could not recover a v3.30 profile's name (Felix 3.30's policy-debug JSON does not name
+    profiles; tests/lab/README.md): a known limitation of that release's debug output, counted
+    and printed apart. Any other difference, or the same gap on another version, is not."""
+    if version != "3.30" or not ebpf or not other:
+        return False
+    stages, ostages = ebpf.get("stages") or [], other.get("stages") or []
+    if len(stages) != len(ostages):
+        return False
+    if not _unrecovered_profile(ebpf.get("decided_by")) and \
+            not any(_unrecovered_profile(s.get("decision")) for s in stages):
+        return False
+    filled = {**ebpf, "decided_by": _fill_profile(ebpf.get("decided_by"), other.get("decided_by")),
+              "stages": [{**s, "decision": _fill_profile(s.get("decision"), o.get("decision"))}
+                         for s, o in zip(stages, ostages)]}
+    return meaning(filled) == meaning(other)
 
 
 MEANING_FIELDS = ("kind", "action", "direction", "endpoint", "tier", "policy kind", "policy namespace",
@@ -266,6 +323,11 @@ class Result:
     indeterminate: int = 0
     flows_disagreeing: int = 0  # flows with any problem (kernel or meaning); compare's are apart
     same_meaning: dict = field(default_factory=dict)
+    # Flows whose only difference is a v3.30 profile name the eBPF report says it cannot recover.
+    profile_gaps: dict = field(default_factory=dict)
+    # Flows where the eBPF report equals the nftables one but the iptables-nft report differs from
+    # both: a difference between the two nftables-family layouts, printed, not an eBPF failure.
+    iptables_nft_differs: list = field(default_factory=list)
     compare_counts: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
     groups: Counter = field(default_factory=Counter)  # kind of problem -> flows
@@ -274,9 +336,12 @@ class Result:
 
     def line(self) -> str:
         same = ", ".join(f"{k} {v}/{self.flows}" for k, v in self.same_meaning.items())
+        gaps = ", ".join(f"{k} {v}" for k, v in self.profile_gaps.items() if v)
         return (f"{self.label}: {self.flows} flows, kernel {self.verdicts}/{self.flows} verdicts "
                 f"{self.rule_ids}/{self.flows} rule ids, {self.indeterminate} indeterminate, "
-                f"{self.flows_disagreeing} flows disagree; same meaning as {same or '-'}; "
+                f"{self.flows_disagreeing} flows disagree; same meaning as {same or '-'}"
+                f"{f' (known v3.30 gap, profile name unrecoverable: {gaps})' if gaps else ''}; "
+                f"iptables-nft differs from nftables (not an eBPF failure): {len(self.iptables_nft_differs)}; "
                 f"compare nftables -> ebpf {self.compare_counts or '-'}  ({self.seconds} s)")
 
 
@@ -327,6 +392,7 @@ def run_case(label: str, scenario: Path, version: str, flows: list[dict], dpinsp
 
     ebpf = nodes["ebpf"]
     res.same_meaning = {k: 0 for k in ("nftables", "iptables-nft")}
+    res.profile_gaps = {k: 0 for k in res.same_meaning}
     for i, flow in enumerate(flows):
         kernel, dp = ebpf["kernels"][i], ebpf["answers"][i]
         issues = []
@@ -340,10 +406,16 @@ def run_case(label: str, scenario: Path, version: str, flows: list[dict], dpinsp
             res.verdicts += 1
         if problem:
             issues.append(f"kernel vs dpinspect: {problem}\n      repro: {' '.join(dp['argv'][5:])}")
+        nft_doc = nodes["nftables"]["answers"][i]["json"]
         for k in res.same_meaning:
             other = nodes[k]["answers"][i]["json"]
             if meaning(dp["json"]) == meaning(other):
                 res.same_meaning[k] += 1
+            elif profile_gap(dp["json"], other, version):
+                res.profile_gaps[k] += 1
+            elif k == "iptables-nft" and meaning(dp["json"]) == meaning(nft_doc):
+                res.iptables_nft_differs.append(
+                    f"{flow_text(flow)}\n    iptables-nft vs nftables: {meaning_diff(other, nft_doc)}")
             else:
                 issues.append(f"meaning ebpf vs {k}: {meaning_diff(dp['json'], other)}\n"
                               f"      ebpf: {((dp['json'] or {}).get('decided_by') or {}).get('summary')}\n"
@@ -413,6 +485,8 @@ def main() -> int:
                 print(f"    nodes: {res.timing}", flush=True)
                 for (src, dst, what), n in res.groups.most_common():
                     print(f"  {n:4d} x {src} -> {dst}: {what}", flush=True)
+                for text in res.iptables_nft_differs[:5]:
+                    print("  (iptables-nft layout, not an eBPF failure) " + text, flush=True)
                 for text in res.problems[:15]:
                     print("  " + text, flush=True)
                 if len(res.problems) > 15:

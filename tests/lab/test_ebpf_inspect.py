@@ -234,16 +234,31 @@ def _unrecovered_profile(d: dict | None) -> bool:
     return pol.get("kind") == "profile" and pol.get("recovered") is False and pol.get("name") is None
 
 
-def _fill_profile(d: dict | None, other: dict | None) -> dict | None:
-    """d (an eBPF decision whose profile name the report says it could not recover) with the
-    other report's profile name put in, for a comparison of everything else."""
-    if not _unrecovered_profile(d) or not other or (other.get("policy") or {}).get("kind") != "profile":
+def _gap_names(ebpf: dict, other: dict) -> dict[str, str]:
+    """'<prog> (name not recoverable: ...)' -> the other report's profile name, for every stage
+    (and the deciding decision) where the eBPF report says it could not recover the profile."""
+    out = {}
+    pairs = [(ebpf.get("decided_by"), other.get("decided_by"))] + \
+        [(s.get("decision"), o.get("decision")) for s, o in zip(ebpf.get("stages") or [], other.get("stages") or [])]
+    for d, o in pairs:
+        if _unrecovered_profile(d) and o and (o.get("policy") or {}).get("kind") == "profile":
+            chain = d["policy"].get("chain") or ""
+            out[f"{chain} (name not recoverable: hashed chain name and no comment)"] = o["policy"].get("name") or ""
+    return out
+
+
+def _fill_profile(d: dict | None, other: dict | None, names: dict[str, str]) -> dict | None:
+    """d with the profile names the eBPF report could not recover put in from the other report,
+    for a comparison of everything else."""
+    if not d:
         return d
-    name = other["policy"].get("name")
-    chain = d["policy"].get("chain") or ""
-    summary = (d.get("summary") or "").replace(
-        f"{chain} (name not recoverable: hashed chain name and no comment)", name or "")
-    return {**d, "policy": {**d["policy"], "name": name}, "summary": summary}
+    summary = d.get("summary") or ""
+    for text, name in names.items():
+        summary = summary.replace(text, name)
+    out = {**d, "summary": summary}
+    if _unrecovered_profile(d) and other and (other.get("policy") or {}).get("kind") == "profile":
+        out["policy"] = {**d["policy"], "name": other["policy"].get("name")}
+    return out
 
 
 def profile_gap(ebpf: dict | None, other: dict | None, version: str) -> bool:
@@ -259,8 +274,9 @@ def profile_gap(ebpf: dict | None, other: dict | None, version: str) -> bool:
     if not _unrecovered_profile(ebpf.get("decided_by")) and \
             not any(_unrecovered_profile(s.get("decision")) for s in stages):
         return False
-    filled = {**ebpf, "decided_by": _fill_profile(ebpf.get("decided_by"), other.get("decided_by")),
-              "stages": [{**s, "decision": _fill_profile(s.get("decision"), o.get("decision"))}
+    names = _gap_names(ebpf, other)
+    filled = {**ebpf, "decided_by": _fill_profile(ebpf.get("decided_by"), other.get("decided_by"), names),
+              "stages": [{**s, "decision": _fill_profile(s.get("decision"), o.get("decision"), names)}
                          for s, o in zip(stages, ostages)]}
     return meaning(filled) == meaning(other)
 
@@ -293,7 +309,12 @@ def meaning_diff(a: dict | None, b: dict | None) -> str:
     return "?"
 
 
-def compare_snapshots(dpinspect: str, before: Path, after: Path, flows_file: Path) -> tuple[dict, list[str]]:
+def flow_key(f: dict) -> tuple:
+    return (f.get("src"), f.get("dst"), f.get("proto"), f.get("sport"), f.get("dport"))
+
+
+def compare_snapshots(dpinspect: str, before: Path, after: Path, flows_file: Path,
+                      gap_keys: set | None = None) -> tuple[dict, list[str]]:
     cp = subprocess.run([dpinspect, "compare", "--before", str(before), "--after", str(after),
                          "--flows", str(flows_file), "-o", "json"], capture_output=True, text=True, timeout=300)
     try:
@@ -301,13 +322,20 @@ def compare_snapshots(dpinspect: str, before: Path, after: Path, flows_file: Pat
     except ValueError:
         return {}, [f"compare exited {cp.returncode}: {cp.stderr.strip()[-500:]}"]
     out = []
+    counts = dict(doc.get("counts", {}))
     for f in doc.get("flows", []):
+        # A flow whose inspect reports differ only by a v3.30 profile name the eBPF report says it
+        # cannot recover: compare's meaning names the profile too, so its `meaning` is that gap.
+        if f.get("change") == "meaning" and flow_key(f.get("flow", {})) in (gap_keys or set()):
+            counts["meaning"] -= 1
+            counts["known v3.30 profile-name gap"] = counts.get("known v3.30 profile-name gap", 0) + 1
+            continue
         if f.get("change") != "same":
             fl = f.get("flow", {})
             out.append(f"compare {f.get('change')}: {fl.get('proto')} {fl.get('src')} -> {fl.get('dst')}:"
                        f"{fl.get('dport')}\n      nftables: {(f.get('before') or {}).get('meaning')}\n"
                        f"      ebpf:     {(f.get('after') or {}).get('meaning')}")
-    return doc.get("counts", {}), out
+    return counts, out
 
 
 # --------------------------------------------------------------------------------------------
@@ -393,6 +421,7 @@ def run_case(label: str, scenario: Path, version: str, flows: list[dict], dpinsp
     ebpf = nodes["ebpf"]
     res.same_meaning = {k: 0 for k in ("nftables", "iptables-nft")}
     res.profile_gaps = {k: 0 for k in res.same_meaning}
+    gap_keys: set = set()
     for i, flow in enumerate(flows):
         kernel, dp = ebpf["kernels"][i], ebpf["answers"][i]
         issues = []
@@ -413,6 +442,8 @@ def run_case(label: str, scenario: Path, version: str, flows: list[dict], dpinsp
                 res.same_meaning[k] += 1
             elif profile_gap(dp["json"], other, version):
                 res.profile_gaps[k] += 1
+                if k == "nftables":
+                    gap_keys.add(flow_key(flow))
             elif k == "iptables-nft" and meaning(dp["json"]) == meaning(nft_doc):
                 res.iptables_nft_differs.append(
                     f"{flow_text(flow)}\n    iptables-nft vs nftables: {meaning_diff(other, nft_doc)}")
@@ -435,9 +466,11 @@ def run_case(label: str, scenario: Path, version: str, flows: list[dict], dpinsp
         flows_file = tmp / f"{label}-{version}.compare.jsonl"
         keep = ("src", "dst", "proto", "sport", "dport", "icmp_type", "icmp_code")
         flows_file.write_text("".join(json.dumps({k: f[k] for k in keep if k in f}) + "\n" for f in flows))
-        res.compare_counts, problems = compare_snapshots(dpinspect, snaps["nftables"], snaps["ebpf"], flows_file)
+        res.compare_counts, problems = compare_snapshots(dpinspect, snaps["nftables"], snaps["ebpf"], flows_file,
+                                                         gap_keys)
         res.problems += problems
-        if res.compare_counts and res.compare_counts.get("same") != len(flows):
+        if res.compare_counts and res.compare_counts.get("same", 0) + \
+                res.compare_counts.get("known v3.30 profile-name gap", 0) != len(flows):
             res.problems.append(f"compare: {res.compare_counts}, want all {len(flows)} same")
     return res
 

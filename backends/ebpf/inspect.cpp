@@ -88,10 +88,27 @@ std::string recover_profile(const NodeState& n, uint64_t id, const std::string& 
       }
     }
   }
+  // Namespaces every Kubernetes cluster has, whether or not a policy names them.
+  for (const char* w : {"default", "kube-system", "kube-public", "kube-node-lease"})
+    words.insert(w);
   for (const auto& w : words)
     for (const std::string& cand : {w, "kns." + w})
       if (fnv1a64(head + cand) == id) return cand;
   return "";
+}
+
+// The tier in force where a profile rule sits: the last tier the program opened before it (same
+// host/workload part). nftables names it the same way (the last "Start of tier" before the
+// profile chain's rule), so a profile reached after a tier passed reads tier <that tier> on both.
+std::string tier_before(const RuleIndex& idx, const RuleSite& at) {
+  std::string tier;
+  for (const RuleSite& s : idx.sites) {
+    if (&s == &at) break;
+    if (s.host != at.host) continue;
+    if ((s.kind == SiteKind::rule && s.policy) || s.kind == SiteKind::end_of_tier)
+      if (!s.tier.empty()) tier = s.tier;
+  }
+  return tier;
 }
 
 // Where the deciding rule sits, for the report.
@@ -347,7 +364,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
       switch (s.kind) {
         case SiteKind::rule:
           d.kind = s.policy ? DecisionKind::policy_rule : DecisionKind::profile_rule;
-          d.tier = s.policy ? s.tier : "";
+          d.tier = s.policy ? s.tier : tier_before(*pf.rules, s);
           if (s.policy) {
             d.policy = report_policy_name(*s.policy, legacy_names(n));
           } else {
@@ -442,6 +459,13 @@ void FlowRun::run(const IpAddr& dst, uint16_t dport) {
                               "crosses no workload interface of this node (host endpoints are not "
                               "evaluated by the eBPF backend yet)",
                               f_.src.str(), dst.str()));
+    return;
+  }
+  if (!src_wep && dst_wep && (ps.flags & state_flag::src_is_host)) {
+    // tc.c: traffic from the host itself to a local workload is allowed on the workload's tc
+    // egress hook before any policy program runs (and before the interface's state is read).
+    rep_.verdict = Verdict::allow;
+    rep_.decided_by = calico::host_to_workload_decision();
     return;
   }
   if (!dst_wep && !dst_rt)

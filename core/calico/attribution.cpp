@@ -438,8 +438,7 @@ void Attributor::run(std::optional<std::size_t> deciding) {
       if (classify_chain(s.rule.nft().table, s.rule.nft().chain).kind == ChainKind::output &&
           s.facts.action == "return" && s.rule.text.find("oifname") != std::string::npos)
         out.notes.push_back(
-            "Calico does not police traffic from the host to its local workloads (cali-OUTPUT "
-            "returns for cali* interfaces)");
+            fmt::format("{} (cali-OUTPUT returns for cali* interfaces)", kHostToWorkloadUnpoliced));
   }
   // The deciding kernel rule stays what the backend found, whatever explained it.
   out.rule = rule;
@@ -453,6 +452,19 @@ void attribute(Report& report, std::optional<std::size_t> deciding_step, const M
 
 std::string stage_summary(const Stage& stage) {
   return stage_text(stage);
+}
+
+Decision host_to_workload_decision() {
+  Decision d;
+  d.kind = DecisionKind::chain_policy;
+  d.action = "allow";
+  d.summary =
+      "accepted without policy: calico_tc_main allows traffic from the host to a local workload "
+      "on the workload's tc egress hook";
+  d.notes.push_back(fmt::format(
+      "{} (calico_tc_main returns before the policy program when the source is the host)",
+      kHostToWorkloadUnpoliced));
+  return d;
 }
 
 }  // namespace dpi::calico

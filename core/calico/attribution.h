@@ -22,4 +22,14 @@ void attribute(Report& report, std::optional<std::size_t> deciding_step, const M
 // backends that locate their stages without a path (eBPF), so that every backend words them alike.
 std::string stage_summary(const Stage& stage);
 
+// Calico never polices traffic from the host to its own local workloads, on any dataplane: every
+// backend's report of such a flow carries this sentence in its notes.
+inline constexpr const char* kHostToWorkloadUnpoliced =
+    "Calico does not police traffic from the host to its local workloads";
+
+// The eBPF dataplane's decision for such a flow: calico_tc_main lets it through on the workload's
+// tc egress hook before any policy program runs. No stage, kind chain_policy, as nftables reports
+// the same flow (accepted by its base chain's policy after cali-OUTPUT returned).
+Decision host_to_workload_decision();
+
 }  // namespace dpi::calico

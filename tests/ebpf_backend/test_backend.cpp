@@ -7,6 +7,7 @@
 #include "backends/ebpf/ip_sets.h"
 #include "backends/ebpf/prog_tag.h"
 #include "backends/ebpf/routes.h"
+#include "core/calico/attribution.h"
 
 namespace e = dpi::ebpf;
 using dpi::DecisionKind;
@@ -220,6 +221,32 @@ TEST_CASE("a stale debug JSON, a lost policy program and an unknown layout are s
   REQUIRE(rep);
   CHECK(rep->verdict == Verdict::indeterminate);
   CHECK(rep->indeterminate_reason->why.find("cali_state6") != std::string::npos);
+}
+
+TEST_CASE("host to a local workload: allowed before any policy program, as calico_tc_main does") {
+  for (auto [release, minor] : {std::pair{e::Release::v3_30, 30}, {e::Release::v3_32_1, 32}}) {
+    CAPTURE(minor);
+    e::NodeState n = seed_node(release, minor);
+    // 172.18.0.2 is this node's address (local|host); 172.18.0.9 another host.
+    n.entries["routes4"].push_back({e::encode_route_key(*dpi::IpPrefix::parse("172.18.0.2/32")),
+                                    {0x18, 0, 0, 0, 172, 18, 0, 2}});
+    e::NodeModel m(n);
+    auto rep = m.inspect(tcp_flow("172.18.0.2", "10.65.0.2", 80));
+    REQUIRE(rep);
+    CHECK(rep->verdict == Verdict::allow);
+    CHECK(rep->stages.empty());
+    CHECK(rep->decided_by.kind == DecisionKind::chain_policy);
+    CHECK(rep->decided_by.action == "allow");
+    REQUIRE(rep->decided_by.notes.size() == 1);
+    CHECK(rep->decided_by.notes[0].find(dpi::calico::kHostToWorkloadUnpoliced) == 0);
+
+    // From elsewhere the workload's ingress hook runs: it has no ingress program (index -1).
+    rep = m.inspect(tcp_flow("172.18.0.9", "10.65.0.2", 80));
+    REQUIRE(rep);
+    CHECK(rep->verdict == Verdict::deny);
+    REQUIRE(rep->stages.size() == 1);
+    CHECK(rep->stages[0].role == "ingress of workload");
+  }
 }
 
 TEST_CASE("offline snapshot section round trip answers the same") {

@@ -17,6 +17,11 @@ an explicit source port, the same on the three nodes.
              live with `dpinspect inspect --netns dpl-...`) in verdict and every Calico meaning:
              decided_by kind, action, direction, endpoint, tier, policy kind/namespace/name,
              rule_index, summary, and each stage's role, endpoint, outcome and decision (same fields);
+             a host -> local workload flow's chain_policy summary names the layout's base chain,
+             so the shared note (HOST_TO_WORKLOAD) is its meaning. Counted and printed apart, not
+             failing: a v3.30 profile name the eBPF report says it cannot recover when that is the
+             only difference (Felix 3.30's debug JSON names no profiles), and flows where eBPF
+             equals nftables but iptables-nft differs (tests/lab/README.md);
   compare    `dpinspect snapshot` of the nftables node and of the eBPF node, then
              `dpinspect compare --before nft.snap --after ebpf.snap --flows F`: every flow `same`.
 
@@ -200,12 +205,80 @@ def _norm(text: str | None) -> str:
     return re.sub(r" \(NFLOG group \S+ prefix [^)]*\)", "", text)
 
 
+# Every backend's report of a host -> local workload flow says this in its notes (core's
+# kHostToWorkloadUnpoliced).
+HOST_TO_WORKLOAD = "Calico does not police traffic from the host to its local workloads"
+
+
+def _summary_meaning(d: dict) -> str:
+    # A chain_policy decision's summary names where the kernel accepted: the base chain of the
+    # node's layout (`ip calico filter-OUTPUT`, `ip filter OUTPUT`) or the eBPF tc hook, a rule
+    # location that differs between the nftables and iptables-nft layouts themselves. Its Calico
+    # meaning is the shared sentence in the notes, compared instead; without it the summary is
+    # compared as written.
+    if d.get("kind") == "chain_policy" and any(HOST_TO_WORKLOAD in n for n in d.get("notes") or []):
+        return HOST_TO_WORKLOAD
+    return _norm(d.get("summary"))
+
+
 def decision_meaning(d: dict | None) -> tuple:
     if not d:
         return ()
     pol = d.get("policy") or {}
     return (d.get("kind"), d.get("action"), d.get("direction"), d.get("endpoint"), d.get("tier"),
-            pol.get("kind"), pol.get("namespace"), pol.get("name"), d.get("rule_index"), _norm(d.get("summary")))
+            pol.get("kind"), pol.get("namespace"), pol.get("name"), d.get("rule_index"), _summary_meaning(d))
+
+
+def _unrecovered_profile(d: dict | None) -> bool:
+    pol = (d or {}).get("policy") or {}
+    return pol.get("kind") == "profile" and pol.get("recovered") is False and pol.get("name") is None
+
+
+def _gap_names(ebpf: dict, other: dict) -> dict[str, str]:
+    """'<prog> (name not recoverable: ...)' -> the other report's profile name, for every stage
+    (and the deciding decision) where the eBPF report says it could not recover the profile."""
+    out = {}
+    pairs = [(ebpf.get("decided_by"), other.get("decided_by"))] + \
+        [(s.get("decision"), o.get("decision")) for s, o in zip(ebpf.get("stages") or [], other.get("stages") or [])]
+    for d, o in pairs:
+        if _unrecovered_profile(d) and o and (o.get("policy") or {}).get("kind") == "profile":
+            chain = d["policy"].get("chain") or ""
+            out[f"{chain} (name not recoverable: hashed chain name and no comment)"] = o["policy"].get("name") or ""
+    return out
+
+
+def _fill_profile(d: dict | None, other: dict | None, names: dict[str, str]) -> dict | None:
+    """d with the profile names the eBPF report could not recover put in from the other report,
+    for a comparison of everything else."""
+    if not d:
+        return d
+    summary = d.get("summary") or ""
+    for text, name in names.items():
+        summary = summary.replace(text, name)
+    out = {**d, "summary": summary}
+    if _unrecovered_profile(d) and other and (other.get("policy") or {}).get("kind") == "profile":
+        out["policy"] = {**d["policy"], "name": other["policy"].get("name")}
+    return out
+
+
+def profile_gap(ebpf: dict | None, other: dict | None, version: str) -> bool:
+    """True when the eBPF report differs from the other only where it says explicitly that it
+    could not recover a v3.30 profile's name (Felix 3.30's policy-debug JSON does not name
+    profiles; tests/lab/README.md): a known limitation of that release's debug output, counted
+    and printed apart. Any other difference, or the same gap on another version, is not."""
+    if version != "3.30" or not ebpf or not other:
+        return False
+    stages, ostages = ebpf.get("stages") or [], other.get("stages") or []
+    if len(stages) != len(ostages):
+        return False
+    if not _unrecovered_profile(ebpf.get("decided_by")) and \
+            not any(_unrecovered_profile(s.get("decision")) for s in stages):
+        return False
+    names = _gap_names(ebpf, other)
+    filled = {**ebpf, "decided_by": _fill_profile(ebpf.get("decided_by"), other.get("decided_by"), names),
+              "stages": [{**s, "decision": _fill_profile(s.get("decision"), o.get("decision"), names)}
+                         for s, o in zip(stages, ostages)]}
+    return meaning(filled) == meaning(other)
 
 
 MEANING_FIELDS = ("kind", "action", "direction", "endpoint", "tier", "policy kind", "policy namespace",
@@ -236,7 +309,12 @@ def meaning_diff(a: dict | None, b: dict | None) -> str:
     return "?"
 
 
-def compare_snapshots(dpinspect: str, before: Path, after: Path, flows_file: Path) -> tuple[dict, list[str]]:
+def flow_key(f: dict) -> tuple:
+    return (f.get("src"), f.get("dst"), f.get("proto"), f.get("sport"), f.get("dport"))
+
+
+def compare_snapshots(dpinspect: str, before: Path, after: Path, flows_file: Path,
+                      gap_keys: set | None = None) -> tuple[dict, list[str]]:
     cp = subprocess.run([dpinspect, "compare", "--before", str(before), "--after", str(after),
                          "--flows", str(flows_file), "-o", "json"], capture_output=True, text=True, timeout=300)
     try:
@@ -244,13 +322,20 @@ def compare_snapshots(dpinspect: str, before: Path, after: Path, flows_file: Pat
     except ValueError:
         return {}, [f"compare exited {cp.returncode}: {cp.stderr.strip()[-500:]}"]
     out = []
+    counts = dict(doc.get("counts", {}))
     for f in doc.get("flows", []):
+        # A flow whose inspect reports differ only by a v3.30 profile name the eBPF report says it
+        # cannot recover: compare's meaning names the profile too, so its `meaning` is that gap.
+        if f.get("change") == "meaning" and flow_key(f.get("flow", {})) in (gap_keys or set()):
+            counts["meaning"] -= 1
+            counts["known v3.30 profile-name gap"] = counts.get("known v3.30 profile-name gap", 0) + 1
+            continue
         if f.get("change") != "same":
             fl = f.get("flow", {})
             out.append(f"compare {f.get('change')}: {fl.get('proto')} {fl.get('src')} -> {fl.get('dst')}:"
                        f"{fl.get('dport')}\n      nftables: {(f.get('before') or {}).get('meaning')}\n"
                        f"      ebpf:     {(f.get('after') or {}).get('meaning')}")
-    return doc.get("counts", {}), out
+    return counts, out
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,6 +351,11 @@ class Result:
     indeterminate: int = 0
     flows_disagreeing: int = 0  # flows with any problem (kernel or meaning); compare's are apart
     same_meaning: dict = field(default_factory=dict)
+    # Flows whose only difference is a v3.30 profile name the eBPF report says it cannot recover.
+    profile_gaps: dict = field(default_factory=dict)
+    # Flows where the eBPF report equals the nftables one but the iptables-nft report differs from
+    # both: a difference between the two nftables-family layouts, printed, not an eBPF failure.
+    iptables_nft_differs: list = field(default_factory=list)
     compare_counts: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
     groups: Counter = field(default_factory=Counter)  # kind of problem -> flows
@@ -274,9 +364,12 @@ class Result:
 
     def line(self) -> str:
         same = ", ".join(f"{k} {v}/{self.flows}" for k, v in self.same_meaning.items())
+        gaps = ", ".join(f"{k} {v}" for k, v in self.profile_gaps.items() if v)
         return (f"{self.label}: {self.flows} flows, kernel {self.verdicts}/{self.flows} verdicts "
                 f"{self.rule_ids}/{self.flows} rule ids, {self.indeterminate} indeterminate, "
-                f"{self.flows_disagreeing} flows disagree; same meaning as {same or '-'}; "
+                f"{self.flows_disagreeing} flows disagree; same meaning as {same or '-'}"
+                f"{f' (known v3.30 gap, profile name unrecoverable: {gaps})' if gaps else ''}; "
+                f"iptables-nft differs from nftables (not an eBPF failure): {len(self.iptables_nft_differs)}; "
                 f"compare nftables -> ebpf {self.compare_counts or '-'}  ({self.seconds} s)")
 
 
@@ -327,6 +420,8 @@ def run_case(label: str, scenario: Path, version: str, flows: list[dict], dpinsp
 
     ebpf = nodes["ebpf"]
     res.same_meaning = {k: 0 for k in ("nftables", "iptables-nft")}
+    res.profile_gaps = {k: 0 for k in res.same_meaning}
+    gap_keys: set = set()
     for i, flow in enumerate(flows):
         kernel, dp = ebpf["kernels"][i], ebpf["answers"][i]
         issues = []
@@ -340,10 +435,18 @@ def run_case(label: str, scenario: Path, version: str, flows: list[dict], dpinsp
             res.verdicts += 1
         if problem:
             issues.append(f"kernel vs dpinspect: {problem}\n      repro: {' '.join(dp['argv'][5:])}")
+        nft_doc = nodes["nftables"]["answers"][i]["json"]
         for k in res.same_meaning:
             other = nodes[k]["answers"][i]["json"]
             if meaning(dp["json"]) == meaning(other):
                 res.same_meaning[k] += 1
+            elif profile_gap(dp["json"], other, version):
+                res.profile_gaps[k] += 1
+                if k == "nftables":
+                    gap_keys.add(flow_key(flow))
+            elif k == "iptables-nft" and meaning(dp["json"]) == meaning(nft_doc):
+                res.iptables_nft_differs.append(
+                    f"{flow_text(flow)}\n    iptables-nft vs nftables: {meaning_diff(other, nft_doc)}")
             else:
                 issues.append(f"meaning ebpf vs {k}: {meaning_diff(dp['json'], other)}\n"
                               f"      ebpf: {((dp['json'] or {}).get('decided_by') or {}).get('summary')}\n"
@@ -363,9 +466,11 @@ def run_case(label: str, scenario: Path, version: str, flows: list[dict], dpinsp
         flows_file = tmp / f"{label}-{version}.compare.jsonl"
         keep = ("src", "dst", "proto", "sport", "dport", "icmp_type", "icmp_code")
         flows_file.write_text("".join(json.dumps({k: f[k] for k in keep if k in f}) + "\n" for f in flows))
-        res.compare_counts, problems = compare_snapshots(dpinspect, snaps["nftables"], snaps["ebpf"], flows_file)
+        res.compare_counts, problems = compare_snapshots(dpinspect, snaps["nftables"], snaps["ebpf"], flows_file,
+                                                         gap_keys)
         res.problems += problems
-        if res.compare_counts and res.compare_counts.get("same") != len(flows):
+        if res.compare_counts and res.compare_counts.get("same", 0) + \
+                res.compare_counts.get("known v3.30 profile-name gap", 0) != len(flows):
             res.problems.append(f"compare: {res.compare_counts}, want all {len(flows)} same")
     return res
 
@@ -413,6 +518,8 @@ def main() -> int:
                 print(f"    nodes: {res.timing}", flush=True)
                 for (src, dst, what), n in res.groups.most_common():
                     print(f"  {n:4d} x {src} -> {dst}: {what}", flush=True)
+                for text in res.iptables_nft_differs[:5]:
+                    print("  (iptables-nft layout, not an eBPF failure) " + text, flush=True)
                 for text in res.problems[:15]:
                     print("  " + text, flush=True)
                 if len(res.problems) > 15:

@@ -206,7 +206,7 @@ class FlowRun {
  private:
   enum class Hook { ingress, egress };  // tc hook of the interface
   // Runs the policy of the endpoint at ifindex on the hook; appends a Stage. false: stop.
-  bool stage(uint32_t ifindex, Hook hook, const PolicyState& st);
+  bool stage(uint32_t ifindex, Hook hook, const PolicyState& ps);
   void indeterminate(const std::string& expr, const std::string& why) {
     rep_.verdict = Verdict::indeterminate;
     rep_.indeterminate_reason = IndeterminateReason{RuleRef{}, expr, why};
@@ -341,6 +341,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
   const bool allowed = r.answer == PolicyAnswer::allow;
   auto ids = r.after.recorded_ids();
   std::vector<std::string> id_texts;
+  id_texts.reserve(ids.size());
   for (auto i : ids) id_texts.push_back(hex_id(i));
   ev["rule_ids"] = id_texts;
   ev["pol_rc"] = r.after.pol_rc;
@@ -422,8 +423,8 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
 }
 
 PolicyState build_policy_state(const Flow& f, const IpAddr& dst, uint16_t dport,
-                               const std::optional<RouteValue>& src_rt,
-                               const std::optional<RouteValue>& dst_rt) {
+                               const std::optional<RouteValue>& src_route,
+                               const std::optional<RouteValue>& dst_route) {
   PolicyState ps;
   ps.ip_src = f.src;
   ps.ip_dst = dst;
@@ -442,8 +443,8 @@ PolicyState build_policy_state(const Flow& f, const IpAddr& dst, uint16_t dport,
   }
   // tc.c: DEST_IS_HOST when the post-NAT destination is a local host address; SRC_IS_HOST when
   // the source is (the packet is not forwarded then).
-  if (dst_rt && dst_rt->local_host()) ps.flags |= state_flag::dest_is_host;
-  if (src_rt && src_rt->local_host()) ps.flags |= state_flag::src_is_host;
+  if (dst_route && dst_route->local_host()) ps.flags |= state_flag::dest_is_host;
+  if (src_route && src_route->local_host()) ps.flags |= state_flag::src_is_host;
   return ps;
 }
 

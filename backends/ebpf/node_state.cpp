@@ -173,7 +173,10 @@ Result<NodeState> read_live_node(const std::string& bpffs, const std::string& de
     while (dirent* e = readdir(d)) {
       std::string name = e->d_name;
       if (name.size() < 5 || name.substr(name.size() - 5) != ".json") continue;
-      auto text = read_text(debug_dir + "/" + name);
+      std::string path = debug_dir;
+      path += "/";
+      path += name;
+      auto text = read_text(path);
       if (text)
         n.debug_json[name] = std::move(*text);
       else

@@ -78,7 +78,7 @@ Runner add_detect(CLI::App& app) {
       "  dpinspect detect\n"
       "  dpinspect detect --netns node1 -o json\n"
       "  dpinspect detect --ruleset examples/seed/iptables-nft.json");
-  o->source.add_to(*cmd);
+  o->source.add_to(*cmd, /*answers_flows=*/false);
   cmd->add_option("-o,--output", o->output, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();

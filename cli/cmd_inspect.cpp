@@ -78,7 +78,7 @@ Runner add_inspect(CLI::App& app) {
       "  dpinspect inspect --ruleset dump.json --iif cali1234567890a --oif eth0 --src 10.65.0.2 "
       "\\\n"
       "      --dst 8.8.8.8 --proto udp --dport 53");
-  o->source.add_to(*cmd);
+  o->source.add_to(*cmd, /*answers_flows=*/true);
   cmd->add_option("--src", o->src,
                   "Source of the flow: an address, or a pod on this node as namespace/name")
       ->required()

@@ -4,7 +4,7 @@
 
 namespace dpi::cli {
 
-void SourceOptions::add_to(CLI::App& cmd) {
+void SourceOptions::add_to(CLI::App& cmd, bool answers_flows) {
   std::vector<std::string> choices = {"auto"};
   for (const auto& n : known_dataplanes()) choices.push_back(n);
   cmd.add_option("--dataplane", dataplane, "Which dataplane to read: " + dataplane_choices_help())
@@ -17,6 +17,7 @@ void SourceOptions::add_to(CLI::App& cmd) {
   for (const DataplaneBackend* d : registered_dataplanes())
     for (const SourceOption& so : d->source_options()) {
       if (backend_options_.count(so.name)) continue;  // two backends reading the same option
+      if (so.answers_flows && !answers_flows) continue;
       std::string& value = request.options[so.name];
       value = so.default_value;
       CLI::Option* opt = cmd.add_option("--" + so.name, value, so.help)->type_name(so.type_name);

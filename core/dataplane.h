@@ -29,6 +29,9 @@ struct SourceOption {
   std::string type_name;      // FILE, DIR, ...
   std::string help;           // one sentence for --help
   std::string default_value;  // empty: none (the option is then unset unless given)
+  // How flows are answered (the eBPF backend's --engine), not where the dataplane is read:
+  // offered by the commands that answer flows (inspect) only.
+  bool answers_flows = false;
 };
 
 // Where the user wants the dataplane read from, backend-neutral. Options a backend declared

@@ -7,6 +7,7 @@
 #include "backends/ebpf/inspect.h"
 #include "backends/ebpf/live_maps.h"
 #include "backends/ebpf/node_state.h"
+#include "backends/ebpf/policy_engines.h"
 #include "core/input_file.h"
 
 namespace dpi::ebpf {
@@ -23,9 +24,20 @@ std::string debug_dir_of(const SourceRequest& req) {
   return v.empty() ? kDefaultPolicyDebugDir : v;
 }
 
+// --engine: checked in check(), so a value here is known.
+Engine engine_of(const SourceRequest& req) {
+  return parse_engine(req.option(kEngineOption)).value_or(Engine::interp);
+}
+
+// The backend's own options that locate a live node (not --engine, which also runs snapshots).
+bool names_live_node(const SourceRequest& req) {
+  return req.has(kBpffsOption) || req.has(kPolicyDebugDirOption);
+}
+
 class LoadedEbpf final : public LoadedDataplane {
  public:
   explicit LoadedEbpf(NodeState n) : model_(std::move(n)), desc_(model_.state().source) {}
+  Status set_engine(Engine e) { return model_.set_engine(e); }
   const std::string& description() const override { return desc_; }
   const std::optional<NodeInfo>& node() const override { return node_; }
   void set_node(NodeInfo node) override { node_ = std::move(node); }
@@ -79,15 +91,23 @@ std::vector<SourceOption> EbpfDataplane::source_options() const {
       {kPolicyDebugDirOption, "DIR",
        "eBPF dataplane: Felix's policy-debug JSON directory (<iface>_<ingress|egress>_v4.json)",
        kDefaultPolicyDebugDir},
+      {kEngineOption, "interp|kernel|both",
+       "eBPF dataplane: what runs the policy programs: dpinspect's interpreter (interp), the "
+       "kernel (kernel: private copies with BPF_PROG_TEST_RUN, root only), or both, which must "
+       "agree (indeterminate with both answers otherwise)",
+       kDefaultEngine, true},
   };
 }
 
 bool EbpfDataplane::claims(const SourceRequest& req) const {
-  return req.has(kBpffsOption) || req.has(kPolicyDebugDirOption);
+  return names_live_node(req) || req.has(kEngineOption);
 }
 
 Status EbpfDataplane::check(const SourceRequest& req) const {
-  if (!req.file.empty() && claims(req))
+  if (!parse_engine(req.option(kEngineOption)) && !req.option(kEngineOption).empty())
+    return make_error(ErrorCode::bad_input, fmt::format("--engine {}: want interp, kernel or both",
+                                                        req.option(kEngineOption)));
+  if (!req.file.empty() && names_live_node(req))
     return make_error(ErrorCode::bad_input,
                       "--bpffs/--policy-debug-dir read a live node; --ruleset reads a snapshot: "
                       "give one");
@@ -120,11 +140,13 @@ Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest
                         fmt::format("{}: the snapshot has no eBPF section", origin));
     auto n = node_state_from_json(doc[kSnapshotSection], "snapshot " + origin);
     if (!n) return n.error();
-    return std::unique_ptr<LoadedDataplane>(std::make_unique<LoadedEbpf>(std::move(*n)));
+    auto loaded = std::make_unique<LoadedEbpf>(std::move(*n));
+    if (auto st = loaded->set_engine(engine_of(req)); !st) return st.error();
+    return std::unique_ptr<LoadedDataplane>(std::move(loaded));
   }
   // The pinned maps are in a mount, not a network namespace; but a --netns that does not exist
   // is the user's mistake to name whatever is read.
-  if (!req.netns.empty() && !claims(req)) {
+  if (!req.netns.empty() && !names_live_node(req)) {
     std::string ns =
         req.netns.find('/') == std::string::npos ? "/run/netns/" + req.netns : req.netns;
     struct stat nsb {};
@@ -140,7 +162,9 @@ Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest
   // to the other dataplanes.
   if (!claims(req) && !n->release && n->layout_error.find("no Calico eBPF maps") == 0)
     return make_error(ErrorCode::not_found, fmt::format("{}: {}", n->bpffs, n->layout_error));
-  return std::unique_ptr<LoadedDataplane>(std::make_unique<LoadedEbpf>(std::move(*n)));
+  auto loaded = std::make_unique<LoadedEbpf>(std::move(*n));
+  if (auto st = loaded->set_engine(engine_of(req)); !st) return st.error();
+  return std::unique_ptr<LoadedDataplane>(std::move(loaded));
 }
 
 Status EbpfDataplane::write_snapshot(const SourceRequest& req, nlohmann::json& doc) const {

@@ -137,6 +137,8 @@ Located locate(const RuleIndex& idx, uint64_t id, bool allowed) {
 }  // namespace
 
 NodeModel::NodeModel(NodeState n) : n_(std::move(n)) {
+  auto interp = PolicyEngines::create(Engine::interp, {});  // needs nothing: cannot fail
+  engines_ = std::move(*interp);
   auto rit = n_.entries.find("routes4");
   if (rit != n_.entries.end())
     for (const auto& [k, v] : rit->second) {
@@ -158,6 +160,16 @@ NodeModel::NodeModel(NodeState n) : n_(std::move(n)) {
     ip_sets_ = std::move(*ips);
   else
     ip_sets_error_ = ips.error().message;
+}
+
+Status NodeModel::set_engine(Engine e) {
+  auto sit = n_.entries.find("ip_sets4");
+  static const std::vector<RawEntry> none;
+  auto engines = PolicyEngines::create(e, sit == n_.entries.end() ? none : sit->second);
+  if (!engines) return engines.error();
+  engines_ = std::move(*engines);
+  programs_.clear();
+  return Ok{};
 }
 
 std::optional<RouteValue> NodeModel::route(const IpAddr& a) const {
@@ -323,7 +335,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
   }
   auto& cache = m_.programs_[file];
   if (!cache) {
-    auto loaded = PolicyProgram::load(*pf.prog, *pf.rules, *layout, m_.ip_sets_.get(), *idx);
+    auto loaded = m_.engines_->load(*pf.prog, *pf.rules, *layout, m_.ip_sets_.get(), *idx);
     if (!loaded) {
       rep_.evidence["ebpf"]["stages"].push_back(ev);
       indeterminate("policy program", loaded.error().message);
@@ -331,8 +343,23 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
     }
     cache = std::move(*loaded);
   }
-  PolicyRun r = cache->run(ps);
-  ev["executed"] = r.executed;
+  EngineRuns runs = cache->run(ps);
+  const PolicyRun& r = runs.answer();
+  ev["engine"] = runs.interp ? "interp" : "kernel";
+  if (runs.interp) ev["executed"] = r.executed;
+  if (runs.interp && runs.kernel) {
+    ev["engine"] = "both";
+    ev["engines"] = runs.evidence();
+    auto& agree = rep_.evidence["ebpf"]["engines_agree"];
+    agree = runs.disagreement.empty() && (agree.is_null() || agree.get<bool>());
+  }
+  if (!runs.disagreement.empty()) {
+    // Neither engine is believed over the other (principle 2).
+    rep_.evidence["ebpf"]["stages"].push_back(ev);
+    indeterminate("policy engines", fmt::format("{} on {}: {} ({}): {}", st.role, st.endpoint,
+                                                prog.name, file, runs.disagreement));
+    return false;
+  }
   if (r.answer == PolicyAnswer::cannot_run) {
     rep_.evidence["ebpf"]["stages"].push_back(ev);
     indeterminate("policy program", fmt::format("{} ({}): {}", prog.name, file, r.why));
@@ -499,9 +526,8 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
   if (flow.has_ports() && flow.sport && flow.sport_defaulted)
     rep.assumptions.push_back(
         fmt::format("source port {} (any ephemeral port; pass --sport to choose)", *flow.sport));
-  rep.assumptions.push_back(
-      "policy programs run from their policy-debug JSON in dpinspect's interpreter, checked "
-      "against the live programs' tags; nothing is loaded into the kernel");
+  rep.assumptions.push_back(engine_assumption(engines_->engine()));
+  rep.evidence["ebpf"]["engine"] = engine_name(engines_->engine());
   if (!n_.release) {
     rep.verdict = Verdict::indeterminate;
     rep.indeterminate_reason = IndeterminateReason{RuleRef{}, "map layout", n_.layout_error};

@@ -11,6 +11,7 @@
 
 #include "backends/ebpf/ifstate.h"
 #include "backends/ebpf/node_state.h"
+#include "backends/ebpf/policy_engines.h"
 #include "backends/ebpf/policy_runner.h"
 #include "backends/ebpf/routes.h"
 #include "core/report.h"
@@ -29,6 +30,9 @@ class NodeModel {
  public:
   explicit NodeModel(NodeState n);
   const NodeState& state() const { return n_; }
+  // Which engine runs the policy programs (--engine); the interpreter unless set. The kernel
+  // engines need root and build their private IP-set map here.
+  Status set_engine(Engine e);
   Result<Report> inspect(const Flow& flow) const;
 
   struct PolicyFile {
@@ -50,7 +54,8 @@ class NodeModel {
   std::unique_ptr<bpfvm::LpmMap> ip_sets_;
   std::string ip_sets_error_;
   mutable std::map<std::string, PolicyFile> files_;
-  mutable std::map<std::string, std::unique_ptr<PolicyProgram>> programs_;
+  std::unique_ptr<PolicyEngines> engines_;
+  mutable std::map<std::string, std::unique_ptr<EnginePrograms>> programs_;
   friend class FlowRun;
 };
 

@@ -123,8 +123,8 @@ PolicyRun PolicyProgram::run(const PolicyState& in) const {
   std::array<uint8_t, kSkbSize> ctx{};
   ctx[kCb0] = kAllowSlot;
   ctx[kCb1] = kDenySlot;
-  bpfvm::Vm vm;
-  bpfvm::RunResult r = vm.run(*progs_.front(), ctx);
+  if (!vm_) vm_ = std::make_unique<bpfvm::Vm>();
+  bpfvm::RunResult r = vm_->run(*progs_.front(), ctx);
   out.executed = r.executed;
   if (!r.ok()) {
     out.why = fmt::format("the interpreter stopped in {} at instruction {}: {} ({})",

@@ -16,6 +16,7 @@
 #include "backends/ebpf/vm/lpm_map.h"
 #include "backends/ebpf/vm/maps.h"
 #include "backends/ebpf/vm/program.h"
+#include "backends/ebpf/vm/vm.h"
 
 namespace dpi::ebpf {
 
@@ -54,6 +55,9 @@ class PolicyProgram {
   std::vector<std::unique_ptr<bpfvm::Program>> progs_;  // sub-program k at k; stubs after
   const bpfvm::Program* allow_stub_ = nullptr;
   const bpfvm::Program* deny_stub_ = nullptr;
+  // The interpreter's scratch (stack, region table), kept across runs so that a verdict
+  // allocates nothing in the steady state.
+  mutable std::unique_ptr<bpfvm::Vm> vm_;
 };
 
 }  // namespace dpi::ebpf

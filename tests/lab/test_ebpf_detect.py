@@ -82,8 +82,10 @@ def main() -> int:
     if why := labnet.netns_unusable() or ebpfnode.unusable():
         print(f"SKIP: test_ebpf_detect: {why}")
         return SKIP
+    # Absolute: the commands run under nsenter --mount, whose working directory is not ours.
+    args.dpinspect = os.path.abspath(args.dpinspect)
     if args.ebpf_attach:
-        os.environ["DPL_EBPF_ATTACH"] = args.ebpf_attach
+        os.environ["DPL_EBPF_ATTACH"] = os.path.abspath(args.ebpf_attach)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     labnet.reap_stale()
     prefix = f"{labnet.PREFIX}dt{os.getpid() % 100000}"

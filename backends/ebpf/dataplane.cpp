@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "backends/ebpf/attach.h"
 #include "backends/ebpf/inspect.h"
 #include "backends/ebpf/live_maps.h"
 #include "backends/ebpf/node_state.h"
@@ -43,11 +44,16 @@ class LoadedEbpf final : public LoadedDataplane {
   void set_node(NodeInfo node) override { node_ = std::move(node); }
   dpi::Detection detect() const override;
   Result<Report> inspect(const Flow& flow) const override { return model_.inspect(flow); }
+  // detect --netns: the programs attached to the cali* interfaces there, read when detect()
+  // first asks (inspect does not need them).
+  void set_netns(std::string netns) { netns_ = std::move(netns); }
 
  private:
   NodeModel model_;
   std::string desc_;
   std::optional<NodeInfo> node_;
+  std::string netns_;
+  mutable std::optional<Result<Attachments>> attach_;
 };
 
 dpi::Detection LoadedEbpf::detect() const {
@@ -79,6 +85,10 @@ dpi::Detection LoadedEbpf::detect() const {
                  {"maps", cali},
                  {"policy_programs", progs}}}};
   d.text_lines.emplace_back("bpffs", n.bpffs);
+  if (!netns_.empty()) {
+    if (!attach_) attach_ = read_attachments(netns_);
+    add_attachments(d, *attach_);
+  }
   return d;
 }
 
@@ -144,9 +154,9 @@ Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest
     if (auto st = loaded->set_engine(engine_of(req)); !st) return st.error();
     return std::unique_ptr<LoadedDataplane>(std::move(loaded));
   }
-  // The pinned maps are in a mount, not a network namespace; but a --netns that does not exist
-  // is the user's mistake to name whatever is read.
-  if (!req.netns.empty() && !names_live_node(req)) {
+  // The pinned maps are in a mount, not a network namespace; --netns is where detect lists the
+  // programs attached to cali* interfaces, and one that does not exist is the user's mistake.
+  if (!req.netns.empty()) {
     std::string ns =
         req.netns.find('/') == std::string::npos ? "/run/netns/" + req.netns : req.netns;
     struct stat nsb {};
@@ -164,6 +174,7 @@ Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest
     return make_error(ErrorCode::not_found, fmt::format("{}: {}", n->bpffs, n->layout_error));
   auto loaded = std::make_unique<LoadedEbpf>(std::move(*n));
   if (auto st = loaded->set_engine(engine_of(req)); !st) return st.error();
+  loaded->set_netns(req.netns);
   return std::unique_ptr<LoadedDataplane>(std::move(loaded));
 }
 

@@ -46,7 +46,7 @@ def find_attach_tool() -> str:
     """dpl-ebpf-attach: $DPL_EBPF_ATTACH, a build directory of this checkout, or $PATH."""
     env = os.environ.get("DPL_EBPF_ATTACH")
     if env:
-        return env
+        return os.path.abspath(env)  # it runs under nsenter --mount, from another directory
     top = HERE.parent.parent
     for build in sorted(top.glob("build*")):
         cand = build / "bpf" / ATTACH_NAME

@@ -540,10 +540,25 @@ def _is_drop_line(line: str) -> bool:
 # own counters (cali_counters*: ACCEPTED_BY_POLICY / DROPPED_BY_POLICY per interface and hook) and
 # rule counters (cali_rule_ctrs2), read before and after each flow through fds of the lab's pinned
 # maps (ebpfnode.map_fds). Rule ids map to tier/policy/rule through node.py's manifest.
+#
+# The counters are per interface and hook, not per connection, so a flow's window must hold its
+# own packets only. Two things keep earlier flows out of it:
+#   - conntrack entries of earlier flows stay in the CT map (only this flow's own tuple is
+#     removed before it runs): a packet of an earlier connection that the kernel handles late
+#     (the RST that closed its probe, deferred to ksoftirqd on a loaded machine) still finds its
+#     approved entry and passes without policy, instead of running a policy program and moving
+#     a rule counter in the next flow's window. Every flow has its own source port (TCP/UDP) or
+#     echo id, so none of them meets another's entry; ICMP entries are keyed by the address
+#     pair only and are removed for the pair.
+#   - after the probe, the window stays open until the interfaces' TOTAL counters have been
+#     still for a while, so the flow's own late packets are counted in it, not in the next.
 
 HOOKS = {0: "tc ingress", 1: "tc egress"}
 HOOK_POLICY = {0: "egress", 1: "ingress"}  # a workload's tc ingress hook runs its egress policy
-REASON_ACCEPTED, REASON_DROPPED = 2, 4
+REASON_TOTAL, REASON_ACCEPTED, REASON_DROPPED = 0, 2, 4
+IPPROTO = {"icmp": 1, "tcp": 6, "udp": 17}
+QUIET = 0.03         # s: TOTAL counters unchanged this long = the flow's packets are through
+QUIET_MAX = 1.0      # s: give up waiting for quiet (background traffic); the window closes anyway
 DENY_ACTIONS = ("deny",)
 
 
@@ -578,6 +593,10 @@ class EbpfOracle(Oracle):
         return self
 
     def __exit__(self, *exc):
+        if self.fds:
+            # Leave the node as a run of flushed flows would: no connection tracked (dpinspect
+            # and snapshots read the map afterwards).
+            self.flush_ct()
         for fd in self.fds.values():
             os.close(fd)
         self.fds = {}
@@ -606,6 +625,10 @@ class EbpfOracle(Oracle):
         return {struct.unpack("<II", k): (v[REASON_ACCEPTED], v[REASON_DROPPED])
                 for k, v in self._percpu_sums("counters").items()}
 
+    def total_counters(self) -> dict[tuple[int, int], int]:
+        """(ifindex, hook) -> TOTAL packets seen by the tc program, summed over CPUs."""
+        return {struct.unpack("<II", k): v[REASON_TOTAL] for k, v in self._percpu_sums("counters").items()}
+
     def rule_counters(self) -> dict[int, int]:
         return {struct.unpack("<Q", k)[0]: v[0] for k, v in self._percpu_sums("rule_counters").items()}
 
@@ -614,13 +637,44 @@ class EbpfOracle(Oracle):
         for key in self.bpfsys.map_keys(fd, info.key_size):
             self.bpfsys.map_delete(fd, key)
 
+    def forget_ct(self, flow: dict, sport: int) -> None:
+        """Remove the conntrack entries this flow's packets could meet, so that it is a new
+        connection (as dpinspect's --ct new): entries with its protocol and source port (the NAT
+        forward and reverse entries of a service flow, a hairpin's masqueraded tuple), or for
+        ICMP, whose entries carry no ports, those of its address pair. Every other flow's entry
+        stays (see above)."""
+        info, fd = self.info["ct"], self.fds["ct"]
+        proto = IPPROTO.get(flow["proto"])
+        for key in self.bpfsys.map_keys(fd, info.key_size):
+            k = self.maps.ct_key_decode(key)
+            if k["proto"] != proto:
+                continue
+            if proto == IPPROTO["icmp"]:
+                mine = {k["addr_a"], k["addr_b"]} == {flow["src"], flow["dst"]}
+            else:
+                mine = sport in (k["port_a"], k["port_b"])
+            if mine:
+                self.bpfsys.map_delete(fd, key)
+
+    def settle(self) -> None:
+        """Return once the tc programs have seen no packet for QUIET seconds (at most QUIET_MAX)."""
+        last, still_since = self.total_counters(), time.monotonic()
+        deadline = still_since + QUIET_MAX
+        while time.monotonic() < deadline:
+            time.sleep(QUIET / 3)
+            now = self.total_counters()
+            if now != last:
+                last, still_since = now, time.monotonic()
+            elif time.monotonic() - still_since >= QUIET:
+                return
+
     # -- one flow --------------------------------------------------------------------------
 
     def run_flow(self, flow: dict) -> dict:
         src_ns, ports = self._source(flow)
         sport = self._sport(flow, ports)
         flush_conntrack(self.ns)
-        self.flush_ct()  # every flow starts as a new connection, as with the nft oracle
+        self.forget_ct(flow, sport)  # a new connection, as with the nft oracle
         before_pc, before_rc = self.policy_counters(), self.rule_counters()
         probe, send_error = None, None
         try:
@@ -631,6 +685,7 @@ class EbpfOracle(Oracle):
         finally:
             if probe:
                 probe.close()
+        self.settle()
         after_pc, after_rc = self.policy_counters(), self.rule_counters()
         moved = self._counter_moves(before_pc, after_pc)
         rules = [{"id": rid, "packets": n - before_rc.get(rid, 0), "rule": self.rule_ids.get(str(rid))}

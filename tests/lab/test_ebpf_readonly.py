@@ -8,7 +8,7 @@ dpinspect command
 
   inspect --dataplane ebpf      a denied flow and an allowed one through a service
   inspect --dataplane auto      the denied flow
-  detect
+  detect, detect --netns (also lists the programs attached to cali* interfaces)
   snapshot -o FILE
   compare --before FILE --after FILE   (compare has no --bpffs yet: an eBPF side is a snapshot)
 
@@ -196,6 +196,8 @@ def main() -> int:
                                                      "--proto", "tcp", "--dport", "80", "--ct", "new"], (0,)),
                 ("inspect --dataplane auto", ["inspect", *auto, *denied], (1,)),
                 ("detect", ["detect", *src], (0,)),
+                # Also lists the programs attached to the cali* interfaces (rtnetlink, BPF_PROG_QUERY).
+                ("detect --netns", ["detect", *src, "--netns", lab.node_ns], (0,)),
                 ("snapshot", ["snapshot", *where, "-o", str(snap)], (0,)),
                 # compare has no --bpffs yet (docs/compare.md): the eBPF side is the snapshot.
                 ("compare snapshot vs snapshot", ["compare", "--before", str(snap), "--after", str(snap),

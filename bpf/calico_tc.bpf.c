@@ -1093,12 +1093,11 @@ static __always_inline int tc_main6(struct __sk_buff *skb, const int hook)
 	fill_ct6_key(&k, p.proto, p.saddr, p.daddr, p.sport, p.dport);
 	v = bpf_map_lookup_elem(&ct6, &k);
 	if (v && !syn) {
-		struct ct_leg *leg =
-			hook == HOOK_INGRESS ?
-				leg6_from(v, p.saddr, p.daddr, p.sport,
-					  p.dport) :
-				leg6_from(v, p.daddr, p.saddr, p.dport,
-					  p.sport);
+		struct ct_leg *leg = hook == HOOK_INGRESS ?
+					     leg6_from(v, p.saddr, p.daddr,
+						       p.sport, p.dport) :
+					     leg6_from(v, p.daddr, p.saddr,
+						       p.dport, p.sport);
 
 		if (leg->bits & LEG_APPROVED) {
 			v->last_seen = bpf_ktime_get_ns();

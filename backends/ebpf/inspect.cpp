@@ -168,7 +168,9 @@ NodeModel::NodeModel(NodeState n) : n_(std::move(n)) {
 std::optional<RouteValue> NodeModel::route(const IpAddr& a) const {
   const std::pair<IpPrefix, RouteValue>* best = nullptr;
   for (const auto& r : routes_)
-    if (r.first.addr.family == a.family && r.first.contains(a) && (!best || r.first.len > best->first.len)) best = &r;
+    if (r.first.addr.family == a.family && r.first.contains(a) &&
+        (!best || r.first.len > best->first.len))
+      best = &r;
   if (!best) return std::nullopt;
   return best->second;
 }

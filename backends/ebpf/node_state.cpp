@@ -55,10 +55,10 @@ struct RoleToRead {
 };
 // The v6 twins are optional: an IPv4-only node may not pin them.
 constexpr RoleToRead kRoles[] = {
-    {"ifstate", MapRole::ifstate, 0},   {"routes4", MapRole::routes, 4},
-    {"ip_sets4", MapRole::ip_sets, 4},  {"conntrack4", MapRole::conntrack, 4},
-    {"nat_fe4", MapRole::nat_fe, 4},    {"nat_be", MapRole::nat_be, 4},
-    {"routes6", MapRole::routes, 6},    {"ip_sets6", MapRole::ip_sets, 6},
+    {"ifstate", MapRole::ifstate, 0},      {"routes4", MapRole::routes, 4},
+    {"ip_sets4", MapRole::ip_sets, 4},     {"conntrack4", MapRole::conntrack, 4},
+    {"nat_fe4", MapRole::nat_fe, 4},       {"nat_be", MapRole::nat_be, 4},
+    {"routes6", MapRole::routes, 6},       {"ip_sets6", MapRole::ip_sets, 6},
     {"conntrack6", MapRole::conntrack, 6}, {"nat_fe6", MapRole::nat_fe, 6},
     {"nat_be6", MapRole::nat_be, 6},
 };

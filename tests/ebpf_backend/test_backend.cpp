@@ -311,12 +311,10 @@ e::NodeState seed_node_v6(e::Release release, int minor) {
        hex_bytes("07000000 63616c6930636c69656e7430303100 00 ffffffff ffffffff ffffffff "
                  "ffffffff 03000000 ffffffff ffffffff ffffffff")});
   // fd00:65::2/128 local workload (0x0d) on ifindex 5; fd00:65::/64 a remote block via fd00:18::1.
-  n.entries["routes6"].push_back(
-      {hex_bytes("80000000 fd000065000000000000000000000002"),
-       hex_bytes("0d000000 05000000000000000000000000000000")});
-  n.entries["routes6"].push_back(
-      {hex_bytes("40000000 fd000065000000000000000000000000"),
-       hex_bytes("05000000 fd000018000000000000000000000001")});
+  n.entries["routes6"].push_back({hex_bytes("80000000 fd000065000000000000000000000002"),
+                                  hex_bytes("0d000000 05000000000000000000000000000000")});
+  n.entries["routes6"].push_back({hex_bytes("40000000 fd000065000000000000000000000000"),
+                                  hex_bytes("05000000 fd000018000000000000000000000001")});
   // IP set 0x1122334455667788 (BE in the key): member fd00:65::3/128, mask 64+128.
   n.entries["ip_sets6"].push_back(
       {hex_bytes("c0000000 1122334455667788 fd000065000000000000000000000003 0000 00 00"),
@@ -362,11 +360,10 @@ TEST_CASE("IPv6 maps: pin names, sizes and literal entries per release") {
       const char* pin;
       uint32_t key, value;
     };
-    for (Size s : {Size{e::MapRole::routes, w.routes, 20, 20},
-                   Size{e::MapRole::ip_sets, w.ip_sets, 32, 4},
-                   Size{e::MapRole::conntrack, w.ct, 40, 128},
-                   Size{e::MapRole::nat_fe, w.nat_fe, 40, 20},
-                   Size{e::MapRole::nat_be, w.nat_be, 8, 20}}) {
+    for (Size s :
+         {Size{e::MapRole::routes, w.routes, 20, 20}, Size{e::MapRole::ip_sets, w.ip_sets, 32, 4},
+          Size{e::MapRole::conntrack, w.ct, 40, 128}, Size{e::MapRole::nat_fe, w.nat_fe, 40, 20},
+          Size{e::MapRole::nat_be, w.nat_be, 8, 20}}) {
       const e::MapSpec* m = e::find_map(l, s.role, 6);
       REQUIRE(m);
       CHECK(m->pin_name == s.pin);
@@ -406,7 +403,7 @@ TEST_CASE("an IPv6 flow: the _v6.json program in the interpreter, verdict and de
     DecisionKind kind;
     int rule_index;
   } cases[] = {
-      {"fd00:65::3", 6, 80, Verdict::allow, DecisionKind::policy_rule, 0},      // IP set member
+      {"fd00:65::3", 6, 80, Verdict::allow, DecisionKind::policy_rule, 0},  // IP set member
       {"fd00:65::3", 6, 9001, Verdict::deny, DecisionKind::end_of_tier_deny, -1},
       {"fd00:65::9", 6, 80, Verdict::deny, DecisionKind::end_of_tier_deny, -1},  // not a member
       {"fd00:65::9", 17, 53, Verdict::allow, DecisionKind::policy_rule, 2},      // fd00:65::/120

@@ -16,6 +16,7 @@
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -184,8 +185,49 @@ struct ifstate_value {
 	__s32 xdp_policy_v4;
 	__s32 ingress_policy_v4;
 	__s32 egress_policy_v4;
-	__s32 rest[5];
+	__s32 xdp_policy_v6;
+	__s32 ingress_policy_v6;
+	__s32 egress_policy_v6;
+	__s32 rest[2];
 };
+
+/* IPv6 twins (cali_v6_routes, cali_v6_ct3/ct4): 16-byte addresses. */
+struct route6_key {
+	__u32 prefixlen;
+	__be32 addr[4];
+};
+
+struct route6_value {
+	__u32 flags;
+	__u32 next_hop[4];
+};
+
+struct ct6_key {
+	__u32 protocol;
+	__be32 addr_a[4];
+	__be32 addr_b[4];
+	__u16 port_a;
+	__u16 port_b;
+};
+
+/* Same head and legs as the v4 value; the v6 tail (tun_ip, orig_* as
+ * 16-byte addresses) is not used by the lab: it has no IPv6 NAT. */
+struct ct6_value {
+	__u64 rst_seen;
+	__u64 last_seen;
+	__u8 type;
+	__u8 flags;
+	__u8 flags3;
+	__u8 flags4;
+	__u8 pad0[3];
+	__u8 flags2;
+	struct ct_leg a_to_b; /* 24 */
+	struct ct_leg b_to_a; /* 48 */
+	__u8 tail[56]; /* 72 */
+};
+
+_Static_assert(sizeof(struct ct6_key) == 40, "ct6 key size");
+_Static_assert(sizeof(struct ct6_value) == 128, "ct6 value size");
 
 struct counters_key {
 	__u32 ifindex;
@@ -226,6 +268,21 @@ struct {
 	__type(key, struct ct_key);
 	__type(value, struct ct_value);
 } ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct route6_key);
+	__type(value, struct route6_value);
+} routes6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ct6_key);
+	__type(value, struct ct6_value);
+} ct6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -847,16 +904,272 @@ static __always_inline int tc_main(struct __sk_buff *skb, const int hook)
 	return TC_ACT_SHOT;
 }
 
+/* ------------------------------------------------------------------------ */
+/* IPv6: calico_tc_main's v6 build, without NAT (the lab has no IPv6 services) */
+
+struct pkt6 {
+	__be32 saddr[4], daddr[4];
+	__u8 proto;
+	__u8 tcp_flags;
+	__u16 sport, dport; /* host order; ICMPv6: 0, type/code in icmp_* */
+	__u8 icmp_type, icmp_code;
+	__u16 payload_len;
+};
+
+#define NEXTHDR_ICMPV6 58
+
+/* 1 = IPv6 TCP/UDP/ICMPv6 without extension headers, 0 = anything else. */
+static __always_inline int parse6(struct __sk_buff *skb, struct pkt6 *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6;
+	__u8 *l4;
+
+	if ((void *)(eth + 1) > data_end ||
+	    eth->h_proto != bpf_htons(ETH_P_IPV6))
+		return 0;
+	ip6 = (void *)(eth + 1);
+	if ((void *)(ip6 + 1) > data_end)
+		return 0;
+	__builtin_memcpy(p->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+	p->proto = ip6->nexthdr;
+	p->payload_len = bpf_ntohs(ip6->payload_len);
+	l4 = (void *)(ip6 + 1);
+	switch (p->proto) {
+	case IPPROTO_TCP:
+		if ((void *)(l4 + 20) > data_end)
+			return 0;
+		p->sport = bpf_ntohs(*(__be16 *)l4);
+		p->dport = bpf_ntohs(*(__be16 *)(l4 + 2));
+		p->tcp_flags = l4[13];
+		return 1;
+	case IPPROTO_UDP:
+		if ((void *)(l4 + 8) > data_end)
+			return 0;
+		p->sport = bpf_ntohs(*(__be16 *)l4);
+		p->dport = bpf_ntohs(*(__be16 *)(l4 + 2));
+		return 1;
+	case NEXTHDR_ICMPV6:
+		if ((void *)(l4 + 8) > data_end)
+			return 0;
+		p->icmp_type = l4[0];
+		p->icmp_code = l4[1];
+		return 1;
+	}
+	return 0;
+}
+
+/* Neighbour discovery (router/neighbour solicitation and advertisement,
+ * redirect): link plumbing between pod and host, never policed. */
+static __always_inline bool icmp6_nd(const struct pkt6 *p)
+{
+	return p->proto == NEXTHDR_ICMPV6 && p->icmp_type >= 133 &&
+	       p->icmp_type <= 137;
+}
+
+static __always_inline bool route6_is_local_host(const __be32 *addr)
+{
+	struct route6_key key = { .prefixlen = 128 };
+	struct route6_value *rt;
+
+	__builtin_memcpy(key.addr, addr, 16);
+	rt = bpf_map_lookup_elem(&routes6, &key);
+	return rt && (rt->flags & (ROUTE_LOCAL | ROUTE_HOST)) ==
+			     (ROUTE_LOCAL | ROUTE_HOST);
+}
+
+/* Calico orders a v6 key by the four words in turn (each compared as a
+ * native integer), ties broken by port. */
+static __always_inline bool src_is_a6(const __be32 *src, const __be32 *dst,
+				      __u16 sport, __u16 dport)
+{
+	for (int i = 0; i < 4; i++) {
+		if (src[i] != dst[i])
+			return src[i] < dst[i];
+	}
+	return sport < dport;
+}
+
+static __always_inline void fill_ct6_key(struct ct6_key *k, __u8 proto,
+					 const __be32 *src, const __be32 *dst,
+					 __u16 sport, __u16 dport)
+{
+	bool a = src_is_a6(src, dst, sport, dport);
+
+	k->protocol = proto;
+	__builtin_memcpy(k->addr_a, a ? src : dst, 16);
+	__builtin_memcpy(k->addr_b, a ? dst : src, 16);
+	k->port_a = a ? sport : dport;
+	k->port_b = a ? dport : sport;
+}
+
+static __always_inline struct ct_leg *leg6_from(struct ct6_value *v,
+						const __be32 *src,
+						const __be32 *dst, __u16 sport,
+						__u16 dport)
+{
+	return src_is_a6(src, dst, sport, dport) ? &v->a_to_b : &v->b_to_a;
+}
+
+/* ICMPv6 errors (destination unreachable, packet too big, time exceeded,
+ * parameter problem) about a packet of a tracked connection are related:
+ * they pass without policy, as ICMP errors do. */
+static __always_inline bool icmp6_error_related(struct __sk_buff *skb,
+						const struct pkt6 *p)
+{
+	struct ipv6hdr inner;
+	__be16 ports[2] = {};
+	struct ct6_key k = {};
+	__u32 off = sizeof(struct ethhdr) + sizeof(struct ipv6hdr) + 8;
+
+	if (p->proto != NEXTHDR_ICMPV6 || p->icmp_type < 1 || p->icmp_type > 4)
+		return false;
+	if (bpf_skb_load_bytes(skb, off, &inner, sizeof(inner)))
+		return false;
+	if (inner.nexthdr == IPPROTO_TCP || inner.nexthdr == IPPROTO_UDP) {
+		if (bpf_skb_load_bytes(skb, off + sizeof(inner), ports,
+				       sizeof(ports)))
+			return false;
+	}
+	fill_ct6_key(&k, inner.nexthdr, (const __be32 *)&inner.saddr,
+		     (const __be32 *)&inner.daddr, bpf_ntohs(ports[0]),
+		     bpf_ntohs(ports[1]));
+	return bpf_map_lookup_elem(&ct6, &k) != NULL;
+}
+
+/* Create or approve the entry of a v6 flow the policy (or the host rule)
+ * accepted: the same legs as v4. */
+static __always_inline int ct6_approve(struct __sk_buff *skb,
+				       const struct pkt6 *p, int hook)
+{
+	__u16 sport = p->sport, dport = p->dport;
+	__u32 mine = LEG_APPROVED | (hook == HOOK_INGRESS ? LEG_WORKLOAD : 0);
+	struct ct6_key k = {};
+	struct ct6_value *v, nv = {};
+	__u64 now = bpf_ktime_get_ns();
+
+	fill_ct6_key(&k, p->proto, p->saddr, p->daddr, sport, dport);
+	v = bpf_map_lookup_elem(&ct6, &k);
+	if (v) {
+		struct ct_leg *leg =
+			hook == HOOK_INGRESS ?
+				leg6_from(v, p->saddr, p->daddr, sport, dport) :
+				leg6_from(v, p->daddr, p->saddr, dport, sport);
+		leg->bits |= LEG_APPROVED;
+		v->last_seen = now;
+		return 0;
+	}
+	nv.last_seen = now;
+	nv.type = CT_NORMAL;
+	ct_set_leg(leg6_from(&nv, p->saddr, p->daddr, sport, dport),
+		   LEG_OPENER | LEG_SYN_SEEN |
+			   (hook == HOOK_INGRESS ? mine : 0),
+		   hook == HOOK_INGRESS ? skb->ifindex : 0);
+	if (hook == HOOK_EGRESS)
+		ct_set_leg(leg6_from(&nv, p->daddr, p->saddr, dport, sport),
+			   mine, 0);
+	return bpf_map_update_elem(&ct6, &k, &nv, BPF_ANY) ? -1 : 0;
+}
+
+static __always_inline int tc_main6(struct __sk_buff *skb, const int hook)
+{
+	struct pkt6 p = {};
+	struct lab_state *st;
+	struct ifstate_value *ifs;
+	struct ct6_key k = {};
+	struct ct6_value *v;
+	__u32 ifindex = skb->ifindex;
+	__s32 pol_idx;
+	bool syn;
+
+	if (!parse6(skb, &p) || icmp6_nd(&p))
+		return TC_ACT_OK;
+	syn = p.proto == IPPROTO_TCP &&
+	      (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	/* ICMPv6 echo: the key has no ports, as for ICMP. */
+	fill_ct6_key(&k, p.proto, p.saddr, p.daddr, p.sport, p.dport);
+	v = bpf_map_lookup_elem(&ct6, &k);
+	if (v && !syn) {
+		struct ct_leg *leg = hook == HOOK_INGRESS ?
+					     leg6_from(v, p.saddr, p.daddr,
+						       p.sport, p.dport) :
+					     leg6_from(v, p.daddr, p.saddr,
+						       p.dport, p.sport);
+
+		if (leg->bits & LEG_APPROVED) {
+			v->last_seen = bpf_ktime_get_ns();
+			return TC_ACT_OK;
+		}
+	}
+	if (!v && icmp6_error_related(skb, &p))
+		return TC_ACT_OK;
+
+	st = get_state();
+	if (!st)
+		return TC_ACT_SHOT;
+	__builtin_memset(st, 0, sizeof(*st));
+	__builtin_memcpy(&st->ip_src, p.saddr, 16);
+	__builtin_memcpy(&st->ip_dst, p.daddr, 16);
+	__builtin_memcpy(&st->pre_nat_ip_dst, p.daddr, 16);
+	__builtin_memcpy(&st->post_nat_ip_dst, p.daddr, 16);
+	st->ihl = sizeof(struct ipv6hdr);
+	st->ip_proto = p.proto;
+	st->ip_size = bpf_htons(p.payload_len + sizeof(struct ipv6hdr));
+	if (p.proto == NEXTHDR_ICMPV6) {
+		st->icmp_type = p.icmp_type;
+		st->icmp_code = p.icmp_code;
+	} else {
+		st->sport = p.sport;
+		st->dport = p.dport;
+		st->pre_nat_dport = p.dport;
+		st->post_nat_dport = p.dport;
+	}
+	if (route6_is_local_host(p.daddr))
+		st->flags |= STATE_DEST_IS_HOST;
+	if (route6_is_local_host(p.saddr))
+		st->flags |= STATE_SRC_IS_HOST;
+	if (hook == HOOK_EGRESS && (st->flags & STATE_SRC_IS_HOST))
+		return ct6_approve(skb, &p, hook) ? TC_ACT_SHOT : TC_ACT_OK;
+
+	skb->cb[0] = idx_allowed[hook];
+	skb->cb[1] = idx_drop[hook];
+	ifs = bpf_map_lookup_elem(&iface, &ifindex);
+	pol_idx = -1;
+	if (ifs)
+		pol_idx = hook == HOOK_INGRESS ? ifs->ingress_policy_v6 :
+						 ifs->egress_policy_v6;
+	if (pol_idx >= 0) {
+		if (hook == HOOK_INGRESS)
+			bpf_tail_call(skb, &jump_ing, pol_idx);
+		else
+			bpf_tail_call(skb, &jump_egr, pol_idx);
+	}
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int tc_entry(struct __sk_buff *skb, const int hook)
+{
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		if (bump_counter(skb->ifindex, hook, REASON_TOTAL))
+			return TC_ACT_SHOT;
+		return tc_main6(skb, hook);
+	}
+	return tc_main(skb, hook);
+}
+
 SEC("tc")
 int calico_from_wep(struct __sk_buff *skb)
 {
-	return tc_main(skb, HOOK_INGRESS);
+	return tc_entry(skb, HOOK_INGRESS);
 }
 
 SEC("tc")
 int calico_to_wep(struct __sk_buff *skb)
 {
-	return tc_main(skb, HOOK_EGRESS);
+	return tc_entry(skb, HOOK_EGRESS);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -871,6 +1184,13 @@ static __always_inline int allowed(struct __sk_buff *skb, const int hook)
 		return TC_ACT_SHOT;
 	bump_rule_counters(st);
 	bump_counter(skb->ifindex, hook, REASON_ACCEPTED_BY_POLICY);
+	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct pkt6 p6 = {};
+
+		if (!parse6(skb, &p6) || ct6_approve(skb, &p6, hook))
+			return TC_ACT_SHOT;
+		return TC_ACT_OK;
+	}
 	if (!parse(skb, &p))
 		return TC_ACT_SHOT;
 	if (ct_approve(skb, st, &p, hook))

@@ -139,13 +139,15 @@ Located locate(const RuleIndex& idx, uint64_t id, bool allowed) {
 NodeModel::NodeModel(NodeState n) : n_(std::move(n)) {
   auto interp = PolicyEngines::create(Engine::interp, {});  // needs nothing: cannot fail
   engines_ = std::move(*interp);
-  auto rit = n_.entries.find("routes4");
-  if (rit != n_.entries.end())
+  for (int family : {4, 6}) {
+    auto rit = n_.entries.find(fmt::format("routes{}", family));
+    if (rit == n_.entries.end()) continue;
     for (const auto& [k, v] : rit->second) {
-      auto p = decode_route_key(k, 4);
-      auto rv = decode_route_value(v, 4);
+      auto p = decode_route_key(k, family);
+      auto rv = decode_route_value(v, family);
       if (p && rv) routes_.emplace_back(*p, *rv);
     }
+  }
   auto iit = n_.entries.find("ifstate");
   if (iit != n_.entries.end())
     for (const auto& [k, v] : iit->second) {
@@ -153,13 +155,16 @@ NodeModel::NodeModel(NodeState n) : n_(std::move(n)) {
       auto st = decode_ifstate_value(v);
       if (idx && st) ifaces_[*idx] = *st;
     }
-  auto sit = n_.entries.find("ip_sets4");
   static const std::vector<RawEntry> none;
-  auto ips = build_ip_sets(sit == n_.entries.end() ? none : sit->second, 20);
-  if (ips)
-    ip_sets_ = std::move(*ips);
-  else
-    ip_sets_error_ = ips.error().message;
+  for (int family : {4, 6}) {
+    auto sit = n_.entries.find(fmt::format("ip_sets{}", family));
+    auto ips = build_ip_sets(sit == n_.entries.end() ? none : sit->second, family == 4 ? 20 : 32);
+    const int f = family == 4 ? 0 : 1;
+    if (ips)
+      ip_sets_[f] = std::move(*ips);
+    else
+      ip_sets_error_[f] = ips.error().message;
+  }
 }
 
 Status NodeModel::set_engine(Engine e) {
@@ -175,7 +180,9 @@ Status NodeModel::set_engine(Engine e) {
 std::optional<RouteValue> NodeModel::route(const IpAddr& a) const {
   const std::pair<IpPrefix, RouteValue>* best = nullptr;
   for (const auto& r : routes_)
-    if (r.first.contains(a) && (!best || r.first.len > best->first.len)) best = &r;
+    if (r.first.addr.family == a.family && r.first.contains(a) &&
+        (!best || r.first.len > best->first.len))
+      best = &r;
   if (!best) return std::nullopt;
   return best->second;
 }
@@ -231,6 +238,7 @@ class FlowRun {
 
 bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
   const NodeState& n = m_.state();
+  const int family = f_.src.is_v4() ? 4 : 6;
   const IfState* ifs = m_.iface(ifindex);
   const bool from_wep = hook == Hook::ingress;
   Stage st;
@@ -266,12 +274,18 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
     rep_.decided_by.summary = summary;
     return false;
   };
-  if (!(ifs->flags & ifstate_flag::v4_ready))
+  if (family == 6 && !ifs->dual_stack_layout) {
+    indeterminate("ifstate", "this release's interface state has no IPv6 policy indices");
+    return false;
+  }
+  const uint32_t ready = family == 4 ? ifstate_flag::v4_ready : ifstate_flag::v6_ready;
+  if (!(ifs->flags & ready))
     return deny_with(DecisionKind::admin_down,
-                     fmt::format("the endpoint is not ready (ifstate flags {:#x}: no IPv4Ready), "
+                     fmt::format("the endpoint is not ready (ifstate flags {:#x}: no IPv{}Ready), "
                                  "{} on {}",
-                                 ifs->flags, st.role, st.endpoint));
-  PolicyIndex idx = from_wep ? ifs->ingress_v4 : ifs->egress_v4;
+                                 ifs->flags, family, st.role, st.endpoint));
+  PolicyIndex idx =
+      ifs->index_for(from_wep ? AttachHook::tc_ingress : AttachHook::tc_egress, family);
   if (!idx)
     return deny_with(DecisionKind::calico_rule,
                      fmt::format("no policy program for the workload (ifstate index -1): "
@@ -292,7 +306,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
                     jm->pin_name, *idx, st.role, st.endpoint));
   const ProgInfo& prog = *slot->prog;
   std::string file =
-      debug_file_name({ifs->name, from_wep ? PolicyDir::egress : PolicyDir::ingress, 4});
+      debug_file_name({ifs->name, from_wep ? PolicyDir::egress : PolicyDir::ingress, family});
   const auto& pf = m_.policy_file(file);
   nlohmann::json ev = {{"prog_id", prog.id}, {"prog_name", prog.name},   {"tag", tag_hex(prog.tag)},
                        {"hook", st.chain},   {"jump_map", jm->pin_name}, {"index", *idx},
@@ -335,7 +349,8 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
   }
   auto& cache = m_.programs_[file];
   if (!cache) {
-    auto loaded = m_.engines_->load(*pf.prog, *pf.rules, *layout, m_.ip_sets_.get(), *idx);
+    auto loaded = m_.engines_->load(*pf.prog, *pf.rules, *layout,
+                                    m_.ip_sets_[family == 4 ? 0 : 1].get(), *idx);
     if (!loaded) {
       rep_.evidence["ebpf"]["stages"].push_back(ev);
       indeterminate("policy program", loaded.error().message);
@@ -483,10 +498,10 @@ void FlowRun::run(const IpAddr& dst, uint16_t dport) {
   const bool dst_wep = dst_rt && dst_rt->local_workload();
   if (!src_wep && !dst_wep) {
     indeterminate("route",
-                  fmt::format("neither {} nor {} is a local workload in cali_v4_routes: the flow "
+                  fmt::format("neither {} nor {} is a local workload in cali_v{}_routes: the flow "
                               "crosses no workload interface of this node (host endpoints are not "
                               "evaluated by the eBPF backend yet)",
-                              f_.src.str(), dst.str()));
+                              f_.src.str(), dst.str(), f_.src.is_v4() ? 4 : 6));
     return;
   }
   if (!src_wep && dst_wep && (ps.flags & state_flag::src_is_host)) {
@@ -498,8 +513,8 @@ void FlowRun::run(const IpAddr& dst, uint16_t dport) {
   }
   if (!dst_wep && !dst_rt)
     rep_.assumptions.push_back(fmt::format(
-        "{} is not in cali_v4_routes: after the source's policy the kernel's routing decides",
-        dst.str()));
+        "{} is not in cali_v{}_routes: after the source's policy the kernel's routing decides",
+        dst.str(), f_.src.is_v4() ? 4 : 6));
   if (src_wep && !stage(src_rt->ifindex, Hook::ingress, ps)) return;
   if (dst_wep && !stage(dst_rt->ifindex, Hook::egress, ps)) return;
   rep_.verdict = Verdict::allow;
@@ -533,28 +548,30 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
     rep.indeterminate_reason = IndeterminateReason{RuleRef{}, "map layout", n_.layout_error};
     return rep;
   }
-  if (!flow.src.is_v4()) {
+  // IPv6 flows read the v6 twins (cali_v6_*) and the `_v6.json` programs; ifstate is shared.
+  const int family = flow.src.is_v4() ? 4 : 6;
+  const std::string fam = std::to_string(family);
+  if (family == 6 && !n_.entries.contains("routes6")) {
     rep.verdict = Verdict::indeterminate;
-    rep.indeterminate_reason =
-        IndeterminateReason{RuleRef{}, "IPv6",
-                            "IPv6 flows are not evaluated by the eBPF backend yet (v6 maps and "
-                            "_v6.json programs)"};
+    rep.indeterminate_reason = IndeterminateReason{
+        RuleRef{}, "cali_v6_routes",
+        "IPv6 flow, but the node has no cali_v6_routes map: Felix runs without IPv6"};
     return rep;
   }
-  if (!ip_sets_error_.empty()) {
+  if (const std::string& e = ip_sets_error_[family == 4 ? 0 : 1]; !e.empty()) {
     rep.verdict = Verdict::indeterminate;
     rep.indeterminate_reason =
-        IndeterminateReason{RuleRef{}, "cali_v4_ip_sets", "IP sets: " + ip_sets_error_};
+        IndeterminateReason{RuleRef{}, "cali_v" + fam + "_ip_sets", "IP sets: " + e};
     return rep;
   }
 
   // Conntrack: an approved entry skips policy (except a TCP SYN, which re-runs it: tc.c).
   if (flow.ct == CtState::established) {
-    auto cit = n_.entries.find("conntrack4");
+    auto cit = n_.entries.find("conntrack" + fam);
     if (cit != n_.entries.end())
       for (const auto& [k, v] : cit->second) {
-        auto key = decode_ct_key(k, 4);
-        auto val = decode_ct_value(v, 4);
+        auto key = decode_ct_key(k, family);
+        auto val = decode_ct_value(v, family);
         if (!key || !val || key->proto != flow.l4proto) continue;
         bool ab = key->addr_a == flow.src && key->addr_b == flow.dst &&
                   key->port_a == flow.sport.value_or(0) && key->port_b == flow.dport.value_or(0);
@@ -580,11 +597,11 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
     std::string choice;
   };
   std::vector<Target> targets;
-  auto fit = n_.entries.find("nat_fe4");
-  auto bit = n_.entries.find("nat_be");
+  auto fit = n_.entries.find("nat_fe" + fam);
+  auto bit = n_.entries.find(family == 4 ? "nat_be" : "nat_be6");
   if (fit != n_.entries.end() && flow.has_ports()) {
     for (const auto& [k, v] : fit->second) {
-      auto key = decode_nat_frontend_key(k, 4);
+      auto key = decode_nat_frontend_key(k, family);
       auto val = decode_nat_frontend_value(v);
       if (!key || !val) continue;
       if (!(key->addr == flow.dst) || key->port != flow.dport.value_or(0) ||
@@ -605,7 +622,7 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
         if (bit == n_.entries.end()) break;
         for (const auto& [bk, bv] : bit->second) {
           auto bkey = decode_nat_backend_key(bk);
-          auto bval = decode_nat_backend_value(bv, 4);
+          auto bval = decode_nat_backend_value(bv, family);
           if (!bkey || !bval || bkey->id != val->id || bkey->ordinal != o) continue;
           targets.push_back({bval->addr, bval->port,
                              fmt::format("service backend {} of {}: {}:{}", o + 1, val->count,
@@ -615,7 +632,7 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
       if (targets.size() != val->count) {
         rep.verdict = Verdict::indeterminate;
         rep.indeterminate_reason = IndeterminateReason{
-            RuleRef{}, "cali_v4_nat_be",
+            RuleRef{}, "cali_v" + fam + "_nat_be",
             fmt::format("service {}:{} lists {} backends but {} are in the backend map",
                         flow.dst.str(), flow.dport.value_or(0), val->count, targets.size())};
         return rep;

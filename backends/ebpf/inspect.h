@@ -49,10 +49,11 @@ class NodeModel {
 
  private:
   NodeState n_;
-  std::vector<std::pair<IpPrefix, RouteValue>> routes_;
+  std::vector<std::pair<IpPrefix, RouteValue>> routes_;  // both families
   std::map<uint32_t, IfState> ifaces_;
-  std::unique_ptr<bpfvm::LpmMap> ip_sets_;
-  std::string ip_sets_error_;
+  // By family: [0] IPv4 (cali_v4_ip_sets), [1] IPv6 (cali_v6_ip_sets).
+  std::unique_ptr<bpfvm::LpmMap> ip_sets_[2];
+  std::string ip_sets_error_[2];
   mutable std::map<std::string, PolicyFile> files_;
   std::unique_ptr<PolicyEngines> engines_;
   mutable std::map<std::string, std::unique_ptr<EnginePrograms>> programs_;

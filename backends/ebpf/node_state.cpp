@@ -53,10 +53,14 @@ struct RoleToRead {
   MapRole role;
   int family;
 };
+// The v6 twins are optional: an IPv4-only node may not pin them.
 constexpr RoleToRead kRoles[] = {
-    {"ifstate", MapRole::ifstate, 0},  {"routes4", MapRole::routes, 4},
-    {"ip_sets4", MapRole::ip_sets, 4}, {"conntrack4", MapRole::conntrack, 4},
-    {"nat_fe4", MapRole::nat_fe, 4},   {"nat_be", MapRole::nat_be, 4},
+    {"ifstate", MapRole::ifstate, 0},      {"routes4", MapRole::routes, 4},
+    {"ip_sets4", MapRole::ip_sets, 4},     {"conntrack4", MapRole::conntrack, 4},
+    {"nat_fe4", MapRole::nat_fe, 4},       {"nat_be", MapRole::nat_be, 4},
+    {"routes6", MapRole::routes, 6},       {"ip_sets6", MapRole::ip_sets, 6},
+    {"conntrack6", MapRole::conntrack, 6}, {"nat_fe6", MapRole::nat_fe, 6},
+    {"nat_be6", MapRole::nat_be, 6},
 };
 
 Result<std::string> read_text(const std::string& path) {
@@ -113,6 +117,7 @@ Result<NodeState> read_live_node(const std::string& bpffs, const std::string& de
   for (const RoleToRead& r : kRoles) {
     const MapSpec* s = n.spec(r.role, r.family);
     if (!s) continue;
+    if (r.family == 6 && !n.map_info(s->pin_name)) continue;  // not pinned: no IPv6 on the node
     auto m = PinnedMap::open(bpffs, s->pin_name);
     if (!m) {
       n.warnings.push_back(
@@ -164,8 +169,11 @@ Result<NodeState> read_live_node(const std::string& bpffs, const std::string& de
   for (const auto& [k, v] : n.entries["ifstate"]) {
     auto st = decode_ifstate_value(v);
     if (!st) continue;
-    if (st->ingress_v4) read_slots(jump_ing, *st->ingress_v4);
-    if (st->egress_v4) read_slots(jump_egr, *st->egress_v4);
+    for (int family : {4, 6}) {
+      if (family == 6 && !st->dual_stack_layout) continue;
+      if (auto i = st->index_for(AttachHook::tc_ingress, family)) read_slots(jump_ing, *i);
+      if (auto i = st->index_for(AttachHook::tc_egress, family)) read_slots(jump_egr, *i);
+    }
   }
 
   // Debug JSON: every *_v4.json / *_v6.json of the directory.

@@ -165,7 +165,14 @@ Result<std::unique_ptr<EnginePrograms>> PolicyEngines::load(const DebugProgram& 
       first_error = p.error();
     }
   }
-  if (out->want_kernel_) {
+  // The kernel engine's private copy binds the IPv4 IP-set map and reads the state's IPv4
+  // address slots back; a v6 program is refused by name rather than run against the wrong map.
+  auto fname = parse_debug_file_name(prog.file);
+  if (out->want_kernel_ && fname && fname->family == 6) {
+    out->kernel_error_ =
+        "the kernel engine runs IPv4 policy programs only; " + prog.file + " is an IPv6 program";
+    if (!first_error) first_error = make_error(ErrorCode::bad_input, out->kernel_error_);
+  } else if (out->want_kernel_) {
     auto p = KernelPolicyProgram::load(prog, rules, layout, kernel_ip_sets_->map, index);
     if (p) {
       out->kernel_ = std::move(*p);

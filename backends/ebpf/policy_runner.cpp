@@ -61,6 +61,9 @@ Result<std::unique_ptr<PolicyProgram>> PolicyProgram::load(const DebugProgram& p
                                                            uint32_t index) {
   std::unique_ptr<PolicyProgram> p(new PolicyProgram());
   p->layout_ = &layout;
+  // The family from the file name (`_v6.json`): how the state's address slots read back.
+  auto fname = parse_debug_file_name(prog.file);
+  p->family_ = fname ? fname->family : 4;
   p->state_ = std::make_unique<bpfvm::ArrayMap>(layout.size, 2);
   p->stubs_ = std::make_unique<bpfvm::ProgArray>(2);
   p->jump_ = std::make_unique<bpfvm::ProgArray>(kJumpEntries);
@@ -70,7 +73,7 @@ Result<std::unique_ptr<PolicyProgram>> PolicyProgram::load(const DebugProgram& p
       case MapFdRole::state: maps.push_back({m.fd, p->state_.get()}); break;
       case MapFdRole::ip_sets:
         if (!ip_sets) {
-          auto e = bpfvm::LpmMap::create(20, 4);
+          auto e = bpfvm::LpmMap::create(p->family_ == 6 ? 32 : 20, 4);
           if (!e) return e.error();
           p->empty_ip_sets_ = std::make_unique<bpfvm::LpmMap>(std::move(*e));
           ip_sets = p->empty_ip_sets_.get();

@@ -16,6 +16,7 @@ constexpr std::array kVersions{
                 "cali_progs3",
                 "cali_jump3",
                 "cali_jump3",
+                "cali_v6_ct3",
                 {2, 12},
                 {4, 14}},
     VersionMaps{"3.32",
@@ -26,6 +27,7 @@ constexpr std::array kVersions{
                 "cali_progs_egr2",
                 "cali_jump_ing2",
                 "cali_jump_egr2",
+                "cali_v6_ct4",
                 {2, 2},
                 {4, 4}},
 };

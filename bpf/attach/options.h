@@ -14,6 +14,7 @@ namespace dpl {
 struct VersionMaps {
   std::string_view version;
   std::string_view state, ct, counters, progs_ing, progs_egr, jump_ing, jump_egr;
+  std::string_view ct6;  // the IPv6 conntrack twin
   // Indices of allowed/drop per hook (tc ingress, tc egress): distinct when the map is shared.
   std::array<unsigned, 2> allowed, drop;
 };

@@ -93,6 +93,8 @@ Attached load_and_attach(const Options& o) {
       {m.iface, "cali_iface4"},
       {m.routes, "cali_v4_routes"},
       {m.ct, v.ct},
+      {m.routes6, "cali_v6_routes"},
+      {m.ct6, v.ct6},
       {m.nat_fe, "cali_v4_nat_fe3"},
       {m.nat_be, "cali_v4_nat_be"},
       {m.counters, v.counters},

@@ -266,3 +266,186 @@ TEST_CASE("offline snapshot section round trip answers the same") {
   }
   CHECK_FALSE(e::node_state_from_json(nlohmann::json::parse(R"({"maps": 3})"), "bad"));
 }
+
+namespace {
+
+dpi::Flow flow6(const char* src, const char* dst, uint8_t proto, uint16_t dport) {
+  dpi::Flow f;
+  f.src = ip(src);
+  f.dst = ip(dst);
+  f.l4proto = proto;
+  f.dport = dport;
+  f.sport = 40000;
+  REQUIRE(dpi::normalize(f));
+  return f;
+}
+
+std::vector<uint8_t> hex_bytes(const char* s) {
+  std::vector<uint8_t> out;
+  for (const char* p = s; p[0] && p[1]; p += 2) {
+    if (*p == ' ') {
+      --p;
+      continue;
+    }
+    out.push_back(static_cast<uint8_t>(std::stoi(std::string(p, 2), nullptr, 16)));
+  }
+  return out;
+}
+
+// The seed's client as a dual-stack workload whose IPv6 egress program (index 3 on the tc ingress
+// hook) is the only one: ifstate points at it through ingress_policy_v6, the v4 indices are -1.
+// Every entry is written as the literal bytes Felix pins (reference §1.1, §1.3, §1.4).
+e::NodeState seed_node_v6(e::Release release, int minor) {
+  e::NodeState n;
+  n.source = "test";
+  n.policy_debug_dir = "/test/policy";
+  for (const e::MapSpec& s : e::layout_for(release).maps)
+    n.maps.push_back({std::string(s.pin_name), static_cast<uint32_t>(s.type), s.key_size,
+                      s.value_size, s.max_entries});
+  e::detect_layout(n);
+  REQUIRE(n.release);
+  // flags 0x7 (WEP|IPv4Ready|IPv6Ready), "cali0client001", xdp4 ing4 egr4 -1, xdp6 -1, ing6 3,
+  // egr6 -1, filters -1.
+  n.entries["ifstate"].push_back(
+      {hex_bytes("05000000"),
+       hex_bytes("07000000 63616c6930636c69656e7430303100 00 ffffffff ffffffff ffffffff "
+                 "ffffffff 03000000 ffffffff ffffffff ffffffff")});
+  // fd00:65::2/128 local workload (0x0d) on ifindex 5; fd00:65::/64 a remote block via fd00:18::1.
+  n.entries["routes6"].push_back({hex_bytes("80000000 fd000065000000000000000000000002"),
+                                  hex_bytes("0d000000 05000000000000000000000000000000")});
+  n.entries["routes6"].push_back({hex_bytes("40000000 fd000065000000000000000000000000"),
+                                  hex_bytes("05000000 fd000018000000000000000000000001")});
+  // IP set 0x1122334455667788 (BE in the key): member fd00:65::3/128, mask 64+128.
+  n.entries["ip_sets6"].push_back(
+      {hex_bytes("c0000000 1122334455667788 fd000065000000000000000000000003 0000 00 00"),
+       hex_bytes("01000000")});
+  std::string file = "cali0client001_egress_v6.json";
+  n.debug_json[file] = slurp(std::string(DPI_EBPF_BACKEND_FIXTURES) +
+                             "/cali0client001_egress_v6.v" + std::to_string(minor) + ".json");
+  auto prog = e::parse_debug_json(n.debug_json[file], file);
+  REQUIRE(prog);
+  e::ProgInfo pi;
+  pi.id = 43;
+  pi.name = "p6E_cali0client";
+  pi.tag = e::prog_tag(prog->program(0), e::TagHash::sha256);
+  std::string jump = minor >= 32 ? "cali_jump_ing2" : "cali_jump3";
+  n.jump_slots.push_back({jump, 3, pi});
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("IPv6 maps: pin names, sizes and literal entries per release") {
+  struct Want {
+    e::Release release;
+    const char* routes;
+    const char* ip_sets;
+    const char* ct;
+    const char* nat_fe;
+    const char* nat_be;
+  };
+  const Want wants[] = {
+      {e::Release::v3_30, "cali_v6_routes", "cali_v6_ip_sets", "cali_v6_ct3", "cali_v6_nat_fe3",
+       "cali_v6_nat_be"},
+      {e::Release::v3_31, "cali_v6_routes", "cali_v6_ip_sets", "cali_v6_ct4", "cali_v6_nat_fe3",
+       "cali_v6_nat_be"},
+      {e::Release::v3_32_1, "cali_v6_routes", "cali_v6_ip_sets", "cali_v6_ct4", "cali_v6_nat_fe3",
+       "cali_v6_nat_be"},
+  };
+  for (const Want& w : wants) {
+    CAPTURE(e::release_name(w.release));
+    const e::Layout& l = e::layout_for(w.release);
+    struct Size {
+      e::MapRole role;
+      const char* pin;
+      uint32_t key, value;
+    };
+    for (Size s :
+         {Size{e::MapRole::routes, w.routes, 20, 20}, Size{e::MapRole::ip_sets, w.ip_sets, 32, 4},
+          Size{e::MapRole::conntrack, w.ct, 40, 128}, Size{e::MapRole::nat_fe, w.nat_fe, 40, 20},
+          Size{e::MapRole::nat_be, w.nat_be, 8, 20}}) {
+      const e::MapSpec* m = e::find_map(l, s.role, 6);
+      REQUIRE(m);
+      CHECK(m->pin_name == s.pin);
+      CHECK(m->key_size == s.key);
+      CHECK(m->value_size == s.value);
+      CHECK_FALSE(m->signature);  // an IPv4-only node need not pin them
+    }
+  }
+  // Encoders give Felix's bytes; decoders read them back.
+  auto key = e::encode_route_key(*dpi::IpPrefix::parse("fd00:65::2/128"));
+  CHECK(key == hex_bytes("80000000 fd000065000000000000000000000002"));
+  auto rv = e::decode_route_value(hex_bytes("0d000000 05000000000000000000000000000000"), 6);
+  REQUIRE(rv);
+  CHECK(rv->local_workload());
+  CHECK(rv->ifindex == 5);
+  CHECK_FALSE(e::decode_route_value(hex_bytes("0d000000 05000000"), 6));  // a v4-sized value
+  e::IpSetKey k;
+  k.mask = 64 + 128 + 16 + 8;
+  k.set_id = 0x1122334455667788;
+  k.addr = ip("fd00:65::3");
+  k.port = 6379;
+  k.proto = 6;
+  CHECK(e::encode_ip_set_key(k) ==
+        hex_bytes("d8000000 1122334455667788 fd000065000000000000000000000003 eb18 06 00"));
+  auto back = e::decode_ip_set_key(e::encode_ip_set_key(k), 6);
+  REQUIRE(back);
+  CHECK(back->named_port());
+  CHECK(back->addr == k.addr);
+}
+
+TEST_CASE("an IPv6 flow: the _v6.json program in the interpreter, verdict and deciding rule") {
+  const struct {
+    const char* dst;
+    uint8_t proto;
+    uint16_t dport;
+    Verdict verdict;
+    DecisionKind kind;
+    int rule_index;
+  } cases[] = {
+      {"fd00:65::3", 6, 80, Verdict::allow, DecisionKind::policy_rule, 0},  // IP set member
+      {"fd00:65::3", 6, 9001, Verdict::deny, DecisionKind::end_of_tier_deny, -1},
+      {"fd00:65::9", 6, 80, Verdict::deny, DecisionKind::end_of_tier_deny, -1},  // not a member
+      {"fd00:65::9", 17, 53, Verdict::allow, DecisionKind::policy_rule, 2},      // fd00:65::/120
+      {"fd00:65::1:9", 17, 53, Verdict::deny, DecisionKind::end_of_tier_deny, -1},
+      {"fd00:66::9", 17, 53, Verdict::deny, DecisionKind::end_of_tier_deny, -1},
+  };
+  for (auto [release, minor] : {std::pair{e::Release::v3_30, 30}, {e::Release::v3_32_1, 32}}) {
+    e::NodeModel m(seed_node_v6(release, minor));
+    for (const auto& c : cases) {
+      CAPTURE(minor, c.dst, c.dport);
+      auto rep = m.inspect(flow6("fd00:65::2", c.dst, c.proto, c.dport));
+      REQUIRE(rep);
+      INFO((rep->indeterminate_reason ? rep->indeterminate_reason->why : ""));
+      CHECK(rep->verdict == c.verdict);
+      REQUIRE(rep->stages.size() == 1);
+      CHECK(rep->stages[0].role == "egress of workload");
+      CHECK(rep->stages[0].endpoint == "cali0client001");
+      CHECK(rep->decided_by.kind == c.kind);
+      CHECK(rep->decided_by.tier == "default");
+      REQUIRE(rep->decided_by.rule);
+      REQUIRE(rep->decided_by.rule->bpf());
+      CHECK(rep->decided_by.rule->bpf()->prog_name == "p6E_cali0client");
+      CHECK(rep->decided_by.rule->bpf()->attach == "tc ingress cali0client001");
+      if (c.kind == DecisionKind::policy_rule) {
+        CHECK(rep->decided_by.rule_index == c.rule_index);
+        CHECK(rep->decided_by.policy->ns == "client");
+      } else {
+        CHECK(rep->decided_by.summary ==
+              "end-of-tier implicit deny in tier default, egress of workload on cali0client001");
+      }
+    }
+    // The v4 index is -1: an IPv4 flow from the same workload has no program (calico_tc_main
+    // denies), which shows the family picks the index.
+    auto v4 = m.inspect(tcp_flow("10.65.0.2", "10.65.0.3", 80));
+    REQUIRE(v4);
+    CHECK(v4->verdict == Verdict::indeterminate);  // no v4 route: the flow crosses no workload
+  }
+  // A node without the v6 maps says so instead of guessing.
+  e::NodeState n = seed_node_v6(e::Release::v3_32_1, 32);
+  n.entries.erase("routes6");
+  auto rep = e::NodeModel(n).inspect(flow6("fd00:65::2", "fd00:65::3", 6, 80));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::indeterminate);
+  CHECK(rep->indeterminate_reason->why.find("cali_v6_routes") != std::string::npos);
+}

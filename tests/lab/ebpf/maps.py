@@ -2,8 +2,9 @@
 
 Sources: ../shared/reference/calico-ebpf.md sections 1 and 6, and projectcalico/calico at the version's tag
 (felix/bpf/*/map.go MapParameters, felix/bpf/nat/maps.go, felix/bpf-gpl/*.h). The pinned name is
-Name + Version when Version > 1. Only the IPv4 maps and the version-independent ones are created (the lab
-node is IPv4-only); the v6 twins are listed in `V6_NOT_CREATED` so a reader knows they are missing on purpose.
+Name + Version when Version > 1. The IPv4 maps, the version-independent ones and the IPv6 twins a dual-stack
+node's policy path needs (IP sets, routes, conntrack: roles `ipsets6`, `routes6`, `ct6`) are created; the
+other v6 twins are listed in `V6_NOT_CREATED` so a reader knows they are missing on purpose.
 
     python3 tests/lab/ebpf/maps.py table 3.32                 # the map set of a version
     python3 tests/lab/ebpf/maps.py dump 3.32 <bpffs>/tc/globals # decoded contents (in the lab's mount ns)
@@ -41,8 +42,7 @@ COUNTERS = {"3.28": ("cali_counters2", 14), "3.29": ("cali_counters2", 14), "3.3
 STATE = {"3.28": ("cali_state4", 480), "3.29": ("cali_state4", 480), "3.30": ("cali_state4", 488),
          "3.31": ("cali_state4", 488), "3.32": ("cali_state6", 512)}
 
-V6_NOT_CREATED = ("cali_v6_ip_sets", "cali_v6_routes", "cali_v6_ct*", "cali_v6_nat_*", "cali_v6_arp2",
-                  "cali_v6_fsafes2", "cali_v6_srmsg", "cali_v6_ct_nats")
+V6_NOT_CREATED = ("cali_v6_nat_*", "cali_v6_arp2", "cali_v6_fsafes2", "cali_v6_srmsg", "cali_v6_ct_nats")
 
 
 def map_specs(version: str) -> list[MapSpec]:
@@ -70,10 +70,14 @@ def map_specs(version: str) -> list[MapSpec]:
         MapSpec("xdp_jump", "xdp_cali_jump3", "prog_array", 4, 4, 2400),
         MapSpec("events", "cali_perf_evnt", "perf_event_array", 4, 4, bpfsys.possible_cpus()),
     ]
+    specs += [MapSpec("ipsets6", "cali_v6_ip_sets", "lpm_trie", 32, 4, 1024 * 1024, NO_PREALLOC),
+              MapSpec("routes6", "cali_v6_routes", "lpm_trie", 20, 20, 256 * 1024, NO_PREALLOC)]
     if minor >= 31:
         specs.append(MapSpec("ct", "cali_v4_ct4", "lru_hash", 16, 88, 512000))
+        specs.append(MapSpec("ct6", "cali_v6_ct4", "lru_hash", 40, 128, 512000))
     else:
         specs.append(MapSpec("ct", "cali_v4_ct3", "hash", 16, 88, 512000, NO_PREALLOC))
+        specs.append(MapSpec("ct6", "cali_v6_ct3", "hash", 40, 128, 512000, NO_PREALLOC))
     if minor >= 32:
         specs += [MapSpec("progs_ing", "cali_progs_ing2", "prog_array", 4, 4, 400),
                   MapSpec("progs_egr", "cali_progs_egr2", "prog_array", 4, 4, 400),
@@ -153,14 +157,17 @@ RT_IN_POOL, RT_NAT_OUT, RT_WORKLOAD, RT_LOCAL, RT_HOST, RT_SAME_SUBNET = 0x1, 0x
 
 
 def route_key(cidr: str) -> bytes:
-    net = ipaddress.IPv4Network(cidr, strict=False)
+    """v4 or v6 (cali_v6_routes: 16-byte address) by the CIDR."""
+    net = ipaddress.ip_network(cidr, strict=False)
     return struct.pack("<I", net.prefixlen) + net.network_address.packed
 
 
-def route_value(flags: int, next_hop: str | None = None, ifindex: int | None = None) -> bytes:
+def route_value(flags: int, next_hop: str | None = None, ifindex: int | None = None, v6: bool = False) -> bytes:
+    """v6: the 16-byte union (ifindex LE in its first 4 bytes, or the next hop)."""
+    width = 16 if v6 else 4
     if ifindex is not None:
-        return struct.pack("<II", flags, ifindex)
-    return struct.pack("<I", flags) + (_ip(next_hop) if next_hop else bytes(4))
+        return struct.pack("<II", flags, ifindex) + bytes(width - 4)
+    return struct.pack("<I", flags) + (ipaddress.ip_address(next_hop).packed if next_hop else bytes(width))
 
 
 def route_decode(key: bytes, value: bytes) -> dict:
@@ -179,8 +186,9 @@ IPSET_FULL_MASK = 128
 
 
 def ipset_key(set_id: int, cidr: str, proto: int = 0, port: int = 0) -> bytes:
-    net = ipaddress.IPv4Network(cidr, strict=False)
-    mask = 64 + (32 + 16 + 8 if proto else net.prefixlen)
+    """v4 (20 bytes) or v6 (cali_v6_ip_sets, 32 bytes) by the CIDR."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    mask = 64 + (net.max_prefixlen + 16 + 8 if proto else net.prefixlen)
     return struct.pack("<I", mask) + struct.pack(">Q", set_id) + net.network_address.packed + struct.pack(
         "<HBB", port, proto, 0)
 

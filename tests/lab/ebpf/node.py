@@ -10,6 +10,12 @@ frontends/backends and zeroed counters, generates a policy program per workload 
 (polprog.py), loads it (SCHED_CLS, expected_attach_type 0: the lab attaches with tc clsact on every
 version), stores it in the hook's policy jump map at the ifstate index, writes Felix's debug JSON into
 --policy-dir and the manifest (CONTRACT.md) to <policy-dir>/../manifest.json, and prints the manifest.
+
+Dual-stack pods (a pod with an `ip6` address; the node's own `node.ip6` and the scenario's `ip6_pool`
+optional) also get what Felix writes for IPv6: cali_v6_routes entries, IPv6Ready and the v6 policy indices
+in ifstate (v3.32: after the v4 ones of the same hook's allocator; v3.30: from the shared allocator),
+members in cali_v6_ip_sets (the selected pods' v6 addresses) and a `p6<I|E>_<iface>` program per direction
+from polprog's IPv6 builder with its `<iface>_<dir>_v6.json`. IPv6 services are not modelled.
 """
 
 from __future__ import annotations
@@ -83,7 +89,7 @@ class RuleBuilder:
     def __init__(self, sc: dict, version: str):
         self.sc = sc
         self.version = version
-        self.ipsets: dict[str, dict] = {}  # set id string -> {"id": int, "members": [cidr]}
+        self.ipsets: dict[str, dict] = {}  # set id string -> {"id": int, "members": [cidr], "members6": [cidr]}
         self.rule_table: dict[str, dict] = {}
 
     def _set(self, pol: dict, peer: dict, negated: bool) -> list[str]:
@@ -91,8 +97,11 @@ class RuleBuilder:
         if sel is None:
             return []
         set_id = scn.selector_ipset_id(scn.selector_expression(sel))
+        members = scn.selector_members(self.sc, sel)
+        v6 = {p["ip"]: p["ip6"] for p in self.sc["pods"] if p.get("ip6")}
         self.ipsets.setdefault(set_id, {"id": ipset_numeric_id(set_id),
-                                        "members": [f"{ip}/32" for ip in scn.selector_members(self.sc, sel)]})
+                                        "members": [f"{ip}/32" for ip in members],
+                                        "members6": [f"{v6[ip]}/128" for ip in members if ip in v6]})
         return [set_id]
 
     def _ports(self, ports) -> list[tuple[int, int]]:
@@ -203,6 +212,21 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
         bpfsys.map_update(rt, maps.route_key(f"{node['remote_ip']}/32"),
                           maps.route_value(maps.RT_HOST, next_hop=node["remote_ip"]))
         bpfsys.map_update(rt, maps.route_key(str(pool)), maps.route_value(maps.RT_IN_POOL | maps.RT_NAT_OUT))
+    pool6 = ipaddress.IPv6Network(sc["ip6_pool"]) if sc.get("ip6_pool") else None
+    with fd("routes6") as rt:
+        for pod in sc["pods"]:
+            if not pod.get("ip6"):
+                continue
+            in_pool = pool6 is not None and ipaddress.IPv6Address(pod["ip6"]) in pool6
+            flags = maps.RT_LOCAL | maps.RT_WORKLOAD | (maps.RT_IN_POOL | maps.RT_NAT_OUT if in_pool else 0)
+            bpfsys.map_update(rt, maps.route_key(f"{pod['ip6']}/128"),
+                              maps.route_value(flags, ifindex=ifaces[pod["iface"]], v6=True))
+        if node.get("ip6"):
+            bpfsys.map_update(rt, maps.route_key(f"{node['ip6']}/128"),
+                              maps.route_value(maps.RT_LOCAL | maps.RT_HOST, v6=True))
+        if pool6 is not None:
+            bpfsys.map_update(rt, maps.route_key(str(pool6)),
+                              maps.route_value(maps.RT_IN_POOL | maps.RT_NAT_OUT, v6=True))
 
     # Policy indices: v3.32 one allocator per hook, v3.28-3.31 one shared allocator (cali_jump3).
     pods = sorted(sc["pods"], key=lambda p: p["iface"])
@@ -214,12 +238,24 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
         else:
             index[pod["iface"]] = {"ingress": shared, "egress": shared + 1}
             shared += 2
+    index6 = {}
+    for n, pod in enumerate(p for p in pods if p.get("ip6")):
+        if _minor(version) >= 32:
+            index6[pod["iface"]] = {"ingress": len(pods) + n, "egress": len(pods) + n}
+        else:
+            index6[pod["iface"]] = {"ingress": shared, "egress": shared + 1}
+            shared += 2
 
     with fd("ifstate") as ifs:
         for pod in pods:
+            v6 = {}
+            if pod["iface"] in index6:
+                v6 = {"ingress_policy_v6": index6[pod["iface"]]["ingress"],
+                      "egress_policy_v6": index6[pod["iface"]]["egress"]}
             bpfsys.map_update(ifs, maps.ifstate_key(ifaces[pod["iface"]]), maps.ifstate_value(
-                maps.IFS_WEP | maps.IFS_V4READY, pod["iface"],
-                ingress_policy_v4=index[pod["iface"]]["ingress"], egress_policy_v4=index[pod["iface"]]["egress"]))
+                maps.IFS_WEP | maps.IFS_V4READY | (maps.IFS_V6READY if v6 else 0), pod["iface"],
+                ingress_policy_v4=index[pod["iface"]]["ingress"], egress_policy_v4=index[pod["iface"]]["egress"],
+                **v6))
         uplink = node["uplink"]
         if uplink in ifaces:
             bpfsys.map_update(ifs, maps.ifstate_key(ifaces[uplink]),
@@ -238,40 +274,49 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
         for set_id, s in sorted(rb.ipsets.items()):
             for cidr in s["members"]:
                 bpfsys.map_update(ips, maps.ipset_key(s["id"], cidr), maps.IPSET_VALUE)
+    with fd("ipsets6") as ips:
+        for set_id, s in sorted(rb.ipsets.items()):
+            for cidr in s["members6"]:
+                bpfsys.map_update(ips, maps.ipset_key(s["id"], cidr), maps.IPSET_VALUE)
 
     interfaces = {}
     ipset_ids = {k: v["id"] for k, v in rb.ipsets.items()}
-    with fd("state") as state, fd("ipsets") as ips:
+    with fd("state") as state, fd("ipsets") as ips4, fd("ipsets6") as ips6:
         for pod in pods:
             entry = {"ifindex": ifaces[pod["iface"]], "pod": f"{pod['namespace']}/{pod['name']}"}
-            for direction in ("egress", "ingress"):
-                hook = HOOK_OF_POLICY[direction]
-                static_spec, jump_spec = maps.hook_maps(version, hook)
-                idx = index[pod["iface"]][hook]
-                json_path = os.path.join(policy_dir, polprog.debug_json_name(pod["iface"], direction))
-                error, subs, prog_ids = "", None, []
-                try:
-                    subs = polprog.generate(programs[pod["iface"]][direction], version, ipset_ids, FDS,
-                                            policy_map_index=idx)
-                    with maps.open_map(globals_dir, static_spec) as static, \
-                            maps.open_map(globals_dir, jump_spec) as jump:
-                        fd_map = {FDS.state: int(state), FDS.ipsets: int(ips), FDS.static_progs: int(static),
-                                  FDS.jump: int(jump)}
-                        # Sub-programs first, the entry point last, so it never tail-calls an empty slot.
-                        for k in reversed(range(len(subs))):
-                            name = polprog.program_name(pod["iface"], direction, k)
-                            with bpfsys.prog_load(asm.relocate(subs[k], fd_map), name) as prog:
-                                bpfsys.map_update(jump, _u32(idx + k * polprog.TC_STRIDE), _u32(int(prog)))
-                                prog_ids.insert(0, bpfsys.prog_info(prog).id)
-                except (bpfsys.BpfError, asm.AsmError, ValueError) as e:
-                    error = str(e)
-                _write_private(json_path, polprog.debug_json(pod["iface"], hook, subs, error))
-                if error:
-                    raise NodeError(f"{pod['iface']} {direction} policy: {error.splitlines()[0]}")
-                entry[f"tc_{hook}"] = {"policy": direction, "index": idx, "jump_map": jump_spec.name,
-                                       "static_map": static_spec.name, "prog_id": prog_ids[0],
-                                       "prog_ids": prog_ids, "sub_program_stride": polprog.TC_STRIDE,
-                                       "json": json_path}
+            for family, idx_of in ((4, index), (6, index6)):
+                if pod["iface"] not in idx_of:
+                    continue
+                ips = ips4 if family == 4 else ips6
+                sfx = "" if family == 4 else "_v6"
+                for direction in ("egress", "ingress"):
+                    hook = HOOK_OF_POLICY[direction]
+                    static_spec, jump_spec = maps.hook_maps(version, hook)
+                    idx = idx_of[pod["iface"]][hook]
+                    json_path = os.path.join(policy_dir, polprog.debug_json_name(pod["iface"], direction, family))
+                    error, subs, prog_ids = "", None, []
+                    try:
+                        subs = polprog.generate(programs[pod["iface"]][direction], version, ipset_ids, FDS,
+                                                policy_map_index=idx, ipv6=family == 6)
+                        with maps.open_map(globals_dir, static_spec) as static, \
+                                maps.open_map(globals_dir, jump_spec) as jump:
+                            fd_map = {FDS.state: int(state), FDS.ipsets: int(ips),
+                                      FDS.static_progs: int(static), FDS.jump: int(jump)}
+                            # Sub-programs first, the entry point last, so it never tail-calls an empty slot.
+                            for k in reversed(range(len(subs))):
+                                name = polprog.program_name(pod["iface"], direction, k, family)
+                                with bpfsys.prog_load(asm.relocate(subs[k], fd_map), name) as prog:
+                                    bpfsys.map_update(jump, _u32(idx + k * polprog.TC_STRIDE), _u32(int(prog)))
+                                    prog_ids.insert(0, bpfsys.prog_info(prog).id)
+                    except (bpfsys.BpfError, asm.AsmError, ValueError) as e:
+                        error = str(e)
+                    _write_private(json_path, polprog.debug_json(pod["iface"], hook, subs, error))
+                    if error:
+                        raise NodeError(f"{pod['iface']} {direction} v{family} policy: {error.splitlines()[0]}")
+                    entry[f"tc_{hook}{sfx}"] = {"policy": direction, "index": idx, "jump_map": jump_spec.name,
+                                                "static_map": static_spec.name, "prog_id": prog_ids[0],
+                                                "prog_ids": prog_ids, "sub_program_stride": polprog.TC_STRIDE,
+                                                "json": json_path}
             interfaces[pod["iface"]] = entry
     if node["uplink"] in ifaces:
         interfaces[node["uplink"]] = {"ifindex": ifaces[node["uplink"]], "uplink": True}
@@ -281,7 +326,8 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
         "maps": pinned, "map_fds": {"state": FDS.state, "ipsets": FDS.ipsets, "static_progs": FDS.static_progs,
                                     "jump": FDS.jump},
         "interfaces": interfaces,
-        "ipsets": {k: {"id": f"0x{v['id']:x}", "members": v["members"]} for k, v in sorted(rb.ipsets.items())},
+        "ipsets": {k: {"id": f"0x{v['id']:x}", "members": v["members"], "members6": v["members6"]}
+                   for k, v in sorted(rb.ipsets.items())},
         "services": services,
         "rule_ids": rb.rule_table,
     }

@@ -9,12 +9,19 @@ tail-call the static programs map at skb->cb[1] / skb->cb[0].
 Programs with more than MAX_JUMPS jumps are split as Felix splits them: sub-program k goes in the policy
 jump map at index + k * stride and continues through a trampoline keyed by pol_rc.
 
+IPv6 programs (`ipv6=True`, Felix's WithIPv6): addresses are four 32-bit sections of the state's 16-byte
+slots (CIDR matches compare each section whose mask is not zero), IP-set keys carry the 16-byte address
+(full mask 224, port/protocol/pad 12 bytes further) and rules are filtered to the family as Felix's
+FilterRuleToIPVersion does (a rule whose CIDRs are all of the other family compiles to no code but keeps
+its comments and its place in the policy).
+
 Not modelled (the lab has no use for them): host-endpoint tiers (pre-DNAT, apply-on-forward, normal),
-XDP, IPv6, Felix's in-program jump trampolines (past 32k instructions), WithAllowDenyJumps.
+XDP, Felix's in-program jump trampolines (past 32k instructions), WithAllowDenyJumps.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import sys
@@ -39,7 +46,9 @@ IPS_KEY_PREFIX, IPS_KEY_ID, IPS_KEY_ADDR, IPS_KEY_PORT, IPS_KEY_PROTO, IPS_KEY_P
 SKB_CB0, SKB_CB1 = 48, 52
 FLAG_DEST_IS_HOST, FLAG_SRC_IS_HOST, FLAG_LOG_PACKET = 0x4, 0x8, 0x400
 
-PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "sctp": 132}
+PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132}
+IPS_V6_SHIFT = 12  # a v6 IP-set key's port, protocol and pad sit 12 bytes further
+IPSET_FULL_MASK_V6 = 224
 
 
 @dataclass
@@ -196,7 +205,8 @@ def _le32(b: bytes) -> int:
 class Builder:
     def __init__(self, version: str, ipset_ids: dict[str, int], fds: MapFds = MapFds(), debug: bool = True,
                  flow_logs: bool = False, policy_map_index: int = 0, stride: int = TC_STRIDE,
-                 max_jumps: int = MAX_JUMPS):
+                 max_jumps: int = MAX_JUMPS, ipv6: bool = False):
+        self.ipv6 = ipv6
         minor = int(version.split(".")[1])
         if minor < 30:
             raise ValueError(f"policy programs are generated for Calico 3.30+ only, not {version}")
@@ -404,8 +414,29 @@ class Builder:
         self.rule_part += 1
         return label
 
+    def _for_family(self, r: Rule) -> Rule | None:
+        """FilterRuleToIPVersion: the rule's CIDRs of this program's family; None when a CIDR field keeps
+        none of its CIDRs (or a negated one is the family's catch-all): the rule cannot match here."""
+        def nets(cidrs, negated):
+            if not cidrs:
+                return [], False
+            keep = [c for c in cidrs if (":" in c) == self.ipv6]
+            if negated and any(c in ("0.0.0.0/0", "::/0") for c in keep):
+                return [], True
+            return keep, not keep
+        out = {}
+        for name, neg in (("src_net", False), ("not_src_net", True), ("dst_net", False), ("not_dst_net", True)):
+            kept, gone = nets(getattr(r, name), neg)
+            if gone:
+                return None
+            out[name] = kept
+        return dataclasses.replace(r, **out)
+
     def _rule(self, r: Rule, action_label: str):
         self._split_if_needed()
+        r = self._for_family(r)
+        if r is None:
+            return  # no code; Felix does not advance its rule label counter either
         if r.protocol is not None:
             self._proto(False, r.protocol)
         if r.not_protocol is not None:
@@ -499,16 +530,28 @@ class Builder:
             b.comment(f"If {leg} {'in' if negate else 'not in'} {text}, skip to next rule")
         on_match = self._end_label() if negate else self._fresh()
         addr_field = self._leg(leg)[0]
-        for cidr in cidrs:
+        for n, cidr in enumerate(cidrs):
             if self._split_if_needed():  # the number of CIDRs is unbounded
                 b = self.b
-            net = ipaddress.IPv4Network(cidr, strict=False)
-            mask = _le32(net.netmask.packed)
-            addr = _le32(net.network_address.packed)
-            b.load(asm.LDX32, R1, R9, *self._f(addr_field))
-            b.mov32_imm(R2, mask)
-            b.and32(R2, R1)
-            b.jump_imm(asm.JEQ32_IMM, R2, addr, on_match)
+            net = ipaddress.ip_network(cidr, strict=False)
+            words = len(net.network_address.packed) // 4
+            addrs = [_le32(net.network_address.packed[4 * i:4 * i + 4]) for i in range(words)]
+            masks = [_le32(net.netmask.packed[4 * i:4 * i + 4]) for i in range(words)]
+            next_cidr = f"rule_{self.rule_id}_cidr_{n}_end"
+            last = addrs[0]
+            for i in range(words):
+                if i > 0 and masks[i] == 0:
+                    break  # the rest of the address is not compared
+                off, name = self._f(addr_field)
+                b.load(asm.LDX32, R1, R9, off + 4 * i, name)
+                b.mov32_imm(R2, masks[i])
+                b.and32(R2, R1)
+                last = addrs[i]
+                if i != words - 1:
+                    b.jump_imm(asm.JNE32_IMM, R2, addrs[i], next_cidr)
+            b.jump_imm(asm.JEQ32_IMM, R2, last, on_match)
+            if self.ipv6:
+                b.label(next_cidr)
         if not negate:
             b.jump(self._end_label())
             b.label(on_match)
@@ -516,16 +559,23 @@ class Builder:
     def _ipset_key(self, set_id: int, key_off: int, leg: str):
         b = self.b
         addr_field, port_field = self._leg(leg)
+        shift = IPS_V6_SHIFT if self.ipv6 else 0
         b.mov64_imm(R1, 0)
-        b.store_stack(asm.STX8, R1, key_off + IPS_KEY_PAD)
-        b.mov64_imm(R1, maps.IPSET_FULL_MASK)
+        b.store_stack(asm.STX8, R1, key_off + IPS_KEY_PAD + shift)
+        b.mov64_imm(R1, IPSET_FULL_MASK_V6 if self.ipv6 else maps.IPSET_FULL_MASK)
         b.store_stack(asm.STX32, R1, key_off + IPS_KEY_PREFIX)
-        b.load(asm.LDX32, R1, R9, *self._f(addr_field))
-        b.store_stack(asm.STX32, R1, key_off + IPS_KEY_ADDR)
+        if self.ipv6:
+            off, name = self._f(addr_field)
+            for half in (0, 8):
+                b.load(asm.LDX64, R1, R9, off + half, name)
+                b.store_stack(asm.STX64, R1, key_off + IPS_KEY_ADDR + half)
+        else:
+            b.load(asm.LDX32, R1, R9, *self._f(addr_field))
+            b.store_stack(asm.STX32, R1, key_off + IPS_KEY_ADDR)
         b.load(asm.LDX16, R1, R9, *self._f(port_field))
-        b.store_stack(asm.STX16, R1, key_off + IPS_KEY_PORT)
+        b.store_stack(asm.STX16, R1, key_off + IPS_KEY_PORT + shift)
         b.load(asm.LDX8, R1, R9, *self._f("ip_proto"))
-        b.store_stack(asm.STX8, R1, key_off + IPS_KEY_PROTO)
+        b.store_stack(asm.STX8, R1, key_off + IPS_KEY_PROTO + shift)
         be = int.from_bytes(set_id.to_bytes(8, "little"), "big")  # bits.ReverseBytes64
         b.mov32_imm(R1, be & 0xffffffff)
         b.store_stack(asm.STX32, R1, key_off + IPS_KEY_ID)
@@ -604,9 +654,10 @@ class Builder:
 
 def generate(rules: Rules, version: str, ipset_ids: dict[str, int], fds: MapFds = MapFds(),
              debug: bool = True, flow_logs: bool = False, policy_map_index: int = 0, stride: int = TC_STRIDE,
-             max_jumps: int = MAX_JUMPS) -> list[list[dict]]:
+             max_jumps: int = MAX_JUMPS, ipv6: bool = False) -> list[list[dict]]:
     """The policy program as a list of sub-programs (sub-program k belongs at policy_map_index + k*stride)."""
-    return Builder(version, ipset_ids, fds, debug, flow_logs, policy_map_index, stride, max_jumps).programs(rules)
+    return Builder(version, ipset_ids, fds, debug, flow_logs, policy_map_index, stride, max_jumps,
+                   ipv6).programs(rules)
 
 
 def debug_json(iface: str, tc_hook: str, programs: list[list[dict]] | None, error: str = "") -> str:
@@ -616,15 +667,15 @@ def debug_json(iface: str, tc_hook: str, programs: list[list[dict]] | None, erro
     return asm.go_json({"ifacename": iface, "hook": f"tc {tc_hook}", "policyInfo": insns, "error": error})
 
 
-def debug_json_name(iface: str, policy_direction: str) -> str:
-    """`<iface>_<ingress|egress>_v4.json`, named by the POLICY direction (workload egress = tc ingress)."""
-    return f"{iface}_{policy_direction}_v4.json"
+def debug_json_name(iface: str, policy_direction: str, family: int = 4) -> str:
+    """`<iface>_<ingress|egress>_v<4|6>.json`, named by the POLICY direction (workload egress = tc ingress)."""
+    return f"{iface}_{policy_direction}_v{family}.json"
 
 
-def program_name(iface: str, policy_direction: str, sub: int = 0) -> str:
-    """`p4I_<iface>` / `p4E_<iface>` (letter = policy direction), truncated to the kernel's 15 chars;
+def program_name(iface: str, policy_direction: str, sub: int = 0, family: int = 4) -> str:
+    """`p4I_<iface>` / `p6E_<iface>` (letter = policy direction), truncated to the kernel's 15 chars;
     sub-program k: the first 12 characters + `_k`."""
-    name = f"p4{policy_direction[0].upper()}_{iface}"
+    name = f"p{family}{policy_direction[0].upper()}_{iface}"
     if sub:
         name = f"{name[:12]}_{sub}"
     return name[:15]

@@ -2,7 +2,7 @@
 """`dpinspect snapshot --netns` writes the sectioned format (docs/snapshot.md) from a live namespace,
 and the snapshot answers as the live namespace does (root; exits 77 = skipped otherwise).
 
-A private namespace gets a small nftables ruleset and an interface with an address; then:
+A private namespace gets a small nftables ruleset and a veth with an address; then:
   - the snapshot's schema is dpinspect.snapshot/v2, its source names the namespace, its nftables
     section holds ruleset, xt, ipsets and node (the namespace's interface), and nothing of the
     nftables backend is left at the top level; no ebpf section (no Calico maps there);
@@ -54,9 +54,10 @@ def main():
     try:
         ex = ["ip", "netns", "exec", ns]
         sh(*ex, "ip", "link", "set", "lo", "up")
-        sh(*ex, "ip", "link", "add", "dpisnap0", "type", "dummy")
+        sh(*ex, "ip", "link", "add", "dpisnap0", "type", "veth", "peer", "name", "dpisnap1")
         sh(*ex, "ip", "addr", "add", "10.99.0.1/24", "dev", "dpisnap0")
         sh(*ex, "ip", "link", "set", "dpisnap0", "up")
+        sh(*ex, "ip", "link", "set", "dpisnap1", "up")
         sh(*ex, "nft", "-f", "-", input=RULESET)
         with tempfile.TemporaryDirectory() as tmp:
             snap = os.path.join(tmp, "node.snapshot.json")

@@ -109,7 +109,7 @@ bool is_snapshot(const json& j) {
 
 namespace {
 
-Result<SnapshotData> read_snapshot_unchecked(const json& j, const std::string& origin);
+Result<SnapshotData> read_snapshot_unchecked(const json& doc, const std::string& origin);
 
 }  // namespace
 

@@ -31,10 +31,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "backends/linux/netns.h"
 #include "backends/nftables/evaluator.h"
 #include "backends/nftables/json_loader.h"
 #include "backends/nftables/live_ruleset.h"
-#include "backends/nftables/netns.h"
 
 using namespace dpi;
 using nlohmann::json;
@@ -60,16 +60,12 @@ long status_kb(const char* field) {
   return -1;
 }
 
-std::string netns_path(const std::string& ns) {
-  return ns.find('/') == std::string::npos ? "/run/netns/" + ns : ns;
-}
-
 // Wall time of `nft -j list ruleset` run in the namespace, output to /dev/null.
 double time_nft_list(const std::string& ns) {
   auto t0 = Clock::now();
   pid_t pid = fork();
   if (pid == 0) {
-    int fd = open(netns_path(ns).c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = open(os::netns_path(ns).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0 || setns(fd, CLONE_NEWNET) != 0) _exit(127);
     int null = open("/dev/null", O_WRONLY);
     dup2(null, 1);
@@ -123,7 +119,7 @@ int rss_probe(const std::string& mode, const std::string& arg) {
   std::size_t json_bytes = 0;
   std::size_t rules = 0;
   if (mode == "live") {
-    auto text = nft::in_netns(arg, nft::list_ruleset_json);
+    auto text = os::in_netns(arg, nft::list_ruleset_json);
     if (!text) throw std::runtime_error(text.error().message);
     json_bytes = text->size();
     long after_read = status_kb("VmHWM");
@@ -308,7 +304,7 @@ int bench(const Options& o) {
   json live_rss = run_child({"--rss-probe", "live", o.netns});
   std::string dump = fmt::format("{}/dpinspect-bench-{}.json", o.tmpdir, getpid());
   {
-    auto text = nft::in_netns(o.netns, nft::list_ruleset_json);
+    auto text = os::in_netns(o.netns, nft::list_ruleset_json);
     if (!text) throw std::runtime_error(text.error().message);
     std::ofstream(dump, std::ios::binary) << *text;
   }
@@ -322,7 +318,7 @@ int bench(const Options& o) {
   for (int i = 0; i < o.repeat; ++i) {
     t_nft.push_back(time_nft_list(o.netns));
     auto t0 = Clock::now();
-    auto text = nft::in_netns(o.netns, nft::list_ruleset_json);
+    auto text = os::in_netns(o.netns, nft::list_ruleset_json);
     if (!text) throw std::runtime_error(text.error().message);
     auto t1 = Clock::now();
     auto loaded = nft::load_ruleset_json(*text, "live netns " + o.netns);

@@ -1,5 +1,4 @@
 #include <cctype>
-#include <iostream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -26,7 +25,7 @@ struct CompareOptions {
   SourceOptions source;
 };
 
-Result<std::unique_ptr<LoadedDataplane>> load_side(const CompareOptions& o,
+Result<std::unique_ptr<LoadedDataplane>> load_side(const Context& c, const CompareOptions& o,
                                                    const std::string& which,
                                                    const std::string& value) {
   SourceRequest req = o.source.resolved();
@@ -36,7 +35,7 @@ Result<std::unique_ptr<LoadedDataplane>> load_side(const CompareOptions& o,
   }
   // A snapshot (or a live read) carries its own node; --node is for plain dumps.
   req.node_file_only_when_missing = true;
-  auto loaded = load_dataplanes(o.source.dataplane, req);
+  auto loaded = c.registry.load(o.source.dataplane, req);
   if (!loaded)
     return make_error(loaded.error().code, fmt::format("{}: {}", which, loaded.error().message));
   return std::move(loaded->front());
@@ -124,46 +123,46 @@ Result<std::vector<Flow>> flows_to_compare(const CompareOptions& o, const Loaded
   return flows;
 }
 
-int run_compare(const CompareOptions& o) {
+int run_compare(const Context& c, const CompareOptions& o) {
   if (o.flows.empty() == o.ports.empty())
-    return report_error(make_error(ErrorCode::bad_input,
-                                   "give the flows to compare: --flows FILE, or --port for every "
-                                   "pair of the node's workloads"));
+    return c.fail(make_error(ErrorCode::bad_input,
+                             "give the flows to compare: --flows FILE, or --port for every "
+                             "pair of the node's workloads"));
   if (!o.source.request.netns.empty() && o.before != "live" && o.after != "live")
-    return report_error(
+    return c.fail(
         make_error(ErrorCode::bad_input, "--netns applies only to a side given as \"live\""));
-  auto before = load_side(o, "before", o.before);
-  if (!before) return report_error(before.error());
-  auto after = load_side(o, "after", o.after);
-  if (!after) return report_error(after.error());
+  auto before = load_side(c, o, "before", o.before);
+  if (!before) return c.fail(before.error());
+  auto after = load_side(c, o, "after", o.after);
+  if (!after) return c.fail(after.error());
   auto flows = flows_to_compare(o, **before, **after);
-  if (!flows) return report_error(flows.error());
+  if (!flows) return c.fail(flows.error());
 
-  Comparison c;
-  c.before_source = (*before)->description();
-  c.after_source = (*after)->description();
+  Comparison cmp;
+  cmp.before_source = (*before)->description();
+  cmp.after_source = (*after)->description();
   for (const Flow& f : *flows) {
     auto b = (*before)->inspect(f);
-    if (!b) return report_error(make_error(b.error().code, "before: " + b.error().message));
+    if (!b) return c.fail(make_error(b.error().code, "before: " + b.error().message));
     auto a = (*after)->inspect(f);
-    if (!a) return report_error(make_error(a.error().code, "after: " + a.error().message));
+    if (!a) return c.fail(make_error(a.error().code, "after: " + a.error().message));
     FlowComparison fc{std::move(*b), std::move(*a)};
     fc.change = compare_reports(fc.before, fc.after);
-    c.flows.push_back(std::move(fc));
+    cmp.flows.push_back(std::move(fc));
   }
   if (o.output == "json")
-    std::cout << to_json(c).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    c.out << to_json(cmp).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   else
-    std::cout << render_text(c, o.all);
+    c.out << render_text(cmp, o.all);
   // As inspect's codes: 1 "something is denied that was not" (or the reverse), 2 undecided.
-  if (c.count(Change::verdict)) return exit_code_for(Verdict::deny);
-  if (c.count(Change::indeterminate)) return exit_code_for(Verdict::indeterminate);
+  if (cmp.count(Change::verdict)) return exit_code_for(Verdict::deny);
+  if (cmp.count(Change::indeterminate)) return exit_code_for(Verdict::indeterminate);
   return exit_code_for(Verdict::allow);
 }
 
 }  // namespace
 
-Runner add_compare(CLI::App& app) {
+Runner add_compare(CLI::App& app, const Context& c) {
   auto o = std::make_shared<CompareOptions>();
   auto* cmd = app.add_subcommand(
       "compare",
@@ -210,7 +209,7 @@ Runner add_compare(CLI::App& app) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   o->source.add_max_input(*cmd, "Refuse any input larger than this many MiB");
-  return [o] { return run_compare(*o); };
+  return [o, c] { return run_compare(c, *o); };
 }
 
 }  // namespace dpi::cli

@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <iostream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -18,9 +17,9 @@ struct DetectOptions {
   std::string output = "text";
 };
 
-int run_detect(const DetectOptions& o) {
-  auto loaded = load_dataplanes(o.source.dataplane, o.source.resolved());
-  if (!loaded) return report_error(loaded.error());
+int run_detect(const Context& c, const DetectOptions& o) {
+  auto loaded = c.registry.load(o.source.dataplane, o.source.resolved());
+  if (!loaded) return c.fail(loaded.error());
   std::vector<Detection> found;
   for (const auto& l : *loaded) found.push_back(l->detect());
   const Detection& d = found.front();
@@ -28,7 +27,7 @@ int run_detect(const DetectOptions& o) {
   // A dataplane dpinspect knows of but did not look at (no backend, or not chosen) is null.
   nlohmann::json dataplanes = nlohmann::json::object();
   std::vector<std::string> unchecked;
-  for (const auto& name : known_dataplanes()) {
+  for (const auto& name : c.registry.known()) {
     bool checked = std::any_of(found.begin(), found.end(),
                                [&](const Detection& x) { return x.dataplane == name; });
     if (!checked) {
@@ -50,25 +49,25 @@ int run_detect(const DetectOptions& o) {
         {"clues", d.clues}};
     for (const auto& [k, v] : d.details.items()) j[k] = v;
     // Clues quote chain names from the input: bytes that are not UTF-8 become U+FFFD.
-    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    c.out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
-    std::cout << fmt::format("dataplane: {}\nsource:    {}\n", d.kind, source);
-    for (const auto& l : d.layouts) std::cout << "layout:    " << l << "\n";
-    if (!d.version_hint.empty()) std::cout << "calico:    " << d.version_hint << "\n";
+    c.out << fmt::format("dataplane: {}\nsource:    {}\n", d.kind, source);
+    for (const auto& l : d.layouts) c.out << "layout:    " << l << "\n";
+    if (!d.version_hint.empty()) c.out << "calico:    " << d.version_hint << "\n";
     for (const auto& [label, value] : d.text_lines)
-      std::cout << fmt::format("{:<11}{}\n", label + ":", value);
+      c.out << fmt::format("{:<11}{}\n", label + ":", value);
     for (const auto& name : unchecked)
-      std::cout << fmt::format(
+      c.out << fmt::format(
           "{:<11}not checked ({})\n", name + ":",
-          find_dataplane(name) ? "not selected" : "eBPF backend not built yet");
-    for (const auto& c : d.clues) std::cout << "  - " << c << "\n";
+          c.registry.find(name) ? "not selected" : "no backend for it in this build");
+    for (const auto& clue : d.clues) c.out << "  - " << clue << "\n";
   }
   return 0;
 }
 
 }  // namespace
 
-Runner add_detect(CLI::App& app) {
+Runner add_detect(CLI::App& app, const Context& c) {
   auto o = std::make_shared<DetectOptions>();
   auto* cmd = app.add_subcommand(
       "detect",
@@ -78,11 +77,11 @@ Runner add_detect(CLI::App& app) {
       "  dpinspect detect\n"
       "  dpinspect detect --netns node1 -o json\n"
       "  dpinspect detect --ruleset examples/seed/iptables-nft.json");
-  o->source.add_to(*cmd, /*answers_flows=*/false);
+  o->source.add_to(*cmd, c.registry, /*answers_flows=*/false);
   cmd->add_option("-o,--output", o->output, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  return [o] { return run_detect(*o); };
+  return [o, c] { return run_detect(c, *o); };
 }
 
 }  // namespace dpi::cli

@@ -1,5 +1,3 @@
-#include <iostream>
-
 #include <fmt/format.h>
 
 #include "cli/commands.h"
@@ -25,42 +23,41 @@ struct InspectOptions {
   bool verbose = false;
 };
 
-int run_inspect(const InspectOptions& o) {
+int run_inspect(const Context& c, const InspectOptions& o) {
   auto from = parse_endpoint(o.src, "--src");
-  if (!from) return report_error(from.error());
+  if (!from) return c.fail(from.error());
   auto to = parse_endpoint(o.dst, "--dst");
-  if (!to) return report_error(to.error());
+  if (!to) return c.fail(to.error());
   // Everything but pod names is checked before the (possibly slow) read of the dataplane.
   const bool v6 = (from->addr && from->addr->is_v6()) || (to->addr && to->addr->is_v6());
   const IpAddr placeholder = *IpAddr::parse(v6 ? "::1" : "10.0.0.1");
   if (auto f = build_flow(o.flow, from->addr.value_or(placeholder), to->addr.value_or(placeholder));
       !f)
-    return report_error(f.error());
-  auto loaded = load_dataplanes(o.source.dataplane, o.source.resolved());
-  if (!loaded) return report_error(loaded.error());
+    return c.fail(f.error());
+  auto loaded = c.registry.load(o.source.dataplane, o.source.resolved());
+  if (!loaded) return c.fail(loaded.error());
   // The layer a packet meets first (docs/design.md, "More than one dataplane on a node").
   const LoadedDataplane& src = *loaded->front();
   std::vector<std::string> notes;
   if (auto st = resolve_pods(*from, *to, src.node(), o.iface_prefix, notes); !st)
-    return report_error(st.error());
+    return c.fail(st.error());
   auto flow = build_flow(o.flow, *from->addr, *to->addr);
-  if (!flow) return report_error(flow.error());
+  if (!flow) return c.fail(flow.error());
   auto rep = src.inspect(*flow);
-  if (!rep) return report_error(rep.error());
+  if (!rep) return c.fail(rep.error());
   rep->assumptions.insert(rep->assumptions.begin(), notes.begin(), notes.end());
   if (o.output == "json")
     // Names and comments come from the input unchecked (iptables-save text, xt payloads); bytes
     // that are not UTF-8 are printed as U+FFFD instead of failing the whole report.
-    std::cout << to_json(*rep).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
-              << "\n";
+    c.out << to_json(*rep).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   else
-    std::cout << render_text(*rep, TextOptions{o.verbose});
+    c.out << render_text(*rep, TextOptions{o.verbose});
   return dpi::exit_code_for(rep->verdict);
 }
 
 }  // namespace
 
-Runner add_inspect(CLI::App& app) {
+Runner add_inspect(CLI::App& app, const Context& c) {
   auto o = std::make_shared<InspectOptions>();
   auto* cmd = app.add_subcommand(
       "inspect",
@@ -78,7 +75,7 @@ Runner add_inspect(CLI::App& app) {
       "  dpinspect inspect --ruleset dump.json --iif cali1234567890a --oif eth0 --src 10.65.0.2 "
       "\\\n"
       "      --dst 8.8.8.8 --proto udp --dport 53");
-  o->source.add_to(*cmd, /*answers_flows=*/true);
+  o->source.add_to(*cmd, c.registry, /*answers_flows=*/true);
   cmd->add_option("--src", o->src,
                   "Source of the flow: an address, or a pod on this node as namespace/name")
       ->required()
@@ -112,7 +109,7 @@ Runner add_inspect(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("-v,--verbose", o->verbose,
                 "Text: list every matched rule in the path, not only verdicts");
-  return [o] { return run_inspect(*o); };
+  return [o, c] { return run_inspect(c, *o); };
 }
 
 }  // namespace dpi::cli

@@ -1,5 +1,4 @@
 #include <fstream>
-#include <iostream>
 #include <map>
 
 #include <fmt/format.h>
@@ -7,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "core/dataplane_registry.h"
+#include "core/snapshot.h"
 
 namespace dpi::cli {
 
@@ -20,41 +20,45 @@ struct SnapshotOptions {
   std::map<std::string, CLI::Option*> given;
 };
 
-int run_snapshot(const SnapshotOptions& o) {
+int run_snapshot(const Context& c, const SnapshotOptions& o) {
   SourceRequest req;
   req.netns = o.netns;
   req.options = o.backend;
   for (const auto& [name, opt] : o.given)
     if (opt->count() > 0) req.given.insert(name);
-  // Every backend writes what it reads into the one document.
-  nlohmann::json doc = nlohmann::json::object();
-  for (const DataplaneBackend* d : registered_dataplanes())
-    if (auto st = d->write_snapshot(req, doc); !st) return report_error(st.error());
+  // One section per dataplane found, each written by its backend under the backend's name.
+  nlohmann::json doc =
+      new_snapshot(o.netns.empty() ? std::string("live") : fmt::format("live netns {}", o.netns));
+  for (const DataplaneBackend* d : c.registry.backends()) {
+    auto section = d->snapshot(req);
+    if (!section) return c.fail(section.error());
+    if (*section) doc[std::string(d->name())] = std::move(**section);
+  }
   const nlohmann::json* snap = &doc;
   if (o.output == "-") {
-    std::cout << snap->dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    c.out << snap->dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   std::ofstream out(o.output);
   if (!out)
-    return report_error(
-        make_error(ErrorCode::bad_input, fmt::format("{}: cannot write", o.output)));
+    return c.fail(make_error(ErrorCode::bad_input, fmt::format("{}: cannot write", o.output)));
   out << snap->dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   if (!out.flush())
-    return report_error(make_error(ErrorCode::system, fmt::format("{}: write failed", o.output)));
+    return c.fail(make_error(ErrorCode::system, fmt::format("{}: write failed", o.output)));
   return 0;
 }
 
 }  // namespace
 
-Runner add_snapshot(CLI::App& app) {
+Runner add_snapshot(CLI::App& app, const Context& c) {
   auto o = std::make_shared<SnapshotOptions>();
   auto* cmd = app.add_subcommand("snapshot",
                                  "Capture a node's dataplane in one file (schema "
-                                 "dpinspect.snapshot/v1): the nftables ruleset,\n"
-                                 "the iptables-nft match/target parameters and ipsets that `nft "
-                                 "-j` leaves out, and the node's\n"
-                                 "interfaces and routes. Read-only. Give the file to `inspect "
+                                 "dpinspect.snapshot/v2), one section per dataplane found: the\n"
+                                 "nftables ruleset with the iptables-nft match/target parameters "
+                                 "and ipsets that `nft -j` leaves\n"
+                                 "out and the node's interfaces and routes; Calico's eBPF maps and "
+                                 "programs. Read-only. Give the file to `inspect "
                                  "--ruleset` anywhere, no root needed.\n\n"
                                  "Examples:\n"
                                  "  dpinspect snapshot -o node1.snapshot.json\n"
@@ -67,14 +71,14 @@ Runner add_snapshot(CLI::App& app) {
   cmd->add_option("-o,--output", o->output, "Write to FILE instead of standard output")
       ->type_name("FILE");
   // Backend options that locate a live dataplane (a DIR); file inputs are not snapshotted.
-  for (const DataplaneBackend* d : registered_dataplanes())
+  for (const DataplaneBackend* d : c.registry.backends())
     for (const SourceOption& so : d->source_options()) {
       if (so.type_name != "DIR" || o->given.count(so.name)) continue;
       std::string& value = o->backend[so.name];
       value = so.default_value;
       o->given[so.name] = cmd->add_option("--" + so.name, value, so.help)->type_name(so.type_name);
     }
-  return [o] { return run_snapshot(*o); };
+  return [o, c] { return run_snapshot(c, *o); };
 }
 
 }  // namespace dpi::cli

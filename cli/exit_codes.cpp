@@ -1,13 +1,12 @@
 #include "cli/exit_codes.h"
 
-#include <iostream>
 #include <string>
 
 #include <fmt/format.h>
 
 namespace dpi::cli {
 
-int report_error(const Error& e) {
+int report_error(const Error& e, std::ostream& err) {
   // Names in messages come from the input (chain names, set names, file contents); a control
   // character in one must not break the one-line error or drive the terminal.
   std::string line;
@@ -17,7 +16,7 @@ int report_error(const Error& e) {
     else
       line += static_cast<char>(c);
   }
-  std::cerr << "dpinspect: " << line << "\n";
+  err << "dpinspect: " << line << "\n";
   return exit_code_for(e);
 }
 

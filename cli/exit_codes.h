@@ -1,6 +1,8 @@
 // Exit codes, documented in docs/inspect.md: 0 allowed, 1 denied, 2 indeterminate, then errors.
 #pragma once
 
+#include <ostream>
+
 #include "core/result.h"
 
 namespace dpi::cli {
@@ -19,7 +21,7 @@ inline int exit_code_for(const Error& e) {
   return kExitSystem;
 }
 
-// Prints "dpinspect: <message>" on one line of stderr and returns the error's exit code.
-int report_error(const Error& e);
+// Prints "dpinspect: <message>" on one line of err and returns the error's exit code.
+int report_error(const Error& e, std::ostream& err);
 
 }  // namespace dpi::cli

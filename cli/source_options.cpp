@@ -1,20 +1,18 @@
 #include "cli/source_options.h"
 
-#include "core/dataplane_registry.h"
-
 namespace dpi::cli {
 
-void SourceOptions::add_to(CLI::App& cmd, bool answers_flows) {
+void SourceOptions::add_to(CLI::App& cmd, const DataplaneRegistry& registry, bool answers_flows) {
   std::vector<std::string> choices = {"auto"};
-  for (const auto& n : known_dataplanes()) choices.push_back(n);
-  cmd.add_option("--dataplane", dataplane, "Which dataplane to read: " + dataplane_choices_help())
+  for (const auto& n : registry.known()) choices.push_back(n);
+  cmd.add_option("--dataplane", dataplane, "Which dataplane to read: " + registry.choices_help())
       ->check(CLI::IsMember(choices))
       ->capture_default_str();
   cmd.add_option("--ruleset", request.file,
                  "Read the output of `nft -j list ruleset` from FILE (- for stdin) instead of the "
                  "live kernel; no root needed")
       ->type_name("FILE");
-  for (const DataplaneBackend* d : registered_dataplanes())
+  for (const DataplaneBackend* d : registry.backends())
     for (const SourceOption& so : d->source_options()) {
       if (backend_options_.count(so.name)) continue;  // two backends reading the same option
       if (so.answers_flows && !answers_flows) continue;

@@ -9,7 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "core/dataplane.h"
+#include "core/dataplane_registry.h"
 
 namespace dpi::cli {
 
@@ -21,9 +21,9 @@ struct SourceOptions {
   // Upper bound for --max-input-mb (1 TiB), so that the limit in bytes cannot overflow.
   static constexpr std::size_t kMaxInputMbLimit = std::size_t{1} << 20;
 
-  // Every source option (inspect, detect); with answers_flows (inspect) also the backends'
-  // options of how flows are answered.
-  void add_to(CLI::App& cmd, bool answers_flows);
+  // Every source option (inspect, detect), with those the registry's backends declare; with
+  // answers_flows (inspect) also the backends' options of how flows are answered.
+  void add_to(CLI::App& cmd, const DataplaneRegistry& registry, bool answers_flows);
   // Only --max-input-mb (compare, whose sides are --before/--after).
   void add_max_input(CLI::App& cmd, const std::string& help);
   // The request for the backends, with the size limit in bytes and the backend options the user

@@ -108,9 +108,11 @@ class DataplaneBackend {
   virtual Status check(const SourceRequest& req) const = 0;
   // Reads the dataplane: live (in req.netns), or from req.file (a snapshot or a dump).
   virtual Result<std::unique_ptr<LoadedDataplane>> load(const SourceRequest& req) const = 0;
-  // Reads the live dataplane of req.netns and writes it into a snapshot document (its own
-  // members; the snapshot command writes the schema).
-  virtual Status write_snapshot(const SourceRequest& req, nlohmann::json& doc) const = 0;
+  // Reads the live dataplane of req.netns for `dpinspect snapshot`: this backend's section of the
+  // document (core/snapshot.h), which the command files under name(); nullopt when there is
+  // nothing of this dataplane on the node. load() finds the section there again
+  // (snapshot_section()).
+  virtual Result<std::optional<nlohmann::json>> snapshot(const SourceRequest& req) const = 0;
 };
 
 }  // namespace dpi

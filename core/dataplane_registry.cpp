@@ -12,29 +12,41 @@ const std::string& SourceRequest::option(const std::string& name) const {
   return it == options.end() ? kNone : it->second;
 }
 
-const DataplaneBackend* find_dataplane(std::string_view name) {
-  for (const DataplaneBackend* d : registered_dataplanes())
+DataplaneRegistry::DataplaneRegistry(std::vector<const DataplaneBackend*> backends,
+                                     std::vector<std::string> also_known)
+    : backends_(std::move(backends)) {
+  for (const DataplaneBackend* d : backends_) known_.emplace_back(d->name());
+  for (auto& name : also_known)
+    if (std::find(known_.begin(), known_.end(), name) == known_.end())
+      known_.push_back(std::move(name));
+  std::stable_sort(backends_.begin(), backends_.end(),
+                   [](const DataplaneBackend* a, const DataplaneBackend* b) {
+                     return static_cast<int>(a->layer()) < static_cast<int>(b->layer());
+                   });
+}
+
+const DataplaneBackend* DataplaneRegistry::find(std::string_view name) const {
+  for (const DataplaneBackend* d : backends_)
     if (d->name() == name) return d;
   return nullptr;
 }
 
 namespace {
 
-std::string registered_names() {
+std::string registered_names(const DataplaneRegistry& reg) {
   std::string out;
-  for (const DataplaneBackend* d : registered_dataplanes())
+  for (const DataplaneBackend* d : reg.backends())
     out += (out.empty() ? "" : ", ") + std::string(d->name());
   return out.empty() ? "none" : out;
 }
 
-Error not_registered(const std::string& wanted) {
-  bool known = std::find(known_dataplanes().begin(), known_dataplanes().end(), wanted) !=
-               known_dataplanes().end();
+Error not_registered(const DataplaneRegistry& reg, const std::string& wanted) {
+  bool known = std::find(reg.known().begin(), reg.known().end(), wanted) != reg.known().end();
   return make_error(ErrorCode::bad_input,
                     fmt::format("--dataplane {}: looked for a backend named \"{}\" among this "
                                 "dpinspect's backends ({}) and found none{}; use --dataplane auto "
                                 "or one of those",
-                                wanted, wanted, registered_names(),
+                                wanted, wanted, registered_names(reg),
                                 known ? ": reading this dataplane is not supported yet" : ""));
 }
 
@@ -46,19 +58,19 @@ Result<std::unique_ptr<LoadedDataplane>> load_one(const DataplaneBackend& d,
 
 }  // namespace
 
-Result<std::vector<std::unique_ptr<LoadedDataplane>>> load_dataplanes(const std::string& wanted,
-                                                                      const SourceRequest& req) {
+Result<std::vector<std::unique_ptr<LoadedDataplane>>> DataplaneRegistry::load(
+    const std::string& wanted, const SourceRequest& req) const {
   std::vector<const DataplaneBackend*> candidates;
   if (wanted != "auto") {
-    const DataplaneBackend* d = find_dataplane(wanted);
-    if (!d) return not_registered(wanted);
+    const DataplaneBackend* d = find(wanted);
+    if (!d) return not_registered(*this, wanted);
     candidates.push_back(d);
   } else {
-    for (const DataplaneBackend* d : registered_dataplanes())
+    for (const DataplaneBackend* d : backends_)
       if (d->claims(req)) candidates.push_back(d);
-    if (candidates.empty()) candidates = registered_dataplanes();
+    if (candidates.empty()) candidates = backends_;
   }
-  if (candidates.empty()) return not_registered(wanted);
+  if (candidates.empty()) return not_registered(*this, wanted);
   std::vector<std::unique_ptr<LoadedDataplane>> out;
   if (candidates.size() == 1) {
     auto l = load_one(*candidates.front(), req);
@@ -98,10 +110,10 @@ Result<std::vector<std::unique_ptr<LoadedDataplane>>> load_dataplanes(const std:
   return out;
 }
 
-std::string dataplane_choices_help() {
+std::string DataplaneRegistry::choices_help() const {
   std::string s = "auto (whatever is there)";
-  for (const std::string& name : known_dataplanes()) {
-    const DataplaneBackend* d = find_dataplane(name);
+  for (const std::string& name : known_) {
+    const DataplaneBackend* d = find(name);
     s += fmt::format(", {} ({})", name, d ? std::string(d->summary()) : "not yet supported");
   }
   return s;

@@ -1,6 +1,6 @@
-// The backends this binary has. The list itself is defined in one file outside core/ (for the
-// program: backends/registry.cpp, the only file that names every backend; a test binary links
-// its own); everything here only walks it.
+// The backends a program has, and everything the commands do with them: --dataplane auto|NAME,
+// detect, snapshot. The program's list is defined in one file outside core/
+// (backends/registry.cpp, the only file that names every backend); a test builds its own.
 #pragma once
 
 #include <memory>
@@ -12,22 +12,34 @@
 
 namespace dpi {
 
-// Every backend of this binary, in the order a packet meets their layers (Layer).
-const std::vector<const DataplaneBackend*>& registered_dataplanes();
+class DataplaneRegistry {
+ public:
+  // backends: kept in the order a packet meets their layers (Layer), whatever the order given.
+  // also_known: dataplanes dpinspect knows of without a backend here (refused by name).
+  explicit DataplaneRegistry(std::vector<const DataplaneBackend*> backends,
+                             std::vector<std::string> also_known = {});
 
-// Dataplanes dpinspect knows of, registered or not, for --dataplane and detect: "nftables",
-// "ebpf". One that is not registered is refused with a message naming what was looked for.
-const std::vector<std::string>& known_dataplanes();
+  // Every backend, in packet order.
+  const std::vector<const DataplaneBackend*>& backends() const { return backends_; }
+  // Dataplanes known by name, registered or not, for --dataplane and detect: the registered ones
+  // in registration order, then also_known.
+  const std::vector<std::string>& known() const { return known_; }
+  const DataplaneBackend* find(std::string_view name) const;
 
-const DataplaneBackend* find_dataplane(std::string_view name);
+  // --dataplane NAME|auto: the backends to read, loaded. auto: the backend a given option belongs
+  // to; otherwise every backend (one: no probing), keeping those that find Calico, or the first.
+  Result<std::vector<std::unique_ptr<LoadedDataplane>>> load(const std::string& wanted,
+                                                             const SourceRequest& req) const;
 
-// --dataplane NAME|auto: the backends to read, loaded. auto: the backend a given option belongs
-// to; otherwise every backend (one: no probing), keeping those that find Calico, or the first.
-Result<std::vector<std::unique_ptr<LoadedDataplane>>> load_dataplanes(const std::string& wanted,
-                                                                      const SourceRequest& req);
+  // The --dataplane help text: "auto (whatever is there), nftables (...), ebpf (...)".
+  std::string choices_help() const;
 
-// The --dataplane help text: "auto (whatever is there), nftables (...), ebpf (not yet
-// supported)".
-std::string dataplane_choices_help();
+ private:
+  std::vector<const DataplaneBackend*> backends_;
+  std::vector<std::string> known_;
+};
+
+// The dpinspect program's backends (backends/registry.cpp).
+const DataplaneRegistry& builtin_dataplanes();
 
 }  // namespace dpi

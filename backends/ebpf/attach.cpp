@@ -18,7 +18,7 @@
 
 #include "backends/ebpf/live_maps.h"
 #include "backends/ebpf/live_progs.h"
-#include "backends/nftables/netns.h"
+#include "backends/linux/netns.h"
 
 namespace dpi::ebpf {
 
@@ -203,7 +203,7 @@ Result<Attachments> read_here(const std::string& prefix) {
 }  // namespace
 
 Result<Attachments> read_attachments(const std::string& netns, const std::string& prefix) {
-  auto r = nft::in_netns(netns, [&] { return read_here(prefix); });
+  auto r = os::in_netns(netns, [&] { return read_here(prefix); });
   if (!r) return r.error();
   r->netns = netns;
   return r;

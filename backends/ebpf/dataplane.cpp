@@ -9,7 +9,9 @@
 #include "backends/ebpf/live_maps.h"
 #include "backends/ebpf/node_state.h"
 #include "backends/ebpf/policy_engines.h"
+#include "backends/linux/netns.h"
 #include "core/input_file.h"
+#include "core/snapshot.h"
 
 namespace dpi::ebpf {
 
@@ -145,10 +147,11 @@ Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest
     // --dataplane auto reports the other backends' reading of it.
     if (doc.is_discarded() || !doc.is_object())
       return make_error(ErrorCode::not_found, fmt::format("{}: not a JSON snapshot", origin));
-    if (!doc.contains(kSnapshotSection))
-      return make_error(ErrorCode::not_found,
-                        fmt::format("{}: the snapshot has no eBPF section", origin));
-    auto n = node_state_from_json(doc[kSnapshotSection], "snapshot " + origin);
+    if (!is_snapshot(doc))
+      return make_error(ErrorCode::not_found, fmt::format("{}: not a snapshot", origin));
+    auto section = snapshot_section(doc, kSnapshotSection, V1Section::member, origin);
+    if (!section) return section.error();
+    auto n = node_state_from_json(**section, "snapshot " + origin);
     if (!n) return n.error();
     auto loaded = std::make_unique<LoadedEbpf>(std::move(*n));
     if (auto st = loaded->set_engine(engine_of(req)); !st) return st.error();
@@ -157,8 +160,7 @@ Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest
   // The pinned maps are in a mount, not a network namespace; --netns is where detect lists the
   // programs attached to cali* interfaces, and one that does not exist is the user's mistake.
   if (!req.netns.empty()) {
-    std::string ns =
-        req.netns.find('/') == std::string::npos ? "/run/netns/" + req.netns : req.netns;
+    std::string ns = os::netns_path(req.netns);
     struct stat nsb {};
     if (stat(ns.c_str(), &nsb) != 0)
       return make_error(ErrorCode::not_found,
@@ -178,17 +180,16 @@ Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest
   return std::unique_ptr<LoadedDataplane>(std::move(loaded));
 }
 
-Status EbpfDataplane::write_snapshot(const SourceRequest& req, nlohmann::json& doc) const {
+Result<std::optional<nlohmann::json>> EbpfDataplane::snapshot(const SourceRequest& req) const {
   auto n = read_live_node(bpffs_of(req), debug_dir_of(req));
   // A node without Calico's eBPF maps gets no section; the snapshot is still the other
   // dataplanes'.
   if (!n) {
     if (claims(req)) return n.error();
-    return Ok{};
+    return std::optional<nlohmann::json>();
   }
-  if (!n->release && n->maps.empty() && !claims(req)) return Ok{};
-  doc[kSnapshotSection] = node_state_to_json(*n);
-  return Ok{};
+  if (!n->release && n->maps.empty() && !claims(req)) return std::optional<nlohmann::json>();
+  return std::optional<nlohmann::json>(node_state_to_json(*n));
 }
 
 }  // namespace dpi::ebpf

@@ -114,11 +114,10 @@ Result<std::unique_ptr<LoadedDataplane>> NftablesDataplane::load(const SourceReq
   return std::unique_ptr<LoadedDataplane>(std::make_unique<LoadedNftables>(std::move(*src)));
 }
 
-Status NftablesDataplane::write_snapshot(const SourceRequest& req, nlohmann::json& doc) const {
+Result<std::optional<nlohmann::json>> NftablesDataplane::snapshot(const SourceRequest& req) const {
   auto snap = snapshot_live(spec_of(req));
   if (!snap) return snap.error();
-  for (auto& [k, v] : snap->items()) doc[k] = std::move(v);
-  return Ok{};
+  return std::optional<nlohmann::json>(std::move(*snap));
 }
 
 }  // namespace dpi::nft

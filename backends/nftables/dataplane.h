@@ -15,7 +15,7 @@ class NftablesDataplane final : public DataplaneBackend {
   bool claims(const SourceRequest& req) const override;
   Status check(const SourceRequest& req) const override;
   Result<std::unique_ptr<LoadedDataplane>> load(const SourceRequest& req) const override;
-  Status write_snapshot(const SourceRequest& req, nlohmann::json& doc) const override;
+  Result<std::optional<nlohmann::json>> snapshot(const SourceRequest& req) const override;
 };
 
 }  // namespace dpi::nft

@@ -14,7 +14,7 @@
 #include <linux/netlink.h>
 #include <nftables/libnftables.h>
 
-#include "backends/nftables/mnl_socket.h"
+#include "backends/linux/mnl_socket.h"
 
 namespace dpi::nft {
 
@@ -92,8 +92,9 @@ Result<std::string> list_ruleset_json() {
 }
 
 Result<uint32_t> ruleset_generation() {
-  MnlSocket sock;
-  if (int err = sock.open(NETLINK_NETFILTER)) return netlink_errno_error(err, "nfnetlink socket");
+  os::MnlSocket sock;
+  if (int err = sock.open(NETLINK_NETFILTER))
+    return os::netlink_errno_error(err, "nfnetlink socket");
 
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
@@ -106,14 +107,14 @@ Result<uint32_t> ruleset_generation() {
   nfg->res_id = 0;
   const uint32_t seq = nlh->nlmsg_seq;
   if (mnl_socket_sendto(sock.get(), nlh, nlh->nlmsg_len) < 0)
-    return netlink_errno_error(errno, "NFT_MSG_GETGEN request");
+    return os::netlink_errno_error(errno, "NFT_MSG_GETGEN request");
 
   // One reply: NFT_MSG_NEWGEN, or an NLMSG_ERROR that mnl_cb_run turns into errno.
   std::optional<uint32_t> gen;
   ssize_t n = mnl_socket_recvfrom(sock.get(), buf.data(), buf.size());
-  if (n < 0) return netlink_errno_error(errno, "NFT_MSG_GETGEN reply");
+  if (n < 0) return os::netlink_errno_error(errno, "NFT_MSG_GETGEN reply");
   if (mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, sock.portid(), on_gen, &gen) < 0)
-    return netlink_errno_error(errno, "NFT_MSG_GETGEN");
+    return os::netlink_errno_error(errno, "NFT_MSG_GETGEN");
   if (!gen) return make_error(ErrorCode::system, "NFT_MSG_GETGEN: reply without NFTA_GEN_ID");
   return *gen;
 }

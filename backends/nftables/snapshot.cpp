@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "core/snapshot.h"
+
 namespace dpi::nft {
 
 using nlohmann::json;
@@ -95,21 +97,19 @@ Status shape_checked(const std::string& origin, const std::string& where, F&& re
 }  // namespace
 
 json make_snapshot(const SnapshotParts& p) {
-  return {{"schema", kSnapshotSchema},
-          {"source", p.source},
-          {"ruleset", p.ruleset},
+  return {{"ruleset", p.ruleset},
           {"xt", p.xt ? xt_json(*p.xt) : json::array()},
           {"ipsets", p.ipsets ? ipsets_json(*p.ipsets) : json::array()},
           {"node", p.node ? to_json(*p.node) : json(nullptr)}};
 }
 
 bool is_snapshot(const json& j) {
-  return j.is_object() && j.contains("schema") && j.contains("ruleset");
+  return dpi::is_snapshot(j);
 }
 
 namespace {
 
-Result<SnapshotData> read_snapshot_unchecked(const json& j, const std::string& origin);
+Result<SnapshotData> read_snapshot_unchecked(const json& doc, const std::string& origin);
 
 }  // namespace
 
@@ -124,12 +124,16 @@ Result<SnapshotData> read_snapshot(const json& j, const std::string& origin) {
 
 namespace {
 
-Result<SnapshotData> read_snapshot_unchecked(const json& j, const std::string& origin) {
-  if (j.value("schema", "") != kSnapshotSchema)
-    return bad(origin, "schema",
-               fmt::format("expected \"{}\", found {}", kSnapshotSchema, j["schema"].dump()));
+Result<SnapshotData> read_snapshot_unchecked(const json& doc, const std::string& origin) {
+  auto section = snapshot_section(doc, kSnapshotSection, V1Section::top_level, origin);
+  if (!section) return section.error();
+  const json& j = **section;
   SnapshotData d;
-  d.ruleset_text = j["ruleset"].dump();
+  auto ruleset = j.find("ruleset");
+  if (ruleset == j.end())
+    return bad(origin, doc.contains(kSnapshotSection) ? "nftables" : "snapshot",
+               "no \"ruleset\" member");
+  d.ruleset = &*ruleset;
   const json& xt = j.contains("xt") ? j["xt"] : json::array();
   for (std::size_t i = 0; i < xt.size(); ++i) {
     const json& r = xt[i];

@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "backends/linux/netlink_node.h"
+#include "backends/linux/netns.h"
 #include "backends/nftables/iptables_save/iptables_save.h"
 #include "backends/nftables/live_ruleset.h"
-#include "backends/nftables/netlink_node.h"
-#include "backends/nftables/netns.h"
 #include "backends/nftables/snapshot.h"
 #include "core/input_file.h"
 
@@ -38,7 +38,7 @@ Result<LiveRead> read_live() {
     auto after = ruleset_generation();
     if (!after) return after.error();
     if (*before != *after) continue;
-    auto node = read_node_info();
+    auto node = os::read_node_info();
     if (!node) return node.error();
     return LiveRead{std::move(*text), std::move(*xt), std::move(*ipsets), std::move(*node), *after};
   }
@@ -69,7 +69,7 @@ Result<Loaded> load_iptables_save_source(const SourceSpec& spec) {
     if (!node) return node.error();
     out.node = std::move(*node);
   } else if (!spec.netns.empty()) {
-    auto node = in_netns(spec.netns, read_node_info);
+    auto node = os::in_netns(spec.netns, os::read_node_info);
     if (!node) return node.error();
     out.node = std::move(*node);
   }
@@ -81,8 +81,17 @@ Result<Loaded> load_iptables_save_source(const SourceSpec& spec) {
 Result<NodeInfo> read_node_file(const std::string& path, const LoadOptions& load) {
   auto j = read_json_file(path, load);
   if (!j) return j.error();
-  // A snapshot-style file may wrap the node info.
+  // A snapshot may carry the node info: in its nftables section, or (version 1 and files written
+  // by hand) as "node" at the top.
   if (j->is_object() && j->contains("node")) return node_info_from_json((*j)["node"], path);
+  if (is_snapshot(*j)) {
+    auto snap = read_snapshot(*j, path);
+    if (!snap) return snap.error();
+    if (!snap->node)
+      return make_error(ErrorCode::bad_input,
+                        fmt::format("{}: the snapshot carries no node information", path));
+    return std::move(*snap->node);
+  }
   return node_info_from_json(*j, path);
 }
 
@@ -104,7 +113,7 @@ Result<Loaded> load_source(const SourceSpec& spec) {
       opts.xt = out.xt.get();
       opts.ipsets = out.ipsets.get();
       out.node = std::move(snap->node);
-      ruleset = &(*doc)["ruleset"];
+      ruleset = snap->ruleset;
       out.description = fmt::format("snapshot {}", origin);
     }
     auto rs = load_ruleset_doc(*ruleset, origin, opts);
@@ -115,13 +124,13 @@ Result<Loaded> load_source(const SourceSpec& spec) {
       if (!node) return node.error();
       out.node = std::move(*node);
     } else if (!spec.netns.empty() && !out.node) {
-      auto node = in_netns(spec.netns, read_node_info);
+      auto node = os::in_netns(spec.netns, os::read_node_info);
       if (!node) return node.error();
       out.node = std::move(*node);
     }
     return out;
   }
-  auto live = in_netns(spec.netns, read_live);
+  auto live = os::in_netns(spec.netns, read_live);
   if (!live) return live.error();
   std::string origin =
       spec.netns.empty() ? "live ruleset" : fmt::format("live netns {}", spec.netns);
@@ -140,7 +149,7 @@ Result<Loaded> load_source(const SourceSpec& spec) {
 }
 
 Result<nlohmann::json> snapshot_live(const SourceSpec& spec) {
-  auto live = in_netns(spec.netns, read_live);
+  auto live = os::in_netns(spec.netns, read_live);
   if (!live) return live.error();
   nlohmann::json ruleset;
   try {
@@ -149,10 +158,7 @@ Result<nlohmann::json> snapshot_live(const SourceSpec& spec) {
     return make_error(ErrorCode::system,
                       fmt::format("libnftables printed JSON that does not parse: {}", e.what()));
   }
-  SnapshotParts parts{
-      std::move(ruleset), &live->xt, &live->ipsets, &live->node,
-      spec.netns.empty() ? "live ruleset" : fmt::format("live netns {}", spec.netns)};
-  return make_snapshot(parts);
+  return make_snapshot(SnapshotParts{std::move(ruleset), &live->xt, &live->ipsets, &live->node});
 }
 
 }  // namespace dpi::nft

@@ -38,7 +38,7 @@ struct Loaded {
 Result<Loaded> load_source(const SourceSpec& spec);
 // A --node file (interfaces, routes, ip rules), plain or wrapped as {"node": ...}.
 Result<NodeInfo> read_node_file(const std::string& path, const LoadOptions& load);
-// The live dataplane of spec.netns as a "dpinspect.snapshot/v1" document.
+// The live dataplane of spec.netns as the nftables section of a snapshot (snapshot.h).
 Result<nlohmann::json> snapshot_live(const SourceSpec& spec);
 
 }  // namespace dpi::nft

@@ -1,8 +1,9 @@
 // Fuzz target: a snapshot file (`dpinspect snapshot` output given to --ruleset): JSON text,
-// read_snapshot (the xt payloads, ipsets and node it carries), then the nft JSON loader with those
-// payloads, so that the xt decoders run on what the snapshot holds, then what the CLI does with
-// the ruleset (pipeline.h). Invariants: no crash, no sanitizer report, no exception escapes, and
-// errors start with the file's name.
+// read_snapshot (its nftables section, or a version 1 document's top level: the xt payloads,
+// ipsets and node it carries), then the nft JSON loader with those payloads, so that the xt
+// decoders run on what the snapshot holds, then what the CLI does with the ruleset (pipeline.h).
+// Invariants: no crash, no sanitizer report, no exception escapes, and errors start with the
+// file's name.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -36,7 +37,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   dpi::nft::LoadOptions opts;
   opts.xt = src.xt.get();
   opts.ipsets = src.ipsets.get();
-  auto rs = dpi::nft::load_ruleset_doc(doc["ruleset"], kOrigin, opts);
+  auto rs = dpi::nft::load_ruleset_doc(*snap->ruleset, kOrigin, opts);
   if (!rs) {
     FUZZ_CHECK(rs.error().message.rfind(kOrigin, 0) == 0,
                "load error does not name the file: " + rs.error().message);

@@ -3,7 +3,8 @@
 
 - core/ includes no backend, no CLI, and no kernel or C dataplane library header (linux/*,
   libmnl, libnftnl, libnftables, libbpf, libipset, netlink sockets): it must build anywhere.
-- backends/ include nothing from cli/.
+- backends/ include nothing from cli/; backends/linux/ (plumbing every backend uses) includes no
+  backend.
 - cli/ includes no backend header except through the registry (core/dataplane_registry.h): it
   names no backend.
 
@@ -26,6 +27,8 @@ RULES = [
     ("core", "core includes a kernel or dataplane library header", lambda p: KERNEL.match(p)),
     ("core", "core includes the BPF programs", lambda p: p.startswith("bpf/")),
     ("backends", "a backend includes a CLI header", lambda p: p.startswith("cli/")),
+    ("backends/linux", "the shared Linux plumbing includes a backend",
+     lambda p: p.startswith("backends/") and not p.startswith("backends/linux/")),
     ("cli", "the CLI names a backend", lambda p: p.startswith("backends/")),
 ]
 

@@ -12,9 +12,9 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "backends/linux/netlink_node.h"
+#include "backends/linux/netns.h"
 #include "backends/nftables/live_ruleset.h"
-#include "backends/nftables/netlink_node.h"
-#include "backends/nftables/netns.h"
 #include "core/node_info.h"
 #include "privileged.h"
 
@@ -108,29 +108,29 @@ TEST_CASE("in_netns runs on another thread and leaves the caller where it was", 
   const std::string before = own_netns();
   REQUIRE_FALSE(before.empty());
 
-  auto inside = dpi::nft::in_netns(ns.name(), netns_id);
+  auto inside = dpi::os::in_netns(ns.name(), netns_id);
   REQUIRE(inside.ok());
   CHECK(*inside != before);
   CHECK(own_netns() == before);
 
-  auto by_path = dpi::nft::in_netns("/run/netns/" + ns.name(), netns_id);
+  auto by_path = dpi::os::in_netns("/run/netns/" + ns.name(), netns_id);
   REQUIRE(by_path.ok());
   CHECK(*by_path == *inside);
 
-  auto here = dpi::nft::in_netns("", netns_id);
+  auto here = dpi::os::in_netns("", netns_id);
   REQUIRE(here.ok());
   CHECK(*here == before);
 
-  auto missing = dpi::nft::in_netns("dpi-test-missing-" + std::to_string(getpid()), netns_id);
+  auto missing = dpi::os::in_netns("dpi-test-missing-" + std::to_string(getpid()), netns_id);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().code == ErrorCode::not_found);
 
-  auto not_netns = dpi::nft::in_netns("/proc/self/status", netns_id);
+  auto not_netns = dpi::os::in_netns("/proc/self/status", netns_id);
   REQUIRE_FALSE(not_netns.ok());
   CHECK(not_netns.error().code == ErrorCode::bad_input);
 
   CHECK_THROWS_AS(
-      dpi::nft::in_netns(ns.name(), []() -> Result<int> { throw std::runtime_error("boom"); }),
+      dpi::os::in_netns(ns.name(), []() -> Result<int> { throw std::runtime_error("boom"); }),
       std::runtime_error);
   CHECK(own_netns() == before);
 }
@@ -156,7 +156,7 @@ TEST_CASE("read_node_info and list_ruleset_json see exactly the test namespace",
   REQUIRE(sh_with_input("ip netns exec " + ns.name() + " nft -f -", kRuleset) == 0);
 
   SECTION("node info") {
-    auto node = dpi::nft::in_netns(ns.name(), dpi::nft::read_node_info);
+    auto node = dpi::os::in_netns(ns.name(), dpi::os::read_node_info);
     REQUIRE(node.ok());
     CHECK(names(*node) == std::set<std::string>{"lo", "dpi0", "cali1234567890a", "dpi-peer0"});
 
@@ -222,14 +222,14 @@ TEST_CASE("read_node_info and list_ruleset_json see exactly the test namespace",
     REQUIRE(again.ok());
     CHECK(dpi::to_json(*again) == dpi::to_json(*node));
 
-    auto root = dpi::nft::read_node_info();
+    auto root = dpi::os::read_node_info();
     REQUIRE(root.ok());
     CHECK(names(*root) != names(*node));
     CHECK(root->find_interface("dpi-peer0") == nullptr);
   }
 
   SECTION("ruleset") {
-    auto text = dpi::nft::in_netns(ns.name(), dpi::nft::list_ruleset_json);
+    auto text = dpi::os::in_netns(ns.name(), dpi::nft::list_ruleset_json);
     REQUIRE(text.ok());
     json doc = json::parse(*text);
     auto tables = nft_objects(doc, "table");
@@ -252,13 +252,13 @@ TEST_CASE("read_node_info and list_ruleset_json see exactly the test namespace",
   }
 
   SECTION("generation") {
-    auto g1 = dpi::nft::in_netns(ns.name(), dpi::nft::ruleset_generation);
+    auto g1 = dpi::os::in_netns(ns.name(), dpi::nft::ruleset_generation);
     REQUIRE(g1.ok());
-    auto g2 = dpi::nft::in_netns(ns.name(), dpi::nft::ruleset_generation);
+    auto g2 = dpi::os::in_netns(ns.name(), dpi::nft::ruleset_generation);
     REQUIRE(g2.ok());
     CHECK(*g2 == *g1);
     REQUIRE(ns.exec("nft add table ip dpitest2") == 0);
-    auto g3 = dpi::nft::in_netns(ns.name(), dpi::nft::ruleset_generation);
+    auto g3 = dpi::os::in_netns(ns.name(), dpi::nft::ruleset_generation);
     REQUIRE(g3.ok());
     CHECK(*g3 != *g1);
     CHECK(dpi::nft::ruleset_generation().ok());
@@ -281,9 +281,9 @@ TEST_CASE("unprivileged callers get ErrorCode::permission", "[privileged]") {
       bad |= 1;
     auto gen = dpi::nft::ruleset_generation();
     if (gen.ok() || gen.error().code != ErrorCode::permission) bad |= 2;
-    auto entered = dpi::nft::in_netns(ns.name(), netns_id);
+    auto entered = dpi::os::in_netns(ns.name(), netns_id);
     if (entered.ok() || entered.error().code != ErrorCode::permission) bad |= 4;
-    if (!dpi::nft::read_node_info().ok()) bad |= 8;  // rtnetlink dumps need no privilege
+    if (!dpi::os::read_node_info().ok()) bad |= 8;  // rtnetlink dumps need no privilege
     _exit(bad);
   }
   int status = 0;

@@ -15,7 +15,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "backends/nftables/netns.h"
+#include "backends/linux/netns.h"
 #include "backends/nftables/xt/decode.h"
 #include "backends/nftables/xt/ipsets.h"
 #include "backends/nftables/xt/nl_dump.h"
@@ -26,6 +26,7 @@ namespace {
 
 using nlohmann::json;
 using namespace dpi::nft;
+using dpi::os::in_netns;
 
 std::string fixture(const std::string& name) {
   return std::string(DPI_SOURCE_DIR) + "/tests/fixtures/xt/" + name;

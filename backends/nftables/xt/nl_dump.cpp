@@ -10,7 +10,7 @@
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 
-#include "backends/nftables/mnl_socket.h"
+#include "backends/linux/mnl_socket.h"
 
 namespace dpi::nft::xt {
 
@@ -61,12 +61,12 @@ Status nl_dump(const NlRequest& req, const std::function<int(const nlmsghdr*)>& 
                const std::function<void()>& on_reset, int retries, int* err_no) {
   auto fail = [&](int e, const std::string& what) {
     if (err_no) *err_no = e;
-    return netlink_errno_error(e, what);
+    return os::netlink_errno_error(e, what);
   };
   std::vector<char> buf(1 << 16);
   for (int attempt = 0; attempt <= retries; ++attempt) {
     if (attempt > 0) on_reset();
-    MnlSocket sock;
+    os::MnlSocket sock;
     if (int e = sock.open(NETLINK_NETFILTER))
       return fail(e, "opening a netfilter netlink socket for " + req.what);
     nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());

@@ -1,8 +1,8 @@
 # iptables-nft compat expressions: reading their kernel payloads (nft_compat match/target
 # attributes) and the node's ipsets over nfnetlink (libmnl), and decoding them into the model.
-# Include after live.cmake, then:
+# Include from backends/nftables/CMakeLists.txt, then:
 #   target_sources(dpinspect_nft PRIVATE ${DPI_NFT_XT_SOURCES})
-# (libmnl is already linked through DPI_NFT_LIVE_LIBRARIES.)
+# (libmnl is linked by backends/nftables/CMakeLists.txt.)
 set(DPI_NFT_XT_SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/nl_dump.cpp
     ${CMAKE_CURRENT_LIST_DIR}/xt_payloads.cpp

@@ -1,4 +1,4 @@
-#include "backends/nftables/netlink_node.h"
+#include "backends/linux/netlink_node.h"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -19,9 +19,9 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 
-#include "backends/nftables/mnl_socket.h"
+#include "backends/linux/mnl_socket.h"
 
-namespace dpi::nft {
+namespace dpi::os {
 
 namespace {
 
@@ -324,4 +324,4 @@ Result<NodeInfo> read_node_info() {
   return node;
 }
 
-}  // namespace dpi::nft
+}  // namespace dpi::os

@@ -9,7 +9,11 @@
 
 #include "core/result.h"
 
-namespace dpi::nft {
+namespace dpi::os {
+
+// The namespace file a --netns value names: a bare name is /run/netns/NAME (as `ip netns`
+// creates it); anything with a '/' is a path such as /proc/PID/ns/net.
+std::string netns_path(const std::string& name_or_path);
 
 namespace detail {
 // Runs body on a fresh thread that has joined the namespace first (inline when
@@ -18,8 +22,7 @@ namespace detail {
 Status run_in_netns(const std::string& name_or_path, const std::function<void()>& body);
 }  // namespace detail
 
-// name_or_path: "" = the caller's namespace; a bare name = /run/netns/NAME (as `ip netns`
-// creates); anything with a '/' = a namespace file such as /proc/PID/ns/net.
+// name_or_path: "" = the caller's namespace; otherwise as netns_path().
 // Errors: not_found (no such namespace), permission (setns needs CAP_SYS_ADMIN), bad_input (the
 // file is not a network namespace), system.
 // Sockets opened by fn belong to that namespace and must not outlive the call.
@@ -32,4 +35,4 @@ auto in_netns(const std::string& name_or_path, F&& fn) -> std::invoke_result_t<F
   return std::move(*out);
 }
 
-}  // namespace dpi::nft
+}  // namespace dpi::os

@@ -8,7 +8,7 @@
 
 #include "core/result.h"
 
-namespace dpi::nft {
+namespace dpi::os {
 
 class MnlSocket {
  public:
@@ -30,4 +30,4 @@ class MnlSocket {
 // "<what>: <strerror>"; EPERM and EACCES are ErrorCode::permission with what to do about it.
 Error netlink_errno_error(int err, const std::string& what);
 
-}  // namespace dpi::nft
+}  // namespace dpi::os

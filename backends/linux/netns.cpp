@@ -1,4 +1,4 @@
-#include "backends/nftables/netns.h"
+#include "backends/linux/netns.h"
 
 #include <cerrno>
 #include <cstring>
@@ -9,7 +9,7 @@
 #include <thread>
 #include <unistd.h>
 
-namespace dpi::nft {
+namespace dpi::os {
 
 namespace {
 
@@ -44,13 +44,16 @@ Error netns_error(int err, const std::string& path, const char* step) {
 
 }  // namespace
 
+std::string netns_path(const std::string& name_or_path) {
+  return name_or_path.find('/') == std::string::npos ? "/run/netns/" + name_or_path : name_or_path;
+}
+
 Status detail::run_in_netns(const std::string& name_or_path, const std::function<void()>& body) {
   if (name_or_path.empty()) {
     body();
     return Ok{};
   }
-  std::string path =
-      name_or_path.find('/') == std::string::npos ? "/run/netns/" + name_or_path : name_or_path;
+  std::string path = netns_path(name_or_path);
   // Opened here rather than on the worker so a missing namespace costs no thread.
   Fd ns(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (ns.get() < 0) return netns_error(errno, path, "opening");
@@ -81,4 +84,4 @@ Status detail::run_in_netns(const std::string& name_or_path, const std::function
   return Ok{};
 }
 
-}  // namespace dpi::nft
+}  // namespace dpi::os

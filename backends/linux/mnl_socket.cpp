@@ -1,9 +1,9 @@
-#include "backends/nftables/mnl_socket.h"
+#include "backends/linux/mnl_socket.h"
 
 #include <cerrno>
 #include <cstring>
 
-namespace dpi::nft {
+namespace dpi::os {
 
 int MnlSocket::open(int bus) {
   nl_ = mnl_socket_open(bus);
@@ -20,4 +20,4 @@ Error netlink_errno_error(int err, const std::string& what) {
   return make_error(ErrorCode::system, msg);
 }
 
-}  // namespace dpi::nft
+}  // namespace dpi::os

@@ -188,6 +188,9 @@ struct Report {
   Decision decided_by;
   std::vector<Stage> stages;
   std::vector<PathStep> path;
+  // The hook whose chains hold Calico's policy for this flow (forward, input, output), set by a
+  // backend that records a path: the text report shows that hook's rules unless asked for all.
+  std::string policy_hook;
   std::vector<NatStep> nat;
   std::vector<Outcome> outcomes;
   std::vector<std::string> warnings;

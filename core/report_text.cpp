@@ -79,7 +79,7 @@ std::string render_text(const Report& r, const TextOptions& opts) {
   }
   if (!r.path.empty()) {
     // Other hooks only matter where they decided or translated; -v shows everything.
-    std::string policy_hook = r.evidence.value("policy_hook", "");
+    const std::string& policy_hook = r.policy_hook;
     out += opts.verbose
                ? "  path:\n"
                : fmt::format("  path ({} hook; -v for every hook and rule):\n", policy_hook);

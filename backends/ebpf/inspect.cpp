@@ -8,6 +8,7 @@
 #include "backends/ebpf/nat.h"
 #include "backends/ebpf/prog_tag.h"
 #include "core/calico/attribution.h"
+#include "core/report_assembly.h"
 
 namespace dpi::ebpf {
 
@@ -114,7 +115,7 @@ std::string tier_before(const RuleIndex& idx, const RuleSite& at) {
 // Where the deciding rule sits, for the report.
 struct Located {
   const RuleSite* site = nullptr;
-  std::string ambiguity;  // several sites record the same id and none is preferred
+  std::size_t sites = 0;  // more than 1: several sites record the same id, none is preferred
 };
 
 Located locate(const RuleIndex& idx, uint64_t id, bool allowed) {
@@ -127,10 +128,7 @@ Located locate(const RuleIndex& idx, uint64_t id, bool allowed) {
   }
   if (fit.empty()) return out;
   out.site = fit.back();
-  if (fit.size() > 1)
-    out.ambiguity =
-        fmt::format("{} positions of the program record rule id {}; the last one is reported",
-                    fit.size(), hex_id(id));
+  out.sites = fit.size();
   return out;
 }
 
@@ -224,8 +222,18 @@ class FlowRun {
 
  private:
   enum class Hook { ingress, egress };  // tc hook of the interface
-  // Runs the policy of the endpoint at ifindex on the hook; appends a Stage. false: stop.
+  // Sets rep_.verdict and locates the Calico positions that decided it (located_).
+  void find_positions(const IpAddr& dst, uint16_t dport);
+  // Runs the policy of the endpoint at ifindex on the hook; appends a stage position. false: stop.
   bool stage(uint32_t ifindex, Hook hook, const PolicyState& ps);
+  // The stage just appended denied: it decides.
+  bool denied_by_last_stage() {
+    rep_.verdict = Verdict::deny;
+    located_.by = calico::Located::By::stage;
+    located_.stage = located_.stages.size() - 1;
+    located_.rule = located_.stages.back().at.rule;
+    return false;
+  }
   void indeterminate(const std::string& expr, const std::string& why) {
     rep_.verdict = Verdict::indeterminate;
     rep_.indeterminate_reason = IndeterminateReason{RuleRef{}, expr, why};
@@ -234,6 +242,7 @@ class FlowRun {
   const NodeModel& m_;
   const Flow& f_;
   Report& rep_;
+  calico::Located located_;
 };
 
 bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
@@ -241,56 +250,39 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
   const int family = f_.src.is_v4() ? 4 : 6;
   const IfState* ifs = m_.iface(ifindex);
   const bool from_wep = hook == Hook::ingress;
-  Stage st;
-  st.role = from_wep ? "egress of workload" : "ingress of workload";
-  Decision& d = st.decision;
-  d.direction = from_wep ? "egress" : "ingress";
+  calico::StagePosition st;
+  st.endpoint.role = calico::EndpointRole::workload;
+  st.endpoint.direction = from_wep ? calico::Direction::egress : calico::Direction::ingress;
+  calico::Position& d = st.at;
+  const std::string role = from_wep ? "egress of workload" : "ingress of workload";
+  auto deny_with = [&](calico::PositionKind k) {
+    st.outcome = calico::StageOutcome::deny;
+    d.kind = k;
+    d.action = calico::Action::deny;
+    located_.stages.push_back(st);
+    return denied_by_last_stage();
+  };
   if (!ifs) {
     // No ifstate entry: Felix has not set the interface up, so no Calico program judges it.
-    st.endpoint = fmt::format("ifindex {}", ifindex);
-    st.outcome = "deny";
-    d.kind = DecisionKind::unknown_interface;
-    d.action = "deny";
-    d.endpoint = st.endpoint;
-    rep_.stages.push_back(st);
-    rep_.verdict = Verdict::deny;
-    rep_.decided_by = d;
-    rep_.decided_by.summary = fmt::format(
-        "the interface with ifindex {} has no Calico interface state (cali_iface): Felix has not "
-        "set it up",
-        ifindex);
-    return false;
+    st.endpoint.iface = fmt::format("ifindex {}", ifindex);
+    d.ifindex = ifindex;
+    return deny_with(calico::PositionKind::no_interface_state);
   }
-  st.endpoint = ifs->name;
-  d.endpoint = ifs->name;
-  st.chain = from_wep ? "tc ingress" : "tc egress";
-  auto deny_with = [&](DecisionKind k, const std::string& summary) {
-    st.outcome = "deny";
-    d.kind = k;
-    d.action = "deny";
-    rep_.stages.push_back(st);
-    rep_.verdict = Verdict::deny;
-    rep_.decided_by = d;
-    rep_.decided_by.summary = summary;
-    return false;
-  };
+  st.endpoint.iface = ifs->name;
+  st.endpoint.chain = from_wep ? "tc ingress" : "tc egress";
   if (family == 6 && !ifs->dual_stack_layout) {
     indeterminate("ifstate", "this release's interface state has no IPv6 policy indices");
     return false;
   }
   const uint32_t ready = family == 4 ? ifstate_flag::v4_ready : ifstate_flag::v6_ready;
-  if (!(ifs->flags & ready))
-    return deny_with(DecisionKind::admin_down,
-                     fmt::format("the endpoint is not ready (ifstate flags {:#x}: no IPv{}Ready), "
-                                 "{} on {}",
-                                 ifs->flags, family, st.role, st.endpoint));
+  if (!(ifs->flags & ready)) {
+    d.iface_flags = ifs->flags;
+    d.ip_family = family;
+    return deny_with(calico::PositionKind::endpoint_not_ready);
+  }
   PolicyIndex idx =
       ifs->index_for(from_wep ? AttachHook::tc_ingress : AttachHook::tc_egress, family);
-  if (!idx)
-    return deny_with(DecisionKind::calico_rule,
-                     fmt::format("no policy program for the workload (ifstate index -1): "
-                                 "calico_tc_main denies, {} on {}",
-                                 st.role, st.endpoint));
+  if (!idx) return deny_with(calico::PositionKind::no_policy_program);
   const MapSpec* jm = n.spec(MapRole::jump);
   if (!jm) jm = n.spec(from_wep ? MapRole::jump_ing : MapRole::jump_egr);
   if (!jm) {
@@ -298,18 +290,17 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
     return false;
   }
   const JumpSlot* slot = n.slot(std::string(jm->pin_name), *idx);
-  if (!slot || !slot->prog)
-    return deny_with(
-        DecisionKind::calico_rule,
-        fmt::format("empty policy jump-map slot {}[{}] for a ready workload (the node lost its "
-                    "policy program): calico_tc_main denies, {} on {}",
-                    jm->pin_name, *idx, st.role, st.endpoint));
+  if (!slot || !slot->prog) {
+    d.policy_slot = fmt::format("{}[{}]", jm->pin_name, *idx);
+    return deny_with(calico::PositionKind::empty_policy_slot);
+  }
   const ProgInfo& prog = *slot->prog;
   std::string file =
       debug_file_name({ifs->name, from_wep ? PolicyDir::egress : PolicyDir::ingress, family});
   const auto& pf = m_.policy_file(file);
+  const std::string& hook_name = st.endpoint.chain;
   nlohmann::json ev = {{"prog_id", prog.id}, {"prog_name", prog.name},   {"tag", tag_hex(prog.tag)},
-                       {"hook", st.chain},   {"jump_map", jm->pin_name}, {"index", *idx},
+                       {"hook", hook_name},  {"jump_map", jm->pin_name}, {"index", *idx},
                        {"debug_json", file}};
   if (!pf.prog) {
     ev["tag_check"] = "no debug JSON";
@@ -317,7 +308,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
     indeterminate("policy-debug JSON",
                   fmt::format("{}: {} (program {} {} tag {} cannot be run without its "
                               "instructions)",
-                              st.role + " on " + st.endpoint, pf.error, prog.id, prog.name,
+                              role + " on " + st.endpoint.iface, pf.error, prog.id, prog.name,
                               tag_hex(prog.tag)));
     return false;
   }
@@ -371,7 +362,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
   if (!runs.disagreement.empty()) {
     // Neither engine is believed over the other (principle 2).
     rep_.evidence["ebpf"]["stages"].push_back(ev);
-    indeterminate("policy engines", fmt::format("{} on {}: {} ({}): {}", st.role, st.endpoint,
+    indeterminate("policy engines", fmt::format("{} on {}: {} ({}): {}", role, st.endpoint.iface,
                                                 prog.name, file, runs.disagreement));
     return false;
   }
@@ -388,37 +379,37 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
   ev["rule_ids"] = id_texts;
   ev["pol_rc"] = r.after.pol_rc;
   rep_.evidence["ebpf"]["stages"].push_back(ev);
-  st.outcome = allowed ? "allow" : "deny";
-  d.action = allowed ? "allow" : "deny";
+  st.outcome = allowed ? calico::StageOutcome::allow : calico::StageOutcome::deny;
+  d.action = allowed ? calico::Action::allow : calico::Action::deny;
   if (ids.empty()) {
-    d.kind = DecisionKind::unknown;
-    d.notes.push_back(
-        "the program recorded no rule id (policy debug off when it was generated): only the "
-        "verdict is known");
+    d.kind = calico::PositionKind::no_rule_id;
   } else {
     Located loc = locate(*pf.rules, ids.back(), allowed);
+    d.recorded_id = hex_id(ids.back());
     if (!loc.site) {
-      d.kind = DecisionKind::unknown;
-      d.notes.push_back(fmt::format("rule id {} is not in {}", hex_id(ids.back()), file));
+      d.kind = calico::PositionKind::rule_id_not_found;
+      d.program_file = file;
     } else {
       const RuleSite& s = *loc.site;
-      if (!loc.ambiguity.empty()) d.notes.push_back(loc.ambiguity);
+      d.same_id_sites = static_cast<int>(loc.sites);
       d.rule_id = std::to_string(ids.back());
       switch (s.kind) {
         case SiteKind::rule:
-          d.kind = s.policy ? DecisionKind::policy_rule : DecisionKind::profile_rule;
+          d.kind =
+              s.policy ? calico::PositionKind::policy_rule : calico::PositionKind::profile_rule;
           d.tier = s.policy ? s.tier : tier_before(*pf.rules, s);
           if (s.policy) {
-            d.policy = report_policy_name(*s.policy, legacy_names(n));
+            d.owner = report_policy_name(*s.policy, legacy_names(n));
           } else {
             dpi::PolicyName pn;
             pn.kind = "profile";
             pn.name = s.profile.empty()
-                          ? recover_profile(n, ids.back(), d.action, d.direction, s.rule_index)
+                          ? recover_profile(n, ids.back(), allowed ? "allow" : "deny",
+                                            from_wep ? "egress" : "ingress", s.rule_index)
                           : s.profile;
             pn.recovered = !pn.name.empty();
             if (!pn.recovered) pn.chain = prog.name;
-            d.policy = pn;
+            d.owner = pn;
           }
           if (s.rule_index >= 0) {
             d.rule_index = s.rule_index;
@@ -426,10 +417,10 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
           }
           break;
         case SiteKind::end_of_tier:
-          d.kind = DecisionKind::end_of_tier_deny;
+          d.kind = calico::PositionKind::end_of_tier;
           d.tier = s.tier;
           break;
-        case SiteKind::no_profile: d.kind = DecisionKind::no_profile_matched; break;
+        case SiteKind::no_profile: d.kind = calico::PositionKind::no_profile; break;
       }
       std::size_t insn = s.record ? *s.record : s.first;
       const SubProgram* sp = pf.prog->subprogram_of(insn);
@@ -437,7 +428,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
       at.prog_id = prog.id;
       at.prog_name = prog.name;
       at.tag = tag_hex(prog.tag);
-      at.attach = st.chain + " " + st.endpoint;
+      at.attach = st.endpoint.chain + " " + st.endpoint.iface;
       at.insn_offset = static_cast<uint32_t>(insn);
       at.calico_rule_id = hex_id(ids.back());
       at.debug_comment = s.comment;
@@ -454,13 +445,8 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
       rep_.evidence["ebpf"]["stages"].back() = ev;
     }
   }
-  rep_.stages.push_back(st);
-  if (!allowed) {
-    rep_.verdict = Verdict::deny;
-    rep_.decided_by = d;
-    rep_.decided_by.summary = calico::stage_summary(rep_.stages.back());
-    return false;
-  }
+  located_.stages.push_back(st);
+  if (!allowed) return denied_by_last_stage();
   return true;
 }
 
@@ -491,6 +477,11 @@ PolicyState build_policy_state(const Flow& f, const IpAddr& dst, uint16_t dport,
 }
 
 void FlowRun::run(const IpAddr& dst, uint16_t dport) {
+  find_positions(dst, dport);
+  calico::explain(rep_, located_);
+}
+
+void FlowRun::find_positions(const IpAddr& dst, uint16_t dport) {
   auto src_rt = m_.route(f_.src);
   auto dst_rt = m_.route(dst);
   PolicyState ps = build_policy_state(f_, dst, dport, src_rt, dst_rt);
@@ -508,7 +499,8 @@ void FlowRun::run(const IpAddr& dst, uint16_t dport) {
     // tc.c: traffic from the host itself to a local workload is allowed on the workload's tc
     // egress hook before any policy program runs (and before the interface's state is read).
     rep_.verdict = Verdict::allow;
-    rep_.decided_by = calico::host_to_workload_decision();
+    located_.position.kind = calico::PositionKind::host_to_workload;
+    located_.position.action = calico::Action::allow;
     return;
   }
   if (!dst_wep && !dst_rt)
@@ -518,12 +510,8 @@ void FlowRun::run(const IpAddr& dst, uint16_t dport) {
   if (src_wep && !stage(src_rt->ifindex, Hook::ingress, ps)) return;
   if (dst_wep && !stage(dst_rt->ifindex, Hook::egress, ps)) return;
   rep_.verdict = Verdict::allow;
-  Decision out = rep_.stages.back().decision;
-  std::string s;
-  for (std::size_t i = 0; i < rep_.stages.size(); ++i)
-    s += (i ? "; " : "") + calico::stage_summary(rep_.stages[i]);
-  out.summary = s;
-  rep_.decided_by = out;
+  located_.by = calico::Located::By::stages;
+  located_.rule = located_.stages.back().at.rule;
 }
 
 Result<Report> NodeModel::inspect(const Flow& flow) const {
@@ -537,10 +525,7 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
     rep.dataplane.calico_version_hint = n_.release->releases.str();
   }
   for (const auto& w : n_.warnings) rep.warnings.push_back(w);
-  rep.assumptions.push_back(fmt::format("conntrack state {} (--ct)", ct_state_name(flow.ct)));
-  if (flow.has_ports() && flow.sport && flow.sport_defaulted)
-    rep.assumptions.push_back(
-        fmt::format("source port {} (any ephemeral port; pass --sport to choose)", *flow.sport));
+  add_flow_assumptions(rep, flow, false);
   rep.assumptions.push_back(engine_assumption(engines_->engine()));
   rep.evidence["ebpf"]["engine"] = engine_name(engines_->engine());
   if (!n_.release) {
@@ -579,12 +564,12 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
                   key->port_b == flow.sport.value_or(0) && key->port_a == flow.dport.value_or(0);
         if ((ab || ba) && val->both_approved()) {
           rep.verdict = Verdict::allow;
-          rep.decided_by.kind = DecisionKind::ct_established;
-          rep.decided_by.action = "allow";
-          rep.decided_by.summary = fmt::format(
-              "part of an established connection: conntrack entry {}:{} <-> {}:{} approved on "
-              "both legs, policy skipped",
-              key->addr_a.str(), key->port_a, key->addr_b.str(), key->port_b);
+          calico::Located at;
+          at.position.kind = calico::PositionKind::ct_established;
+          at.position.action = calico::Action::allow;
+          at.position.conntrack_entry = fmt::format("{}:{} <-> {}:{}", key->addr_a.str(),
+                                                    key->port_a, key->addr_b.str(), key->port_b);
+          calico::explain(rep, at);
           return rep;
         }
       }
@@ -611,11 +596,12 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
       if (spl > 0 && !IpPrefix{key->saddr, spl}.contains(flow.src)) continue;
       if (val->drop() || val->count == 0) {
         rep.verdict = Verdict::deny;
-        rep.decided_by.kind = DecisionKind::calico_rule;
-        rep.decided_by.action = "deny";
-        rep.decided_by.summary =
-            fmt::format("service {}:{} has no backends (NAT frontend id {:#x})", flow.dst.str(),
-                        flow.dport.value_or(0), val->id);
+        calico::Located at;
+        at.position.kind = calico::PositionKind::service_without_backends;
+        at.position.action = calico::Action::deny;
+        at.position.service = fmt::format("{}:{}", flow.dst.str(), flow.dport.value_or(0));
+        at.position.frontend_id = val->id;
+        calico::explain(rep, at);
         return rep;
       }
       for (uint32_t o = 0; o < val->count; ++o) {
@@ -657,25 +643,21 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
     return rep;
   }
   // Several backends: like nftables' random choices, one outcome per backend.
-  std::vector<Report> alts;
-  bool same = true;
+  std::vector<Alternative> alts;
+  alts.reserve(targets.size());
   for (const auto& t : targets) {
-    Report alt = rep;
-    FlowRun(*this, flow, alt).run(t.addr, t.port);
-    rep.outcomes.push_back(
-        Outcome{t.choice, alt.verdict, alt.decided_by.rule, alt.decided_by.summary});
-    same = same && (alts.empty() || alts.front().verdict == alt.verdict);
+    Alternative alt{t.choice, rep};
+    FlowRun(*this, flow, alt.report).run(t.addr, t.port);
     alts.push_back(std::move(alt));
   }
-  if (same) {
-    Report first = alts.front();
+  if (add_outcomes(rep, alts)) {
+    Report first = alts.front().report;
     first.outcomes = rep.outcomes;
     return first;
   }
-  rep.verdict = Verdict::indeterminate;
-  rep.indeterminate_reason = IndeterminateReason{
-      RuleRef{}, "NAT backend",
-      "the verdict depends on which service backend the NAT frontend picks; see outcomes"};
+  depends_on_choice(
+      rep, "NAT backend",
+      "the verdict depends on which service backend the NAT frontend picks; see outcomes", "");
   return rep;
 }
 

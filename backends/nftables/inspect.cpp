@@ -2,9 +2,10 @@
 
 #include <fmt/format.h>
 
+#include "backends/nftables/calico_positions.h"
 #include "backends/nftables/detect.h"
 #include "backends/nftables/evaluator.h"
-#include "core/calico/attribution.h"
+#include "core/report_assembly.h"
 
 namespace dpi::nft {
 
@@ -18,18 +19,23 @@ std::optional<RuleRef> deciding_rule(const RunResult& r) {
 void fill_from_run(Report& rep, const RunResult& run, const MarkLayout& marks) {
   rep.verdict = run.verdict;
   rep.path = run.path;
+  rep.policy_hook = run.policy_hook;
   rep.nat = run.nat;
   rep.indeterminate_reason = run.indeterminate;
   for (const auto& a : run.assumptions) rep.assumptions.push_back(a);
   rep.decided_by = Decision{};
   rep.decided_by.rule = deciding_rule(run);
   if (!run.no_route.empty()) {
-    rep.decided_by.kind = DecisionKind::unknown;
-    rep.decided_by.summary = fmt::format("the node cannot route the flow: {}", run.no_route);
-    rep.decided_by.action = "deny";
+    // Dropped before any Calico chain: the route lookup decided.
+    calico::Located at;
+    at.position.kind = calico::PositionKind::no_route;
+    at.position.action = calico::Action::deny;
+    at.position.why = run.no_route;
+    at.rule = rep.decided_by.rule;
+    calico::explain(rep, at);
     return;
   }
-  calico::attribute(rep, run.deciding_step, marks.bits);
+  attribute(rep, run.deciding_step, marks.bits);
 }
 
 }  // namespace
@@ -57,24 +63,9 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
   Evaluator ev(rs, node);
   auto fp = ev.plan(flow);
   if (!fp) return fp.error();
-  rep.assumptions.push_back(fmt::format("conntrack state {} (--ct)", ct_state_name(flow.ct)));
-  if (flow.has_ports() && flow.sport && flow.sport_defaulted)
-    rep.assumptions.push_back(
-        fmt::format("source port {} (any ephemeral port; pass --sport to choose)", *flow.sport));
-  if (flow.l4proto == 6)
-    rep.assumptions.push_back(flow.ct == CtState::new_ ? "TCP flags: SYN" : "TCP flags: ACK");
+  add_flow_assumptions(rep, flow, true);
   for (const auto& n : fp->notes) rep.assumptions.push_back(n);
-  if (node && node->rules_read)
-    rep.assumptions.push_back(
-        "routing: the node's ip rules by priority (with the packet's mark and input interface), "
-        "longest prefix within a table");
-  else if (node)
-    rep.assumptions.push_back(
-        "routing: no ip rules in the node information, so the kernel's default ones are assumed "
-        "(local, then main, then default table; other tables after them)");
-  if (!node)
-    rep.assumptions.push_back(
-        "no node routes or addresses (ruleset file without --node or --netns)");
+  add_routing_assumptions(rep, node);
   if (flow.ct != CtState::new_)
     rep.assumptions.push_back(
         "NAT chains are skipped: only a connection's first packet traverses them");
@@ -98,38 +89,34 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
   auto runs = ev.evaluate(flow, *fp);
   fill_from_run(rep, runs.front(), rs.marks);
   if (runs.size() > 1) {
-    bool same = true;
+    std::vector<Alternative> alts;
+    alts.reserve(runs.size());
     for (const auto& r : runs) {
-      Report alt;
-      alt.flow = flow;
-      fill_from_run(alt, r, rs.marks);
-      rep.outcomes.push_back(
-          Outcome{r.choice, r.verdict, deciding_rule(r), alt.decided_by.summary});
-      same = same && r.verdict == runs.front().verdict;
+      Alternative a{r.choice, Report{}};
+      a.report.flow = flow;
+      fill_from_run(a.report, r, rs.marks);
+      alts.push_back(std::move(a));
     }
+    bool same = add_outcomes(rep, alts);
     bool capped = runs.size() >= EvalLimits{}.max_outcomes;
-    if (!same || capped) {
-      // Which branch the kernel takes is random: no single verdict or rule is the answer.
-      rep.verdict = Verdict::indeterminate;
-      rep.indeterminate_reason = IndeterminateReason{
-          RuleRef{}, "numgen",
+    if (!same || capped)
+      depends_on_choice(
+          rep, "numgen",
           capped ? fmt::format("the ruleset chooses at random among more than {} outcomes; only "
                                "the first {} were explored",
                                runs.size(), runs.size())
-                 : "the verdict depends on a random choice (load balancing); see outcomes"};
-      rep.decided_by = Decision{};
-      rep.decided_by.summary = "depends on which branch the random choice picks: see outcomes";
-    }
+                 : "the verdict depends on a random choice (load balancing); see outcomes",
+          "depends on which branch the random choice picks: see outcomes");
   }
   const RunResult& first = runs.front();
-  if (!first.route_rule.empty())
-    rep.assumptions.push_back(fmt::format("routed by ip rule {}", first.route_rule));
-  if (first.local_delivery && fp->forced_local != std::optional<bool>(true))
-    rep.assumptions.push_back("the destination is this node: delivered locally (input hook)");
-  else if (!first.oif.empty() && flow.oif.empty())
-    rep.assumptions.push_back(
-        fmt::format("output interface {} (the node's route to the {}destination)", first.oif,
-                    first.nat.empty() ? "" : "translated "));
+  RouteChoice route;
+  route.ip_rule = first.route_rule;
+  route.local = first.local_delivery;
+  route.local_given = fp->forced_local == std::optional<bool>(true);
+  route.oif = first.oif;
+  route.oif_given = !flow.oif.empty();
+  route.translated = !first.nat.empty();
+  add_route_assumptions(rep, route);
   rep.evidence = {{"backend", "nftables"},
                   {"nft_version", rs.nft_version},
                   {"ruleset_generation",

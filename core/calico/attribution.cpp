@@ -1,324 +1,152 @@
 #include "core/calico/attribution.h"
 
-#include <map>
-
 #include <fmt/format.h>
-
-#include "core/calico/names.h"
-#include "core/calico/nflog_prefix.h"
 
 namespace dpi::calico {
 
+std::string_view action_name(Action a) {
+  switch (a) {
+    case Action::none: return "";
+    case Action::allow: return "allow";
+    case Action::deny: return "deny";
+    case Action::pass: return "pass";
+  }
+  return "";
+}
+
+std::string_view outcome_name(StageOutcome o) {
+  switch (o) {
+    case StageOutcome::unknown: return "unknown";
+    case StageOutcome::allow: return "allow";
+    case StageOutcome::deny: return "deny";
+    case StageOutcome::pass: return "pass";
+  }
+  return "unknown";
+}
+
 namespace {
 
-struct Invocation {
-  int parent = -1;
-  ChainInfo chain;
-  std::string first_comment;
-  std::vector<std::size_t> steps;
-};
-
-class Attributor {
- public:
-  Attributor(Report& r, const MarkBits& bits) : r_(r), bits_(bits) {
-    for (std::size_t i = 0; i < r.path.size(); ++i) {
-      const PathStep& s = r.path[i];
-      auto& inv = invs_[s.invocation];
-      if (inv.steps.empty()) {
-        inv.parent = s.parent_invocation;
-        inv.chain = classify_chain(s.rule.nft().table, s.rule.nft().chain);
-        inv.first_comment = s.chain_first_comment;
-      }
-      inv.steps.push_back(i);
-    }
+std::string_view direction_name(Direction d) {
+  switch (d) {
+    case Direction::ingress: return "ingress";
+    case Direction::egress: return "egress";
   }
+  return "";
+}
 
-  void run(std::optional<std::size_t> deciding);
-
- private:
-  // The endpoint chain invocation that contains invocation `inv`, or -1.
-  int endpoint_of(int inv) const {
-    while (inv >= 0) {
-      auto it = invs_.find(inv);
-      if (it == invs_.end()) return -1;
-      if (is_endpoint(it->second.chain.kind)) return inv;
-      inv = it->second.parent;
-    }
-    return -1;
+std::string role_name(const Endpoint& e) {
+  std::string_view who;
+  switch (e.role) {
+    case EndpointRole::workload: who = "workload"; break;
+    case EndpointRole::host_endpoint: who = "host endpoint"; break;
   }
-  bool descends(int inv, int ancestor) const {
-    while (inv >= 0) {
-      if (inv == ancestor) return true;
-      auto it = invs_.find(inv);
-      if (it == invs_.end()) return false;
-      inv = it->second.parent;
-    }
-    return false;
-  }
-  Stage explain_stage(int inv) const;
-  Decision explain_outside(std::size_t step) const;
-  void describe_policy_step(Decision& d, std::size_t step, const std::string& action) const;
-  std::optional<NflogPrefix> nflog_before(std::size_t step) const;
-  std::string tier_at(int inv, std::size_t step, int* ordinal) const;
-  void set_policy_tier(Decision& d, int inv, std::size_t step) const;
+  return fmt::format("{} of {}", direction_name(e.direction), who);
+}
 
-  Report& r_;
-  MarkBits bits_;
-  std::map<int, Invocation> invs_;
-};
-
-std::string direction_of(ChainKind k) {
+DecisionKind decision_kind(PositionKind k) {
   switch (k) {
-    case ChainKind::from_workload:
-    case ChainKind::to_host_endpoint:
-    case ChainKind::policy_egress:
-    case ChainKind::group_egress:
-    case ChainKind::profile_egress: return "egress";
-    default: return "ingress";
+    case PositionKind::policy_rule: return DecisionKind::policy_rule;
+    case PositionKind::profile_rule: return DecisionKind::profile_rule;
+    case PositionKind::end_of_tier: return DecisionKind::end_of_tier_deny;
+    case PositionKind::no_profile: return DecisionKind::no_profile_matched;
+    case PositionKind::ct_invalid: return DecisionKind::ct_invalid;
+    case PositionKind::ct_established: return DecisionKind::ct_established;
+    case PositionKind::unknown_interface:
+    case PositionKind::no_interface_state: return DecisionKind::unknown_interface;
+    case PositionKind::admin_down:
+    case PositionKind::endpoint_not_ready: return DecisionKind::admin_down;
+    case PositionKind::encapsulation: return DecisionKind::encap_from_workload;
+    case PositionKind::rpf: return DecisionKind::rpf_failure;
+    case PositionKind::default_endpoint_to_host: return DecisionKind::default_endpoint_to_host;
+    case PositionKind::service_loop_prevention: return DecisionKind::service_loop_prevention;
+    case PositionKind::no_policy_program:
+    case PositionKind::empty_policy_slot:
+    case PositionKind::service_without_backends:
+    case PositionKind::calico_rule: return DecisionKind::calico_rule;
+    case PositionKind::non_calico: return DecisionKind::non_calico;
+    case PositionKind::chain_policy:
+    case PositionKind::host_to_workload: return DecisionKind::chain_policy;
+    case PositionKind::unlocated:
+    case PositionKind::no_route:
+    case PositionKind::no_rule_id:
+    case PositionKind::rule_id_not_found: return DecisionKind::unknown;
   }
+  return DecisionKind::unknown;
 }
 
-std::string role_of(const ChainInfo& c) {
-  switch (c.kind) {
-    case ChainKind::from_workload: return "egress of workload";
-    case ChainKind::to_workload: return "ingress of workload";
-    case ChainKind::from_host_endpoint: return "ingress of host endpoint";
-    case ChainKind::to_host_endpoint: return "egress of host endpoint";
-    default: return "";
-  }
-}
-
-// The NFLOG rule Calico puts right before a drop or after an accept mark in the same chain.
-std::optional<NflogPrefix> Attributor::nflog_before(std::size_t step) const {
-  const PathStep& s = r_.path[step];
-  if (s.facts.log_prefix) return parse_nflog_prefix(*s.facts.log_prefix);
-  if (step == 0) return std::nullopt;
-  const PathStep& prev = r_.path[step - 1];
-  if (prev.invocation != s.invocation || !prev.facts.log_prefix) return std::nullopt;
-  return parse_nflog_prefix(*prev.facts.log_prefix);
-}
-
-// Tier in force at `step` of endpoint invocation `inv`: named by a "Start of tier" comment, or
-// counted from the rules that clear the pass bit (iptables-nft hides comments).
-std::string Attributor::tier_at(int inv, std::size_t step, int* ordinal) const {
-  std::string name;
-  int n = 0;
-  for (std::size_t i : invs_.at(inv).steps) {
-    if (i > step) break;
-    const PathStep& s = r_.path[i];
-    if (s.facts.clears_mark_bits && (*s.facts.clears_mark_bits & bits_.pass) &&
-        !(*s.facts.clears_mark_bits & bits_.accept)) {
-      ++n;
-      name.clear();
-      if (auto t = tier_from_comment(split_comment(s.rule.comment).text)) name = *t;
-    }
-  }
-  *ordinal = n;
-  return name;
-}
-
-// The tier of a policy decision at `step` (a rule in the policy chain) of endpoint invocation inv.
-void Attributor::set_policy_tier(Decision& d, int inv, std::size_t step) const {
-  int ordinal = 0;
-  d.tier = tier_at(inv, step, &ordinal);
-  if (!d.policy || d.kind != DecisionKind::policy_rule || !d.tier.empty()) return;
-  const PathStep& s = r_.path[step];
-  // v3.30/31 chain names start with the tier.
-  if (s.rule.nft().chain.find('/') != std::string::npos && d.policy->kind.empty()) {
-    auto bare = invs_.at(s.invocation).chain.suffix;
-    d.tier = bare.substr(0, bare.find('/'));
-  } else if (ordinal > 0) {
-    d.tier = fmt::format("#{}", ordinal);
-  }
-}
-
-void Attributor::describe_policy_step(Decision& d, std::size_t step,
-                                      const std::string& action) const {
-  const PathStep& s = r_.path[step];
-  const Invocation& inv = invs_.at(s.invocation);
-  d.action = action;
-  bool profile =
-      inv.chain.kind == ChainKind::profile_ingress || inv.chain.kind == ChainKind::profile_egress;
-  d.kind = profile ? DecisionKind::profile_rule : DecisionKind::policy_rule;
-  if (profile) {
-    PolicyName pn;
-    pn.kind = "profile";
-    pn.name = inv.chain.suffix;
-    pn.chain = inv.chain.bare;
-    pn.recovered = !pn.name.empty() && pn.name[0] != '_';
-    d.policy = pn;
-  } else {
-    d.policy = policy_from_chain(inv.chain, inv.first_comment);
-  }
-  d.direction = direction_of(inv.chain.kind);
-  d.rule_id = split_comment(s.rule.comment).rule_id;
-  // The NFLOG rule after the mark (flow logs on) names the exact rule index.
-  for (std::size_t j = step + 1; j < r_.path.size() && r_.path[j].invocation == s.invocation; ++j) {
-    if (!r_.path[j].facts.log_prefix) continue;
-    if (auto p = parse_nflog_prefix(*r_.path[j].facts.log_prefix); p && p->rule_index) {
-      d.rule_index = p->rule_index;
-      d.rule_index_exact = true;
-      d.nflog_prefix = *r_.path[j].facts.log_prefix;
-      d.nflog_group = r_.path[j].facts.log_group;
-    }
-    break;
-  }
-  if (!d.rule_index && s.facts.action_ordinal >= 0) {
-    d.rule_index = s.facts.action_ordinal;
+// The position's fields as a decision, with the notes its kind carries; no summary yet. direction:
+// the endpoint's, for a position inside an endpoint stage.
+Decision decision_of(const Position& p, std::string_view direction) {
+  Decision d;
+  d.direction = std::string(direction);
+  d.kind = decision_kind(p.kind);
+  d.action = std::string(action_name(p.action));
+  d.tier = p.tier;
+  if (d.tier.empty() && p.tier_ordinal) d.tier = fmt::format("#{}", *p.tier_ordinal);
+  d.policy = p.owner;
+  d.rule_index = p.rule_index;
+  d.rule_index_exact = p.rule_index_exact;
+  d.rule_id = p.rule_id;
+  d.nflog_group = p.nflog_group;
+  d.nflog_prefix = p.nflog_prefix;
+  d.rule = p.rule;
+  if (p.same_id_sites > 1)
+    d.notes.push_back(
+        fmt::format("{} positions of the program record rule id {}; the last one is reported",
+                    p.same_id_sites, p.recorded_id));
+  if (p.rule_index_counted)
     d.notes.push_back(
         "rule index counted from the chain's action rules; exact when each API rule renders as one "
         "action (no NFLOG prefix to confirm it)");
-  }
-}
-
-Stage Attributor::explain_stage(int inv_id) const {
-  const Invocation& inv = invs_.at(inv_id);
-  Stage st;
-  st.role = role_of(inv.chain);
-  st.endpoint = inv.chain.suffix;
-  st.chain = inv.chain.bare;
-  Decision& d = st.decision;
-  d.direction = direction_of(inv.chain.kind);
-  d.endpoint = st.endpoint;
-  st.outcome = "unknown";
-  // Steps of this stage, including policy and profile chains it jumped to.
-  std::vector<std::size_t> steps;
-  for (std::size_t i = 0; i < r_.path.size(); ++i)
-    if (descends(r_.path[i].invocation, inv_id)) steps.push_back(i);
-  if (steps.empty()) return st;
-  std::optional<std::size_t> last_allow_mark, last_pass_mark;
-  for (std::size_t i : steps) {
-    const PathStep& s = r_.path[i];
-    const ChainKind k = invs_.at(s.invocation).chain.kind;
-    bool in_rules = k != inv.chain.kind && !is_endpoint(k) && k != ChainKind::group_ingress &&
-                    k != ChainKind::group_egress;
-    if (in_rules && s.facts.sets_mark_bits && (*s.facts.sets_mark_bits & bits_.accept))
-      last_allow_mark = i;
-    if (in_rules && s.facts.sets_mark_bits && (*s.facts.sets_mark_bits & bits_.pass))
-      last_pass_mark = i;
-  }
-  std::size_t last = steps.back();
-  const PathStep& end = r_.path[last];
-  const std::string& act = end.facts.action;
-  if (act == "drop" || act == "reject") {
-    st.outcome = "deny";
-    d.rule = end.rule;
-    d.action = "deny";
-    d.rule_id = split_comment(end.rule.comment).rule_id;
-    auto text = split_comment(end.rule.comment).text;
-    auto log = nflog_before(last);
-    if (log) {
-      d.nflog_prefix = log->hashed ? ""
-                                   : (end.facts.log_prefix ? *end.facts.log_prefix
-                                                           : *r_.path[last - 1].facts.log_prefix);
-      d.nflog_group =
-          end.facts.log_prefix ? end.facts.log_group : r_.path[last - 1].facts.log_group;
-    }
-    const ChainKind k = invs_.at(end.invocation).chain.kind;
-    if (end.invocation != inv_id && k != ChainKind::group_ingress && k != ChainKind::group_egress) {
-      describe_policy_step(d, last, "deny");
-      // v3.30+ sets the drop mark on the matching rule, then drops on the mark.
-      for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
-        const PathStep& s = r_.path[*it];
-        if (s.invocation == end.invocation && s.facts.sets_mark_bits &&
-            (*s.facts.sets_mark_bits & bits_.drop)) {
-          describe_policy_step(d, *it, "deny");
-          break;
-        }
-      }
-      set_policy_tier(d, inv_id, last);
-      d.rule = end.rule;
-      return st;
-    }
-    if (end.facts.tests_ct_invalid) {
-      d.kind = DecisionKind::ct_invalid;
-    } else if (text.find("admin disabled") != std::string::npos ||
-               (end.facts.unconditional && end.facts.position == 0)) {
-      d.kind = DecisionKind::admin_down;
-    } else if (text.find("encap") != std::string::npos ||
-               end.rule.text.find("dport 4789") != std::string::npos ||
-               end.rule.text.find("l4proto ipencap") != std::string::npos ||
-               end.rule.text.find("l4proto 4 ") != std::string::npos) {
-      d.kind = DecisionKind::encap_from_workload;
-    } else if ((end.facts.tests_mark_clear && (*end.facts.tests_mark_clear & bits_.pass)) ||
-               text.find("End of tier") != std::string::npos || (log && log->end_of_tier())) {
-      d.kind = DecisionKind::end_of_tier_deny;
-      int ordinal = 0;
-      d.tier = tier_at(inv_id, last, &ordinal);
-      if (auto t = tier_from_comment(text)) d.tier = *t;
-      if (log && log->end_of_tier() && !log->hashed) d.tier = log->id;
-      if (d.tier.empty()) {
-        d.tier = fmt::format("#{}", ordinal);
+  switch (p.kind) {
+    case PositionKind::end_of_tier:
+      if (p.tier.empty() && p.tier_ordinal) {
+        // Only the tier's place is known: say where the number comes from.
         d.notes.push_back(fmt::format(
             "the tier's name is not in the ruleset (iptables-nft hides rule comments and no NFLOG "
             "prefix names it); it is tier number {} of this endpoint's {} chain",
-            ordinal, d.direction));
+            *p.tier_ordinal, direction));
       }
-    } else if (text.find("no profiles") != std::string::npos ||
-               (log && log->no_profile_matched()) || end.facts.unconditional) {
-      d.kind = DecisionKind::no_profile_matched;
-    } else {
-      d.kind = DecisionKind::calico_rule;
-    }
-    return st;
-  }
-  if (act == "accept" && end.facts.tests_ct_established) {
-    st.outcome = "allow";
-    d.kind = DecisionKind::ct_established;
-    d.action = "allow";
-    d.rule = end.rule;
-    return st;
-  }
-  // The stage returned: allowed if a policy or profile set the accept bit.
-  if (last_allow_mark) {
-    st.outcome = "allow";
-    describe_policy_step(d, *last_allow_mark, "allow");
-    const PathStep& ms = r_.path[*last_allow_mark];
-    d.rule = ms.rule;
-    set_policy_tier(d, inv_id, *last_allow_mark);
-    return st;
-  }
-  if (last_pass_mark) {
-    st.outcome = "pass";
-    describe_policy_step(d, *last_pass_mark, "pass");
-    return st;
-  }
-  st.outcome = act == "accept" ? "allow" : "unknown";
-  d.kind = DecisionKind::calico_rule;
-  d.rule = end.rule;
-  return st;
-}
-
-Decision Attributor::explain_outside(std::size_t step) const {
-  const PathStep& s = r_.path[step];
-  const ChainInfo ci = invs_.at(s.invocation).chain;
-  Decision d;
-  d.rule = s.rule;
-  auto parts = split_comment(s.rule.comment);
-  d.rule_id = parts.rule_id;
-  switch (ci.kind) {
-    case ChainKind::wl_dispatch:
-    case ChainKind::hep_dispatch:
-      d.kind =
-          s.facts.action == "drop" ? DecisionKind::unknown_interface : DecisionKind::calico_rule;
       break;
-    case ChainKind::raw_prerouting:
-      d.kind = s.facts.action == "drop" && (s.rule.text.find("fib saddr") != std::string::npos ||
-                                            s.rule.text.find("rpfilter") != std::string::npos)
-                   ? DecisionKind::rpf_failure
-                   : DecisionKind::calico_rule;
+    case PositionKind::no_rule_id:
+      d.notes.push_back(
+          "the program recorded no rule id (policy debug off when it was generated): only the "
+          "verdict is known");
       break;
-    case ChainKind::wl_to_host:
-      d.kind = s.facts.unconditional ||
-                       parts.text.find("DefaultEndpointToHostAction") != std::string::npos
-                   ? DecisionKind::default_endpoint_to_host
-                   : DecisionKind::calico_rule;
+    case PositionKind::rule_id_not_found:
+      d.notes.push_back(fmt::format("rule id {} is not in {}", p.recorded_id, p.program_file));
       break;
-    case ChainKind::cidr_block: d.kind = DecisionKind::service_loop_prevention; break;
-    case ChainKind::not_calico: d.kind = DecisionKind::non_calico; break;
-    default: d.kind = DecisionKind::calico_rule; break;
+    case PositionKind::host_to_workload:
+      d.notes.push_back(fmt::format(
+          "{} (calico_tc_main returns before the policy program when the source is the host)",
+          kHostToWorkloadUnpoliced));
+      break;
+    case PositionKind::chain_policy:
+      for (int i = 0; i < p.host_to_workload_returns; ++i)
+        d.notes.push_back(
+            fmt::format("{} (cali-OUTPUT returns for cali* interfaces)", kHostToWorkloadUnpoliced));
+      break;
+    case PositionKind::unlocated:
+    case PositionKind::policy_rule:
+    case PositionKind::profile_rule:
+    case PositionKind::no_profile:
+    case PositionKind::ct_invalid:
+    case PositionKind::ct_established:
+    case PositionKind::unknown_interface:
+    case PositionKind::no_interface_state:
+    case PositionKind::admin_down:
+    case PositionKind::endpoint_not_ready:
+    case PositionKind::no_policy_program:
+    case PositionKind::empty_policy_slot:
+    case PositionKind::encapsulation:
+    case PositionKind::rpf:
+    case PositionKind::default_endpoint_to_host:
+    case PositionKind::service_loop_prevention:
+    case PositionKind::service_without_backends:
+    case PositionKind::no_route:
+    case PositionKind::calico_rule:
+    case PositionKind::non_calico: break;
   }
-  d.action = s.facts.action == "accept" ? "allow" : "deny";
   return d;
 }
 
@@ -333,138 +161,185 @@ std::string policy_text(const Decision& d) {
   return s;
 }
 
-std::string stage_text(const Stage& st) {
+std::string_view past_tense(Action a) {
+  switch (a) {
+    case Action::allow: return "allowed";
+    case Action::pass: return "passed";
+    case Action::none:
+    case Action::deny: return "denied";
+  }
+  return "denied";
+}
+
+// The sentence for one stage: what decided it, then where.
+std::string stage_text(const StagePosition& sp, const Stage& st) {
   const Decision& d = st.decision;
+  const Position& p = sp.at;
   std::string where = fmt::format("{} on {}", st.role, st.endpoint);
-  switch (d.kind) {
-    case DecisionKind::policy_rule:
-    case DecisionKind::profile_rule:
-      return fmt::format("{} by {}, {}",
-                         d.action == "allow"  ? "allowed"
-                         : d.action == "pass" ? "passed"
-                                              : "denied",
-                         policy_text(d), where);
-    case DecisionKind::end_of_tier_deny: {
+  switch (p.kind) {
+    case PositionKind::policy_rule:
+    case PositionKind::profile_rule:
+      return fmt::format("{} by {}, {}", past_tense(p.action), policy_text(d), where);
+    case PositionKind::end_of_tier: {
       std::string s = fmt::format("end-of-tier implicit deny in tier {}, {}", d.tier, where);
       if (!d.nflog_prefix.empty())
         s += fmt::format(" (NFLOG group {} prefix {})", d.nflog_group.value_or(0), d.nflog_prefix);
       return s;
     }
-    case DecisionKind::no_profile_matched:
+    case PositionKind::no_profile:
       return "no policy or profile allowed it (Drop if no profiles matched), " + where;
-    case DecisionKind::ct_invalid: return "conntrack state INVALID, " + where;
-    case DecisionKind::ct_established: return "part of an established connection, " + where;
-    case DecisionKind::admin_down: return "the endpoint is administratively down, " + where;
-    case DecisionKind::encap_from_workload:
+    case PositionKind::ct_invalid: return "conntrack state INVALID, " + where;
+    case PositionKind::ct_established: return "part of an established connection, " + where;
+    case PositionKind::admin_down: return "the endpoint is administratively down, " + where;
+    case PositionKind::encapsulation:
       return "encapsulated (VXLAN/IPIP) traffic from a workload, " + where;
-    default: return fmt::format("{} ({})", where, d.rule ? d.rule->text : "");
+    case PositionKind::no_interface_state:
+      return fmt::format(
+          "the interface with ifindex {} has no Calico interface state (cali_iface): Felix has not "
+          "set it up",
+          p.ifindex.value_or(0));
+    case PositionKind::endpoint_not_ready:
+      return fmt::format("the endpoint is not ready (ifstate flags {:#x}: no IPv{}Ready), {}",
+                         p.iface_flags.value_or(0), p.ip_family, where);
+    case PositionKind::no_policy_program:
+      return "no policy program for the workload (ifstate index -1): calico_tc_main denies, " +
+             where;
+    case PositionKind::empty_policy_slot:
+      return fmt::format(
+          "empty policy jump-map slot {} for a ready workload (the node lost its policy program): "
+          "calico_tc_main denies, {}",
+          p.policy_slot, where);
+    case PositionKind::unlocated:
+    case PositionKind::unknown_interface:
+    case PositionKind::rpf:
+    case PositionKind::default_endpoint_to_host:
+    case PositionKind::service_loop_prevention:
+    case PositionKind::service_without_backends:
+    case PositionKind::no_route:
+    case PositionKind::calico_rule:
+    case PositionKind::non_calico:
+    case PositionKind::chain_policy:
+    case PositionKind::host_to_workload:
+    case PositionKind::no_rule_id:
+    case PositionKind::rule_id_not_found: break;
   }
+  return fmt::format("{} ({})", where, d.rule ? d.rule->text : "");
 }
 
-void Attributor::run(std::optional<std::size_t> deciding) {
-  // Stages in path order.
-  std::map<int, std::size_t> stage_of_inv;
-  for (const auto& [id, inv] : invs_)
-    if (is_endpoint(inv.chain.kind) && !(inv.parent >= 0 && endpoint_of(inv.parent) >= 0)) {
-      stage_of_inv[id] = r_.stages.size();
-      r_.stages.push_back(explain_stage(id));
+// "accepted by Calico rule in cali-wl-to-host: <comment>", for Calico rules with no sentence of
+// their own.
+std::string calico_rule_text(const Position& p, bool allowed) {
+  return fmt::format("{} by Calico rule in {}{}", allowed ? "accepted" : "dropped",
+                     p.rule ? p.rule->nft().chain : "",
+                     p.comment_text.empty() ? "" : ": " + p.comment_text);
+}
+
+std::string outside_text(const Position& p, bool allowed) {
+  const char* done = allowed ? "accepted" : "dropped";
+  switch (p.kind) {
+    case PositionKind::unknown_interface:
+      if (allowed) break;
+      return "the interface has no Calico endpoint (Unknown interface drop in the dispatch chain)";
+    case PositionKind::rpf:
+      if (allowed) break;
+      return "reverse-path check failed: the workload sent from an address that is not its own";
+    case PositionKind::default_endpoint_to_host:
+      return fmt::format("workload to host traffic {} by DefaultEndpointToHostAction", done);
+    case PositionKind::service_loop_prevention:
+      if (allowed) break;
+      return "ServiceLoopPrevention dropped traffic to a service CIDR with no service";
+    case PositionKind::non_calico: {
+      const NftRuleLocation& at = p.rule ? p.rule->nft() : RuleRef{}.nft();
+      return fmt::format("{} outside Calico by table {} {} chain {}", done, at.family, at.table,
+                         at.chain);
     }
-  Decision& out = r_.decided_by;
-  std::optional<RuleRef> rule = out.rule;
-  if (r_.verdict == Verdict::indeterminate) return;
-  int stage_inv = deciding ? endpoint_of(r_.path[*deciding].invocation) : -1;
-  if (r_.verdict == Verdict::deny && stage_inv >= 0) {
-    const Stage& st = r_.stages[stage_of_inv[stage_inv]];
-    out = st.decision;
-    out.summary = stage_text(st);
-  } else if (r_.verdict == Verdict::deny && deciding) {
-    out = explain_outside(*deciding);
-    auto text = split_comment(r_.path[*deciding].rule.comment).text;
-    switch (out.kind) {
-      case DecisionKind::unknown_interface:
-        out.summary =
-            "the interface has no Calico endpoint (Unknown interface drop in the dispatch chain)";
-        break;
-      case DecisionKind::rpf_failure:
-        out.summary =
-            "reverse-path check failed: the workload sent from an address that is not its own";
-        break;
-      case DecisionKind::default_endpoint_to_host:
-        out.summary = "workload to host traffic dropped by DefaultEndpointToHostAction";
-        break;
-      case DecisionKind::service_loop_prevention:
-        out.summary = "ServiceLoopPrevention dropped traffic to a service CIDR with no service";
-        break;
-      case DecisionKind::non_calico:
-        out.summary =
-            fmt::format("dropped outside Calico by table {} {} chain {}", out.rule->nft().family,
-                        out.rule->nft().table, out.rule->nft().chain);
-        break;
-      default:
-        out.summary = fmt::format("dropped by Calico rule in {}{}", out.rule->nft().chain,
-                                  text.empty() ? "" : ": " + text);
-    }
-  } else if (r_.verdict == Verdict::allow && !r_.stages.empty() &&
-             !(deciding && stage_inv < 0 &&
-               invs_.at(r_.path[*deciding].invocation).chain.kind == ChainKind::not_calico &&
-               !r_.path[*deciding].facts.tests_mark_set)) {
-    const Stage& last = r_.stages.back();
-    out = last.decision;
-    std::string s;
-    for (std::size_t i = 0; i < r_.stages.size(); ++i)
-      s += (i ? "; " : "") + stage_text(r_.stages[i]);
-    out.summary = s;
-  } else if (r_.verdict == Verdict::allow && deciding) {
-    out = explain_outside(*deciding);
-    auto text = split_comment(r_.path[*deciding].rule.comment).text;
-    if (out.kind == DecisionKind::default_endpoint_to_host)
-      out.summary = "workload to host traffic accepted by DefaultEndpointToHostAction";
-    else if (out.kind == DecisionKind::non_calico)
-      out.summary =
-          fmt::format("accepted outside Calico by table {} {} chain {}", out.rule->nft().family,
-                      out.rule->nft().table, out.rule->nft().chain);
-    else
-      out.summary = fmt::format("accepted by Calico rule in {}{}", out.rule->nft().chain,
-                                text.empty() ? "" : ": " + text);
-  } else {
-    out = Decision{};
-    out.kind = DecisionKind::chain_policy;
-    out.action = r_.verdict == Verdict::allow ? "allow" : "deny";
-    out.summary = rule ? fmt::format("{} by the policy of base chain {} {} {}",
-                                     r_.verdict == Verdict::allow ? "accepted" : "dropped",
-                                     rule->nft().family, rule->nft().table, rule->nft().chain)
-                       : "no chain on the hook: the kernel accepts";
-    for (const auto& s : r_.path)
-      if (classify_chain(s.rule.nft().table, s.rule.nft().chain).kind == ChainKind::output &&
-          s.facts.action == "return" && s.rule.text.find("oifname") != std::string::npos)
-        out.notes.push_back(
-            fmt::format("{} (cali-OUTPUT returns for cali* interfaces)", kHostToWorkloadUnpoliced));
+    case PositionKind::chain_policy:
+      if (!p.rule) return "no chain on the hook: the kernel accepts";
+      return fmt::format("{} by the policy of base chain {} {} {}", done, p.rule->nft().family,
+                         p.rule->nft().table, p.rule->nft().chain);
+    case PositionKind::host_to_workload:
+      return "accepted without policy: calico_tc_main allows traffic from the host to a local "
+             "workload on the workload's tc egress hook";
+    case PositionKind::ct_established:
+      if (p.conntrack_entry.empty()) break;
+      return fmt::format(
+          "part of an established connection: conntrack entry {} approved on both legs, policy "
+          "skipped",
+          p.conntrack_entry);
+    case PositionKind::service_without_backends:
+      return fmt::format("service {} has no backends (NAT frontend id {:#x})", p.service,
+                         p.frontend_id.value_or(0));
+    case PositionKind::no_route: return "the node cannot route the flow: " + p.why;
+    case PositionKind::unlocated:
+    case PositionKind::policy_rule:
+    case PositionKind::profile_rule:
+    case PositionKind::end_of_tier:
+    case PositionKind::no_profile:
+    case PositionKind::ct_invalid:
+    case PositionKind::no_interface_state:
+    case PositionKind::admin_down:
+    case PositionKind::endpoint_not_ready:
+    case PositionKind::no_policy_program:
+    case PositionKind::empty_policy_slot:
+    case PositionKind::encapsulation:
+    case PositionKind::calico_rule:
+    case PositionKind::no_rule_id:
+    case PositionKind::rule_id_not_found: break;
   }
-  // The deciding kernel rule stays what the backend found, whatever explained it.
-  out.rule = rule;
+  return calico_rule_text(p, allowed);
 }
 
 }  // namespace
 
-void attribute(Report& report, std::optional<std::size_t> deciding_step, const MarkBits& bits) {
-  Attributor(report, bits).run(deciding_step);
+Stage explain_stage(const StagePosition& at) {
+  Stage st;
+  st.role = role_name(at.endpoint);
+  st.endpoint = at.endpoint.iface;
+  st.chain = at.endpoint.chain;
+  st.outcome = std::string(outcome_name(at.outcome));
+  st.decision = decision_of(at.at, direction_name(at.endpoint.direction));
+  st.decision.endpoint = at.endpoint.iface;
+  return st;
 }
 
-std::string stage_summary(const Stage& stage) {
-  return stage_text(stage);
-}
-
-Decision host_to_workload_decision() {
-  Decision d;
-  d.kind = DecisionKind::chain_policy;
-  d.action = "allow";
-  d.summary =
-      "accepted without policy: calico_tc_main allows traffic from the host to a local workload "
-      "on the workload's tc egress hook";
-  d.notes.push_back(fmt::format(
-      "{} (calico_tc_main returns before the policy program when the source is the host)",
-      kHostToWorkloadUnpoliced));
+Decision explain_position(const Position& at, Verdict verdict) {
+  Decision d = decision_of(at, "");
+  d.summary = outside_text(at, verdict == Verdict::allow);
   return d;
+}
+
+void explain(Report& report, const Located& located) {
+  const std::size_t first = report.stages.size();
+  for (const auto& sp : located.stages) report.stages.push_back(explain_stage(sp));
+  if (report.verdict == Verdict::indeterminate) return;
+  Decision out;
+  const auto& stages = located.stages;
+  switch (located.by) {
+    case Located::By::stage:
+      if (located.stage < stages.size()) {
+        const Stage& st = report.stages[first + located.stage];
+        out = st.decision;
+        out.summary = stage_text(stages[located.stage], st);
+        break;
+      }
+      out = explain_position(Position{}, report.verdict);
+      break;
+    case Located::By::stages:
+      if (!stages.empty()) {
+        out = report.stages.back().decision;
+        std::string s;
+        for (std::size_t i = 0; i < stages.size(); ++i)
+          s += (i ? "; " : "") + stage_text(stages[i], report.stages[first + i]);
+        out.summary = s;
+        break;
+      }
+      out = explain_position(Position{}, report.verdict);
+      break;
+    case Located::By::position: out = explain_position(located.position, report.verdict); break;
+  }
+  // The deciding kernel rule stays what the backend found, whatever explained it.
+  out.rule = located.rule;
+  report.decided_by = std::move(out);
 }
 
 }  // namespace dpi::calico

@@ -2,7 +2,7 @@
 // tests check the paths against the kernel; these check the meaning given to them).
 #include <catch2/catch.hpp>
 
-#include "core/calico/attribution.h"
+#include "backends/nftables/calico_positions.h"
 
 using namespace dpi;
 

@@ -1,5 +1,6 @@
 #include "backends/ebpf/vm/vm.h"
 
+#include <algorithm>
 #include <cstring>
 #include <iterator>
 #include <type_traits>
@@ -132,7 +133,9 @@ uint64_t Vm::add_region(uint8_t* base, uint32_t size, bool writable) {
 
 RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions& opts) {
   RunResult res;
-  stack_.fill(0);
+  // Every run starts on a zeroed stack; only the bytes earlier runs stored to need it again.
+  std::memset(stack_.data() + stack_low_, 0, kStackSize - stack_low_);
+  stack_low_ = kStackSize;
   regions_.clear();
   regions_.push_back(Region{stack_.data(), kStackSize, true});
   regions_.push_back(Region{ctx.data(), static_cast<uint32_t>(ctx.size()), true});
@@ -237,17 +240,18 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
     r[in->dst] = static_cast<uint64_t>(CAST(v));                       \
     DPI_NEXT;                                                          \
   }
-#define DPI_ST(T, VALUE)                                               \
-  {                                                                    \
-    uint64_t a = r[in->dst] + static_cast<uint64_t>(int64_t{in->off}); \
-    uint8_t* p = mem(a, sizeof(T), true);                              \
-    if (p == nullptr) {                                                \
-      mem_fault(res, cur, index(), executed, a, sizeof(T), true);      \
-      return res;                                                      \
-    }                                                                  \
-    auto v = static_cast<T>(VALUE);                                    \
-    std::memcpy(p, &v, sizeof v);                                      \
-    DPI_NEXT;                                                          \
+#define DPI_ST(T, VALUE)                                                                     \
+  {                                                                                          \
+    uint64_t a = r[in->dst] + static_cast<uint64_t>(int64_t{in->off});                       \
+    uint8_t* p = mem(a, sizeof(T), true);                                                    \
+    if (p == nullptr) {                                                                      \
+      mem_fault(res, cur, index(), executed, a, sizeof(T), true);                            \
+      return res;                                                                            \
+    }                                                                                        \
+    if ((a >> 32) == kStackTag) stack_low_ = std::min(stack_low_, static_cast<uint32_t>(a)); \
+    auto v = static_cast<T>(VALUE);                                                          \
+    std::memcpy(p, &v, sizeof v);                                                            \
+    DPI_NEXT;                                                                                \
   }
 #define DPI_ALU(NAME, EXPR)                                           \
   DPI_OP(NAME##64K) {                                                 \
@@ -454,8 +458,9 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
       return res;
     }
     DPI_OP(LdxB)
-    DPI_LDX(uint8_t, ) DPI_OP(LdxH) DPI_LDX(uint16_t, ) DPI_OP(LdxW) DPI_LDX(uint32_t, )
-        DPI_OP(LdxDw) DPI_LDX(uint64_t, ) DPI_OP(LdxsB) DPI_LDX(int8_t, int64_t) DPI_OP(LdxsH)
+    DPI_LDX(uint8_t, )
+    DPI_OP(LdxH) DPI_LDX(uint16_t, ) DPI_OP(LdxW) DPI_LDX(uint32_t, ) DPI_OP(LdxDw)
+        DPI_LDX(uint64_t, ) DPI_OP(LdxsB) DPI_LDX(int8_t, int64_t) DPI_OP(LdxsH)
             DPI_LDX(int16_t, int64_t) DPI_OP(LdxsW) DPI_LDX(int32_t, int64_t) DPI_OP(StB)
                 DPI_ST(uint8_t, in->imm) DPI_OP(StH) DPI_ST(uint16_t, in->imm) DPI_OP(StW)
                     DPI_ST(uint32_t, in->imm) DPI_OP(StDw) DPI_ST(uint64_t, in->imm) DPI_OP(StxB)

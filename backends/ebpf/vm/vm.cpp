@@ -170,48 +170,22 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
 #ifdef DPI_BPFVM_THREADED
   // In the order of enum class Op (program.h); the static_assert below checks the count, the
   // conformance suite (every operation, both operand forms) checks the order.
+  // clang-format off
   static const void* const kHandlers[] = {
 #define DPI_ALU_LABELS(n) &&op_##n##64K, &&op_##n##64X, &&op_##n##32K, &&op_##n##32X,
       DPI_BPFVM_ALU_OPS(DPI_ALU_LABELS)
 #undef DPI_ALU_LABELS
-          && op_Neg64,
-      &&op_Neg32,
-      &&op_Movsx64_8,
-      &&op_Movsx64_16,
-      &&op_Movsx64_32,
-      &&op_Movsx32_8,
-      &&op_Movsx32_16,
-      &&op_Le16,
-      &&op_Le32,
-      &&op_Le64,
-      &&op_Swap16,
-      &&op_Swap32,
-      &&op_Swap64,
+      &&op_Neg64, &&op_Neg32, &&op_Movsx64_8, &&op_Movsx64_16, &&op_Movsx64_32, &&op_Movsx32_8,
+      &&op_Movsx32_16, &&op_Le16, &&op_Le32, &&op_Le64, &&op_Swap16, &&op_Swap32, &&op_Swap64,
 #define DPI_JMP_LABELS(n) &&op_##n##64K, &&op_##n##64X, &&op_##n##32K, &&op_##n##32X,
       DPI_BPFVM_JMP_CONDS(DPI_JMP_LABELS)
 #undef DPI_JMP_LABELS
-          && op_Ja,
-      &&op_CallMapLookup,
-      &&op_TailCall,
-      &&op_Exit,
-      &&op_LdxB,
-      &&op_LdxH,
-      &&op_LdxW,
-      &&op_LdxDw,
-      &&op_LdxsB,
-      &&op_LdxsH,
-      &&op_LdxsW,
-      &&op_StB,
-      &&op_StH,
-      &&op_StW,
-      &&op_StDw,
-      &&op_StxB,
-      &&op_StxH,
-      &&op_StxW,
-      &&op_StxDw,
-      &&op_LdImm64,
-      &&op_LdMap,
+      &&op_Ja, &&op_CallMapLookup, &&op_TailCall, &&op_Exit,
+      &&op_LdxB, &&op_LdxH, &&op_LdxW, &&op_LdxDw, &&op_LdxsB, &&op_LdxsH, &&op_LdxsW,
+      &&op_StB, &&op_StH, &&op_StW, &&op_StDw, &&op_StxB, &&op_StxH, &&op_StxW, &&op_StxDw,
+      &&op_LdImm64, &&op_LdMap,
   };
+  // clang-format on
   static_assert(std::size(kHandlers) == static_cast<size_t>(Op::LdMap) + 1,
                 "one handler per Op, in enum order");
 #define DPI_OP(name) op_##name:
@@ -227,8 +201,8 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
 #define DPI_NEXT continue
 #endif
 
-#define DPI_LDX(T, CAST)                                               \
-  {                                                                    \
+#define DPI_LDX(NAME, T, CAST)                                         \
+  DPI_OP(NAME) {                                                       \
     uint64_t a = r[in->src] + static_cast<uint64_t>(int64_t{in->off}); \
     uint8_t* p = mem(a, sizeof(T), false);                             \
     if (p == nullptr) {                                                \
@@ -240,8 +214,8 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
     r[in->dst] = static_cast<uint64_t>(CAST(v));                       \
     DPI_NEXT;                                                          \
   }
-#define DPI_ST(T, VALUE)                                                                     \
-  {                                                                                          \
+#define DPI_ST(NAME, T, VALUE)                                                               \
+  DPI_OP(NAME) {                                                                             \
     uint64_t a = r[in->dst] + static_cast<uint64_t>(int64_t{in->off});                       \
     uint8_t* p = mem(a, sizeof(T), true);                                                    \
     if (p == nullptr) {                                                                      \
@@ -457,16 +431,22 @@ RunResult Vm::run(const Program& prog, std::span<uint8_t> ctx, const RunOptions&
       res.pc = cur->raw_pc(index());
       return res;
     }
-    DPI_OP(LdxB)
-    DPI_LDX(uint8_t, )
-    DPI_OP(LdxH) DPI_LDX(uint16_t, ) DPI_OP(LdxW) DPI_LDX(uint32_t, ) DPI_OP(LdxDw)
-        DPI_LDX(uint64_t, ) DPI_OP(LdxsB) DPI_LDX(int8_t, int64_t) DPI_OP(LdxsH)
-            DPI_LDX(int16_t, int64_t) DPI_OP(LdxsW) DPI_LDX(int32_t, int64_t) DPI_OP(StB)
-                DPI_ST(uint8_t, in->imm) DPI_OP(StH) DPI_ST(uint16_t, in->imm) DPI_OP(StW)
-                    DPI_ST(uint32_t, in->imm) DPI_OP(StDw) DPI_ST(uint64_t, in->imm) DPI_OP(StxB)
-                        DPI_ST(uint8_t, r[in->src]) DPI_OP(StxH) DPI_ST(uint16_t, r[in->src])
-                            DPI_OP(StxW) DPI_ST(uint32_t, r[in->src]) DPI_OP(StxDw)
-                                DPI_ST(uint64_t, r[in->src]) DPI_OP(LdImm64) {
+    DPI_LDX(LdxB, uint8_t, )
+    DPI_LDX(LdxH, uint16_t, )
+    DPI_LDX(LdxW, uint32_t, )
+    DPI_LDX(LdxDw, uint64_t, )
+    DPI_LDX(LdxsB, int8_t, int64_t)
+    DPI_LDX(LdxsH, int16_t, int64_t)
+    DPI_LDX(LdxsW, int32_t, int64_t)
+    DPI_ST(StB, uint8_t, in->imm)
+    DPI_ST(StH, uint16_t, in->imm)
+    DPI_ST(StW, uint32_t, in->imm)
+    DPI_ST(StDw, uint64_t, in->imm)
+    DPI_ST(StxB, uint8_t, r[in->src])
+    DPI_ST(StxH, uint16_t, r[in->src])
+    DPI_ST(StxW, uint32_t, r[in->src])
+    DPI_ST(StxDw, uint64_t, r[in->src])
+    DPI_OP(LdImm64) {
       r[in->dst] = in->imm;
       DPI_NEXT;
     }

@@ -63,6 +63,35 @@ TEST_CASE("the instruction limit is configurable and counted", "[unit][ebpf_vm]"
   CHECK(cut.executed == 50);
 }
 
+// The Vm re-zeroes only the stack bytes earlier runs stored to: a second run on the same Vm
+// must still read zeros everywhere, whether the first stored through r10 or a copy of it.
+TEST_CASE("every run starts on a zeroed stack", "[unit][ebpf_vm]") {
+  using namespace dpi::bpfvm::as;  // NOLINT(google-build-using-namespace)
+  const RawInsn dirty[] = {st(op::kSizeDw, 10, -8, -1),
+                           mov64_reg(1, 10),
+                           alu64_imm(op::kAdd, 1, -512),
+                           mov64_imm(2, 7),
+                           stx(op::kSizeB, 1, 2, 0),
+                           stx(op::kSizeDw, 1, 2, 200),
+                           mov64_imm(0, 0),
+                           exit()};
+  const RawInsn read[] = {ldx(op::kSizeDw, 0, 10, -8), ldx(op::kSizeB, 1, 10, -512),
+                          alu64_reg(op::kOr, 0, 1),    ldx(op::kSizeDw, 1, 10, -312),
+                          alu64_reg(op::kOr, 0, 1),    exit()};
+  auto p1 = Program::load(dirty, {});
+  auto p2 = Program::load(read, {});
+  REQUIRE(p1.ok());
+  REQUIRE(p2.ok());
+  std::array<uint8_t, 192> ctx{};
+  Vm vm;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(vm.run(*p1, ctx).ok());
+    RunResult r = vm.run(*p2, ctx);
+    REQUIRE(r.ok());
+    CHECK(r.r0 == 0);
+  }
+}
+
 TEST_CASE("tail calls are recorded in the result", "[unit][ebpf_vm]") {
   using namespace dpi::bpfvm::as;  // NOLINT(google-build-using-namespace)
   Fixture fx;

@@ -68,6 +68,8 @@ class Vm {
   uint64_t add_region(uint8_t* base, uint32_t size, bool writable);
 
   alignas(16) std::array<uint8_t, 512> stack_{};
+  // The lowest stack offset stored to since the stack was last zeroed (512: none).
+  uint32_t stack_low_ = 512;
   std::vector<Region> regions_;
 };
 

@@ -6,6 +6,7 @@
 #include "cli/source_options.h"
 #include "core/calico/workload.h"
 #include "core/dataplane_registry.h"
+#include "core/layers.h"
 #include "core/report_json.h"
 #include "core/report_text.h"
 
@@ -43,16 +44,26 @@ int run_inspect(const Context& c, const InspectOptions& o) {
     return c.fail(st.error());
   auto flow = build_flow(o.flow, *from->addr, *to->addr);
   if (!flow) return c.fail(flow.error());
-  auto rep = src.inspect(*flow);
-  if (!rep) return c.fail(rep.error());
-  rep->assumptions.insert(rep->assumptions.begin(), notes.begin(), notes.end());
+  // Every layer loaded judges the flow; core combines their answers (docs/design.md, "More than
+  // one dataplane on a node"). One layer's report is left as it is.
+  std::vector<LayerAnswer> answers;
+  for (const auto& layer : *loaded) {
+    auto one = layer->inspect(*flow);
+    if (!one) return c.fail(one.error());
+    LayerAnswer a{loaded->size() > 1 ? layer->detect().dataplane : "", Layer::netfilter,
+                  std::move(*one)};
+    if (const DataplaneBackend* b = c.registry.find(a.dataplane)) a.layer = b->layer();
+    answers.push_back(std::move(a));
+  }
+  Report rep = combine_layers(std::move(answers));
+  rep.assumptions.insert(rep.assumptions.begin(), notes.begin(), notes.end());
   if (o.output == "json")
     // Names and comments come from the input unchecked (iptables-save text, xt payloads); bytes
     // that are not UTF-8 are printed as U+FFFD instead of failing the whole report.
-    c.out << to_json(*rep).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    c.out << to_json(rep).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   else
-    c.out << render_text(*rep, TextOptions{o.verbose});
-  return dpi::exit_code_for(rep->verdict);
+    c.out << render_text(rep, TextOptions{o.verbose});
+  return dpi::exit_code_for(rep.verdict);
 }
 
 }  // namespace

@@ -180,6 +180,16 @@ struct Dataplane {
   std::string calico_version_hint;
 };
 
+// One dataplane layer's answer, when a node runs more than one (core/layers.h).
+struct LayerVerdict {
+  std::string dataplane;  // the backend's name: "ebpf", "nftables"
+  std::string layer;      // "tc", "netfilter"
+  Verdict verdict = Verdict::indeterminate;
+  bool applies = true;   // false: the flow is outside what this layer judges
+  bool decided = false;  // this layer's answer is the report's (both allowed: every layer)
+  std::string why;       // its one-line reason
+};
+
 struct Report {
   Flow flow;
   std::vector<std::string> assumptions;
@@ -196,6 +206,8 @@ struct Report {
   std::vector<std::string> warnings;
   std::optional<IndeterminateReason> indeterminate_reason;
   nlohmann::json evidence = nlohmann::json::object();
+  // Empty unless more than one layer was evaluated (then in packet order).
+  std::vector<LayerVerdict> layers;
 };
 
 // 0 allowed, 1 denied, 2 indeterminate (docs/inspect.md).

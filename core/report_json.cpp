@@ -57,6 +57,18 @@ json decision_json(const Decision& d) {
   return j;
 }
 
+json layers_json(const std::vector<LayerVerdict>& layers) {
+  json out = json::array();
+  for (const auto& l : layers)
+    out.push_back({{"dataplane", l.dataplane},
+                   {"layer", l.layer},
+                   {"verdict", std::string(verdict_name(l.verdict))},
+                   {"applies", l.applies},
+                   {"decided", l.decided},
+                   {"why", l.why}});
+  return out;
+}
+
 }  // namespace
 
 json to_json(const RuleRef& r) {
@@ -88,6 +100,14 @@ json to_json(const RuleRef& r) {
 }
 
 json to_json(const Report& r) {
+  // "layers" only when more than one layer was evaluated: a single layer's report is unchanged.
+  if (!r.layers.empty()) {
+    Report one = r;
+    one.layers.clear();
+    json j = to_json(one);
+    j["layers"] = layers_json(r.layers);
+    return j;
+  }
   json stages = json::array();
   for (const auto& s : r.stages)
     stages.push_back({{"role", s.role},

@@ -107,6 +107,14 @@ std::string render_text(const Report& r, const TextOptions& opts) {
     for (const auto& a : r.assumptions) out += fmt::format("    - {}\n", a);
   }
   for (const auto& w : r.warnings) out += fmt::format("  warning: {}\n", w);
+  if (!r.layers.empty()) {
+    out += "  layers (packet order):\n";
+    for (const auto& l : r.layers)
+      out +=
+          fmt::format("    {:<24} {:<14} {:<8} {}\n", fmt::format("{} ({})", l.dataplane, l.layer),
+                      l.applies ? verdict_name(l.verdict) : "does not apply",
+                      l.decided ? "decides" : "", l.why);
+  }
   out += fmt::format("  dataplane: {} ({})\n", r.dataplane.kind, r.dataplane.source);
   return out;
 }

@@ -73,6 +73,32 @@ def main():
     code, out, err = run(a.dpinspect, ["inspect", "--ruleset", BOTH, "-o", "json"] + FLOWS["denied"])
     check("auto: the eBPF section answers first", code == 1 and json.loads(out)["dataplane"]["kind"] == "ebpf",
           f"exit {code}, {err!r}")
+    # Both layers judge the flow (docs/inspect.md, "Both layers"). Both deny the seed's denied flow;
+    # the eBPF denial is at the client's tc ingress hook, before netfilter's: it decides.
+    layers = {la["dataplane"]: la for la in (json.loads(out).get("layers", []) if code == 1 else [])}
+    ebpf, nft = layers.get("ebpf", {}), layers.get("nftables", {})
+    check("auto, denied: both layers deny, the first in packet order (eBPF) decides",
+          ebpf.get("verdict") == "deny" and ebpf.get("decided") is True and nft.get("verdict") == "deny"
+          and nft.get("applies") is True and nft.get("decided") is False, f"{layers!r}")
+    code, out, err = run(a.dpinspect, ["inspect", "--ruleset", BOTH, "-o", "json"] + FLOWS["allowed"])
+    layers = {la["dataplane"]: la for la in (json.loads(out).get("layers", []) if code == 0 else [])}
+    check("auto, allowed: both layers allow, both decided",
+          all(layers.get(dp, {}).get("verdict") == "allow" and layers.get(dp, {}).get("decided") is True
+              for dp in ("ebpf", "nftables")), f"exit {code}, {layers!r} {err!r}")
+    code, out, err = run(a.dpinspect, ["inspect", "--ruleset", BOTH] + FLOWS["allowed"])
+    check("auto, text: one line per layer", code == 0 and "  layers (packet order):\n    ebpf (tc)" in out
+          and "\n    nftables (netfilter)" in out, f"exit {code}, {out!r}")
+    # A flow touching no workload: outside the eBPF layer; netfilter's answer is the report's.
+    host = ["--src", "172.18.0.9", "--dst", "8.8.8.8", "--proto", "udp", "--dport", "53"]
+    code, out, err = run(a.dpinspect, ["inspect", "--ruleset", BOTH, "-o", "json"] + host)
+    want_code, want_out, _ = run(a.dpinspect, ["inspect", "--dataplane", "nftables", "--ruleset", BOTH, "-o",
+                                               "json"] + host)
+    rep = json.loads(out) if out else {}
+    layers = {la["dataplane"]: la for la in rep.get("layers", [])}
+    check("auto, no local workload: eBPF does not apply, the nftables answer is the report's",
+          code == want_code and layers.get("ebpf", {}).get("applies") is False
+          and layers.get("nftables", {}).get("decided") is True and rep.get("dataplane", {}).get("kind") == "nftables"
+          and rep.get("verdict") == json.loads(want_out).get("verdict"), f"exit {code}/{want_code}, {layers!r} {err!r}")
     code, out, err = run(a.dpinspect, ["detect", "--ruleset", BOTH, "-o", "json"])
     det = json.loads(out) if code == 0 else {}
     check("detect: both dataplanes found", det.get("dataplanes", {}).get("ebpf") is True and

@@ -8,6 +8,7 @@
 #include "backends/ebpf/prog_tag.h"
 #include "backends/ebpf/routes.h"
 #include "core/calico/attribution.h"
+#include "core/layers.h"
 
 namespace e = dpi::ebpf;
 using dpi::DecisionKind;
@@ -448,4 +449,18 @@ TEST_CASE("an IPv6 flow: the _v6.json program in the interpreter, verdict and de
   REQUIRE(rep);
   CHECK(rep->verdict == Verdict::indeterminate);
   CHECK(rep->indeterminate_reason->why.find("cali_v6_routes") != std::string::npos);
+}
+
+// core/layers.h tells from this answer that the eBPF layer does not judge the flow (so that on a
+// node with nftables too, `--dataplane auto` lets netfilter decide): the wording is the contract.
+TEST_CASE("a flow touching no local workload is outside the eBPF layer's scope") {
+  e::NodeModel m(seed_node(e::Release::v3_32_1, 32));
+  auto rep = m.inspect(tcp_flow("172.18.0.9", "8.8.8.8", 53));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::indeterminate);
+  CHECK_FALSE(dpi::layer_applies(*rep));
+  // A workload's flow is the layer's own, whatever the verdict.
+  rep = m.inspect(tcp_flow("172.18.0.9", "10.65.0.2", 80));
+  REQUIRE(rep);
+  CHECK(dpi::layer_applies(*rep));
 }

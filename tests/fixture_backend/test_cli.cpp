@@ -190,7 +190,7 @@ TEST_CASE("the CLI with the fixture backend: selection, exit codes, errors", "[u
        "", "--fixture-dir reads a live node; --ruleset a snapshot: give one"},
       {"no command", &kOne, {}, 3, "", "A subcommand is required"},
       // --dataplane auto with two dataplanes on the node.
-      {"auto: both find Calico, the first layer answers", &kTwo,
+      {"auto: both find Calico, both judge, the tc layer denies", &kTwo,
        with({"inspect", "--ruleset", "@TMP@/both.json"}, kAllowed), 1, "tc-deny-frontend", ""},
       {"auto: the option given names the backend", &kTwo,
        with({"inspect", "--fixture-dir", "@NODE@"}, kAllowed), 0, "allow-frontend", ""},

@@ -12,7 +12,8 @@
 namespace dpi {
 
 // The reason wording by which a layer says a flow is outside what it judges: the eBPF backend
-// answers a flow that touches no local workload as indeterminate with this in its reason.
+// answers a flow that touches no local workload as indeterminate with this in its reason (it builds
+// the reason from this constant, so the two cannot drift apart).
 inline constexpr const char* kOutsideLayerScope = "crosses no workload interface of this node";
 
 // One layer's report for the flow.

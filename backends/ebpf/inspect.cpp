@@ -8,6 +8,7 @@
 #include "backends/ebpf/nat.h"
 #include "backends/ebpf/prog_tag.h"
 #include "core/calico/attribution.h"
+#include "core/layers.h"
 #include "core/report_assembly.h"
 
 namespace dpi::ebpf {
@@ -489,10 +490,12 @@ void FlowRun::find_positions(const IpAddr& dst, uint16_t dport) {
   const bool dst_wep = dst_rt && dst_rt->local_workload();
   if (!src_wep && !dst_wep) {
     indeterminate("route",
+                  // kOutsideLayerScope: how --dataplane auto knows this layer does not judge
+                  // the flow (core/layers.h).
                   fmt::format("neither {} nor {} is a local workload in cali_v{}_routes: the flow "
-                              "crosses no workload interface of this node (host endpoints are not "
-                              "evaluated by the eBPF backend yet)",
-                              f_.src.str(), dst.str(), f_.src.is_v4() ? 4 : 6));
+                              "{} (host endpoints are not evaluated by the eBPF backend yet)",
+                              f_.src.str(), dst.str(), f_.src.is_v4() ? 4 : 6,
+                              kOutsideLayerScope));
     return;
   }
   if (!src_wep && dst_wep && (ps.flags & state_flag::src_is_host)) {

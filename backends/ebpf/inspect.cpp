@@ -494,8 +494,7 @@ void FlowRun::find_positions(const IpAddr& dst, uint16_t dport) {
                   // the flow (core/layers.h).
                   fmt::format("neither {} nor {} is a local workload in cali_v{}_routes: the flow "
                               "{} (host endpoints are not evaluated by the eBPF backend yet)",
-                              f_.src.str(), dst.str(), f_.src.is_v4() ? 4 : 6,
-                              kOutsideLayerScope));
+                              f_.src.str(), dst.str(), f_.src.is_v4() ? 4 : 6, kOutsideLayerScope));
     return;
   }
   if (!src_wep && dst_wep && (ps.flags & state_flag::src_is_host)) {

@@ -77,7 +77,7 @@ struct Position {
   // What some kinds name (see PositionKind).
   std::optional<uint32_t> ifindex;      // no_interface_state
   std::optional<uint32_t> iface_flags;  // endpoint_not_ready
-  int ip_family = 4;                     // endpoint_not_ready: whose IPv<N>Ready flag is missing
+  int ip_family = 4;                    // endpoint_not_ready: whose IPv<N>Ready flag is missing
   std::string policy_slot;              // empty_policy_slot: "<jump map>[<index>]"
   std::string conntrack_entry;          // ct_established outside a stage: "a:p <-> b:p"
   std::string service;                  // service_without_backends: "addr:port"

@@ -12,7 +12,8 @@ int main(int argc, char* argv[]) {
   if (geteuid() != 0) {
     const char* slash = argc > 0 ? std::strrchr(argv[0], '/') : nullptr;
     const char* name = slash != nullptr ? slash + 1 : (argc > 0 ? argv[0] : "test");
-    std::printf("%s: skipped, needs root (BPF programs, a private bpffs, network namespaces)\n", name);
+    std::printf("%s: skipped, needs root (BPF programs, a private bpffs, network namespaces)\n",
+                name);
     return 77;
   }
   return Catch::Session().run(argc, argv);

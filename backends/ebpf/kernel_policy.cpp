@@ -5,21 +5,15 @@
 
 #include <fmt/format.h>
 
+#include "backends/ebpf/policy_abi.h"
 #include "backends/ebpf/vm/insn.h"
 
 namespace dpi::ebpf {
 
 namespace {
 
-// As policy_runner.cpp: the stubs' return values, their slots and where calico_tc_main puts them.
-constexpr uint32_t kSubProgStride = 10000;
-constexpr int32_t kAllowRc = 123;
-constexpr int32_t kDenyRc = 124;
-constexpr uint32_t kAllowSlot = 0;
-constexpr uint32_t kDenySlot = 1;
-constexpr std::size_t kSkbSize = 192;
-constexpr std::size_t kCb0 = 48;
-constexpr std::size_t kCb1 = 52;
+using namespace policy_abi;  // NOLINT(google-build-using-namespace)
+
 constexpr uint32_t kIpSetKeySize = 20;
 
 Result<std::vector<bpfvm::RawInsn>> to_kernel(const std::vector<RawInsn>& raw) {

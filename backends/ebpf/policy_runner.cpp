@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "backends/ebpf/policy_abi.h"
 #include "backends/ebpf/vm/insn.h"
 #include "backends/ebpf/vm/vm.h"
 
@@ -11,16 +12,9 @@ namespace dpi::ebpf {
 
 namespace {
 
-constexpr uint32_t kSubProgStride = 10000;
+using namespace policy_abi;  // NOLINT(google-build-using-namespace)
+
 constexpr uint32_t kJumpEntries = 240000;
-// The stubs' return values (Calico's pol_prog_test.go uses the same pair).
-constexpr uint64_t kAllowRc = 123;
-constexpr uint64_t kDenyRc = 124;
-constexpr uint32_t kAllowSlot = 0;
-constexpr uint32_t kDenySlot = 1;
-constexpr std::size_t kSkbSize = 192;
-constexpr std::size_t kCb0 = 48;
-constexpr std::size_t kCb1 = 52;
 
 Result<std::vector<bpfvm::RawInsn>> to_vm(const std::vector<RawInsn>& raw) {
   std::vector<uint8_t> bytes;

@@ -9,7 +9,7 @@ missing keys print nothing), `get nodes -o name`, the NotFound messages and exit
 it; `wait` and `delete` act on those pods; `exec POD -- CMD...` runs CMD here, as the container
 would, with $FAKE_NODE set to the pod's node and $FAKE_BIN first on PATH (a fake chroot and the
 fake host's dpinspect live there). $FAKE_KUBECTL_FAIL makes one kind of call fail:
-debug-forbidden, wait-timeout, exec-lost.
+debug-forbidden, debug-no-profile, wait-timeout, exec-lost.
 """
 import json
 import os
@@ -206,6 +206,8 @@ def cmd_debug(args):
     args, command = args[:dash], args[dash + 1:]
     ns = take(args, "-n", "--namespace") or "default"
     image = take(args, "--image")
+    if os.environ.get("FAKE_KUBECTL_FAIL") == "debug-no-profile":  # kubectl before 1.27
+        fail("error: unknown flag: --profile\nSee 'kubectl debug --help' for usage.")
     if take(args, "--profile") != "sysadmin":
         fail("fake kubectl: the plugin must ask for --profile=sysadmin (privileged, host's / at /host)", 99)
     target = args[0]

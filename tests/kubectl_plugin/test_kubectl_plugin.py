@@ -233,6 +233,11 @@ CASES = [
          env={"FAKE_KUBECTL_FAIL": "debug-forbidden"}, rc=4, stdout="",
          stderr=[r"Error from server \(Forbidden\)", r"kubectl debug node/node1 failed \(exit 1\)"],
          calls=[GET_CLIENT, debug_calls("node1")[0]], runs=[]),
+    dict(name="a kubectl without debug profiles: says so",
+         args=["inspect", "--src", "client/client", "--dst", "10.65.0.5", "--dport", "9001"],
+         env={"FAKE_KUBECTL_FAIL": "debug-no-profile"}, rc=5, stdout="",
+         stderr=[r"kubectl debug --profile=sysadmin needs kubectl 1\.27 or later\): upgrade kubectl, or give --via"],
+         runs=[]),
     dict(name="the debugging pod does not start: deleted, exit 5",
          args=["inspect", "--src", "client/client", "--dst", "10.65.0.5", "--dport", "9001"],
          env={"FAKE_KUBECTL_FAIL": "wait-timeout"}, rc=5, stdout="",
@@ -400,6 +405,31 @@ def run_case(plugin, case, tmp):
     return errors
 
 
+# Operators run the plugin on their laptops: macOS ships bash 3.2, which has none of these.
+BASH4 = [(r"declare -A|local -A|typeset -A", "associative arrays"), (r"\bmapfile\b|\breadarray\b", "mapfile"),
+         (r"\$\{[A-Za-z_]+(,,|\^\^)", "case conversion ${x,,}"), (r"\[\[ -v ", "[[ -v ]]"),
+         (r"&>>|\|&", "&>> or |&"), (r"^\s*set -[a-z]*u", "set -u (an empty \"${a[@]}\" fails in bash < 4.4)")]
+
+
+def static_checks(plugin):
+    errors = []
+    # Comments may name what they avoid.
+    text = "".join(re.sub(r"^\s*#.*", "", line) for line in open(plugin).readlines())
+    for rx, what in BASH4:
+        for m in re.finditer(rx, text, re.M):
+            errors.append(f"line {text.count(chr(10), 0, m.start()) + 1}: {what} (not in bash 3.2)")
+    p = subprocess.run(["bash", "-n", plugin], capture_output=True, text=True)
+    if p.returncode:
+        errors.append("bash -n: " + p.stderr)
+    if shutil.which("shellcheck"):
+        p = subprocess.run(["shellcheck", "-s", "bash", plugin], capture_output=True, text=True)
+        if p.returncode:
+            errors.append("shellcheck:\n" + p.stdout)
+    else:
+        print("note: shellcheck not installed, not run")
+    return errors
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--plugin", default=os.path.join(TOP, "plugin", "kubectl-dpinspect"))
@@ -413,12 +443,14 @@ def main():
         # Cases are independent (a directory each); most of their time is process start-up.
         with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
             results = list(pool.map(lambda c: run_case(plugin, c, tmp), CASES))
-        for case, errors in zip(CASES, results):
-            print(("FAIL " if errors else "ok   ") + case["name"])
+        names = [c["name"] for c in CASES] + ["the script: bash 3.2 constructs only, bash -n, shellcheck"]
+        results.append(static_checks(plugin))
+        for name, errors in zip(names, results):
+            print(("FAIL " if errors else "ok   ") + name)
             for e in errors:
                 print("    " + e.replace("\n", "\n    "))
             failed += bool(errors)
-    print(f"{len(CASES) - failed}/{len(CASES)} cases passed")
+    print(f"{len(names) - failed}/{len(names)} cases passed")
     return 1 if failed else 0
 
 

@@ -6,9 +6,10 @@ JSON list a line in $FAKE_KUBECTL_LOG) and answers the calls the plugin makes fr
 missing keys print nothing), `get nodes -o name`, the NotFound messages and exit code 1.
 
 `debug node/N` creates a pod (kept in $FAKE_KUBECTL_STATE) and prints kubectl's message naming
-it; `wait` and `delete` act on those pods; `exec POD -- CMD...` runs CMD here, as the container
-would, with $FAKE_NODE set to the pod's node and $FAKE_BIN first on PATH (a fake chroot and the
-fake host's dpinspect live there). $FAKE_KUBECTL_FAIL makes one kind of call fail:
+it; `wait` makes it run (exec before that fails, as it does while the image is pulled); `delete`
+removes it; `exec POD -- CMD...` runs CMD here, as the container would, with $FAKE_NODE set to
+the pod's node and $FAKE_BIN first on PATH (a fake chroot and the fake host's dpinspect live
+there). $FAKE_KUBECTL_FAIL makes one kind of call fail:
 debug-forbidden, debug-no-profile, wait-timeout, exec-lost.
 """
 import json
@@ -222,7 +223,7 @@ def cmd_debug(args):
              f'hostIPC=true), privileged (container "debugger" must not set securityContext.privileged=true)')
     pods = debug_pods()
     name = f"node-debugger-{node}-{'q7x2m' if not pods else 'k' + str(len(pods)).zfill(4)}"
-    pods[name] = {"namespace": ns, "node": node, "image": image, "command": command}
+    pods[name] = {"namespace": ns, "node": node, "image": image, "command": command, "running": False}
     save_debug_pods(pods)
     print(f"Creating debugging pod {name} with container debugger on node {node}.")
     return 0
@@ -238,6 +239,9 @@ def cmd_wait(args):
         fail(f'Error from server (NotFound): pods "{name}" not found')
     if os.environ.get("FAKE_KUBECTL_FAIL") == "wait-timeout":
         fail(f"error: timed out waiting for the condition on pods/{name}")
+    pods = debug_pods()
+    pods[name]["running"] = True
+    save_debug_pods(pods)
     print(f"pod/{name} condition met")
     return 0
 
@@ -249,6 +253,8 @@ def cmd_exec(args):
     name = args[0]
     pod = debug_pods().get(name)
     if pod is not None and pod["namespace"] == ns:
+        if not pod["running"]:  # kubectl debug returns before the container runs
+            fail('error: unable to upgrade connection: container not found ("debugger")')
         node = pod["node"]
     else:
         o = find("Pod", ns, name)

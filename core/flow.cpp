@@ -81,10 +81,9 @@ Status normalize(Flow& f) {
 }
 
 std::string describe(const Flow& f) {
-  std::string s = fmt::format("{} {}", l4proto_name(f.l4proto), f.src.str());
-  if (f.sport) s += fmt::format(":{}", *f.sport);
-  s += fmt::format(" -> {}", f.dst.str());
-  if (f.dport) s += fmt::format(":{}", *f.dport);
+  std::string s = fmt::format("{} {} -> {}", l4proto_name(f.l4proto),
+                              f.sport ? addr_port(f.src, *f.sport) : f.src.str(),
+                              f.dport ? addr_port(f.dst, *f.dport) : f.dst.str());
   if (f.icmp_type) s += fmt::format(" type {} code {}", *f.icmp_type, f.icmp_code.value_or(0));
   return s;
 }

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <charconv>
 
+#include <fmt/format.h>
+
 namespace dpi {
 
 std::optional<IpAddr> IpAddr::parse(std::string_view text) {
@@ -55,6 +57,10 @@ std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
 
 std::string IpPrefix::str() const {
   return addr.str() + "/" + std::to_string(len);
+}
+
+std::string addr_port(const IpAddr& a, uint16_t port) {
+  return a.is_v6() ? fmt::format("[{}]:{}", a.str(), port) : fmt::format("{}:{}", a.str(), port);
 }
 
 }  // namespace dpi

@@ -35,4 +35,8 @@ struct IpPrefix {
   std::string str() const;
 };
 
+// An address with a port as every report, error and comparison prints it: "10.0.0.1:80", and
+// "[fd00::1]:80" for IPv6, whose colons would otherwise run into the port's.
+std::string addr_port(const IpAddr& a, uint16_t port);
+
 }  // namespace dpi

@@ -156,7 +156,7 @@ struct NatStep {
   std::string kind;  // dnat, snat, masquerade, redirect
   std::string hook;
   RuleRef rule;
-  std::string to;  // translated address[:port], empty for masquerade
+  std::string to;  // translated address, addr_port() or ":port"; empty for masquerade
 };
 
 struct IndeterminateReason {
@@ -165,12 +165,14 @@ struct IndeterminateReason {
   std::string why;
 };
 
-// A possible outcome when a rule chooses at random (numgen, statistic): every branch is explored.
+// A possible outcome when a rule chooses at random (numgen, statistic, meta random) or a service
+// has several backends: every branch is explored.
 struct Outcome {
   std::string choice;  // e.g. "numgen random mod 2 = 1"
   Verdict verdict = Verdict::indeterminate;
   std::optional<RuleRef> rule;
   std::string summary;
+  std::vector<NatStep> nat;  // the translations this outcome applied (which endpoint it reached)
 };
 
 struct Dataplane {

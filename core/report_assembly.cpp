@@ -42,7 +42,8 @@ bool add_outcomes(Report& rep, const std::vector<Alternative>& alternatives) {
   bool same = true;
   for (const auto& a : alternatives) {
     const Report& r = a.report;
-    rep.outcomes.push_back(Outcome{a.choice, r.verdict, r.decided_by.rule, r.decided_by.summary});
+    rep.outcomes.push_back(
+        Outcome{a.choice, r.verdict, r.decided_by.rule, r.decided_by.summary, r.nat});
     same = same && r.verdict == alternatives.front().report.verdict;
   }
   return same;

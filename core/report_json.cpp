@@ -57,6 +57,14 @@ json decision_json(const Decision& d) {
   return j;
 }
 
+json nat_json(const std::vector<NatStep>& steps) {
+  json out = json::array();
+  for (const auto& n : steps)
+    out.push_back(
+        {{"kind", n.kind}, {"hook", n.hook}, {"to", str_or_null(n.to)}, {"rule", to_json(n.rule)}});
+  return out;
+}
+
 json layers_json(const std::vector<LayerVerdict>& layers) {
   json out = json::array();
   for (const auto& l : layers)
@@ -123,16 +131,13 @@ json to_json(const Report& r) {
     step["target"] = str_or_null(p.facts.target);
     path.push_back(step);
   }
-  json nat = json::array();
-  for (const auto& n : r.nat)
-    nat.push_back(
-        {{"kind", n.kind}, {"hook", n.hook}, {"to", str_or_null(n.to)}, {"rule", to_json(n.rule)}});
   json outcomes = json::array();
   for (const auto& o : r.outcomes)
     outcomes.push_back({{"choice", o.choice},
                         {"verdict", std::string(verdict_name(o.verdict))},
                         {"rule", o.rule ? to_json(*o.rule) : json(nullptr)},
-                        {"summary", o.summary}});
+                        {"summary", o.summary},
+                        {"nat", nat_json(o.nat)}});
   json ir = nullptr;
   if (r.indeterminate_reason)
     ir = {{"rule", to_json(r.indeterminate_reason->rule)},
@@ -151,7 +156,7 @@ json to_json(const Report& r) {
           {"indeterminate_reason", ir},
           {"stages", stages},
           {"path", path},
-          {"nat", nat},
+          {"nat", nat_json(r.nat)},
           {"outcomes", outcomes},
           {"warnings", r.warnings},
           {"evidence", r.evidence}};

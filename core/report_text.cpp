@@ -31,6 +31,16 @@ bool no_location(const RuleRef& r) {
   return !r.bpf() && r.nft().chain.empty();
 }
 
+// "dnat to 10.0.0.5:80, masquerade": one outcome's translations on its line.
+std::string translations(const std::vector<NatStep>& steps) {
+  std::string s;
+  for (const auto& n : steps) {
+    if (!s.empty()) s += ", ";
+    s += n.to.empty() ? n.kind : fmt::format("{} to {}", n.kind, n.to);
+  }
+  return s;
+}
+
 std::string headline(Verdict v) {
   switch (v) {
     case Verdict::allow: return "ALLOWED";
@@ -63,8 +73,12 @@ std::string render_text(const Report& r, const TextOptions& opts) {
   for (const auto& n : d.notes) out += fmt::format("  note:   {}\n", n);
   if (!r.outcomes.empty()) {
     out += "  outcomes (the ruleset chooses at random):\n";
-    for (const auto& o : r.outcomes)
-      out += fmt::format("    {:<13} {}  {}\n", verdict_name(o.verdict), o.choice, o.summary);
+    for (const auto& o : r.outcomes) {
+      out += fmt::format("    {:<13} {}", verdict_name(o.verdict), o.choice);
+      // Where this outcome sent the flow: the endpoint is the point of a service's outcomes.
+      if (!o.nat.empty()) out += "  " + translations(o.nat);
+      out += fmt::format("  {}\n", o.summary);
+    }
   }
   if (!r.stages.empty()) {
     out += "  stages:\n";

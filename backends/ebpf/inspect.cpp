@@ -569,8 +569,9 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
           calico::Located at;
           at.position.kind = calico::PositionKind::ct_established;
           at.position.action = calico::Action::allow;
-          at.position.conntrack_entry = fmt::format("{}:{} <-> {}:{}", key->addr_a.str(),
-                                                    key->port_a, key->addr_b.str(), key->port_b);
+          at.position.conntrack_entry =
+              fmt::format("{} <-> {}", addr_port(key->addr_a, key->port_a),
+                          addr_port(key->addr_b, key->port_b));
           calico::explain(rep, at);
           return rep;
         }
@@ -601,7 +602,7 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
         calico::Located at;
         at.position.kind = calico::PositionKind::service_without_backends;
         at.position.action = calico::Action::deny;
-        at.position.service = fmt::format("{}:{}", flow.dst.str(), flow.dport.value_or(0));
+        at.position.service = addr_port(flow.dst, flow.dport.value_or(0));
         at.position.frontend_id = val->id;
         calico::explain(rep, at);
         return rep;
@@ -613,16 +614,16 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
           auto bval = decode_nat_backend_value(bv, family);
           if (!bkey || !bval || bkey->id != val->id || bkey->ordinal != o) continue;
           targets.push_back({bval->addr, bval->port,
-                             fmt::format("service backend {} of {}: {}:{}", o + 1, val->count,
-                                         bval->addr.str(), bval->port)});
+                             fmt::format("service backend {} of {}: {}", o + 1, val->count,
+                                         addr_port(bval->addr, bval->port))});
         }
       }
       if (targets.size() != val->count) {
         rep.verdict = Verdict::indeterminate;
         rep.indeterminate_reason = IndeterminateReason{
             RuleRef{}, "cali_v" + fam + "_nat_be",
-            fmt::format("service {}:{} lists {} backends but {} are in the backend map",
-                        flow.dst.str(), flow.dport.value_or(0), val->count, targets.size())};
+            fmt::format("service {} lists {} backends but {} are in the backend map",
+                        addr_port(flow.dst, flow.dport.value_or(0)), val->count, targets.size())};
         return rep;
       }
       break;
@@ -632,26 +633,30 @@ Result<Report> NodeModel::inspect(const Flow& flow) const {
     FlowRun(*this, flow, rep).run(flow.dst, flow.dport.value_or(0));
     return rep;
   }
-  for (const auto& t : targets) {
+  auto dnat_to = [&](const Target& t) {
     NatStep ns;
     ns.kind = "dnat";
     ns.hook = "tc ingress";
-    ns.rule.text = "NAT frontend " + flow.dst.str() + ":" + std::to_string(flow.dport.value_or(0));
-    ns.to = fmt::format("{}:{}", t.addr.str(), t.port);
-    rep.nat.push_back(ns);
-  }
+    ns.rule.text = "NAT frontend " + addr_port(flow.dst, flow.dport.value_or(0));
+    ns.to = addr_port(t.addr, t.port);
+    return ns;
+  };
   if (targets.size() == 1) {
+    rep.nat.push_back(dnat_to(targets[0]));
     FlowRun(*this, flow, rep).run(targets[0].addr, targets[0].port);
     return rep;
   }
-  // Several backends: like nftables' random choices, one outcome per backend.
+  // Several backends: like nftables' random choices, one outcome per backend, each with its own
+  // translation; the report's own nat is the first outcome's, as for nftables.
   std::vector<Alternative> alts;
   alts.reserve(targets.size());
   for (const auto& t : targets) {
     Alternative alt{t.choice, rep};
+    alt.report.nat.push_back(dnat_to(t));
     FlowRun(*this, flow, alt.report).run(t.addr, t.port);
     alts.push_back(std::move(alt));
   }
+  rep.nat = alts.front().report.nat;
   if (add_outcomes(rep, alts)) {
     Report first = alts.front().report;
     first.outcomes = rep.outcomes;

@@ -76,16 +76,31 @@ struct Chooser {
   bool describe = true;
   std::size_t next = 0;
   std::string described;
+  std::vector<std::string> kinds;  // "numgen", "meta random": what chose, once each
 
-  uint32_t choose(uint32_t n, uint32_t mod) {
+  // One of n values; the first run takes 0 everywhere.
+  uint32_t choose(uint32_t n) {
     uint32_t v = next < forced->size() ? (*forced)[next] : 0;
     if (next >= arity->size()) arity->push_back(n);
     ++next;
-    if (describe) {
-      if (!described.empty()) described += ", ";
-      described += fmt::format("{} = {}", fmt::format("numgen mod {}", mod), v);
-    }
     return v;
+  }
+  uint32_t numgen(uint32_t mod) {
+    uint32_t v = choose(mod);
+    if (describe) note("numgen", fmt::format("numgen mod {} = {}", mod, v));
+    return v;
+  }
+  // Whether a `meta random` comparison that can go either way matches (it does first).
+  bool random(const RandomStmt& r) {
+    bool hit = choose(2) == 0;
+    if (describe)
+      note("meta random", fmt::format("{} {}", r.expression, hit ? "matched" : "not matched"));
+    return hit;
+  }
+  void note(std::string_view kind, const std::string& text) {
+    if (!described.empty()) described += ", ";
+    described += text;
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) kinds.emplace_back(kind);
   }
 };
 
@@ -411,6 +426,12 @@ Rd Run<Full>::read_key(Key k, U128& v) {
       return Rd::ok;
     }
     case Key::numgen: return Rd::error;  // needs the operand: handled by the callers
+    case Key::meta_random:
+      // A comparison with constants is a RandomStmt; a value used as a key or data is not
+      // something one branch per value could cover.
+      why_ =
+          "meta random used as a value, not compared with constants: its outcomes are not explored";
+      return Rd::error;
     case Key::meta_protocol:
     case Key::meta_iiftype:
     case Key::meta_oiftype:
@@ -425,7 +446,7 @@ std::optional<Bytes> Run<Full>::read(const Operand& o, std::string* why) {
   U128 v = 0;
   std::size_t w = key_read_width(o.key);
   if (o.key == Key::numgen) {
-    v = static_cast<uint32_t>(chooser_.choose(o.numgen_mod, o.numgen_mod) + o.numgen_offset);
+    v = static_cast<uint32_t>(chooser_.numgen(o.numgen_mod) + o.numgen_offset);
   } else {
     why_ = nullptr;
     Rd r = read_key(o.key, v);
@@ -466,7 +487,7 @@ bool Run<Full>::eval_match(const MatchStmt& m, bool& stop, const Rule& rule, con
     for (const auto& o : m.lhs.parts) {
       U128 part = 0;
       if (o.key == Key::numgen) {
-        part = static_cast<uint32_t>(chooser_.choose(o.numgen_mod, o.numgen_mod) + o.numgen_offset);
+        part = static_cast<uint32_t>(chooser_.numgen(o.numgen_mod) + o.numgen_offset);
       } else {
         why_ = nullptr;
         Rd r = read_key(o.key, part);
@@ -589,8 +610,12 @@ void Run<Full>::apply_nat(const NatStmt& n, const Rule& rule, const Chain& chain
     ns.rule = ref(chain, rule);
     static const char* kNames[] = {"dnat", "snat", "masquerade", "redirect"};
     ns.kind = kNames[static_cast<int>(n.kind)];
-    ns.to = addr ? bytes_addr(*addr).str() : "";
-    if (port) ns.to += fmt::format(":{}", *port);
+    if (addr && port)
+      ns.to = addr_port(bytes_addr(*addr), *port);
+    else if (addr)
+      ns.to = bytes_addr(*addr).str();
+    else if (port)
+      ns.to = fmt::format(":{}", *port);
     res_.nat.push_back(ns);
   }
 }
@@ -666,6 +691,11 @@ VerdictStmt Run<Full>::run_rule(const Chain& chain, const Rule& rule, bool& matc
               return std::nullopt;
             },
             [&](const UnknownStmt& u) -> Step { return give_up(u.expression, u.why); },
+            [&](const RandomStmt& r) -> Step {
+              bool hit = r.can_match && r.can_miss ? chooser_.random(r) : r.can_match;
+              if (!hit) return end_rule({}, false);
+              return std::nullopt;
+            },
         },
         st);
     if (done) return *done;
@@ -976,6 +1006,7 @@ RunResult Run<Full>::go() {
   res_.oif = std::string(route_oif_);
   res_.policy_hook = std::string(hook_name(policy_hook_));
   res_.choice = chooser_.described;
+  res_.choice_kinds = chooser_.kinds;
   return std::move(res_);
 }
 

@@ -34,7 +34,8 @@ struct RunResult {
   std::vector<NatStep> nat;
   std::vector<std::string> assumptions;
   std::optional<IndeterminateReason> indeterminate;
-  std::string choice;  // e.g. "numgen random mod 2 = 1 (table ip kube-proxy chain ...)"
+  std::string choice;  // e.g. "numgen mod 2 = 1", "meta random & 0x7fffffff < 0x40000000 matched"
+  std::vector<std::string> choice_kinds;  // "numgen", "meta random": what made the choices
   std::string oif;
   bool local_delivery = false;
   std::string no_route;    // set when the kernel would have no route

@@ -74,7 +74,7 @@ void derive_chain_facts(Chain& chain, uint32_t action_bits) {
       } else if (auto* ms = std::get_if<MangleStmt>(&st)) {
         mangle_facts(*ms, f);
       } else if (std::holds_alternative<UnknownStmt>(st) ||
-                 std::holds_alternative<AssumeStmt>(st)) {
+                 std::holds_alternative<AssumeStmt>(st) || std::holds_alternative<RandomStmt>(st)) {
         has_match = true;
       }
     }

@@ -1,6 +1,9 @@
 #include "backends/nftables/inspect.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "backends/nftables/calico_positions.h"
 #include "backends/nftables/detect.h"
@@ -99,9 +102,14 @@ Result<Report> inspect(const Loaded& src, const Flow& flow) {
     }
     bool same = add_outcomes(rep, alts);
     bool capped = runs.size() >= EvalLimits{}.max_outcomes;
+    // What chose: "numgen", "meta random" or both, in the order first met.
+    std::vector<std::string> kinds;
+    for (const auto& r : runs)
+      for (const auto& k : r.choice_kinds)
+        if (std::find(kinds.begin(), kinds.end(), k) == kinds.end()) kinds.push_back(k);
     if (!same || capped)
       depends_on_choice(
-          rep, "numgen",
+          rep, fmt::format("{}", fmt::join(kinds, ", ")),
           capped ? fmt::format("the ruleset chooses at random among more than {} outcomes; only "
                                "the first {} were explored",
                                runs.size(), runs.size())

@@ -9,6 +9,7 @@
 
 #include "backends/nftables/facts.h"
 #include "backends/nftables/json_util.h"
+#include "backends/nftables/random_match.h"
 #include "backends/nftables/rule_text.h"
 #include "backends/nftables/xt/decode.h"
 #include "core/input_file.h"
@@ -34,6 +35,7 @@ std::optional<KeyDef> meta_key(const std::string& k) {
   if (k == "iif") return KeyDef{Key::meta_iif, Type::ifname};
   if (k == "oif") return KeyDef{Key::meta_oif, Type::ifname};
   if (k == "pkttype") return KeyDef{Key::meta_pkttype, Type::pkttype};
+  if (k == "random") return KeyDef{Key::meta_random, Type::integer};
   return std::nullopt;
 }
 
@@ -127,6 +129,7 @@ class Loader {
   std::optional<VerdictStmt> compile_verdict(const json& v, const std::string& family,
                                              const std::string& table, std::string* why);
   Stmt compile_match(const json& v, const std::string& family, const std::string& table);
+  Stmt compile_plain_match(const json& v, const std::string& family, const std::string& table);
   Stmt compile_mangle(const json& v);
   Stmt compile_nat(const std::string& kind, const json& v, const std::string& family,
                    const std::string& table);
@@ -451,7 +454,26 @@ const SetDef* Loader::resolve_set(const json& rhs, const Selector& lhs, const st
   return &rs_->sets.back();
 }
 
+// A comparison that reads `meta random` is a random choice; compiled as a plain match it would
+// compare whatever value the evaluator made up.
+Stmt random_choice(Stmt s) {
+  auto* m = std::get_if<MatchStmt>(&s);
+  if (!m) return s;
+  bool random = false;
+  for (const auto& p : m->lhs.parts) random = random || p.key == Key::meta_random;
+  if (!random) return s;
+  std::string why;
+  auto r = random_sides(*m, &why);
+  if (!r) return UnknownStmt{"", why};
+  return *r;
+}
+
 Stmt Loader::compile_match(const json& v, const std::string& family, const std::string& table) {
+  return random_choice(compile_plain_match(v, family, table));
+}
+
+Stmt Loader::compile_plain_match(const json& v, const std::string& family,
+                                 const std::string& table) {
   MatchStmt m;
   std::string why;
   if (!compile_selector(v.value("left", json()), m.lhs, &why)) return UnknownStmt{"", why};
@@ -573,6 +595,7 @@ Stmt Loader::compile_stmt(const json& st, const std::string& family, const std::
   const auto [k, v] = only_member(st);
   auto with_text = [&](Stmt s) {
     if (auto* u = std::get_if<UnknownStmt>(&s)) u->expression = stmt_text(st);
+    if (auto* r = std::get_if<RandomStmt>(&s)) r->expression = stmt_text(st);
     return s;
   };
   if (k == "match") return with_text(compile_match(v, family, table));

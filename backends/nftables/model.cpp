@@ -139,7 +139,8 @@ std::size_t key_read_width(Key k) {
     case Key::ct_mark:
     case Key::fib_daddr_type:
     case Key::fib_saddr_type:
-    case Key::numgen: return 4;
+    case Key::numgen:
+    case Key::meta_random: return 4;
     case Key::meta_l4proto:
     case Key::ct_protocol:
     case Key::meta_nfproto:
@@ -250,7 +251,8 @@ bool plain_key(Key k) {
     case Key::fib_saddr_iif_oif:
     case Key::fib_saddr_mark_iif_oif:
     case Key::fib_daddr_oif:
-    case Key::numgen: return false;
+    case Key::numgen:
+    case Key::meta_random: return false;
     case Key::meta_mark:
     case Key::meta_l4proto:
     case Key::meta_nfproto:

@@ -87,6 +87,9 @@ enum class Key {
   fib_saddr_mark_iif_oif,  // the same lookup with the packet's mark (ip rules may select on it)
   fib_daddr_oif,
   numgen,
+  // A fresh random value per packet. Only a comparison with constants is understood, as a random
+  // choice (RandomStmt); anywhere else reading it is indeterminate.
+  meta_random,
 };
 
 struct Operand {
@@ -213,6 +216,14 @@ struct AssumeStmt {
   bool matches = true;  // "limit rate over" assumed not exceeded does not match
 };
 struct NotrackStmt {};
+// A comparison of `meta random` with constants (iptables-translate's form of "-m statistic --mode
+// random"): a random choice. Which sides the kernel can take was worked out at load time
+// (random_match.h); the evaluator explores each side that can happen.
+struct RandomStmt {
+  std::string expression;  // as nft lists it: "meta random & 0x7fffffff < 0x40000000"
+  bool can_match = true;
+  bool can_miss = true;
+};
 struct NoopStmt {};
 // Not understood: reaching it makes the verdict indeterminate.
 struct UnknownStmt {
@@ -220,8 +231,9 @@ struct UnknownStmt {
   std::string why;
 };
 
-using Stmt = std::variant<MatchStmt, VerdictStmt, CounterStmt, LogStmt, RejectStmt, MangleStmt,
-                          VmapStmt, NatStmt, AssumeStmt, NotrackStmt, NoopStmt, UnknownStmt>;
+using Stmt =
+    std::variant<MatchStmt, VerdictStmt, CounterStmt, LogStmt, RejectStmt, MangleStmt, VmapStmt,
+                 NatStmt, AssumeStmt, NotrackStmt, NoopStmt, UnknownStmt, RandomStmt>;
 
 struct Rule {
   uint64_t handle = 0;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "backends/nftables/json_util.h"
+#include "core/ip.h"
 
 namespace dpi::nft {
 
@@ -167,8 +168,14 @@ std::string stmt_text(const json& s) {
   if (k == "dnat" || k == "snat" || k == "redirect") {
     std::string t = k;
     if (v.is_object()) {
-      if (v.contains("addr")) t += " to " + expr_text(v["addr"]);
-      if (v.contains("port")) t += (v.contains("addr") ? ":" : " to :") + expr_text(v["port"]);
+      const json& addr = field(v, "addr");
+      const json& port = field(v, "port");
+      // An IPv6 address with a port is bracketed, as nft lists it.
+      auto ip = addr.is_string() ? IpAddr::parse(addr.get<std::string>()) : std::nullopt;
+      if (ip && port.is_number_unsigned() && port.get<uint64_t>() <= 0xffff)
+        return t + " to " + addr_port(*ip, port.get<uint16_t>());
+      if (!addr.is_null()) t += " to " + expr_text(addr);
+      if (!port.is_null()) t += (addr.is_null() ? " to :" : ":") + expr_text(port);
     }
     return t;
   }

@@ -5,6 +5,7 @@
 
 #include "backends/ebpf/inspect.h"
 #include "backends/ebpf/ip_sets.h"
+#include "backends/ebpf/nat.h"
 #include "backends/ebpf/prog_tag.h"
 #include "backends/ebpf/routes.h"
 #include "core/calico/attribution.h"
@@ -195,6 +196,44 @@ TEST_CASE("the seed client's egress policy: verdict and deciding rule from the r
       }
     }
   }
+}
+
+TEST_CASE("a service with two backends: one outcome per backend, each with its own dnat") {
+  e::NodeState n = seed_node(e::Release::v3_32_1, 32);
+  e::NatFrontendKey fk;
+  fk.prefixlen = 8 * (4 + 3);  // address, port and protocol; any source
+  fk.addr = ip("10.96.0.10");
+  fk.port = 80;
+  fk.proto = 6;
+  fk.saddr = ip("0.0.0.0");
+  std::vector<uint8_t> fv;
+  for (uint32_t w : {7u, 2u, 0u, 0u, 0u}) {  // id 7, two backends
+    auto b = le32(w);
+    fv.insert(fv.end(), b.begin(), b.end());
+  }
+  n.entries["nat_fe4"].push_back({e::encode_nat_frontend_key(fk), fv});
+  // 10.65.0.3:80 is allowed by the client's egress policy, 10.65.0.9:80 is not.
+  for (auto [ordinal, last] : {std::pair{0u, uint8_t{3}}, {1u, uint8_t{9}}})
+    n.entries["nat_be"].push_back(
+        {e::encode_nat_backend_key({7, ordinal}), {10, 65, 0, last, 80, 0, 0, 0}});
+  auto rep = e::NodeModel(n).inspect(tcp_flow("10.65.0.2", "10.96.0.10", 80));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::indeterminate);
+  REQUIRE(rep->outcomes.size() == 2);
+  const std::pair<const char*, Verdict> want[] = {{"10.65.0.3:80", Verdict::allow},
+                                                  {"10.65.0.9:80", Verdict::deny}};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto& o = rep->outcomes[i];
+    CAPTURE(o.choice);
+    CHECK(o.verdict == want[i].second);
+    REQUIRE(o.nat.size() == 1);
+    CHECK(o.nat[0].kind == "dnat");
+    CHECK(o.nat[0].to == want[i].first);
+    CHECK(o.choice.find(want[i].first) != std::string::npos);
+  }
+  // As for nftables: the report's own nat is the first outcome's.
+  REQUIRE(rep->nat.size() == 1);
+  CHECK(rep->nat[0].to == "10.65.0.3:80");
 }
 
 TEST_CASE("a stale debug JSON, a lost policy program and an unknown layout are said") {

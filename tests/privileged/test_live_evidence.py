@@ -38,14 +38,21 @@ table ip t {
 		udp dport 9002 drop comment "uncounted"
 	}
 }
+table ip6 t6 {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		udp dport 9001 counter drop comment "counted6"
+	}
+}
 """
 
 SEND = """
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dst = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+s = socket.socket(socket.AF_INET6 if ":" in dst else socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(int(sys.argv[2])):
     try:
-        s.sendto(b"x", ("127.0.0.1", int(sys.argv[1])))
+        s.sendto(b"x", (dst, int(sys.argv[1])))
     except OSError:
         pass  # EPERM: the output chain dropped it, which is the point
 """
@@ -64,8 +71,8 @@ def sh(*args, ns=None, check=True, stdin=None):
     return subprocess.run(cmd, capture_output=True, text=True, check=check, input=stdin)
 
 
-def send(port, n):
-    sh(sys.executable, "-c", SEND, str(port), str(n), ns=NODE)
+def send(port, n, dst="127.0.0.1"):
+    sh(sys.executable, "-c", SEND, str(port), str(n), dst, ns=NODE)
 
 
 def flow(port):
@@ -110,6 +117,19 @@ def test_counters(binary):
 
     p = unprivileged(binary, "inspect", "--netns", NODE, *flow(9001), "--counters")
     check(p.returncode == 4, f"unprivileged --counters --netns: exit {p.returncode} {p.stderr.strip()}")
+
+    # IPv6: the trace table is `ip6` and the kernel's drop is the ip6 table's rule.
+    p = subprocess.Popen([binary, "trace", "--netns", NODE, "--src", "::1", "--dst", "::1", "--proto", "udp",
+                          "--dport", "9001", "--timeout", "5", "-o", "json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.stderr.readline()  # waiting: the table is in place
+    send(9001, 1, "::1")
+    out, _ = p.communicate(timeout=30)
+    doc = json.loads(out) if out.strip() else {}
+    events = (doc.get("kernel") or {}).get("events", [])
+    check(p.returncode == 1 and doc.get("agrees") is True and
+          [(e["family"], e["table"], e["verdict"]) for e in events] == [("ip6", "t6", "drop")],
+          f"trace IPv6 over lo: exit {p.returncode}, events {events}")
 
 
 def trace_tables(ns):

@@ -1,3 +1,6 @@
+#include <chrono>
+#include <thread>
+
 #include <fmt/format.h>
 
 #include "cli/commands.h"
@@ -22,7 +25,48 @@ struct InspectOptions {
   FlowArgs flow;
   std::string iface_prefix = "cali";
   bool verbose = false;
+  bool counters = false;
+  double interval = 5;
 };
+
+// --counters: reads the deciding rule's counter on the layer that decided, waits, reads again.
+Status add_counter_delta(Report& rep, const LoadedDataplane& layer, double interval) {
+  if (!rep.decided_by.rule) {
+    rep.counters =
+        CounterDelta{{}, interval, {}, {}, {}, {}, "no rule decided: no counter to read"};
+    return Ok{};
+  }
+  CounterDelta d;
+  d.rule = *rep.decided_by.rule;
+  d.interval_s = interval;
+  if (!d.rule.bpf() && !d.rule.nft().handle) {
+    d.note = "a base chain's policy decided: policies have no counter";
+    rep.counters = std::move(d);
+    return Ok{};
+  }
+  auto before = layer.read_rule_counter(d.rule);
+  if (!before) return before.error();
+  if (!*before) {
+    d.note = "the deciding rule has no counter";
+    rep.counters = std::move(d);
+    return Ok{};
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+  auto after = layer.read_rule_counter(d.rule);
+  if (!after) return after.error();
+  d.packets_before = (*before)->packets;
+  d.bytes_before = (*before)->bytes;
+  if (*after) {
+    d.packets_after = (*after)->packets;
+    d.bytes_after = (*after)->bytes;
+    if ((*after)->packets < (*before)->packets || (*after)->bytes < (*before)->bytes)
+      d.note = "the counter went down during the interval (it was reset)";
+  } else {
+    d.note = "the rule lost its counter during the interval (the ruleset changed)";
+  }
+  rep.counters = std::move(d);
+  return Ok{};
+}
 
 int run_inspect(const Context& c, const InspectOptions& o) {
   auto from = parse_endpoint(o.src, "--src");
@@ -35,6 +79,10 @@ int run_inspect(const Context& c, const InspectOptions& o) {
   if (auto f = build_flow(o.flow, from->addr.value_or(placeholder), to->addr.value_or(placeholder));
       !f)
     return c.fail(f.error());
+  if (o.counters && !o.source.request.file.empty())
+    return c.fail(make_error(ErrorCode::bad_input,
+                             "--counters reads the live dataplane twice: it cannot be combined "
+                             "with --ruleset (use --netns or the current namespace)"));
   auto loaded = c.registry.load(o.source.dataplane, o.source.resolved());
   if (!loaded) return c.fail(loaded.error());
   // The layer a packet meets first (docs/design.md, "More than one dataplane on a node").
@@ -55,7 +103,21 @@ int run_inspect(const Context& c, const InspectOptions& o) {
     if (const DataplaneBackend* b = c.registry.find(a.dataplane)) a.layer = b->layer();
     answers.push_back(std::move(a));
   }
+  std::vector<std::string> names;
+  names.reserve(answers.size());
+  for (const auto& a : answers) names.push_back(a.dataplane);
   Report rep = combine_layers(std::move(answers));
+  if (o.counters) {
+    // The deciding layer's rule: with one layer, that layer; else the first that decided.
+    const LoadedDataplane* decider = loaded->front().get();
+    for (const auto& l : rep.layers) {
+      if (!l.decided) continue;
+      for (std::size_t i = 0; i < names.size(); ++i)
+        if (names[i] == l.dataplane) decider = (*loaded)[i].get();
+      break;
+    }
+    if (auto st = add_counter_delta(rep, *decider, o.interval); !st) return c.fail(st.error());
+  }
   rep.assumptions.insert(rep.assumptions.begin(), notes.begin(), notes.end());
   if (o.output == "json")
     // Names and comments come from the input unchecked (iptables-save text, xt payloads); bytes
@@ -85,7 +147,10 @@ Runner add_inspect(CLI::App& app, const Context& c) {
       "      --src 10.65.0.2 --dst 10.65.0.5 --proto tcp --dport 9001\n"
       "  dpinspect inspect --ruleset dump.json --iif cali1234567890a --oif eth0 --src 10.65.0.2 "
       "\\\n"
-      "      --dst 8.8.8.8 --proto udp --dport 53");
+      "      --dst 8.8.8.8 --proto udp --dport 53\n"
+      "  dpinspect inspect --netns node1 --src 10.65.0.2 --dst 10.65.0.5 --proto tcp --dport 9001 "
+      "\\\n"
+      "      --counters --interval 10");
   o->source.add_to(*cmd, c.registry, /*answers_flows=*/true);
   cmd->add_option("--src", o->src,
                   "Source of the flow: an address, or a pod on this node as namespace/name")
@@ -120,6 +185,14 @@ Runner add_inspect(CLI::App& app, const Context& c) {
       ->capture_default_str();
   cmd->add_flag("-v,--verbose", o->verbose,
                 "Text: list every matched rule in the path, not only verdicts");
+  auto* counters = cmd->add_flag(
+      "--counters", o->counters,
+      "Live sources: read the deciding rule's counter, wait --interval seconds, read it "
+      "again and report how much it moved (nftables)");
+  cmd->add_option("--interval", o->interval, "With --counters: seconds between the two reads")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->needs(counters)
+      ->capture_default_str();
   return [o, c] { return run_inspect(c, *o); };
 }
 

@@ -26,5 +26,6 @@ Runner add_inspect(CLI::App& app, const Context& c);
 Runner add_detect(CLI::App& app, const Context& c);
 Runner add_snapshot(CLI::App& app, const Context& c);
 Runner add_compare(CLI::App& app, const Context& c);
+Runner add_trace(CLI::App& app, const Context& c);
 
 }  // namespace dpi::cli

@@ -30,7 +30,8 @@ int run(const DataplaneRegistry& registry, const std::vector<std::string>& args,
   std::map<std::string, Runner> runners{{"inspect", add_inspect(app, c)},
                                         {"detect", add_detect(app, c)},
                                         {"snapshot", add_snapshot(app, c)},
-                                        {"compare", add_compare(app, c)}};
+                                        {"compare", add_compare(app, c)},
+                                        {"trace", add_trace(app, c)}};
   // CLI11 takes a vector of arguments last first.
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {

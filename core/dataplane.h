@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -19,6 +20,7 @@
 #include "core/node_info.h"
 #include "core/report.h"
 #include "core/result.h"
+#include "core/trace.h"
 
 namespace dpi {
 
@@ -77,6 +79,12 @@ struct Detection {
   std::vector<std::pair<std::string, std::string>> text_lines;
 };
 
+// One read of a rule's counter (`inspect --counters`).
+struct RuleCounter {
+  uint64_t packets = 0;
+  uint64_t bytes = 0;
+};
+
 // A dataplane read from one source, ready to answer flows.
 class LoadedDataplane {
  public:
@@ -90,6 +98,14 @@ class LoadedDataplane {
   virtual Detection detect() const = 0;
   // flow must be normalized (core/flow.h).
   virtual Result<Report> inspect(const Flow& flow) const = 0;
+  // Reads the counter of `rule` (a rule this dataplane reported) from the live dataplane now:
+  // nullopt when the rule counts nothing. Only a live source can: a file or a snapshot gives
+  // ErrorCode::bad_input, as does a backend that reads no live counters.
+  virtual Result<std::optional<RuleCounter>> read_rule_counter(const RuleRef& rule) const {
+    (void)rule;
+    return make_error(ErrorCode::bad_input, "--counters: the " + detect().dataplane +
+                                                " dataplane reads no live counters");
+  }
 };
 
 class DataplaneBackend {
@@ -113,6 +129,16 @@ class DataplaneBackend {
   // nothing of this dataplane on the node. load() finds the section there again
   // (snapshot_section()).
   virtual Result<std::optional<nlohmann::json>> snapshot(const SourceRequest& req) const = 0;
+  // `dpinspect trace`: whether this backend can have the kernel trace a real packet, and doing it
+  // live in req.netns. The one thing a backend does that changes the dataplane: what it adds must
+  // go away by itself when dpinspect ends, however it ends.
+  virtual bool traces() const { return false; }
+  virtual Result<KernelPath> trace(const SourceRequest& req, const TraceRequest& t) const {
+    (void)req;
+    (void)t;
+    return make_error(ErrorCode::bad_input,
+                      "trace: the " + std::string(name()) + " dataplane cannot trace packets");
+  }
 };
 
 }  // namespace dpi

@@ -192,6 +192,15 @@ struct LayerVerdict {
   std::string why;       // its one-line reason
 };
 
+// `inspect --counters`: the deciding rule's counter read twice, `interval_s` apart, on the live
+// dataplane. No before/after (and a note saying why) when the rule has no counter.
+struct CounterDelta {
+  RuleRef rule;
+  double interval_s = 0;
+  std::optional<uint64_t> packets_before, bytes_before, packets_after, bytes_after;
+  std::string note;  // empty when both reads found a counter
+};
+
 struct Report {
   Flow flow;
   std::vector<std::string> assumptions;
@@ -210,6 +219,8 @@ struct Report {
   nlohmann::json evidence = nlohmann::json::object();
   // Empty unless more than one layer was evaluated (then in packet order).
   std::vector<LayerVerdict> layers;
+  // Set by `inspect --counters` only.
+  std::optional<CounterDelta> counters;
 };
 
 // 0 allowed, 1 denied, 2 indeterminate (docs/inspect.md).

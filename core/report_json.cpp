@@ -107,7 +107,36 @@ json to_json(const RuleRef& r) {
   return j;
 }
 
+// "counters" only with `inspect --counters`: other reports are unchanged.
+json counters_json(const CounterDelta& c) {
+  auto delta = [](const std::optional<uint64_t>& before, const std::optional<uint64_t>& after) {
+    // A counter reset (the rule replaced by one with the same handle cannot happen; a `reset
+    // counters` can) shows as null rather than a wrapped-around difference.
+    return before && after && *after >= *before ? json(*after - *before) : json(nullptr);
+  };
+  return {{"rule", to_json(c.rule)},
+          {"interval_s", c.interval_s},
+          {"before", c.packets_before ? json{{"packets", *c.packets_before},
+                                             {"bytes", c.bytes_before.value_or(0)}}
+                                      : json(nullptr)},
+          {"after", c.packets_after
+                        ? json{{"packets", *c.packets_after}, {"bytes", c.bytes_after.value_or(0)}}
+                        : json(nullptr)},
+          {"delta", c.packets_before && c.packets_after
+                        ? json{{"packets", delta(c.packets_before, c.packets_after)},
+                               {"bytes", delta(c.bytes_before, c.bytes_after)}}
+                        : json(nullptr)},
+          {"note", c.note.empty() ? json(nullptr) : json(c.note)}};
+}
+
 json to_json(const Report& r) {
+  if (r.counters) {
+    Report rest = r;
+    rest.counters.reset();
+    json j = to_json(rest);
+    j["counters"] = counters_json(*r.counters);
+    return j;
+  }
   // "layers" only when more than one layer was evaluated: a single layer's report is unchanged.
   if (!r.layers.empty()) {
     Report one = r;

@@ -121,6 +121,17 @@ std::string render_text(const Report& r, const TextOptions& opts) {
     for (const auto& a : r.assumptions) out += fmt::format("    - {}\n", a);
   }
   for (const auto& w : r.warnings) out += fmt::format("  warning: {}\n", w);
+  if (r.counters) {
+    const CounterDelta& c = *r.counters;
+    if (c.packets_before && c.packets_after && *c.packets_after >= *c.packets_before &&
+        c.bytes_after.value_or(0) >= c.bytes_before.value_or(0))
+      out += fmt::format("  counter:  +{} packets, +{} bytes in {:g} s ({}; now {} packets)\n",
+                         *c.packets_after - *c.packets_before,
+                         c.bytes_after.value_or(0) - c.bytes_before.value_or(0), c.interval_s,
+                         where(c.rule), *c.packets_after);
+    else
+      out += fmt::format("  counter:  {} ({})\n", c.note, where(c.rule));
+  }
   if (!r.layers.empty()) {
     out += "  layers (packet order):\n";
     for (const auto& l : r.layers)

@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include "backends/linux/netns.h"
 #include "backends/nftables/detect.h"
 #include "backends/nftables/inspect.h"
+#include "backends/nftables/rule_counter.h"
 #include "backends/nftables/source.h"
+#include "backends/nftables/trace.h"
 
 namespace dpi::nft {
 
@@ -56,6 +59,16 @@ class LoadedNftables final : public LoadedDataplane {
     return out;
   }
   Result<Report> inspect(const Flow& flow) const override { return nft::inspect(l_, flow); }
+  Result<std::optional<RuleCounter>> read_rule_counter(const RuleRef& rule) const override {
+    if (!l_.live_netns)
+      return make_error(ErrorCode::bad_input,
+                        "--counters reads the live ruleset: it needs a live source (the current "
+                        "namespace or --netns), not " +
+                            l_.description);
+    if (rule.bpf()) return make_error(ErrorCode::bad_input, "--counters: not an nftables rule");
+    const NftRuleLocation& at = rule.nft();
+    return os::in_netns(*l_.live_netns, [&] { return nft::read_rule_counter(at); });
+  }
 
  private:
   Loaded l_;
@@ -118,6 +131,13 @@ Result<std::optional<nlohmann::json>> NftablesDataplane::snapshot(const SourceRe
   auto snap = snapshot_live(spec_of(req));
   if (!snap) return snap.error();
   return std::optional<nlohmann::json>(std::move(*snap));
+}
+
+Result<KernelPath> NftablesDataplane::trace(const SourceRequest& req, const TraceRequest& t) const {
+  auto path = os::in_netns(req.netns, [&] { return trace_here(t); });
+  if (!path) return path.error();
+  path->source = req.netns.empty() ? "live ruleset" : fmt::format("live netns {}", req.netns);
+  return path;
 }
 
 }  // namespace dpi::nft

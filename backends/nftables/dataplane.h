@@ -16,6 +16,8 @@ class NftablesDataplane final : public DataplaneBackend {
   Status check(const SourceRequest& req) const override;
   Result<std::unique_ptr<LoadedDataplane>> load(const SourceRequest& req) const override;
   Result<std::optional<nlohmann::json>> snapshot(const SourceRequest& req) const override;
+  bool traces() const override { return true; }
+  Result<KernelPath> trace(const SourceRequest& req, const TraceRequest& t) const override;
 };
 
 }  // namespace dpi::nft

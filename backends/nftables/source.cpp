@@ -144,6 +144,7 @@ Result<Loaded> load_source(const SourceSpec& spec) {
   out.ruleset = std::move(*rs);
   out.node = std::move(live->node);
   out.generation = live->generation;
+  out.live_netns = spec.netns;
   out.description = origin;
   return out;
 }

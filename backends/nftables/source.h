@@ -30,6 +30,9 @@ struct Loaded {
   std::optional<NodeInfo> node;
   std::string description;  // "live netns node1", "file node.json"
   std::optional<uint32_t> generation;
+  // Set for a live read: the namespace it came from ("" = the caller's), where live counters
+  // are read again (inspect --counters).
+  std::optional<std::string> live_netns;
   // Kept with the ruleset: decoded xt matches point into them.
   std::shared_ptr<XtPayloads> xt;
   std::shared_ptr<IpsetCatalog> ipsets;

@@ -16,7 +16,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
-REQUIRED = ["inspect", "detect", "snapshot"]
+REQUIRED = ["inspect", "detect", "snapshot", "trace"]
 
 
 def help_text(dpinspect, *args):

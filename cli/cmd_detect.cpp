@@ -17,8 +17,42 @@ struct DetectOptions {
   std::string output = "text";
 };
 
+// A dataplane the report does not show: what was looked for and not found, or why it was not
+// looked for. Text after "NAME: ".
+struct Elsewhere {
+  std::string name;
+  std::string text;
+  nlohmann::json found = nullptr;  // the detect/v1 "dataplanes" answers, when looked for
+};
+
+// Under --dataplane auto with no option naming a backend, every backend of this build looks at
+// the same source; each one that did not find Calico says what it looked for.
+Elsewhere look_elsewhere(const Context& c, const DetectOptions& o, const SourceRequest& req,
+                         const std::string& name) {
+  const DataplaneBackend* d = c.registry.find(name);
+  if (!d) return {name, "not checked: this dpinspect has no backend for it"};
+  if (o.source.dataplane != "auto")
+    return {name, fmt::format("not checked (--dataplane {})", o.source.dataplane)};
+  for (const DataplaneBackend* other : c.registry.backends())
+    if (other->claims(req))
+      return {name,
+              fmt::format("not checked (the options given read the {} dataplane)", other->name())};
+  if (auto st = d->check(req); !st) return {name, "not checked: " + st.error().message};
+  auto l = d->load(req);
+  if (!l) {
+    std::string why = l.error().message;
+    if (why.rfind(name + ": ", 0) == 0) why.erase(0, name.size() + 2);  // said once is enough
+    return {name,
+            fmt::format("{}: {}", l.error().code == ErrorCode::not_found ? "not found" : "not read",
+                        why)};
+  }
+  Detection x = (*l)->detect();
+  return {name, x.found ? "found" : "not found: looked for " + x.looked_for, x.dataplanes};
+}
+
 int run_detect(const Context& c, const DetectOptions& o) {
-  auto loaded = c.registry.load(o.source.dataplane, o.source.resolved());
+  const SourceRequest req = o.source.resolved();
+  auto loaded = c.registry.load(o.source.dataplane, req);
   if (!loaded) return c.fail(loaded.error());
   std::vector<Detection> found;
   for (const auto& l : *loaded) found.push_back(l->detect());
@@ -26,17 +60,25 @@ int run_detect(const Context& c, const DetectOptions& o) {
   const std::string& source = loaded->front()->description();
   // A dataplane dpinspect knows of but did not look at (no backend, or not chosen) is null.
   nlohmann::json dataplanes = nlohmann::json::object();
-  std::vector<std::string> unchecked;
+  nlohmann::json not_found = nlohmann::json::object();
+  std::vector<Elsewhere> elsewhere;
   for (const auto& name : c.registry.known()) {
     bool checked = std::any_of(found.begin(), found.end(),
                                [&](const Detection& x) { return x.dataplane == name; });
-    if (!checked) {
-      dataplanes[name] = nullptr;
-      unchecked.push_back(name);
-    }
+    if (checked) continue;
+    Elsewhere e = look_elsewhere(c, o, req, name);
+    dataplanes[name] = nullptr;
+    if (e.found.is_object())
+      for (const auto& [k, v] : e.found.items()) dataplanes[k] = v;
+    else if (e.text.rfind("not found", 0) == 0)
+      dataplanes[name] = false;
+    if (e.text != "found") not_found[name] = e.text;
+    elsewhere.push_back(std::move(e));
   }
-  for (const auto& x : found)
+  for (const auto& x : found) {
     for (const auto& [k, v] : x.dataplanes.items()) dataplanes[k] = v;
+    if (!x.found) not_found[x.dataplane] = "not found: looked for " + x.looked_for;
+  }
   if (o.output == "json") {
     nlohmann::json j = {
         {"schema", "dpinspect.detect/v1"},
@@ -46,7 +88,8 @@ int run_detect(const Context& c, const DetectOptions& o) {
         {"layouts", d.layouts},
         {"calico_version_hint",
          d.version_hint.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.version_hint)},
-        {"clues", d.clues}};
+        {"clues", d.clues},
+        {"not_found", not_found}};
     for (const auto& [k, v] : d.details.items()) j[k] = v;
     // Clues quote chain names from the input: bytes that are not UTF-8 become U+FFFD.
     c.out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
@@ -56,10 +99,10 @@ int run_detect(const Context& c, const DetectOptions& o) {
     if (!d.version_hint.empty()) c.out << "calico:    " << d.version_hint << "\n";
     for (const auto& [label, value] : d.text_lines)
       c.out << fmt::format("{:<11}{}\n", label + ":", value);
-    for (const auto& name : unchecked)
-      c.out << fmt::format(
-          "{:<11}not checked ({})\n", name + ":",
-          c.registry.find(name) ? "not selected" : "no backend for it in this build");
+    for (const auto& x : found)
+      if (!x.found)
+        c.out << fmt::format("{:<10} not found: looked for {}\n", x.dataplane + ":", x.looked_for);
+    for (const auto& e : elsewhere) c.out << fmt::format("{:<10} {}\n", e.name + ":", e.text);
     for (const auto& clue : d.clues) c.out << "  - " << clue << "\n";
   }
   return 0;

@@ -1,5 +1,7 @@
+#include <filesystem>
 #include <fstream>
 #include <map>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -45,6 +47,23 @@ int run_snapshot(const Context& c, const SnapshotOptions& o) {
   out << snap->dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   if (!out.flush())
     return c.fail(make_error(ErrorCode::system, fmt::format("{}: write failed", o.output)));
+  out.close();
+  // Written to a file, the snapshot leaves standard output free to say what it holds.
+  std::error_code ec;
+  auto bytes = std::filesystem::file_size(o.output, ec);
+  c.out << fmt::format("wrote {} ({} bytes, {}, {})\n", o.output, ec ? 0 : bytes, kSnapshotSchema,
+                       doc["source"].get<std::string>());
+  for (const DataplaneBackend* d : c.registry.backends()) {
+    auto section = doc.find(std::string(d->name()));
+    if (section == doc.end()) {
+      c.out << fmt::format("  {:<10} no section (no {} dataplane found)\n",
+                           std::string(d->name()) + ":", d->name());
+      continue;
+    }
+    std::string what = d->describe_snapshot(*section);
+    c.out << fmt::format("  {:<10} {}\n", std::string(d->name()) + ":",
+                         what.empty() ? "written" : what);
+  }
   return 0;
 }
 

@@ -70,6 +70,9 @@ struct Detection {
   std::string kind;       // "nftables", "iptables-nft", "nftables+iptables-nft", "none"...
   std::vector<std::string> layouts;
   std::string version_hint;  // empty: no clue
+  // What the backend looked for ("Calico's pinned maps (cali_*) in /sys/fs/bpf/tc/globals"), for
+  // `detect` to say when it was not found.
+  std::string looked_for;
   std::vector<std::string> clues;
   // The detect/v1 JSON's "dataplanes" entries this backend answers ({"nftables": true, ...}).
   nlohmann::json dataplanes = nlohmann::json::object();
@@ -139,6 +142,9 @@ class DataplaneBackend {
     return make_error(ErrorCode::bad_input,
                       "trace: the " + std::string(name()) + " dataplane cannot trace packets");
   }
+  // What a section snapshot() wrote holds, for `snapshot -o FILE` to say in one line ("2 tables,
+  // 81 chains, 174 rules, 9 sets"); empty when the backend has nothing to count.
+  virtual std::string describe_snapshot(const nlohmann::json& /*section*/) const { return {}; }
 };
 
 }  // namespace dpi

@@ -139,7 +139,12 @@ struct Decision {
   std::string rule_id;  // cali:<hash>
   std::optional<int> nflog_group;
   std::string nflog_prefix;
+  // The kernel's rule that applied the verdict (the final accept or drop).
   std::optional<RuleRef> rule;
+  // The rules of the Calico positions that decided (the policy or profile rules, one per
+  // endpoint stage that allowed a flow), in packet order; empty inside a stage and when nothing
+  // was located. The text report shows them first and `rule` as the evidence after them.
+  std::vector<RuleRef> calico_rules;
   std::vector<std::string> notes;
 };
 

@@ -45,7 +45,9 @@ json decision_json(const Decision& d) {
             {"rule_id", str_or_null(d.rule_id)},
             {"nflog", nullptr},
             {"rule", d.rule ? to_json(*d.rule) : json(nullptr)},
+            {"calico_rules", json::array()},
             {"notes", d.notes}};
+  for (const auto& r : d.calico_rules) j["calico_rules"].push_back(to_json(r));
   if (d.policy)
     j["policy"] = {{"kind", str_or_null(d.policy->kind)},
                    {"namespace", str_or_null(d.policy->ns)},

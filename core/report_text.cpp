@@ -26,6 +26,14 @@ std::string where(const RuleRef& r) {
                     r.location);
 }
 
+// A rule's location, then its text and comment on lines of their own.
+std::string rule_block(const RuleRef& r) {
+  std::string out = where(r) + "\n";
+  if (!r.text.empty()) out += fmt::format("          {}\n", r.text);
+  if (!r.comment.empty()) out += fmt::format("          comment \"{}\"\n", r.comment);
+  return out;
+}
+
 // No location at all: nothing decided at a rule (an nftables reference without a chain).
 bool no_location(const RuleRef& r) {
   return !r.bpf() && r.nft().chain.empty();
@@ -65,11 +73,17 @@ std::string render_text(const Report& r, const TextOptions& opts) {
   } else if (!d.summary.empty()) {
     out += fmt::format("  why:    {}\n", d.summary);
   }
-  if (d.rule) {
-    out += fmt::format("  rule:   {}\n", where(*d.rule));
-    if (!d.rule->text.empty()) out += fmt::format("          {}\n", d.rule->text);
-    if (!d.rule->comment.empty()) out += fmt::format("          comment \"{}\"\n", d.rule->comment);
+  // The Calico rules that decided come first; the kernel's final verdict rule, when it is
+  // another (the generic accept at the end of filter-FORWARD), follows as the evidence.
+  const char* label = "  rule:   ";
+  bool verdict_shown = false;
+  for (const auto& cr : d.calico_rules) {
+    out += label + rule_block(cr);
+    label = "          ";
+    verdict_shown = verdict_shown || (d.rule && where(cr) == where(*d.rule));
   }
+  if (d.rule && !verdict_shown)
+    out += (d.calico_rules.empty() ? "  rule:   " : "  final:  ") + rule_block(*d.rule);
   for (const auto& n : d.notes) out += fmt::format("  note:   {}\n", n);
   if (!r.outcomes.empty()) {
     out += "  outcomes (the ruleset chooses at random):\n";

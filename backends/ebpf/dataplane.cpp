@@ -32,6 +32,11 @@ Engine engine_of(const SourceRequest& req) {
   return parse_engine(req.option(kEngineOption)).value_or(Engine::interp);
 }
 
+// A file that is no snapshot has no eBPF maps; say where they would be.
+constexpr const char* kNoEbpfMaps =
+    ", so no eBPF maps in it (an eBPF node's maps are in the ebpf section of its `dpinspect "
+    "snapshot`)";
+
 // The backend's own options that locate a live node (not --engine, which also runs snapshots).
 bool names_live_node(const SourceRequest& req) {
   return req.has(kBpffsOption) || req.has(kPolicyDebugDirOption);
@@ -66,6 +71,7 @@ dpi::Detection LoadedEbpf::detect() const {
   for (const auto& m : n.maps)
     if (m.name.rfind("cali_", 0) == 0 || m.name.rfind("xdp_cali_", 0) == 0) ++cali;
   d.found = n.release.has_value() || cali > 0;
+  d.looked_for = fmt::format("Calico's pinned maps (cali_*, xdp_cali_*) in {}", n.bpffs);
   d.kind = n.release ? "ebpf" : (cali ? "ebpf (unknown layout)" : "none");
   if (n.release) {
     d.layouts.push_back(fmt::format("eBPF maps of Calico {}", n.release->releases.str()));
@@ -146,9 +152,11 @@ Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest
     // Not a snapshot or none with an eBPF section: not this backend's input (not_found), so that
     // --dataplane auto reports the other backends' reading of it.
     if (doc.is_discarded() || !doc.is_object())
-      return make_error(ErrorCode::not_found, fmt::format("{}: not a JSON snapshot", origin));
+      return make_error(ErrorCode::not_found,
+                        fmt::format("{}: not a JSON snapshot{}", origin, kNoEbpfMaps));
     if (!is_snapshot(doc))
-      return make_error(ErrorCode::not_found, fmt::format("{}: not a snapshot", origin));
+      return make_error(ErrorCode::not_found,
+                        fmt::format("{}: not a snapshot{}", origin, kNoEbpfMaps));
     auto section = snapshot_section(doc, kSnapshotSection, V1Section::member, origin);
     if (!section) return section.error();
     auto n = node_state_from_json(**section, "snapshot " + origin);
@@ -190,6 +198,19 @@ Result<std::optional<nlohmann::json>> EbpfDataplane::snapshot(const SourceReques
   }
   if (!n->release && n->maps.empty() && !claims(req)) return std::optional<nlohmann::json>();
   return std::optional<nlohmann::json>(node_state_to_json(*n));
+}
+
+std::string EbpfDataplane::describe_snapshot(const nlohmann::json& section) const {
+  auto size_of = [&](const char* key) -> std::size_t {
+    auto it = section.find(key);
+    return it == section.end() ? 0 : it->size();
+  };
+  std::string release = "unknown";
+  if (auto r = section.find("release"); r != section.end() && r->is_string())
+    release = r->get<std::string>();
+  return fmt::format(
+      "Calico {} maps: {} maps, {} programs in the policy jump maps, {} policy-debug JSON files",
+      release, size_of("maps"), size_of("jump_slots"), size_of("debug_json"));
 }
 
 }  // namespace dpi::ebpf

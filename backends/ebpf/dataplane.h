@@ -25,6 +25,7 @@ class EbpfDataplane final : public DataplaneBackend {
   Status check(const SourceRequest& req) const override;
   Result<std::unique_ptr<LoadedDataplane>> load(const SourceRequest& req) const override;
   Result<std::optional<nlohmann::json>> snapshot(const SourceRequest& req) const override;
+  std::string describe_snapshot(const nlohmann::json& section) const override;
 };
 
 }  // namespace dpi::ebpf

@@ -47,6 +47,10 @@ class LoadedNftables final : public LoadedDataplane {
     out.found = out.kind != "none";
     out.layouts = d.layouts();
     out.version_hint = d.version_hint;
+    out.looked_for = fmt::format(
+        "Calico's chains (cali-* in table calico, or in iptables tables) in the ruleset ({}: {} "
+        "tables, {} chains)",
+        l_.description, d.tables, d.chains);
     out.clues = d.clues;
     out.dataplanes = {{"nftables", d.native_calico}, {"iptables_nft", d.iptables_calico}};
     out.details = {
@@ -138,6 +142,36 @@ Result<KernelPath> NftablesDataplane::trace(const SourceRequest& req, const Trac
   if (!path) return path.error();
   path->source = req.netns.empty() ? "live ruleset" : fmt::format("live netns {}", req.netns);
   return path;
+}
+
+std::string NftablesDataplane::describe_snapshot(const nlohmann::json& section) const {
+  // Counted as `detect` counts a ruleset: named sets only (anonymous ones are not listed).
+  std::size_t tables = 0, chains = 0, rules = 0, sets = 0;
+  const nlohmann::json* items = nullptr;
+  if (auto r = section.find("ruleset"); r != section.end() && r->is_object())
+    if (auto n = r->find("nftables"); n != r->end() && n->is_array()) items = &*n;
+  if (items)
+    for (const auto& item : *items) {
+      if (!item.is_object()) continue;
+      tables += item.contains("table");
+      chains += item.contains("chain");
+      rules += item.contains("rule");
+      sets += item.contains("set");
+    }
+  auto size_of = [&](const char* key, const char* inner) -> std::size_t {
+    auto it = section.find(key);
+    if (it == section.end()) return 0;
+    if (inner) {
+      auto in = it->find(inner);
+      return in == it->end() ? 0 : in->size();
+    }
+    return it->size();
+  };
+  return fmt::format(
+      "{} tables, {} chains, {} rules, {} sets; {} rules with iptables-nft (xt) expressions, {} "
+      "ipsets; {} interfaces, {} routes",
+      tables, chains, rules, sets, size_of("xt", nullptr), size_of("ipsets", nullptr),
+      size_of("node", "interfaces"), size_of("node", "routes"));
 }
 
 }  // namespace dpi::nft

@@ -79,7 +79,8 @@ Detection detect(const Ruleset& rs) {
     d.version_hint = "v3.32+";
   else if (rs.marks.drop_read || nflog)
     d.version_hint = "v3.30+";
-  else if (tier_names)
+  else if (tier_names || d.native_calico)
+    // Each clue's version is a lower bound; the native nftables mode itself came with v3.29.
     d.version_hint = "v3.29+";
   return d;
 }

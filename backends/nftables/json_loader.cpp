@@ -662,7 +662,8 @@ Stmt Loader::compile_stmt(const json& st, const std::string& family, const std::
     if (type == "match" && name == "comment") return NoopStmt{};
     return UnknownStmt{stmt_text(st),
                        fmt::format("iptables-nft compat {} \"{}\": its parameters are not in nft's "
-                                   "JSON output",
+                                   "JSON output; a live read (inspect on the node) or a "
+                                   "`dpinspect snapshot` of the node carries them",
                                    type, name)};
   }
   return UnknownStmt{stmt_text(st), fmt::format("statement '{}' is not supported", k)};

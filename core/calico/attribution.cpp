@@ -314,12 +314,15 @@ void explain(Report& report, const Located& located) {
   if (report.verdict == Verdict::indeterminate) return;
   Decision out;
   const auto& stages = located.stages;
+  // The Calico positions the summary names, in packet order.
+  std::vector<const Decision*> deciding;
   switch (located.by) {
     case Located::By::stage:
       if (located.stage < stages.size()) {
         const Stage& st = report.stages[first + located.stage];
         out = st.decision;
         out.summary = stage_text(stages[located.stage], st);
+        deciding.push_back(&st.decision);
         break;
       }
       out = explain_position(Position{}, report.verdict);
@@ -328,8 +331,10 @@ void explain(Report& report, const Located& located) {
       if (!stages.empty()) {
         out = report.stages.back().decision;
         std::string s;
-        for (std::size_t i = 0; i < stages.size(); ++i)
+        for (std::size_t i = 0; i < stages.size(); ++i) {
           s += (i ? "; " : "") + stage_text(stages[i], report.stages[first + i]);
+          deciding.push_back(&report.stages[first + i].decision);
+        }
         out.summary = s;
         break;
       }
@@ -337,6 +342,14 @@ void explain(Report& report, const Located& located) {
       break;
     case Located::By::position: out = explain_position(located.position, report.verdict); break;
   }
+  if (located.by == Located::By::position && out.rule) out.calico_rules.push_back(*out.rule);
+  bool indexed = false;
+  for (const Decision* d : deciding) {
+    if (d->rule) out.calico_rules.push_back(*d->rule);
+    indexed = indexed || (d->rule_index && d->policy);
+  }
+  // "rule 0" is Calico's numbering, which a reader cannot guess (docs/inspect.md).
+  if (indexed) out.notes.emplace_back(kRuleNumbering);
   // The deciding kernel rule stays what the backend found, whatever explained it.
   out.rule = located.rule;
   report.decided_by = std::move(out);

@@ -20,6 +20,11 @@ struct MarkBits {
 inline constexpr const char* kHostToWorkloadUnpoliced =
     "Calico does not police traffic from the host to its local workloads";
 
+// The note of every report whose summary names "rule N of policy P": how Calico counts rules.
+inline constexpr const char* kRuleNumbering =
+    "rule numbers count a policy's (or profile's) ingress or egress rules from 0, in the order of "
+    "its spec: rule 0 is the first rule of that direction";
+
 // One endpoint stage as the report shows it: role, outcome and decision (without summary).
 Stage explain_stage(const StagePosition& at);
 

@@ -75,8 +75,8 @@ class Check:
     def bad_input(self, name, args, names, where=None, max_seconds=5, stdin=None, known=None):
         """Exit 3, empty stdout, one stderr line starting with 'dpinspect: ' that contains every
         string in names and matches the regular expression where (the position) if given. An
-        option value the command-line parser (CLI11) refuses is reported in its own style: the
-        message, then "Run with --help for more information."."""
+        option value the command-line parser (CLI11) refuses is followed by a second line,
+        "Run `dpinspect CMD --help` for more information."."""
         timeout = max(10, 3 * max_seconds)
         p, secs = self.run(args, stdin=stdin, timeout=timeout)
         problems = []
@@ -90,11 +90,12 @@ class Check:
             if p.stdout:
                 problems.append("something on stdout")
             lines = p.stderr.strip("\n").split("\n")
-            parser = lines[1:] == ["Run with --help for more information."]
+            parser = len(lines) == 2 and re.fullmatch(r"Run `dpinspect( \w+)? --help` for more information\.",
+                                                      lines[1])
             if len(lines) != 1 and not parser:
                 problems.append(f"{len(lines)} lines on stderr, want 1")
             msg = lines[0]
-            if not msg.startswith("dpinspect: ") and not parser:
+            if not msg.startswith("dpinspect: "):
                 problems.append("stderr does not start with 'dpinspect: '")
             for n in names:
                 if n not in msg:
@@ -185,6 +186,44 @@ def main():
             except ValueError as e:
                 problems.append(f"stdout is not JSON: {e}")
         c.result(f"detect -o json on {rs} exits 0 with schema dpinspect.detect/v1", problems, p, args)
+
+    # What a newcomer types: every message starts "dpinspect: " and says what to do.
+    for name, args, names in [
+        ("unknown command", ["frobnicate"],
+         ["unknown command 'frobnicate'; commands: inspect, detect, snapshot, compare"]),
+        ("no command", [], ["a command is required: inspect, detect, snapshot, compare"]),
+        ("a required option (--dst)", ["inspect", "--src", "10.65.0.2"], ["--dst is required"]),
+        ("a required option (--before)", ["compare", "--after", "live"], ["--before is required"]),
+        ("an option the command does not have", ["detect", "--frob"], ["--frob"]),
+        ("a value the parser refuses", ["detect", "-o", "yaml"], ["--output", "yaml"]),
+        ("a value out of range", ["inspect", "--max-input-mb", "0"], ["--max-input-mb"]),
+    ]:
+        c.bad_input(f"command line: {name}", args, names)
+    # What a report says, table-driven: (name, args, exit code, strings stdout must hold).
+    for name, args, want, says in [
+        ("an iptables-nft `nft -j` file says what carries the xt parameters",
+         ["inspect", "--ruleset", "examples/seed/iptables-nft.json", "--node", "examples/seed/node.json",
+          "--src", "10.65.0.2", "--dst", "10.65.0.5", "--proto", "tcp", "--dport", "9001"], 2,
+         ["its parameters are not in nft's JSON output", "a live read", "`dpinspect snapshot`"]),
+        ("an allowed flow: the policy rules first, then the final accept",
+         ["inspect"] + SEED + CLIENT + ["--dst", "10.65.0.3", "--proto", "tcp", "--dport", "80"], 0,
+         ["  rule:   ip calico filter-cali-po-default/client/default.allow-stars handle ",
+          "  final:  ip calico filter-FORWARD handle 99\n",
+          "rule numbers count a policy's (or profile's) ingress or egress rules from 0"]),
+        ("detect: what was looked for and not found",
+         ["detect", "--ruleset", "examples/seed/nftables.json"], 0,
+         ["ebpf:      not found: examples/seed/nftables.json: not a snapshot, so no eBPF maps"]),
+        ("detect on a ruleset without Calico: what was looked for",
+         ["detect", "--ruleset", f"{CLI}/unsupported-expression.json"], 0,
+         ["dataplane: none", "nftables:  not found: looked for Calico's chains", "ebpf:      not found: "]),
+    ]:
+        p, _ = c.run(args)
+        problems = []
+        if p is None or p.returncode != want:
+            problems.append(f"exit {None if p is None else p.returncode}, want {want}")
+        else:
+            problems += [f"stdout lacks {s!r}" for s in says if s not in p.stdout]
+        c.result(f"says: {name}", problems, p, args)
 
     # Bad input: exit 3 and one clear line.
     def bad_file(name, fixture, where, *extra, known=None):

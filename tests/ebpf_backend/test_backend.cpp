@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -179,6 +180,15 @@ TEST_CASE("the seed client's egress policy: verdict and deciding rule from the r
       REQUIRE(rep->decided_by.rule->bpf());
       CHECK(rep->decided_by.rule->bpf()->prog_name == "p4E_cali0client");
       CHECK(rep->decided_by.rule->bpf()->prog_id == 42);
+      // One stage: the Calico rule that decided is the kernel's verdict rule, so the text report
+      // has no separate final: line (as on nftables when the drop is the deciding rule).
+      REQUIRE(rep->decided_by.calico_rules.size() == 1);
+      REQUIRE(rep->decided_by.calico_rules[0].bpf());
+      CHECK(rep->decided_by.calico_rules[0].bpf()->insn_offset ==
+            rep->decided_by.rule->bpf()->insn_offset);
+      const auto& notes = rep->decided_by.notes;
+      CHECK(std::count(notes.begin(), notes.end(), dpi::calico::kRuleNumbering) ==
+            (c.kind == DecisionKind::policy_rule ? 1 : 0));
       if (c.kind == DecisionKind::policy_rule) {
         REQUIRE(rep->decided_by.policy);
         CHECK(rep->decided_by.policy->ns == "client");

@@ -154,4 +154,9 @@ Result<std::optional<json>> FixtureDataplane::snapshot(const SourceRequest& req)
   return std::optional<json>(std::move(*table));
 }
 
+std::string FixtureDataplane::describe_snapshot(const json& section) const {
+  auto flows = section.find("flows");
+  return fmt::format("{} flows", flows == section.end() ? 0 : flows->size());
+}
+
 }  // namespace dpi::fixture

@@ -30,6 +30,7 @@ class FixtureDataplane final : public DataplaneBackend {
   Status check(const SourceRequest& req) const override;
   Result<std::unique_ptr<LoadedDataplane>> load(const SourceRequest& req) const override;
   Result<std::optional<nlohmann::json>> snapshot(const SourceRequest& req) const override;
+  std::string describe_snapshot(const nlohmann::json& section) const override;
 
  private:
   // --<name>-dir: the live node's table.

@@ -79,6 +79,17 @@ def main():
             check("the node is the namespace's", "dpisnap0" in names, names)
             tables = [o["table"]["name"] for o in sec.get("ruleset", {}).get("nftables", []) if "table" in o]
             check("the ruleset is the namespace's", tables == ["dpi_snap"], tables)
+            # What `-o FILE` says it wrote is what the file holds.
+            items = sec.get("ruleset", {}).get("nftables", [])
+            count = {k: sum(k in o for o in items) for k in ("table", "chain", "rule", "set")}
+            said = (f"wrote {snap} ({os.path.getsize(snap)} bytes, dpinspect.snapshot/v2, live netns {ns})\n"
+                    f"  ebpf:      no section (no ebpf dataplane found)\n"
+                    f"  nftables:  {count['table']} tables, {count['chain']} chains, {count['rule']} rules, "
+                    f"{count['set']} sets; {len(sec['xt'])} rules with iptables-nft (xt) expressions, "
+                    f"{len(sec['ipsets'])} ipsets; {len(sec['node']['interfaces'])} interfaces, "
+                    f"{len(sec['node']['routes'])} routes\n")
+            check("-o FILE: stdout says the file, its size and each section's counts", p.stdout == said,
+                  f"{p.stdout!r}, want {said!r}")
             for dport, want in (("80", 0), ("22", 1)):
                 runs = {}
                 for where in (["--netns", ns], ["--ruleset", snap]):

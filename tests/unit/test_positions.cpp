@@ -1,5 +1,9 @@
 // Core's half of attribution: typed Calico positions in, decisions and sentences out, whichever
 // backend located them (core/calico/attribution.h). One row per kind of position.
+#include <algorithm>
+#include <string>
+#include <vector>
+
 #include <catch2/catch.hpp>
 
 #include "core/calico/attribution.h"
@@ -197,11 +201,21 @@ TEST_CASE("a stage's position becomes its decision and sentence", "[unit]") {
       // The deciding kernel rule is the backend's, whatever position explained it.
       REQUIRE(r.decided_by.rule);
       CHECK(r.decided_by.rule->text == "the deciding rule");
+      // The Calico rule that decided is the stage position's, when it names one.
+      CHECK(r.decided_by.calico_rules.size() == (sp.at.rule ? 1u : 0u));
+      // A sentence that names "rule N" says how Calico counts, after the position's own note.
+      std::vector<std::string> notes = r.decided_by.notes;
+      if (c.summary.find(" by rule ") != std::string::npos) {
+        REQUIRE_FALSE(notes.empty());
+        CHECK(notes.back() == calico::kRuleNumbering);
+        notes.pop_back();
+      }
+      CHECK(std::count(notes.begin(), notes.end(), calico::kRuleNumbering) == 0);
       if (c.note.empty()) {
-        CHECK(r.decided_by.notes.empty());
+        CHECK(notes.empty());
       } else {
-        REQUIRE(r.decided_by.notes.size() == 1);
-        CHECK(r.decided_by.notes[0].find(c.note) != std::string::npos);
+        REQUIRE(notes.size() == 1);
+        CHECK(notes[0].find(c.note) != std::string::npos);
       }
     }
   }

@@ -13,13 +13,13 @@ _dpinspect() {
   elif [[ $prev == "=" ]] && ((COMP_CWORD > 1)); then
     prev=${COMP_WORDS[COMP_CWORD - 2]}
   fi
-  local commands="inspect detect snapshot compare"
+  local commands="inspect detect snapshot compare trace"
 
   # The command is the first word after the program that is one of them.
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
-      inspect | detect | snapshot | compare)
+      inspect | detect | snapshot | compare | trace)
         cmd=${COMP_WORDS[i]}
         break
         ;;
@@ -81,7 +81,7 @@ _dpinspect() {
       return
       ;;
     --src | --dst | --sport | --dport | --icmp-type | --icmp-code | --iface-prefix | --port | \
-      --max-input-mb)
+      --max-input-mb | --interval | --timeout)
       # An address, a pod, a number: nothing to offer.
       COMPREPLY=()
       return
@@ -94,7 +94,7 @@ _dpinspect() {
       opts="-h --help --dataplane --ruleset --iptables-save --ipset-save --bpffs
             --policy-debug-dir --engine --node --netns --max-input-mb --src --dst --iface-prefix
             --proto --sport --dport --icmp-type --icmp-code --iif --oif --ct -o --output
-            -v --verbose"
+            -v --verbose --counters --interval"
       ;;
     detect)
       opts="-h --help --dataplane --ruleset --iptables-save --ipset-save --bpffs
@@ -106,6 +106,10 @@ _dpinspect() {
     compare)
       opts="-h --help --before --after --node --netns --flows --port --iface-prefix --all
             -o --output --max-input-mb"
+      ;;
+    trace)
+      opts="-h --help --netns --src --dst --iface-prefix --proto --sport --dport --icmp-type
+            --icmp-code --iif --oif --timeout -o --output"
       ;;
     *)
       if [[ $cur == -* ]]; then

@@ -4,22 +4,12 @@
 
 #include <fmt/format.h>
 
+#include "backends/ebpf/addr_bytes.h"
 #include "backends/ebpf/size_error.h"
 
 namespace dpi::ebpf {
 
 namespace {
-
-IpAddr addr_from(Bytes b, std::size_t off, int family) {
-  IpAddr a;
-  a.family = family == 4 ? 2 : 10;
-  std::copy_n(b.begin() + off, family == 4 ? 4 : 16, a.bytes.begin());
-  return a;
-}
-
-std::size_t alen(int family) {
-  return family == 4 ? 4 : 16;
-}
 
 // <0, 0, >0 as Calico orders two addresses of one family.
 int calico_addr_cmp(const IpAddr& x, const IpAddr& y) {
@@ -62,7 +52,7 @@ const char* ct_type_name(CtType t) {
 }
 
 Result<CtKey> decode_ct_key(Bytes key, int family) {
-  std::size_t n = alen(family);
+  std::size_t n = addr_len(family);
   if (key.size() != 4 + 2 * n + 4)
     return size_error(MapRole::conntrack, family, Part::key, key.size());
   uint32_t proto = le32(key, 0);
@@ -98,7 +88,7 @@ Result<CtValue> decode_ct_value(Bytes v, int family) {
     return make_error(ErrorCode::bad_input, fmt::format("conntrack value: type {}", v[16]));
   c.type = static_cast<CtType>(v[16]);
   c.flags = v[17] | (v[23] << 8) | (v[18] << 16) | (static_cast<uint32_t>(v[19]) << 24);
-  std::size_t n = alen(family);
+  std::size_t n = addr_len(family);
   switch (c.type) {
     case CtType::normal:
     case CtType::nat_rev:

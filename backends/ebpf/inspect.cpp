@@ -6,6 +6,7 @@
 
 #include "backends/ebpf/conntrack.h"
 #include "backends/ebpf/nat.h"
+#include "backends/ebpf/policy_abi.h"
 #include "backends/ebpf/prog_tag.h"
 #include "core/calico/attribution.h"
 #include "core/layers.h"
@@ -15,7 +16,6 @@ namespace dpi::ebpf {
 
 namespace {
 
-constexpr uint32_t kSubProgStride = 10000;
 
 std::string hex_id(uint64_t id) {
   return fmt::format("{:#x}", id);
@@ -315,7 +315,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
   }
   // The JSON must hold what runs: each sub-program's tag against the live program in its slot.
   for (std::size_t k = 0; k < pf.prog->subprograms.size(); ++k) {
-    uint32_t si = *idx + pf.prog->subprograms[k].k * kSubProgStride;
+    uint32_t si = *idx + pf.prog->subprograms[k].k * policy_abi::kSubProgStride;
     const JumpSlot* s = n.slot(std::string(jm->pin_name), si);
     auto insns = pf.prog->program(k);
     if (!s || !s->prog || !tag_matches(insns, s->prog->tag)) {

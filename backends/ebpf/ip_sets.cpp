@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "backends/ebpf/addr_bytes.h"
 #include "backends/ebpf/size_error.h"
 
 namespace dpi::ebpf {
@@ -20,7 +21,7 @@ bool IpSetKey::named_port() const {
 }
 
 Result<IpSetKey> decode_ip_set_key(Bytes key, int family) {
-  std::size_t alen = family == 4 ? 4 : 16;
+  std::size_t alen = addr_len(family);
   if (key.size() != 16 + alen) return size_error(MapRole::ip_sets, family, Part::key, key.size());
   IpSetKey k;
   k.mask = le32(key, 0);

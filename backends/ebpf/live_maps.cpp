@@ -24,14 +24,14 @@ Fd::~Fd() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-namespace {
-
 Error sys_error(int err, const std::string& what) {
   ErrorCode code = ErrorCode::system;
   if (err == EPERM || err == EACCES) code = ErrorCode::permission;
   if (err == ENOENT) code = ErrorCode::not_found;
   return make_error(code, fmt::format("{}: {}", what, std::strerror(err)));
 }
+
+namespace {
 
 // bpffs also holds programs and links; only maps are read here.
 bool fd_is_map(int fd) {

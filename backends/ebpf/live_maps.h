@@ -46,6 +46,9 @@ struct MapInfo {
 
 bool is_percpu(uint32_t map_type);
 // Possible CPUs (per-CPU values have one slot per possible CPU).
+// errno -> Error, with permission/not_found told apart (exit 4 vs 3 at the CLI).
+Error sys_error(int err, const std::string& what);
+
 Result<uint32_t> possible_cpus();
 
 class PinnedMap {

@@ -11,17 +11,6 @@
 
 namespace dpi::ebpf {
 
-namespace {
-
-Error sys_error(int err, const std::string& what) {
-  ErrorCode code = ErrorCode::system;
-  if (err == EPERM || err == EACCES) code = ErrorCode::permission;
-  if (err == ENOENT) code = ErrorCode::not_found;
-  return make_error(code, fmt::format("{}: {}", what, std::strerror(err)));
-}
-
-}  // namespace
-
 Result<std::optional<uint32_t>> prog_array_lookup(const PinnedMap& map, uint32_t index) {
   if (map.info().type != BPF_MAP_TYPE_PROG_ARRAY)
     return make_error(ErrorCode::bad_input, fmt::format("{}: not a prog_array", map.path()));

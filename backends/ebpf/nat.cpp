@@ -4,22 +4,12 @@
 
 #include <fmt/format.h>
 
+#include "backends/ebpf/addr_bytes.h"
 #include "backends/ebpf/size_error.h"
 
 namespace dpi::ebpf {
 
 namespace {
-
-IpAddr addr_from(Bytes b, std::size_t off, int family) {
-  IpAddr a;
-  a.family = family == 4 ? 2 : 10;
-  std::copy_n(b.begin() + off, family == 4 ? 4 : 16, a.bytes.begin());
-  return a;
-}
-
-std::size_t alen(int family) {
-  return family == 4 ? 4 : 16;
-}
 
 // dst addr + port + proto, in bits: the part of the frontend key before the source address.
 uint32_t fe_dst_bits(std::size_t alen) {
@@ -35,7 +25,7 @@ int NatFrontendKey::src_prefix_len() const {
 }
 
 Result<NatFrontendKey> decode_nat_frontend_key(Bytes key, int family) {
-  std::size_t n = alen(family);
+  std::size_t n = addr_len(family);
   if (key.size() != 8 + 2 * n) return size_error(MapRole::nat_fe, family, Part::key, key.size());
   NatFrontendKey k;
   k.prefixlen = le32(key, 0);
@@ -79,13 +69,13 @@ std::vector<uint8_t> encode_nat_backend_key(const NatBackendKey& k) {
 }
 
 Result<NatBackendValue> decode_nat_backend_value(Bytes v, int family) {
-  std::size_t n = alen(family);
+  std::size_t n = addr_len(family);
   if (v.size() != n + 4) return size_error(MapRole::nat_be, family, Part::value, v.size());
   return NatBackendValue{addr_from(v, 0, family), le16(v, n)};
 }
 
 Result<NatAffinityKey> decode_nat_affinity_key(Bytes key, int family) {
-  std::size_t n = alen(family);
+  std::size_t n = addr_len(family);
   // struct calico_nat {addr, port, proto} padded to 4, then client_ip and 4 bytes of padding.
   if (key.size() != 2 * n + 8) return size_error(MapRole::nat_aff, family, Part::key, key.size());
   NatAffinityKey k;
@@ -100,7 +90,7 @@ Result<NatAffinityValue> decode_nat_affinity_value(Bytes v, int family) {
   // v4: dest(8) ts(8); v6: dest(20) pad(4) ts(8).
   std::size_t want = family == 4 ? 16 : 32;
   if (v.size() != want) return size_error(MapRole::nat_aff, family, Part::value, v.size());
-  std::size_t n = alen(family);
+  std::size_t n = addr_len(family);
   NatAffinityValue a;
   a.backend = NatBackendValue{addr_from(v, 0, family), le16(v, n)};
   a.ts = le64(v, want - 8);

@@ -8,6 +8,7 @@
 
 #include "backends/ebpf/ifstate.h"
 #include "backends/ebpf/live_maps.h"
+#include "backends/ebpf/policy_abi.h"
 
 namespace dpi::ebpf {
 
@@ -15,8 +16,7 @@ namespace {
 
 constexpr std::size_t kEntryLimit = 1'100'000;
 constexpr std::size_t kDebugJsonMax = std::size_t{64} << 20;
-// Felix splits a large policy program into at most 24 sub-programs, idx + k*10000 (reference §1.2).
-constexpr uint32_t kSubProgStride = 10000;
+// Felix splits a large policy program into at most 24 sub-programs (reference §1.2).
 constexpr uint32_t kMaxSubProgs = 24;
 
 std::string hex(const std::vector<uint8_t>& b) {
@@ -141,7 +141,7 @@ Result<NodeState> read_live_node(const std::string& bpffs, const std::string& de
       return;
     }
     for (uint32_t k = 0; k < kMaxSubProgs; ++k) {
-      uint32_t i = idx + k * kSubProgStride;
+      uint32_t i = idx + k * policy_abi::kSubProgStride;
       if (n.slot(std::string(s->pin_name), i)) continue;
       JumpSlot js{std::string(s->pin_name), i, std::nullopt};
       auto id = prog_array_lookup(*m, i);

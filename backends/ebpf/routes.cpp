@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "backends/ebpf/addr_bytes.h"
 #include "backends/ebpf/size_error.h"
 
 namespace dpi::ebpf {
@@ -32,17 +33,6 @@ std::vector<std::string> route_flag_names(uint32_t flags) {
   if (flags & ~known) out.push_back(fmt::format("{:#x}", flags & ~known));
   return out;
 }
-
-namespace {
-
-IpAddr addr_from(Bytes b, std::size_t off, int family) {
-  IpAddr a;
-  a.family = family == 4 ? 2 : 10;
-  std::copy_n(b.begin() + off, family == 4 ? 4 : 16, a.bytes.begin());
-  return a;
-}
-
-}  // namespace
 
 Result<IpPrefix> decode_route_key(Bytes key, int family) {
   std::size_t want = family == 4 ? 8 : 20;

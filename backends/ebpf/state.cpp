@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "backends/ebpf/addr_bytes.h"
 #include "backends/ebpf/map_table.h"
 #include "backends/ebpf/size_error.h"
 
@@ -52,13 +53,6 @@ void put_addr(std::span<uint8_t> b, uint32_t off, const IpAddr& a) {
   if (!a.empty()) std::copy_n(a.bytes.begin(), a.size(), b.begin() + off);
 }
 
-IpAddr get_addr(Bytes b, uint32_t off, int family) {
-  IpAddr a;
-  a.family = family == 4 ? 2 : 10;
-  std::copy_n(b.begin() + off, family == 4 ? 4 : 16, a.bytes.begin());
-  return a;
-}
-
 }  // namespace
 
 const StateLayout* state_layout(uint32_t value_size) {
@@ -101,10 +95,10 @@ Result<PolicyState> decode_state(Bytes v, int family) {
   if (!l) return l.error();
   const StateLayout& L = **l;
   PolicyState s;
-  s.ip_src = get_addr(v, L.ip_src, family);
-  s.ip_dst = get_addr(v, L.ip_dst, family);
-  s.pre_nat_ip_dst = get_addr(v, L.pre_nat_ip_dst, family);
-  s.post_nat_ip_dst = get_addr(v, L.post_nat_ip_dst, family);
+  s.ip_src = addr_from(v, L.ip_src, family);
+  s.ip_dst = addr_from(v, L.ip_dst, family);
+  s.pre_nat_ip_dst = addr_from(v, L.pre_nat_ip_dst, family);
+  s.post_nat_ip_dst = addr_from(v, L.post_nat_ip_dst, family);
   s.pol_rc = static_cast<int32_t>(le32(v, L.pol_rc));
   s.sport = le16(v, L.sport);
   s.dport = le16(v, L.dport);

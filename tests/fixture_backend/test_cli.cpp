@@ -15,6 +15,7 @@
 
 #include "cli/run.h"
 #include "core/dataplane_registry.h"
+#include "tests/fixture_backend/cli_run.h"
 #include "tests/fixture_backend/fixture_backend.h"
 
 namespace {
@@ -30,29 +31,17 @@ const DataplaneRegistry kOne({&kFixture}, {"nftables", "ebpf"});
 // A node with two dataplane layers: fixture-tc is met first.
 const DataplaneRegistry kTwo({&kFixture, &kFixtureTc});
 
-const std::string kDir = DPI_FIXTURE_BACKEND_DIR;
-
-struct Output {
-  int code = -1;
-  std::string out, err;
-};
-
-Output run(const DataplaneRegistry& reg, const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  Output o;
-  o.code = dpi::cli::run(reg, args, out, err);
-  o.out = out.str();
-  o.err = err.str();
-  return o;
-}
+using dpi::fixture::CliOutput;
+using dpi::fixture::kFixtureDir;
+using dpi::fixture::run_cli;
 
 // "@NODE@" and the like in a case's arguments: the fixture folders and the snapshots written by
 // the first test case.
 std::string expand(std::string s, const std::string& tmp) {
-  const std::pair<std::string, std::string> subst[] = {{"@NODE@", kDir + "/node"},
-                                                       {"@TC@", kDir + "/tc-node"},
-                                                       {"@QUIET@", kDir + "/quiet-node"},
-                                                       {"@FLOWS@", kDir + "/flows.jsonl"},
+  const std::pair<std::string, std::string> subst[] = {{"@NODE@", kFixtureDir + "/node"},
+                                                       {"@TC@", kFixtureDir + "/tc-node"},
+                                                       {"@QUIET@", kFixtureDir + "/quiet-node"},
+                                                       {"@FLOWS@", kFixtureDir + "/flows.jsonl"},
                                                        {"@TMP@", tmp}};
   for (const auto& [k, v] : subst)
     for (auto at = s.find(k); at != std::string::npos; at = s.find(k)) s.replace(at, k.size(), v);
@@ -85,14 +74,15 @@ void write_snapshots() {
     const char* file;
   };
   const Snap snaps[] = {
-      {{"--fixture-dir", kDir + "/node", "--fixture-tc-dir", kDir + "/tc-node"}, "both.json"},
-      {{"--fixture-dir", kDir + "/node"}, "fixture-only.json"},
-      {{"--fixture-tc-dir", kDir + "/tc-node"}, "tc-only.json"},
-      {{"--fixture-dir", kDir + "/node", "--fixture-tc-dir", kDir + "/quiet-node"},
+      {{"--fixture-dir", kFixtureDir + "/node", "--fixture-tc-dir", kFixtureDir + "/tc-node"},
+       "both.json"},
+      {{"--fixture-dir", kFixtureDir + "/node"}, "fixture-only.json"},
+      {{"--fixture-tc-dir", kFixtureDir + "/tc-node"}, "tc-only.json"},
+      {{"--fixture-dir", kFixtureDir + "/node", "--fixture-tc-dir", kFixtureDir + "/quiet-node"},
        "quiet-tc.json"},
   };
   for (const auto& s : snaps) {
-    auto o = run(kTwo, with(with({"snapshot"}, s.args), {"-o", tmp + "/" + s.file}));
+    auto o = run_cli(kTwo, with(with({"snapshot"}, s.args), {"-o", tmp + "/" + s.file}));
     REQUIRE(o.code == 0);
     REQUIRE(o.err.empty());
   }
@@ -292,7 +282,7 @@ TEST_CASE("the CLI with the fixture backend: selection, exit codes, errors", "[u
     SECTION(c.name) {
       std::vector<std::string> args;
       for (const auto& a : c.args) args.push_back(expand(a, temp_dir()));
-      Output o = run(*c.reg, args);
+      CliOutput o = run_cli(*c.reg, args);
       INFO("stdout: " << o.out);
       INFO("stderr: " << o.err);
       CHECK(o.code == c.code);

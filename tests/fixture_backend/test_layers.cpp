@@ -14,6 +14,7 @@
 #include "core/layers.h"
 #include "core/report_json.h"
 #include "core/report_text.h"
+#include "tests/fixture_backend/cli_run.h"
 #include "tests/fixture_backend/fixture_backend.h"
 
 namespace {
@@ -25,18 +26,14 @@ const FixtureDataplane kTc("fixture-tc", dpi::Layer::tc);
 const dpi::DataplaneRegistry kLayers({&kNft, &kTc});
 const dpi::DataplaneRegistry kNftOnly({&kNft});
 
-const std::string kDir = DPI_FIXTURE_BACKEND_DIR;
+using dpi::fixture::CliOutput;
+using dpi::fixture::kFixtureDir;
 
-struct Output {
-  int code = -1;
-  std::string out, err;
-};
-
-Output inspect(const dpi::DataplaneRegistry& reg, const std::string& dst,
-               const std::vector<std::string>& extra) {
+CliOutput inspect(const dpi::DataplaneRegistry& reg, const std::string& dst,
+                  const std::vector<std::string>& extra) {
   std::vector<std::string> args = {"inspect",
                                    "--fixture-dir",
-                                   kDir + "/layers-nft",
+                                   kFixtureDir + "/layers-nft",
                                    "--src",
                                    "10.65.1.1",
                                    "--dst",
@@ -47,15 +44,10 @@ Output inspect(const dpi::DataplaneRegistry& reg, const std::string& dst,
                                    "80"};
   if (&reg == &kLayers) {
     args.emplace_back("--fixture-tc-dir");
-    args.push_back(kDir + "/layers-tc");
+    args.push_back(kFixtureDir + "/layers-tc");
   }
   args.insert(args.end(), extra.begin(), extra.end());
-  std::ostringstream out, err;
-  Output o;
-  o.code = dpi::cli::run(reg, args, out, err);
-  o.out = out.str();
-  o.err = err.str();
-  return o;
+  return dpi::fixture::run_cli(reg, args);
 }
 
 }  // namespace
@@ -88,7 +80,7 @@ TEST_CASE("auto with two layers: verdict, deciding layer, exit code", "[unit]") 
   };
   for (const Case& c : cases) {
     SECTION(c.name) {
-      Output o = inspect(kLayers, c.dst, {"-o", "json"});
+      CliOutput o = inspect(kLayers, c.dst, {"-o", "json"});
       INFO("stdout: " << o.out);
       INFO("stderr: " << o.err);
       CHECK(o.code == c.code);
@@ -110,7 +102,7 @@ TEST_CASE("auto with two layers: verdict, deciding layer, exit code", "[unit]") 
       // The report body is the deciding layer's.
       CHECK(j["dataplane"]["kind"] == (c.tc_decided ? "fixture-tc" : "fixture"));
 
-      Output t = inspect(kLayers, c.dst, {});
+      CliOutput t = inspect(kLayers, c.dst, {});
       CHECK(t.code == c.code);
       CHECK(t.out.find("  layers (packet order):\n") != std::string::npos);
       CHECK(t.out.find("    fixture-tc (tc)") != std::string::npos);
@@ -121,10 +113,10 @@ TEST_CASE("auto with two layers: verdict, deciding layer, exit code", "[unit]") 
 }
 
 TEST_CASE("one layer loaded: no layers in the report", "[unit]") {
-  Output j = inspect(kNftOnly, "10.65.1.4", {"-o", "json"});
+  CliOutput j = inspect(kNftOnly, "10.65.1.4", {"-o", "json"});
   CHECK(j.code == 1);
   CHECK_FALSE(nlohmann::json::parse(j.out).contains("layers"));
-  Output t = inspect(kNftOnly, "10.65.1.4", {});
+  CliOutput t = inspect(kNftOnly, "10.65.1.4", {});
   CHECK(t.code == 1);
   CHECK(t.out.find("layers (packet order)") == std::string::npos);
 }

@@ -3,7 +3,9 @@
 
 #include <fstream>
 #include <sstream>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -24,6 +26,14 @@ inline std::string slurp(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// "0a0b..." -> bytes, as the xt fixtures record payloads.
+inline std::vector<uint8_t> unhex(const std::string& h) {
+  std::vector<uint8_t> out;
+  for (std::size_t i = 0; i + 1 < h.size(); i += 2)
+    out.push_back(static_cast<uint8_t>(std::stoi(h.substr(i, 2), nullptr, 16)));
+  return out;
 }
 
 // The ipsets the xt payload fixtures were captured with (tests/fixtures/xt/capture.ipsets).

@@ -101,13 +101,6 @@ std::string describe(const Stmt& s) {
       s);
 }
 
-std::vector<uint8_t> unhex(const std::string& h) {
-  std::vector<uint8_t> out;
-  for (std::size_t i = 0; i + 1 < h.size(); i += 2)
-    out.push_back(static_cast<uint8_t>(std::stoi(h.substr(i, 2), nullptr, 16)));
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("iptables-save: real Calico and kube-proxy dumps load", "[unit]") {
@@ -262,7 +255,7 @@ TEST_CASE("iptables-save: every match and target compiles as the kernel's payloa
     std::vector<std::string> want;
     std::string comment;
     for (const auto& x : c.at("xt")) {
-      XtExpr e{x.at("target"), x.at("name"), x.at("rev"), unhex(x.at("info"))};
+      XtExpr e{x.at("target"), x.at("name"), x.at("rev"), dpi::test::unhex(x.at("info"))};
       std::string why;
       auto d = decode_xt(e, ctx, &why);
       if (!d) {

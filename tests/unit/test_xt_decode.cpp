@@ -32,18 +32,11 @@ const json& captured() {
   return doc;
 }
 
-std::vector<uint8_t> unhex(const std::string& h) {
-  std::vector<uint8_t> out;
-  for (std::size_t i = 0; i + 1 < h.size(); i += 2)
-    out.push_back(static_cast<uint8_t>(std::stoi(h.substr(i, 2), nullptr, 16)));
-  return out;
-}
-
 // The idx-th xt expression of the captured rule in chain `id`.
 XtExpr expr(const std::string& id, std::size_t idx = 0) {
   const json& c = captured().at("cases").at(id);
   const json& x = c.at("xt").at(idx);
-  return XtExpr{x.at("target"), x.at("name"), x.at("rev"), unhex(x.at("info"))};
+  return XtExpr{x.at("target"), x.at("name"), x.at("rev"), dpi::test::unhex(x.at("info"))};
 }
 
 struct Decoded {

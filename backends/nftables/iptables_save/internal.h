@@ -62,6 +62,11 @@ struct RuleCtx {
   std::string where;             // "file:line"
 };
 
+// A bad_input error at the rule's file:line.
+Error bad(const RuleCtx& ctx, const std::string& what);
+// Moves a decoded xt match or target's statements to the end of out.
+void append(std::vector<Stmt>& out, XtDecoded&& d);
+
 // Appends the match's statements to out (an UnknownStmt for what is not modelled); *comment gets
 // the text of a comment match. Errors (bad_input) for malformed values.
 Status compile_match(const Module& m, RuleCtx& ctx, std::vector<Stmt>& out, std::string* comment);

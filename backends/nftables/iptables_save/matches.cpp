@@ -128,10 +128,6 @@ std::string upper(std::string s) {
   return s;
 }
 
-Error bad(const RuleCtx& ctx, const std::string& what) {
-  return make_error(ErrorCode::bad_input, fmt::format("{}: {}", ctx.where, what));
-}
-
 // "80", "http", "80:90", ":90", "80:".
 std::optional<std::pair<uint16_t, uint16_t>> parse_port_range(std::string_view s,
                                                               std::string* why) {
@@ -276,10 +272,6 @@ Key port_key(const std::string& module, bool dport) {
   if (module == "udp") return dport ? Key::udp_dport : Key::udp_sport;
   if (module == "sctp") return dport ? Key::sctp_dport : Key::sctp_sport;
   return dport ? Key::tcp_dport : Key::tcp_sport;
-}
-
-void append(std::vector<Stmt>& out, XtDecoded&& d) {
-  for (auto& s : d.stmts) out.push_back(std::move(s));
 }
 
 std::optional<uint16_t> ct_state_bits(std::string_view list, std::string* why) {
@@ -659,6 +651,14 @@ Status compile_match(const Module& m, RuleCtx& ctx, std::vector<Stmt>& out, std:
     return Ok{};
   }
   return unknown(fmt::format("match \"{}\" is not modelled", n));
+}
+
+Error bad(const RuleCtx& ctx, const std::string& what) {
+  return make_error(ErrorCode::bad_input, fmt::format("{}: {}", ctx.where, what));
+}
+
+void append(std::vector<Stmt>& out, XtDecoded&& d) {
+  for (auto& s : d.stmts) out.push_back(std::move(s));
 }
 
 }  // namespace dpi::nft::ipt

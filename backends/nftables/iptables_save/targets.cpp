@@ -83,10 +83,6 @@ const std::map<std::string, Specs, std::less<>>& target_specs() {
   return k;
 }
 
-Error bad(const RuleCtx& ctx, const std::string& what) {
-  return make_error(ErrorCode::bad_input, fmt::format("{}: {}", ctx.where, what));
-}
-
 std::optional<uint16_t> port(std::string_view s, std::string* why) {
   auto v = parse_u32(s, why);
   if (!v || *v > 65535) {
@@ -199,10 +195,6 @@ std::optional<std::string> log_level(std::string_view s, std::string* why) {
     return std::nullopt;
   }
   return xt::log_level_name(*n);
-}
-
-void append(std::vector<Stmt>& out, XtDecoded&& d) {
-  for (auto& s : d.stmts) out.push_back(std::move(s));
 }
 
 }  // namespace

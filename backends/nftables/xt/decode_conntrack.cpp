@@ -1,6 +1,9 @@
 // -m conntrack (rev 1-3) and -m state.
 #include <cstddef>
 
+// glibc before <linux/...>, so the kernel's in.h defers to it (unity builds mix files).
+#include <netinet/in.h>
+
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/xt_conntrack.h>
 #include <linux/netfilter/xt_state.h>

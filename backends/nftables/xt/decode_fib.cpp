@@ -1,4 +1,7 @@
 // Route lookups: -m addrtype (revision 1) and -m rpfilter.
+// glibc before <linux/...>, so the kernel's in.h defers to it (unity builds mix files).
+#include <netinet/in.h>
+
 #include <linux/netfilter/xt_addrtype.h>
 #include <linux/netfilter/xt_rpfilter.h>
 

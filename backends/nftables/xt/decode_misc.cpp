@@ -1,6 +1,9 @@
 // -m mark (revision 1), -m limit, -m connlimit.
 #include <cstddef>
 
+// glibc before <linux/...>, so the kernel's in.h defers to it (unity builds mix files).
+#include <netinet/in.h>
+
 #include <linux/netfilter/xt_connlimit.h>
 #include <linux/netfilter/xt_limit.h>
 #include <linux/netfilter/xt_mark.h>

@@ -1,5 +1,8 @@
 // -m set --match-set NAME DIRS (xt_set revisions 1-4): a lookup in a kernel ipset, here a
 // SetDef built from the set's members.
+// glibc before <linux/...>, so the kernel's in.h defers to it (unity builds mix files).
+#include <netinet/in.h>
+
 #include <linux/netfilter/xt_set.h>
 
 #include "backends/nftables/xt/decoders.h"

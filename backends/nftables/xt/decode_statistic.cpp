@@ -1,6 +1,9 @@
 // -m statistic: kube-proxy's iptables mode picks a service endpoint with "--mode random
 // --probability p". The kernel's choice is random, so it becomes a choice point (numgen mod 2) and
 // the evaluator explores both outcomes; probabilities of 0 and 1 are decided outright.
+// glibc before <linux/...>, so the kernel's in.h defers to it (unity builds mix files).
+#include <netinet/in.h>
+
 #include <linux/netfilter/xt_statistic.h>
 
 #include "backends/nftables/xt/decoders.h"

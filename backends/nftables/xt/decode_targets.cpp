@@ -2,6 +2,9 @@
 // NFLOG, LOG, REJECT. A target that does not end the rule continues to the next one.
 #include <cstddef>
 
+// glibc before <linux/...>, so the kernel's in.h defers to it (unity builds mix files).
+#include <netinet/in.h>
+
 #include <linux/netfilter/xt_CT.h>
 #include <linux/netfilter/xt_LOG.h>
 #include <linux/netfilter/xt_NFLOG.h>

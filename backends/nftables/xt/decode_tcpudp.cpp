@@ -1,5 +1,8 @@
 // -m tcp / -m udp (revision 0): port ranges and TCP flags, as kube-proxy's iptables rules write
 // them ("-p tcp -m tcp --dport 80").
+// glibc before <linux/...>, so the kernel's in.h defers to it (unity builds mix files).
+#include <netinet/in.h>
+
 #include <linux/netfilter/xt_tcpudp.h>
 
 #include "backends/nftables/xt/decoders.h"

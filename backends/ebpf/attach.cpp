@@ -11,6 +11,9 @@
 
 #include <bpf/bpf.h>
 #include <fmt/format.h>
+// glibc before <linux/...>, so the kernel's in.h defers to it (unity builds mix files).
+#include <netinet/in.h>
+
 #include <linux/netlink.h>
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>

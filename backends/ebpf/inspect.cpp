@@ -16,7 +16,6 @@ namespace dpi::ebpf {
 
 namespace {
 
-
 std::string hex_id(uint64_t id) {
   return fmt::format("{:#x}", id);
 }

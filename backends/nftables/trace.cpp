@@ -11,6 +11,9 @@
 #include <vector>
 
 #include <fmt/format.h>
+// glibc before <linux/...>, so the kernel's in.h defers to it (unity builds mix files).
+#include <netinet/in.h>
+
 #include <libmnl/libmnl.h>
 #include <libnftnl/trace.h>
 #include <linux/netfilter.h>

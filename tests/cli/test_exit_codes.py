@@ -190,8 +190,8 @@ def main():
     # What a newcomer types: every message starts "dpinspect: " and says what to do.
     for name, args, names in [
         ("unknown command", ["frobnicate"],
-         ["unknown command 'frobnicate'; commands: inspect, detect, snapshot, compare"]),
-        ("no command", [], ["a command is required: inspect, detect, snapshot, compare"]),
+         ["unknown command 'frobnicate'; commands: inspect, detect, snapshot, compare, trace"]),
+        ("no command", [], ["a command is required: inspect, detect, snapshot, compare, trace"]),
         ("a required option (--dst)", ["inspect", "--src", "10.65.0.2"], ["--dst is required"]),
         ("a required option (--before)", ["compare", "--after", "live"], ["--before is required"]),
         ("an option the command does not have", ["detect", "--frob"], ["--frob"]),

@@ -1,9 +1,9 @@
 // Where the unit tests find their inputs, and the inputs several test files share.
 #pragma once
 
+#include <cstdint>
 #include <fstream>
 #include <sstream>
-#include <cstdint>
 #include <string>
 #include <vector>
 

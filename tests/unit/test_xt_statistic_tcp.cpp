@@ -2,6 +2,9 @@
 #include <cstring>
 
 #include <catch2/catch.hpp>
+// glibc before <linux/...>, so the kernel's in.h defers to it (unity builds mix files).
+#include <netinet/in.h>
+
 #include <linux/netfilter/xt_statistic.h>
 #include <linux/netfilter/xt_tcpudp.h>
 

@@ -7,6 +7,9 @@
 #include <ctime>
 
 #include <fmt/format.h>
+// glibc before <linux/...>, so the kernel's in.h defers to it (unity builds mix files).
+#include <netinet/in.h>
+
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 

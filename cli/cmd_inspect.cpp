@@ -79,11 +79,24 @@ int run_inspect(const Context& c, const InspectOptions& opts) {
   if (!to) return c.fail(to.error());
   std::vector<std::string> notes;
   std::optional<K8sNames> k8s;
-  const std::string k8s_source = "--k8s " + input_origin(o.k8s);
+  std::string k8s_source = "--k8s " + input_origin(o.k8s);
   if (!o.k8s.empty()) {
     auto names = load_k8s_names(o.k8s, o.source.resolved().max_bytes);
     if (!names) return c.fail(names.error());
     k8s = std::move(*names);
+  } else {
+    auto names =
+        snapshot_k8s_names(o.source.request.file, o.source.resolved().max_bytes, k8s_source);
+    if (!names) return c.fail(names.error());
+    k8s = std::move(*names);
+  }
+  for (const auto* e : {&*from, &*to})
+    if (e->port && !k8s)
+      return c.fail(
+          make_error(ErrorCode::bad_input,
+                     fmt::format("{} {}: a service with a port needs --k8s FILE",
+                                 e == &*from ? "--src" : "--dst", e == &*from ? o.src : o.dst)));
+  if (k8s) {
     if (auto st = resolve_services(*from, *to, *k8s, k8s_source, o.flow.dport, notes); !st)
       return c.fail(st.error());
   }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/input_file.h"
+#include "core/snapshot.h"
 
 namespace dpi::cli {
 
@@ -57,6 +58,26 @@ Result<K8sNames> load_k8s_names(const std::string& path, std::size_t max_bytes) 
   auto names = parse_k8s_names(*text, input_origin(path));
   if (!names) return make_error(names.error().code, "--k8s " + names.error().message);
   return names;
+}
+
+Result<std::optional<K8sNames>> snapshot_k8s_names(const std::string& path, std::size_t max_bytes,
+                                                   std::string& source) {
+  // stdin cannot be read twice; the backend reads the file again for the dataplane.
+  if (path.empty() || path == "-") return std::optional<K8sNames>();
+  auto text = read_input_file(path, max_bytes);
+  if (!text) return text.error();
+  // Most inputs carry no names: only those that mention the member are parsed a second time.
+  if (text->find("\"k8s\"") == std::string::npos) return std::optional<K8sNames>();
+  auto doc = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !is_snapshot(doc)) return std::optional<K8sNames>();
+  auto member = doc.find(kSnapshotK8sMember);
+  if (member == doc.end()) return std::optional<K8sNames>();
+  auto names = parse_k8s_names(*member);
+  if (!names)
+    return make_error(names.error().code, fmt::format("{}: the snapshot's k8s member: {}",
+                                                      input_origin(path), names.error().message));
+  source = fmt::format("the snapshot {} (snapshot --k8s)", input_origin(path));
+  return std::optional<K8sNames>(std::move(*names));
 }
 
 namespace {

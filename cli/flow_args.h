@@ -29,6 +29,11 @@ Status resolve_pods(Endpoint& src, Endpoint& dst, const std::optional<NodeInfo>&
 // --k8s: the names from the file at path, as kubectl wrote it.
 Result<K8sNames> load_k8s_names(const std::string& path, std::size_t max_bytes);
 
+// The names a snapshot carries (`snapshot --k8s`): nullopt when path is no file, or a file
+// without them. source is set to what the assumptions call them.
+Result<std::optional<K8sNames>> snapshot_k8s_names(const std::string& path, std::size_t max_bytes,
+                                                   std::string& source);
+
 // With --k8s data, before the dataplane is read: an endpoint naming a service (ns/svc:port, or
 // ns/svc when no pod has that name) gets the service's ClusterIP, and its port becomes *dport when
 // none was given. Each resolution is appended to notes.

@@ -101,7 +101,7 @@ _dpinspect() {
             --policy-debug-dir --node --netns --max-input-mb -o --output"
       ;;
     snapshot)
-      opts="-h --help --netns -o --output --bpffs --policy-debug-dir"
+      opts="-h --help --netns -o --output --k8s --bpffs --policy-debug-dir"
       ;;
     compare)
       opts="-h --help --before --after --node --netns --flows --port --iface-prefix --all

@@ -104,7 +104,7 @@ _dpinspect() {
       opts="-h --help --netns -o --output --k8s --bpffs --policy-debug-dir"
       ;;
     compare)
-      opts="-h --help --before --after --node --netns --flows --port --iface-prefix --all
+      opts="-h --help --before --after --node --netns --flows --port --k8s --iface-prefix --all
             -o --output --max-input-mb"
       ;;
     *)

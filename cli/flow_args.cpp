@@ -1,5 +1,7 @@
 #include "cli/flow_args.h"
 
+#include <filesystem>
+#include <system_error>
 #include <tuple>
 
 #include <fmt/format.h>
@@ -62,8 +64,11 @@ Result<K8sNames> load_k8s_names(const std::string& path, std::size_t max_bytes) 
 
 Result<std::optional<K8sNames>> snapshot_k8s_names(const std::string& path, std::size_t max_bytes,
                                                    std::string& source) {
-  // stdin cannot be read twice; the backend reads the file again for the dataplane.
-  if (path.empty() || path == "-") return std::optional<K8sNames>();
+  // Only a regular file can be read twice (stdin and pipes, `<(nft -j list ruleset)`, cannot):
+  // the backend reads the file again for the dataplane.
+  std::error_code ec;
+  if (path.empty() || path == "-" || !std::filesystem::is_regular_file(path, ec))
+    return std::optional<K8sNames>();
   auto text = read_input_file(path, max_bytes);
   if (!text) return text.error();
   // Most inputs carry no names: only those that mention the member are parsed a second time.

@@ -11,6 +11,7 @@
 #include "core/compare.h"
 #include "core/dataplane_registry.h"
 #include "core/input_file.h"
+#include "core/k8s_names.h"
 
 namespace dpi::cli {
 
@@ -20,6 +21,7 @@ struct CompareOptions {
   std::string before, after;  // a snapshot, `nft -j list ruleset` output, or "live"
   std::string flows, output = "text", iface_prefix = "cali";
   std::vector<std::string> ports;
+  std::string k8s;  // --k8s FILE
   bool all = false;
   // --node, --netns and --max-input-mb, as every command that reads a dataplane has them.
   SourceOptions source;
@@ -74,7 +76,9 @@ std::vector<IpAddr> local_workloads(const NodeInfo& node, const std::string& pre
 }
 
 Result<std::vector<Flow>> flows_to_compare(const CompareOptions& o, const LoadedDataplane& before,
-                                           const LoadedDataplane& after) {
+                                           const LoadedDataplane& after,
+                                           const std::optional<K8sNames>& k8s,
+                                           const std::string& k8s_source) {
   std::vector<Flow> flows;
   const std::optional<NodeInfo>& node = before.node() ? before.node() : after.node();
   if (!o.flows.empty()) {
@@ -90,6 +94,11 @@ Result<std::vector<Flow>> flows_to_compare(const CompareOptions& o, const Loaded
         return make_error(e.code, s.where + e.message);
       }
       std::vector<std::string> notes;
+      if (k8s) {
+        auto st = resolve_services(*from, *to, *k8s, k8s_source, s.args.dport, notes);
+        if (st) st = resolve_k8s_pods(*from, *to, *k8s, k8s_source, node, o.iface_prefix, notes);
+        if (!st) return make_error(st.error().code, s.where + st.error().message);
+      }
       if (auto st = resolve_pods(*from, *to, node, o.iface_prefix, notes); !st)
         return make_error(st.error().code, s.where + st.error().message);
       auto f = build_flow(s.args, *from->addr, *to->addr, s.where);
@@ -135,17 +144,29 @@ int run_compare(const Context& c, const CompareOptions& o) {
   if (!before) return c.fail(before.error());
   auto after = load_side(c, o, "after", o.after);
   if (!after) return c.fail(after.error());
-  auto flows = flows_to_compare(o, **before, **after);
+  std::optional<K8sNames> k8s;
+  const std::string k8s_source = "--k8s " + input_origin(o.k8s);
+  if (!o.k8s.empty()) {
+    auto names = load_k8s_names(o.k8s, o.source.resolved().max_bytes);
+    if (!names) return c.fail(names.error());
+    k8s = std::move(*names);
+  }
+  auto flows = flows_to_compare(o, **before, **after, k8s, k8s_source);
   if (!flows) return c.fail(flows.error());
 
   Comparison cmp;
   cmp.before_source = (*before)->description();
   cmp.after_source = (*after)->description();
+  if (k8s) cmp.names_source = "pod and service names from " + k8s_source;
   for (const Flow& f : *flows) {
     auto b = (*before)->inspect(f);
     if (!b) return c.fail(make_error(b.error().code, "before: " + b.error().message));
     auto a = (*after)->inspect(f);
     if (!a) return c.fail(make_error(a.error().code, "after: " + a.error().message));
+    if (k8s) {
+      apply_k8s_names(*b, *k8s, k8s_source, o.iface_prefix);
+      apply_k8s_names(*a, *k8s, k8s_source, o.iface_prefix);
+    }
     FlowComparison fc{std::move(*b), std::move(*a)};
     fc.change = compare_reports(fc.before, fc.after);
     cmp.flows.push_back(std::move(fc));
@@ -203,6 +224,10 @@ Runner add_compare(CLI::App& app, const Context& c) {
   cmd->add_option("--iface-prefix", o->iface_prefix,
                   "Felix's workload interface prefix (FELIX_INTERFACEPREFIX), for pods")
       ->capture_default_str();
+  cmd->add_option("--k8s", o->k8s,
+                  "Names for addresses: the output of `kubectl get pods,services,endpointslices "
+                  "-A -o json`; flows name pods and services, --flows take ns/svc[:port]")
+      ->type_name("FILE");
   cmd->add_flag("--all", o->all, "List every flow, not only the ones that changed");
   cmd->add_option("-o,--output", o->output,
                   "Report format: text or json (schema dpinspect.compare/v1)")

@@ -9,6 +9,8 @@
 #include "cli/source_options.h"
 #include "core/calico/workload.h"
 #include "core/dataplane_registry.h"
+#include "core/input_file.h"
+#include "core/k8s_names.h"
 #include "core/layers.h"
 #include "core/report_json.h"
 #include "core/report_text.h"
@@ -24,6 +26,7 @@ struct InspectOptions {
   // "--dport 70000" gets an error that names the range instead of CLI11's conversion message.
   FlowArgs flow;
   std::string iface_prefix = "cali";
+  std::string k8s;  // --k8s FILE
   bool verbose = false;
   bool counters = false;
   double interval = 5;
@@ -68,11 +71,35 @@ Status add_counter_delta(Report& rep, const LoadedDataplane& layer, double inter
   return Ok{};
 }
 
-int run_inspect(const Context& c, const InspectOptions& o) {
+int run_inspect(const Context& c, const InspectOptions& opts) {
+  InspectOptions o = opts;  // a service's port may become --dport
   auto from = parse_endpoint(o.src, "--src");
   if (!from) return c.fail(from.error());
   auto to = parse_endpoint(o.dst, "--dst");
   if (!to) return c.fail(to.error());
+  std::vector<std::string> notes;
+  std::optional<K8sNames> k8s;
+  std::string k8s_source = "--k8s " + input_origin(o.k8s);
+  if (!o.k8s.empty()) {
+    auto names = load_k8s_names(o.k8s, o.source.resolved().max_bytes);
+    if (!names) return c.fail(names.error());
+    k8s = std::move(*names);
+  } else {
+    auto names =
+        snapshot_k8s_names(o.source.request.file, o.source.resolved().max_bytes, k8s_source);
+    if (!names) return c.fail(names.error());
+    k8s = std::move(*names);
+  }
+  for (const auto* e : {&*from, &*to})
+    if (e->port && !k8s)
+      return c.fail(
+          make_error(ErrorCode::bad_input,
+                     fmt::format("{} {}: a service with a port needs --k8s FILE",
+                                 e == &*from ? "--src" : "--dst", e == &*from ? o.src : o.dst)));
+  if (k8s) {
+    if (auto st = resolve_services(*from, *to, *k8s, k8s_source, o.flow.dport, notes); !st)
+      return c.fail(st.error());
+  }
   // Everything but pod names is checked before the (possibly slow) read of the dataplane.
   const bool v6 = (from->addr && from->addr->is_v6()) || (to->addr && to->addr->is_v6());
   const IpAddr placeholder = *IpAddr::parse(v6 ? "::1" : "10.0.0.1");
@@ -87,7 +114,10 @@ int run_inspect(const Context& c, const InspectOptions& o) {
   if (!loaded) return c.fail(loaded.error());
   // The layer a packet meets first (docs/design.md, "More than one dataplane on a node").
   const LoadedDataplane& src = *loaded->front();
-  std::vector<std::string> notes;
+  if (k8s)
+    if (auto st = resolve_k8s_pods(*from, *to, *k8s, k8s_source, src.node(), o.iface_prefix, notes);
+        !st)
+      return c.fail(st.error());
   if (auto st = resolve_pods(*from, *to, src.node(), o.iface_prefix, notes); !st)
     return c.fail(st.error());
   auto flow = build_flow(o.flow, *from->addr, *to->addr);
@@ -119,6 +149,7 @@ int run_inspect(const Context& c, const InspectOptions& o) {
     if (auto st = add_counter_delta(rep, *decider, o.interval); !st) return c.fail(st.error());
   }
   rep.assumptions.insert(rep.assumptions.begin(), notes.begin(), notes.end());
+  if (k8s) apply_k8s_names(rep, *k8s, k8s_source, o.iface_prefix);
   if (o.output == "json")
     // Names and comments come from the input unchecked (iptables-save text, xt payloads); bytes
     // that are not UTF-8 are printed as U+FFFD instead of failing the whole report.
@@ -157,9 +188,14 @@ Runner add_inspect(CLI::App& app, const Context& c) {
       ->required()
       ->type_name("ADDR|NS/POD");
   cmd->add_option("--dst", o->dst,
-                  "Destination of the flow: an address, or a pod on this node as namespace/name")
+                  "Destination of the flow: an address, a pod on this node as namespace/name, or "
+                  "with --k8s a service as namespace/name[:port]")
       ->required()
-      ->type_name("ADDR|NS/POD");
+      ->type_name("ADDR|NS/POD|NS/SVC[:PORT]");
+  cmd->add_option("--k8s", o->k8s,
+                  "Names for addresses: the output of `kubectl get pods,services,endpointslices "
+                  "-A -o json`; reports name pods and services, --src/--dst take ns/svc[:port]")
+      ->type_name("FILE");
   cmd->add_option("--iface-prefix", o->iface_prefix,
                   "Felix's workload interface prefix (FELIX_INTERFACEPREFIX), for pod names")
       ->capture_default_str();

@@ -7,7 +7,10 @@
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/source_options.h"
 #include "core/dataplane_registry.h"
+#include "core/input_file.h"
+#include "core/k8s_names.h"
 #include "core/snapshot.h"
 
 namespace dpi::cli {
@@ -17,6 +20,7 @@ namespace {
 struct SnapshotOptions {
   std::string netns;
   std::string output = "-";
+  std::string k8s;  // --k8s FILE, stored as the "k8s" member
   // Where a backend finds its live dataplane (--bpffs ...), declared by the backends.
   std::map<std::string, std::string> backend;
   std::map<std::string, CLI::Option*> given;
@@ -31,11 +35,21 @@ int run_snapshot(const Context& c, const SnapshotOptions& o) {
   // One section per dataplane found, each written by its backend under the backend's name.
   nlohmann::json doc =
       new_snapshot(o.netns.empty() ? std::string("live") : fmt::format("live netns {}", o.netns));
+  // Checked before the (possibly slow) read of the dataplane.
+  std::optional<nlohmann::json> k8s;
+  if (!o.k8s.empty()) {
+    auto text = read_input_file(o.k8s, SourceOptions::kDefaultMaxInputMb << 20);
+    if (!text) return c.fail(make_error(text.error().code, "--k8s " + text.error().message));
+    auto names = parse_k8s_names(*text, input_origin(o.k8s));
+    if (!names) return c.fail(make_error(names.error().code, "--k8s " + names.error().message));
+    k8s = nlohmann::json::parse(*text);
+  }
   for (const DataplaneBackend* d : c.registry.backends()) {
     auto section = d->snapshot(req);
     if (!section) return c.fail(section.error());
     if (*section) doc[std::string(d->name())] = std::move(**section);
   }
+  if (k8s) doc[kSnapshotK8sMember] = std::move(*k8s);
   const nlohmann::json* snap = &doc;
   if (o.output == "-") {
     c.out << snap->dump(1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
@@ -64,6 +78,10 @@ int run_snapshot(const Context& c, const SnapshotOptions& o) {
     c.out << fmt::format("  {:<10} {}\n", std::string(d->name()) + ":",
                          what.empty() ? "written" : what);
   }
+  if (auto names = doc.find(kSnapshotK8sMember); names != doc.end())
+    if (auto n = parse_k8s_names(*names))
+      c.out << fmt::format("  {:<10} {} pods, {} services (from --k8s {})\n",
+                           "k8s:", n->pods.size(), n->services.size(), input_origin(o.k8s));
   return 0;
 }
 
@@ -88,6 +106,10 @@ Runner add_snapshot(CLI::App& app, const Context& c) {
                   "Read this network namespace (name under /run/netns or a path)")
       ->type_name("NAME|PATH");
   cmd->add_option("-o,--output", o->output, "Write to FILE instead of standard output")
+      ->type_name("FILE");
+  cmd->add_option("--k8s", o->k8s,
+                  "Store the output of `kubectl get pods,services,endpointslices -A -o json` in "
+                  "the snapshot: inspect and compare name pods and services from it")
       ->type_name("FILE");
   // Backend options that locate a live dataplane (a DIR); file inputs are not snapshotted.
   for (const DataplaneBackend* d : c.registry.backends())

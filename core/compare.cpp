@@ -84,12 +84,15 @@ json to_json(const Comparison& c) {
   json flows = json::array();
   for (const auto& f : c.flows) {
     const Flow& fl = f.before.flow;
-    flows.push_back({{"flow",
-                      {{"src", fl.src.str()},
-                       {"dst", fl.dst.str()},
-                       {"proto", l4proto_name(fl.l4proto)},
-                       {"sport", fl.sport ? json(*fl.sport) : json(nullptr)},
-                       {"dport", fl.dport ? json(*fl.dport) : json(nullptr)}}},
+    json flow = {{"src", fl.src.str()},
+                 {"dst", fl.dst.str()},
+                 {"proto", l4proto_name(fl.l4proto)},
+                 {"sport", fl.sport ? json(*fl.sport) : json(nullptr)},
+                 {"dport", fl.dport ? json(*fl.dport) : json(nullptr)}};
+    // Additive, as in the report: only when names are known.
+    if (!f.before.src_name.empty()) flow["src_name"] = f.before.src_name;
+    if (!f.before.dst_name.empty()) flow["dst_name"] = f.before.dst_name;
+    flows.push_back({{"flow", flow},
                      {"change", change_name(f.change)},
                      {"before", side(f.before)},
                      {"after", side(f.after)}});
@@ -97,15 +100,18 @@ json to_json(const Comparison& c) {
   json counts = json::object();
   for (Change ch : {Change::same, Change::meaning, Change::verdict, Change::indeterminate})
     counts[std::string(change_name(ch))] = c.count(ch);
-  return {{"schema", "dpinspect.compare/v1"},
-          {"before", {{"source", c.before_source}}},
-          {"after", {{"source", c.after_source}}},
-          {"counts", counts},
-          {"flows", flows}};
+  json out = {{"schema", "dpinspect.compare/v1"},
+              {"before", {{"source", c.before_source}}},
+              {"after", {{"source", c.after_source}}},
+              {"counts", counts},
+              {"flows", flows}};
+  if (!c.names_source.empty()) out["names_source"] = c.names_source;
+  return out;
 }
 
 std::string render_text(const Comparison& c, bool all) {
   std::string out = fmt::format("before: {}\nafter:  {}\n", c.before_source, c.after_source);
+  if (!c.names_source.empty()) out += fmt::format("names:  {}\n", c.names_source);
   out += fmt::format(
       "{} flows: {} same, {} verdict changed, {} same verdict decided differently, {} "
       "indeterminate\n",
@@ -119,6 +125,11 @@ std::string render_text(const Comparison& c, bool all) {
                                                           : "same";
     out += fmt::format("\n{:<8} {}\n  before: {}\n  after:  {}\n", tag, describe(f.before.flow),
                        explain(f.before), explain(f.after));
+    if (!f.before.src_name.empty() || !f.before.dst_name.empty())
+      out.insert(
+          out.rfind("\n  before: "),
+          fmt::format("\n  names:  {} -> {}", f.before.src_name.empty() ? "?" : f.before.src_name,
+                      f.before.dst_name.empty() ? "?" : f.before.dst_name));
   }
   return out;
 }

@@ -32,6 +32,8 @@ struct FlowComparison {
 struct Comparison {
   std::string before_source, after_source;
   std::vector<FlowComparison> flows;
+  // Where the flows' pod and service names came from (compare --k8s), or "" without names.
+  std::string names_source;
   std::size_t count(Change c) const;
 };
 

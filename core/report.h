@@ -155,6 +155,7 @@ struct Stage {
   std::string chain;
   std::string outcome;  // allow, deny, pass, unknown
   Decision decision;
+  std::string workload;  // the pod behind endpoint ("ns/pod"), when names are known
 };
 
 struct NatStep {
@@ -208,6 +209,9 @@ struct CounterDelta {
 
 struct Report {
   Flow flow;
+  // What the flow's addresses are called ("ns/pod", "service ns/svc"), when names are known
+  // (core/k8s_names.h); empty otherwise.
+  std::string src_name, dst_name;
   std::vector<std::string> assumptions;
   Dataplane dataplane;
   Verdict verdict = Verdict::indeterminate;

@@ -148,12 +148,18 @@ json to_json(const Report& r) {
     return j;
   }
   json stages = json::array();
-  for (const auto& s : r.stages)
+  for (const auto& s : r.stages) {
     stages.push_back({{"role", s.role},
                       {"endpoint", s.endpoint},
                       {"chain", s.chain},
                       {"outcome", s.outcome},
                       {"decision", decision_json(s.decision)}});
+    // Additive: only when names are known, so reports without them are unchanged.
+    if (!s.workload.empty()) stages.back()["workload"] = s.workload;
+  }
+  json flow = flow_json(r.flow);
+  if (!r.src_name.empty()) flow["src_name"] = r.src_name;
+  if (!r.dst_name.empty()) flow["dst_name"] = r.dst_name;
   json path = json::array();
   for (const auto& p : r.path) {
     json step = to_json(p.rule);
@@ -175,7 +181,7 @@ json to_json(const Report& r) {
           {"expression", r.indeterminate_reason->expression},
           {"why", r.indeterminate_reason->why}};
   return {{"schema", kReportSchema},
-          {"flow", flow_json(r.flow)},
+          {"flow", flow},
           {"assumptions", r.assumptions},
           {"dataplane",
            {{"kind", r.dataplane.kind},

@@ -62,6 +62,9 @@ std::string headline(Verdict v) {
 
 std::string render_text(const Report& r, const TextOptions& opts) {
   std::string out = fmt::format("{}  {}\n", headline(r.verdict), describe(r.flow));
+  if (!r.src_name.empty() || !r.dst_name.empty())
+    out += fmt::format("  names:  {} -> {}\n", r.src_name.empty() ? "?" : r.src_name,
+                       r.dst_name.empty() ? "?" : r.dst_name);
   const Decision& d = r.decided_by;
   if (r.verdict == Verdict::indeterminate && r.indeterminate_reason) {
     const auto& ir = *r.indeterminate_reason;
@@ -97,7 +100,10 @@ std::string render_text(const Report& r, const TextOptions& opts) {
   if (!r.stages.empty()) {
     out += "  stages:\n";
     for (const auto& s : r.stages)
-      out += fmt::format("    {:<28} {:<16} {}\n", s.role, s.endpoint, s.outcome);
+      out += s.workload.empty()
+                 ? fmt::format("    {:<28} {:<16} {}\n", s.role, s.endpoint, s.outcome)
+                 : fmt::format("    {:<28} {:<16} {:<5} {}\n", s.role, s.endpoint, s.outcome,
+                               s.workload);
   }
   if (!r.nat.empty()) {
     out += "  nat:\n";

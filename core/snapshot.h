@@ -18,6 +18,8 @@ namespace dpi {
 
 inline constexpr const char* kSnapshotSchema = "dpinspect.snapshot/v2";
 inline constexpr const char* kSnapshotSchemaV1 = "dpinspect.snapshot/v1";
+// The member holding `snapshot --k8s FILE`'s document as kubectl printed it (core/k8s_names.h).
+inline constexpr const char* kSnapshotK8sMember = "k8s";
 
 // A new document with schema and source, for the sections to be added to.
 nlohmann::json new_snapshot(const std::string& source);

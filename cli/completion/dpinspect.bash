@@ -53,7 +53,7 @@ _dpinspect() {
       COMPREPLY=($(compgen -W "interp kernel both" -- "$cur"))
       return
       ;;
-    --ruleset | --iptables-save | --ipset-save | --node | --flows)
+    --ruleset | --iptables-save | --ipset-save | --node | --flows | --k8s)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -f -- "$cur"))
       return
@@ -92,7 +92,7 @@ _dpinspect() {
   case $cmd in
     inspect)
       opts="-h --help --dataplane --ruleset --iptables-save --ipset-save --bpffs
-            --policy-debug-dir --engine --node --netns --max-input-mb --src --dst --iface-prefix
+            --policy-debug-dir --engine --node --netns --max-input-mb --src --dst --k8s --iface-prefix
             --proto --sport --dport --icmp-type --icmp-code --iif --oif --ct -o --output
             -v --verbose --counters --interval"
       ;;
@@ -101,10 +101,10 @@ _dpinspect() {
             --policy-debug-dir --node --netns --max-input-mb -o --output"
       ;;
     snapshot)
-      opts="-h --help --netns -o --output --bpffs --policy-debug-dir"
+      opts="-h --help --netns -o --output --k8s --bpffs --policy-debug-dir"
       ;;
     compare)
-      opts="-h --help --before --after --node --netns --flows --port --iface-prefix --all
+      opts="-h --help --before --after --node --netns --flows --port --k8s --iface-prefix --all
             -o --output --max-input-mb"
       ;;
     trace)

@@ -257,6 +257,29 @@ def main():
     c.bad_input("a pod name without node information",
                 ["inspect", "--ruleset", "examples/seed/nftables.json", "--iif", "eth0", "--src", "client/client",
                  "--dst", "10.65.0.3", "--dport", "80"], ["client/client", "--node"])
+    # --k8s: names from a recorded kubectl List (tests/fixtures/k8s/seed.json).
+    K8S = ["--k8s", "tests/fixtures/k8s/seed.json"]
+    for name, args, names in [
+        ("--k8s: a pod on another node names that node", ["--src", "client/client", "--dst", "stars/backend-remote",
+                                                          "--dport", "6379"],
+         ["--dst", "stars/backend-remote", "node node2", "10.65.1.7"]),
+        ("--k8s: a pod on no node yet", ["--src", "stars/pending", "--dst", "10.65.0.3", "--dport", "80"],
+         ["--src", "stars/pending", "no interface cali"]),
+        ("--k8s: a service port it does not have", ["--src", "client/client", "--dst", "stars/frontend:81"],
+         ["stars/frontend:81", "no port 81", "80/TCP"]),
+        ("--k8s: a service with several ports and no --dport", ["--src", "client/client", "--dst", "stars/multi"],
+         ["stars/multi", "2 ports", "--dport"]),
+        ("--k8s: a headless service", ["--src", "client/client", "--dst", "stars/headless:80"],
+         ["stars/headless", "headless"]),
+        ("--k8s: ns/svc:port of no service", ["--src", "client/client", "--dst", "stars/nope:80"],
+         ["stars/nope:80", "no service"]),
+    ]:
+        c.bad_input(name, ["inspect"] + SEED + K8S + args, names)
+    c.bad_input("ns/svc:port without --k8s", ["inspect"] + SEED + ["--src", "client/client", "--dst",
+                                                                   "stars/frontend:80"],
+                ["stars/frontend:80", "--k8s"])
+    c.bad_input("--k8s file that is not JSON", ["inspect"] + SEED + ["--k8s", "README.md"] + CLIENT +
+                ["--dst", "10.65.0.3", "--dport", "80"], ["--k8s", "README.md", "not JSON"])
     c.bad_input("neither an address nor namespace/pod", ["inspect"] + SEED + ["--src", "Client", "--dst",
                                                                              "10.65.0.3", "--dport", "80"],
                 ["--src", "Client", "namespace/name"])

@@ -23,6 +23,7 @@
 #include <nftables/libnftables.h>
 
 #include "backends/linux/mnl_socket.h"
+#include "backends/nftables/xt/xt_payloads.h"
 
 namespace dpi::nft {
 
@@ -42,15 +43,8 @@ struct TraceFree {
 };
 
 std::string family_name(uint32_t nfproto) {
-  switch (nfproto) {
-    case NFPROTO_IPV4: return "ip";
-    case NFPROTO_IPV6: return "ip6";
-    case NFPROTO_INET: return "inet";
-    case NFPROTO_ARP: return "arp";
-    case NFPROTO_BRIDGE: return "bridge";
-    case NFPROTO_NETDEV: return "netdev";
-    default: return fmt::format("family {}", nfproto);
-  }
+  std::string name = nft_family_name(static_cast<int>(nfproto));
+  return name.empty() ? fmt::format("family {}", nfproto) : name;
 }
 
 std::string verdict_text(uint32_t code) {

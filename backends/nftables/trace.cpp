@@ -129,23 +129,46 @@ std::string addr_match(const TraceRequest& t) {
   return fmt::format("{} saddr {} {} daddr {}", ip, t.flow.src.str(), ip, t.flow.dst.str());
 }
 
-// The kernel's verdict from the events: a drop decides; otherwise the packet passed every chain
-// it met, and the last accepting event is named.
-void conclude(KernelPath& k) {
+}  // namespace
+
+void conclude_path(KernelPath& k, bool events_lost) {
   k.seen = !k.events.empty();
+  k.verdict = Verdict::indeterminate;
+  k.deciding.reset();
   if (!k.seen) return;
-  k.verdict = Verdict::allow;
+  if (events_lost) {
+    k.notes.push_back(
+        "some trace events were lost (the socket's buffer overflowed): the path is incomplete, "
+        "so the kernel's verdict is not given");
+    return;
+  }
+  std::optional<std::size_t> last_accept;
   for (std::size_t i = 0; i < k.events.size(); ++i) {
-    if (k.events[i].verdict == "drop") {
+    const std::string& v = k.events[i].verdict;
+    if (v == "drop") {
       k.verdict = Verdict::deny;
       k.deciding = i;
       return;
     }
-    if (k.events[i].verdict == "accept") k.deciding = i;
+    if (v == "accept") {
+      last_accept = i;
+    } else if (!v.empty() && v != "continue" && v != "jump" && v != "goto" && v != "return" &&
+               v != "break") {
+      // queue, stolen, repeat, an unknown code: the packet left netfilter's verdicts here, and
+      // what happened to it next is not in the trace.
+      const auto& at = k.events[i].at;
+      k.notes.push_back(fmt::format(
+          "the kernel answered \"{}\" in {} {} {}{}: dpinspect does not follow a packet past it, "
+          "so the kernel's verdict is not given",
+          v, at.family, at.table, at.chain,
+          at.handle ? fmt::format(" handle {}", *at.handle) : ""));
+      k.deciding = i;
+      return;
+    }
   }
+  k.verdict = Verdict::allow;
+  k.deciding = last_accept;
 }
-
-}  // namespace
 
 std::string trace_table_text(const std::string& name, const TraceRequest& t) {
   std::string match = addr_match(t);
@@ -208,6 +231,7 @@ Result<KernelPath> trace_here(const TraceRequest& t) {
   Collector c{name, std::nullopt, &path};
   if (t.on_ready) t.on_ready(fmt::format("table {} {}", t.flow.dst.is_v6() ? "ip6" : "ip", name));
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 8);
+  bool lost = false;
   const auto deadline = Clock::now() + t.timeout;
   auto quiet_until = deadline;
   for (;;) {
@@ -223,7 +247,7 @@ Result<KernelPath> trace_here(const TraceRequest& t) {
     ssize_t n = mnl_socket_recvfrom(events.get(), buf.data(), buf.size());
     if (n < 0) {
       if (errno == ENOBUFS) {
-        path.notes.push_back("some trace events were lost (the socket's buffer overflowed)");
+        lost = true;
         continue;
       }
       return os::netlink_errno_error(errno, "reading trace events");
@@ -232,7 +256,7 @@ Result<KernelPath> trace_here(const TraceRequest& t) {
     mnl_cb_run(buf.data(), static_cast<size_t>(n), 0, 0, on_event, &c);
     if (path.events.size() > had) quiet_until = Clock::now() + kQuiet;
   }
-  conclude(path);
+  conclude_path(path, lost);
   return path;
 }
 

@@ -139,3 +139,59 @@ TEST_CASE("inspect --counters: the JSON counters object", "[unit]") {
   CHECK(to_json(r)["counters"]["delta"].is_null());
   CHECK(to_json(r)["counters"]["note"] == "the deciding rule has no counter");
 }
+
+TEST_CASE("trace: the kernel's verdict from a packet's events", "[unit]") {
+  struct Case {
+    const char* name;
+    std::vector<TraceEvent> events;
+    bool lost;
+    Verdict verdict;
+    std::optional<std::size_t> deciding;
+    const char* note;  // in the notes when set
+  };
+  const TraceEvent jump = event("rule", at("filter-FORWARD", 10), "jump");
+  const TraceEvent accept = event("rule", at("filter-cali-tw-x", 20), "accept");
+  const TraceEvent policy_accept = event("policy", at("filter-FORWARD", std::nullopt), "accept");
+  const TraceEvent drop = event("rule", at("filter-cali-fw-x", 30), "drop");
+  const TraceEvent queue = event("rule", at("filter-cali-fw-x", 31), "queue");
+  const TraceEvent stolen = event("rule", at("filter-cali-fw-x", 32), "stolen");
+  const Case cases[] = {
+      {"no event: no packet", {}, false, Verdict::indeterminate, std::nullopt, nullptr},
+      {"a drop decides", {jump, drop, policy_accept}, false, Verdict::deny, 1, nullptr},
+      {"accepted: the last accept",
+       {jump, accept, policy_accept},
+       false,
+       Verdict::allow,
+       2,
+       nullptr},
+      {"queued: not followed", {jump, queue}, false, Verdict::indeterminate, 1, "\"queue\""},
+      {"stolen: not followed",
+       {jump, stolen, accept},
+       false,
+       Verdict::indeterminate,
+       1,
+       "\"stolen\""},
+      {"lost events: incomplete",
+       {jump, accept},
+       true,
+       Verdict::indeterminate,
+       std::nullopt,
+       "were lost"},
+  };
+  for (const auto& c : cases) {
+    SECTION(c.name) {
+      KernelPath k;
+      k.events = c.events;
+      nft::conclude_path(k, c.lost);
+      CHECK(k.seen == !c.events.empty());
+      CHECK(k.verdict == c.verdict);
+      CHECK(k.deciding == c.deciding);
+      if (c.note) {
+        REQUIRE(k.notes.size() == 1);
+        CHECK(k.notes[0].find(c.note) != std::string::npos);
+      } else {
+        CHECK(k.notes.empty());
+      }
+    }
+  }
+}

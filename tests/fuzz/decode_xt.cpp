@@ -14,14 +14,14 @@
 #include "backends/nftables/xt/decode.h"
 #include "backends/nftables/xt/ipsets.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 #include "ipset_checks.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
+DPI_FUZZ_INIT(decode_xt) {
   dpi::fuzz::capture_ipsets();
-  return 0;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(decode_xt) {
   if (size < 3) return 0;
   dpi::nft::XtExpr x;
   x.target = data[0] & 1;

@@ -8,8 +8,9 @@
 #include "backends/ebpf/prog_tag.h"
 #include "backends/ebpf/rule_index.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(ebpf_debug_json) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto prog = dpi::ebpf::parse_debug_json(text, "fuzz.json");
   if (!prog) {

@@ -16,10 +16,11 @@
 #include "backends/ebpf/routes.h"
 #include "backends/ebpf/state.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 
 using namespace dpi::ebpf;
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(ebpf_decoders) {
   if (size == 0) return 0;
   int family = (data[0] & 1) ? 6 : 4;
   std::span<const uint8_t> b(data + 1, size - 1);

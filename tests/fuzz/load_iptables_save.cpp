@@ -9,16 +9,16 @@
 #include "backends/nftables/iptables_save/iptables_save.h"
 #include "backends/nftables/xt/ipsets.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 #include "ipset_checks.h"
 #include "pipeline.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
+DPI_FUZZ_INIT(load_iptables_save) {
   dpi::fuzz::capture_ipsets();
   dpi::fuzz::pipeline();
-  return 0;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(load_iptables_save) {
   constexpr const char* kOrigin = "rules.save";
   std::string_view text(reinterpret_cast<const char*>(data), size);
   dpi::nft::IptablesSaveOptions opts;

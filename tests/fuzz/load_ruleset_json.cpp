@@ -7,14 +7,14 @@
 
 #include "backends/nftables/json_loader.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 #include "pipeline.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
+DPI_FUZZ_INIT(load_ruleset_json) {
   dpi::fuzz::pipeline();
-  return 0;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(load_ruleset_json) {
   constexpr const char* kOrigin = "fuzz.json";
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto rs = dpi::nft::load_ruleset_json(text, kOrigin);

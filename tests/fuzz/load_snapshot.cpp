@@ -13,14 +13,14 @@
 #include "backends/nftables/json_loader.h"
 #include "backends/nftables/snapshot.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 #include "pipeline.h"
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
+DPI_FUZZ_INIT(load_snapshot) {
   dpi::fuzz::pipeline();
-  return 0;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(load_snapshot) {
   constexpr const char* kOrigin = "node.snapshot.json";
   auto doc = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !dpi::nft::is_snapshot(doc)) return 0;

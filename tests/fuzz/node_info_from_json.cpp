@@ -10,8 +10,9 @@
 
 #include "core/node_info.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(node_info_from_json) {
   constexpr const char* kOrigin = "node.json";
   auto j = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return 0;

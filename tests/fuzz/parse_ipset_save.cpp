@@ -8,9 +8,10 @@
 
 #include "backends/nftables/xt/ipsets.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 #include "ipset_checks.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(parse_ipset_save) {
   constexpr const char* kOrigin = "ipsets.save";
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto cat = dpi::nft::parse_ipset_save(text, kOrigin);

@@ -17,6 +17,7 @@
 #include "backends/nftables/xt/ipsets.h"
 #include "backends/nftables/xt/xt_payloads.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 #include "ipset_checks.h"
 
 namespace {
@@ -51,7 +52,7 @@ void ipsets(const void* buf, std::size_t len) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(parse_netlink_dump) {
   if (size < 1) return 0;
   const std::size_t len = size - 1;
   std::vector<uint32_t> aligned((len + 3) / 4);

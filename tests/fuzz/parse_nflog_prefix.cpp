@@ -8,8 +8,9 @@
 #include "core/calico/names.h"
 #include "core/calico/nflog_prefix.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(parse_nflog_prefix) {
   std::string_view s(reinterpret_cast<const char*>(data), size);
   if (auto p = dpi::calico::parse_nflog_prefix(s)) {
     FUZZ_CHECK(p->action == "allow" || p->action == "deny" || p->action == "pass", "action");

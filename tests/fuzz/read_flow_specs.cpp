@@ -10,6 +10,7 @@
 
 #include "cli/flow_file.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 
 namespace {
 
@@ -25,12 +26,11 @@ const dpi::NodeInfo& seed_node() {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
+DPI_FUZZ_INIT(read_flow_specs) {
   seed_node();
-  return 0;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(read_flow_specs) {
   constexpr const char* kOrigin = "flows.jsonl";
   std::string_view text(reinterpret_cast<const char*>(data), size);
   auto specs = dpi::cli::read_flow_specs(text, kOrigin);

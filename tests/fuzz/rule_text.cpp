@@ -9,7 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+#include "fuzz_target.h"
+
+DPI_FUZZ_ONE_INPUT(rule_text) {
   auto j = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return 0;
   (void)dpi::nft::rule_text(j);

@@ -16,10 +16,11 @@
 #include "backends/ebpf/vm/program.h"
 #include "backends/ebpf/vm/vm.h"
 #include "fuzz_check.h"
+#include "fuzz_target.h"
 
 namespace bv = dpi::bpfvm;
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+DPI_FUZZ_ONE_INPUT(run_bpf_program) {
   auto raw = bv::decode_bytes(std::span<const uint8_t>(data, size));
   if (!raw) return 0;
   bv::ArrayMap state(512, 2);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -6,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/flow_args.h"
+#include "cli/flow_file.h"
 #include "cli/source_options.h"
 #include "core/calico/workload.h"
 #include "core/dataplane_registry.h"
@@ -26,7 +28,8 @@ struct InspectOptions {
   // "--dport 70000" gets an error that names the range instead of CLI11's conversion message.
   FlowArgs flow;
   std::string iface_prefix = "cali";
-  std::string k8s;  // --k8s FILE
+  std::string k8s;    // --k8s FILE
+  std::string flows;  // --flows FILE
   bool verbose = false;
   bool counters = false;
   double interval = 5;
@@ -71,41 +74,139 @@ Status add_counter_delta(Report& rep, const LoadedDataplane& layer, double inter
   return Ok{};
 }
 
-int run_inspect(const Context& c, const InspectOptions& opts) {
-  InspectOptions o = opts;  // a service's port may become --dport
-  auto from = parse_endpoint(o.src, "--src");
-  if (!from) return c.fail(from.error());
-  auto to = parse_endpoint(o.dst, "--dst");
-  if (!to) return c.fail(to.error());
-  std::vector<std::string> notes;
+using Loaded = std::vector<std::unique_ptr<LoadedDataplane>>;
+
+// Where pod and service names come from (--k8s, or the snapshot being read), if anywhere.
+struct Names {
   std::optional<K8sNames> k8s;
-  std::string k8s_source = "--k8s " + input_origin(o.k8s);
-  if (!o.k8s.empty()) {
-    auto names = load_k8s_names(o.k8s, o.source.resolved().max_bytes);
-    if (!names) return c.fail(names.error());
-    k8s = std::move(*names);
-  } else {
-    auto names =
-        snapshot_k8s_names(o.source.request.file, o.source.resolved().max_bytes, k8s_source);
-    if (!names) return c.fail(names.error());
-    k8s = std::move(*names);
-  }
-  for (const auto* e : {&*from, &*to})
-    if (e->port && !k8s)
-      return c.fail(
-          make_error(ErrorCode::bad_input,
-                     fmt::format("{} {}: a service with a port needs --k8s FILE",
-                                 e == &*from ? "--src" : "--dst", e == &*from ? o.src : o.dst)));
-  if (k8s) {
-    if (auto st = resolve_services(*from, *to, *k8s, k8s_source, o.flow.dport, notes); !st)
-      return c.fail(st.error());
-  }
-  // Everything but pod names is checked before the (possibly slow) read of the dataplane.
-  const bool v6 = (from->addr && from->addr->is_v6()) || (to->addr && to->addr->is_v6());
+  std::string source;
+};
+
+// One flow to explain: --src/--dst and the flow options, or one line of a --flows file (`where`
+// then prefixes its errors with the file and line).
+struct FlowInput {
+  std::string src, dst;
+  FlowArgs args;
+  std::string where;
+  Endpoint from, to;
+  std::vector<std::string> notes;  // resolutions, printed as assumptions
+};
+
+Error at(const FlowInput& in, const Error& e) {
+  return make_error(e.code, in.where + e.message);
+}
+
+// Everything but pod names is checked before the (possibly slow) read of the dataplane.
+Status prepare(FlowInput& in, const Names& names) {
+  const bool line = !in.where.empty();
+  auto from = parse_endpoint(in.src, line ? "src" : "--src");
+  if (!from) return at(in, from.error());
+  auto to = parse_endpoint(in.dst, line ? "dst" : "--dst");
+  if (!to) return at(in, to.error());
+  in.from = std::move(*from);
+  in.to = std::move(*to);
+  for (const auto* e : {&in.from, &in.to})
+    if (e->port && !names.k8s) {
+      const bool is_src = e == &in.from;
+      return make_error(ErrorCode::bad_input,
+                        fmt::format("{}{} {}: a service with a port needs --k8s FILE", in.where,
+                                    line ? (is_src ? "src" : "dst") : (is_src ? "--src" : "--dst"),
+                                    is_src ? in.src : in.dst));
+    }
+  if (names.k8s)
+    if (auto st =
+            resolve_services(in.from, in.to, *names.k8s, names.source, in.args.dport, in.notes);
+        !st)
+      return at(in, st.error());
+  const bool v6 = (in.from.addr && in.from.addr->is_v6()) || (in.to.addr && in.to.addr->is_v6());
   const IpAddr placeholder = *IpAddr::parse(v6 ? "::1" : "10.0.0.1");
-  if (auto f = build_flow(o.flow, from->addr.value_or(placeholder), to->addr.value_or(placeholder));
-      !f)
-    return c.fail(f.error());
+  auto f = build_flow(in.args, in.from.addr.value_or(placeholder), in.to.addr.value_or(placeholder),
+                      in.where);
+  if (!f) return f.error();
+  return Ok{};
+}
+
+// Pods resolved on the node that was read: the flow as the dataplane will judge it.
+Result<Flow> resolve(FlowInput& in, const Names& names, const LoadedDataplane& first,
+                     const std::string& iface_prefix) {
+  if (names.k8s)
+    if (auto st = resolve_k8s_pods(in.from, in.to, *names.k8s, names.source, first.node(),
+                                   iface_prefix, in.notes);
+        !st)
+      return at(in, st.error());
+  if (auto st = resolve_pods(in.from, in.to, first.node(), iface_prefix, in.notes); !st)
+    return at(in, st.error());
+  return build_flow(in.args, *in.from.addr, *in.to.addr, in.where);
+}
+
+// Every layer loaded judges the flow; core combines their answers (docs/design.md, "More than
+// one dataplane on a node"). One layer's report is left as it is.
+Result<Report> evaluate(const Context& c, const InspectOptions& o, const Loaded& loaded,
+                        const Flow& flow) {
+  std::vector<LayerAnswer> answers;
+  for (const auto& layer : loaded) {
+    auto one = layer->inspect(flow);
+    if (!one) return one.error();
+    LayerAnswer a{loaded.size() > 1 ? layer->detect().dataplane : "", Layer::netfilter,
+                  std::move(*one)};
+    if (const DataplaneBackend* b = c.registry.find(a.dataplane)) a.layer = b->layer();
+    answers.push_back(std::move(a));
+  }
+  std::vector<std::string> layer_names;
+  layer_names.reserve(answers.size());
+  for (const auto& a : answers) layer_names.push_back(a.dataplane);
+  Report rep = combine_layers(std::move(answers));
+  if (o.counters) {
+    // The deciding layer's rule: with one layer, that layer; else the first that decided.
+    const LoadedDataplane* decider = loaded.front().get();
+    for (const auto& l : rep.layers) {
+      if (!l.decided) continue;
+      for (std::size_t i = 0; i < layer_names.size(); ++i)
+        if (layer_names[i] == l.dataplane) decider = loaded[i].get();
+      break;
+    }
+    if (auto st = add_counter_delta(rep, *decider, o.interval); !st) return st.error();
+  }
+  return rep;
+}
+
+// The flows to explain: the --flows file's lines, or the one flow of --src/--dst.
+Result<std::vector<FlowInput>> flow_inputs(const InspectOptions& o) {
+  std::vector<FlowInput> inputs;
+  if (o.flows.empty()) {
+    for (const auto& [value, name] : {std::pair{&o.src, "--src"}, std::pair{&o.dst, "--dst"}})
+      if (value->empty())
+        return make_error(ErrorCode::bad_input,
+                          fmt::format("{} is required (or --flows FILE for many flows)", name));
+    inputs.push_back(FlowInput{o.src, o.dst, o.flow, "", {}, {}, {}});
+    return inputs;
+  }
+  auto text = read_input_file(o.flows, o.source.resolved().max_bytes);
+  if (!text) return text.error();
+  auto specs = read_flow_specs(*text, input_origin(o.flows));
+  if (!specs) return specs.error();
+  for (auto& s : *specs)
+    inputs.push_back(FlowInput{
+        std::move(s.src), std::move(s.dst), std::move(s.args), std::move(s.where), {}, {}, {}});
+  return inputs;
+}
+
+int run_inspect(const Context& c, const InspectOptions& o) {
+  Names names{std::nullopt, "--k8s " + input_origin(o.k8s)};
+  if (!o.k8s.empty()) {
+    auto k8s = load_k8s_names(o.k8s, o.source.resolved().max_bytes);
+    if (!k8s) return c.fail(k8s.error());
+    names.k8s = std::move(*k8s);
+  } else {
+    auto k8s =
+        snapshot_k8s_names(o.source.request.file, o.source.resolved().max_bytes, names.source);
+    if (!k8s) return c.fail(k8s.error());
+    names.k8s = std::move(*k8s);
+  }
+  auto inputs = flow_inputs(o);
+  if (!inputs) return c.fail(inputs.error());
+  for (auto& in : *inputs)
+    if (auto st = prepare(in, names); !st) return c.fail(st.error());
   if (o.counters && !o.source.request.file.empty())
     return c.fail(make_error(ErrorCode::bad_input,
                              "--counters reads the live dataplane twice: it cannot be combined "
@@ -113,50 +214,37 @@ int run_inspect(const Context& c, const InspectOptions& opts) {
   auto loaded = c.registry.load(o.source.dataplane, o.source.resolved());
   if (!loaded) return c.fail(loaded.error());
   // The layer a packet meets first (docs/design.md, "More than one dataplane on a node").
-  const LoadedDataplane& src = *loaded->front();
-  if (k8s)
-    if (auto st = resolve_k8s_pods(*from, *to, *k8s, k8s_source, src.node(), o.iface_prefix, notes);
-        !st)
-      return c.fail(st.error());
-  if (auto st = resolve_pods(*from, *to, src.node(), o.iface_prefix, notes); !st)
-    return c.fail(st.error());
-  auto flow = build_flow(o.flow, *from->addr, *to->addr);
-  if (!flow) return c.fail(flow.error());
-  // Every layer loaded judges the flow; core combines their answers (docs/design.md, "More than
-  // one dataplane on a node"). One layer's report is left as it is.
-  std::vector<LayerAnswer> answers;
-  for (const auto& layer : *loaded) {
-    auto one = layer->inspect(*flow);
-    if (!one) return c.fail(one.error());
-    LayerAnswer a{loaded->size() > 1 ? layer->detect().dataplane : "", Layer::netfilter,
-                  std::move(*one)};
-    if (const DataplaneBackend* b = c.registry.find(a.dataplane)) a.layer = b->layer();
-    answers.push_back(std::move(a));
+  const LoadedDataplane& first = *loaded->front();
+  // Every flow is resolved before any report is printed, so a bad line in a flows file gives
+  // an error and no partial output.
+  std::vector<Flow> flows;
+  flows.reserve(inputs->size());
+  for (auto& in : *inputs) {
+    auto flow = resolve(in, names, first, o.iface_prefix);
+    if (!flow) return c.fail(flow.error());
+    flows.push_back(std::move(*flow));
   }
-  std::vector<std::string> names;
-  names.reserve(answers.size());
-  for (const auto& a : answers) names.push_back(a.dataplane);
-  Report rep = combine_layers(std::move(answers));
-  if (o.counters) {
-    // The deciding layer's rule: with one layer, that layer; else the first that decided.
-    const LoadedDataplane* decider = loaded->front().get();
-    for (const auto& l : rep.layers) {
-      if (!l.decided) continue;
-      for (std::size_t i = 0; i < names.size(); ++i)
-        if (names[i] == l.dataplane) decider = (*loaded)[i].get();
-      break;
-    }
-    if (auto st = add_counter_delta(rep, *decider, o.interval); !st) return c.fail(st.error());
-  }
-  rep.assumptions.insert(rep.assumptions.begin(), notes.begin(), notes.end());
-  if (k8s) apply_k8s_names(rep, *k8s, k8s_source, o.iface_prefix);
-  if (o.output == "json")
+  const bool batch = !o.flows.empty();
+  int exit_code = 0;
+  for (std::size_t i = 0; i < flows.size(); ++i) {
+    auto rep = evaluate(c, o, *loaded, flows[i]);
+    if (!rep) return c.fail(rep.error());
+    const auto& notes = (*inputs)[i].notes;
+    rep->assumptions.insert(rep->assumptions.begin(), notes.begin(), notes.end());
+    if (names.k8s) apply_k8s_names(*rep, *names.k8s, names.source, o.iface_prefix);
     // Names and comments come from the input unchecked (iptables-save text, xt payloads); bytes
-    // that are not UTF-8 are printed as U+FFFD instead of failing the whole report.
-    c.out << to_json(rep).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-  else
-    c.out << render_text(rep, TextOptions{o.verbose});
-  return dpi::exit_code_for(rep.verdict);
+    // that are not UTF-8 are printed as U+FFFD instead of failing the whole report. Many flows
+    // give JSON Lines: one report a line.
+    if (o.output == "json")
+      c.out << to_json(*rep).dump(batch ? -1 : 2, ' ', false,
+                                  nlohmann::json::error_handler_t::replace)
+            << "\n";
+    else
+      c.out << (i ? "\n" : "") << render_text(*rep, TextOptions{o.verbose});
+    // The exit code of the worst answer: any indeterminate, else any denied, else allowed.
+    exit_code = std::max(exit_code, dpi::exit_code_for(rep->verdict));
+  }
+  return exit_code;
 }
 
 }  // namespace
@@ -165,10 +253,10 @@ Runner add_inspect(CLI::App& app, const Context& c) {
   auto o = std::make_shared<InspectOptions>();
   auto* cmd = app.add_subcommand(
       "inspect",
-      "Explain the verdict for one flow: allowed or denied, the deciding rule, its Calico "
-      "meaning.\n"
+      "Explain the verdict for a flow: allowed or denied, the deciding rule, its Calico "
+      "meaning. --flows FILE explains many flows from one read of the dataplane.\n"
       "Exit code: 0 allowed, 1 denied, 2 indeterminate, 3 bad input, 4 no permission, 5 system "
-      "error.\n\n"
+      "error (with --flows: 2 if any flow is indeterminate, else 1 if any is denied).\n\n"
       "Examples:\n"
       "  dpinspect inspect --src 10.65.0.2 --dst 10.65.0.3 --proto tcp --dport 80\n"
       "  dpinspect inspect --netns node1 --src 10.65.0.2 --dst 10.65.0.5 --proto tcp --dport 9001 "
@@ -181,17 +269,26 @@ Runner add_inspect(CLI::App& app, const Context& c) {
       "      --dst 8.8.8.8 --proto udp --dport 53\n"
       "  dpinspect inspect --netns node1 --src 10.65.0.2 --dst 10.65.0.5 --proto tcp --dport 9001 "
       "\\\n"
-      "      --counters --interval 10");
+      "      --counters --interval 10\n"
+      "  dpinspect inspect --netns node1 --flows flows.jsonl -o json");
   o->source.add_to(*cmd, c.registry, /*answers_flows=*/true);
-  cmd->add_option("--src", o->src,
-                  "Source of the flow: an address, or a pod on this node as namespace/name")
-      ->required()
-      ->type_name("ADDR|NS/POD");
-  cmd->add_option("--dst", o->dst,
-                  "Destination of the flow: an address, a pod on this node as namespace/name, or "
-                  "with --k8s a service as namespace/name[:port]")
-      ->required()
-      ->type_name("ADDR|NS/POD|NS/SVC[:PORT]");
+  auto* src =
+      cmd->add_option("--src", o->src,
+                      "Source of the flow (required without --flows): an address, or a pod on "
+                      "this node as namespace/name")
+          ->type_name("ADDR|NS/POD");
+  auto* dst = cmd->add_option("--dst", o->dst,
+                              "Destination of the flow (required without --flows): an address, a "
+                              "pod on this node as namespace/name, or with --k8s a service as "
+                              "namespace/name[:port]")
+                  ->type_name("ADDR|NS/POD|NS/SVC[:PORT]");
+  auto* flows = cmd->add_option("--flows", o->flows,
+                                "Many flows, one JSON object a line as compare's --flows: "
+                                "{\"src\": ..., \"dst\": ..., \"proto\": \"tcp\", "
+                                "\"dport\": 80}; one report each (-o json: one a line)")
+                    ->type_name("FILE")
+                    ->excludes(src)
+                    ->excludes(dst);
   cmd->add_option("--k8s", o->k8s,
                   "Names for addresses: the output of `kubectl get pods,services,endpointslices "
                   "-A -o json`; reports name pods and services, --src/--dst take ns/svc[:port]")
@@ -200,31 +297,38 @@ Runner add_inspect(CLI::App& app, const Context& c) {
                   "Felix's workload interface prefix (FELIX_INTERFACEPREFIX), for pod names")
       ->capture_default_str();
   cmd->add_option("--proto", o->flow.proto, "tcp, udp, sctp, icmp, icmpv6 or a protocol number")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->excludes(flows);
   cmd->add_option("--sport", o->flow.sport,
-                  fmt::format("Source port (default: an ephemeral port, {})", kDefaultSourcePort));
-  cmd->add_option("--dport", o->flow.dport, "Destination port (required for tcp, udp, sctp)");
-  cmd->add_option("--icmp-type", o->flow.icmp_type, "ICMP type (default: echo request)");
-  cmd->add_option("--icmp-code", o->flow.icmp_code, "ICMP code (default: 0)");
+                  fmt::format("Source port (default: an ephemeral port, {})", kDefaultSourcePort))
+      ->excludes(flows);
+  cmd->add_option("--dport", o->flow.dport, "Destination port (required for tcp, udp, sctp)")
+      ->excludes(flows);
+  cmd->add_option("--icmp-type", o->flow.icmp_type, "ICMP type (default: echo request)")
+      ->excludes(flows);
+  cmd->add_option("--icmp-code", o->flow.icmp_code, "ICMP code (default: 0)")->excludes(flows);
   cmd->add_option("--iif", o->flow.iif,
                   "Interface the flow arrives on (default: from the node's routes)")
-      ->type_name("IFACE");
+      ->type_name("IFACE")
+      ->excludes(flows);
   cmd->add_option("--oif", o->flow.oif,
                   "Interface the flow leaves by (default: from the node's routes)")
-      ->type_name("IFACE");
+      ->type_name("IFACE")
+      ->excludes(flows);
   cmd->add_option("--ct", o->flow.ct,
                   "Conntrack state to assume: new, established, related, invalid, untracked")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->excludes(flows);
   cmd->add_option("-o,--output", o->output,
                   "Report format: text or json (schema dpinspect.report/v1)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   cmd->add_flag("-v,--verbose", o->verbose,
                 "Text: list every matched rule in the path, not only verdicts");
-  auto* counters = cmd->add_flag(
-      "--counters", o->counters,
-      "Live sources: read the deciding rule's counter, wait --interval seconds, read it "
-      "again and report how much it moved (nftables)");
+  auto* counters = cmd->add_flag("--counters", o->counters,
+                                 "Live sources: read the deciding rule's counter, wait --interval "
+                                 "seconds, read it again and report how much it moved (nftables)")
+                       ->excludes(flows);
   cmd->add_option("--interval", o->interval, "With --counters: seconds between the two reads")
       ->check(CLI::Range(0.1, 3600.0))
       ->needs(counters)

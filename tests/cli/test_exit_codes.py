@@ -345,6 +345,46 @@ def main():
              [] if p is not None and p.returncode == 1 else [f"exit {None if p is None else p.returncode}, want 1"],
              p, ["inspect", "--iptables-save", "/dev/stdin"] + FWD)
 
+    # --flows: one report a flow, each equal to the single-flow report, exit code of the worst.
+    batch = [
+        ({"src": "10.65.0.2", "dst": "10.65.0.3", "proto": "tcp", "dport": 80},
+         CLIENT + ["--dst", "10.65.0.3", "--proto", "tcp", "--dport", "80"]),
+        ({"src": "client/client", "dst": "management-ui/management-ui", "dport": 9001, "sport": 41000},
+         ["--src", "client/client", "--dst", "management-ui/management-ui", "--dport", "9001", "--sport", "41000"]),
+        ({"src": "10.65.0.2", "dst": "10.65.0.5", "proto": "icmp", "ct": "established"},
+         CLIENT + ["--dst", "10.65.0.5", "--proto", "icmp", "--ct", "established"]),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        flows = os.path.join(tmp, "flows.jsonl")
+        with open(flows, "w") as f:
+            f.write("# seed flows\n\n" + "".join(json.dumps(line) + "\n" for line, _ in batch))
+        args = ["inspect"] + SEED + ["--flows", flows, "-o", "json"]
+        p = c.verdict("--flows with an allowed and a denied flow exits 1 (the worst)", args, 1)
+        problems = []
+        lines = p.stdout.splitlines() if p is not None else []
+        if len(lines) != len(batch):
+            problems.append(f"{len(lines)} lines on stdout, want {len(batch)} (one report a line)")
+        for i, ((_, single), line) in enumerate(zip(batch, lines)):
+            one, _ = c.run(["inspect"] + SEED + single + ["-o", "json"])
+            try:
+                if json.loads(line) != json.loads(one.stdout):
+                    problems.append(f"line {i + 1} differs from `inspect {' '.join(single)} -o json`")
+            except (json.JSONDecodeError, AttributeError) as e:
+                problems.append(f"line {i + 1}: {e}")
+        c.result("--flows -o json: each line equals the single-flow report", problems, p, args)
+        text, _ = c.run(["inspect"] + SEED + ["--flows", flows])
+        singles = "\n".join(c.run(["inspect"] + SEED + single)[0].stdout for _, single in batch)
+        c.result("--flows text: the single-flow reports, a blank line between them",
+                 [] if text is not None and text.stdout == singles else ["text differs"], text, [])
+        with open(flows, "w") as f:
+            f.write(json.dumps(batch[0][0]) + "\n" + '{"src": "10.65.0.2", "dst": "nosuch/pod", "dport": 80}\n')
+        c.bad_input("--flows: a pod not on the node names FILE:LINE, and no report is printed",
+                    ["inspect"] + SEED + ["--flows", flows, "-o", "json"], ["flows.jsonl:2:", "nosuch/pod"])
+        c.bad_input("--flows with --src is refused", ["inspect"] + SEED + ["--flows", flows] + CLIENT,
+                    ["--flows", "--src"])
+        c.bad_input("--flows with a flow option (--dport) is refused",
+                    ["inspect"] + SEED + ["--flows", flows, "--dport", "80"], ["--flows", "--dport"])
+
     print(f"{c.passed} passed, {c.failed} failed, {c.known} known problems")
     return 1 if c.failed else 0
 

@@ -1,4 +1,7 @@
-// The one Catch2 main of every test binary: catch.hpp's runner is the slowest translation unit of
-// the tree (~30 s), so it is compiled once (dpinspect_catch_main) and linked everywhere.
-#define CATCH_CONFIG_MAIN
-#include <catch2/catch.hpp>
+// The plain Catch2 main (dpinspect_catch_main); kernel tests that must skip without root use
+// catch_main_root.cpp. The runner itself is catch_runner.cpp, compiled once.
+#include "tests/support/catch_run.h"
+
+int main(int argc, char* argv[]) {
+  return dpi::test::run_catch(argc, argv);
+}

@@ -1,12 +1,12 @@
 // The Catch2 main of kernel test binaries (dpinspect_catch_main_root): they load BPF programs,
 // mount a private bpffs or enter network namespaces, so without root the whole binary is skipped
 // with one line (exit 77 is ctest's SKIP_RETURN_CODE).
-#define CATCH_CONFIG_RUNNER
+// The runner itself is catch_runner.cpp, compiled once.
 #include <cstdio>
 #include <cstring>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
+#include "tests/support/catch_run.h"
 
 int main(int argc, char* argv[]) {
   if (geteuid() != 0) {
@@ -16,5 +16,5 @@ int main(int argc, char* argv[]) {
                 name);
     return 77;
   }
-  return Catch::Session().run(argc, argv);
+  return dpi::test::run_catch(argc, argv);
 }

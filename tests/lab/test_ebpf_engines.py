@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -49,7 +48,6 @@ from test_differential_ebpf import host_state  # noqa: E402
 from test_ebpf_inspect import bpf_rule_id, ebpf_source, flow_args, flow_text, run_json, with_sports  # noqa: E402
 
 SKIP = 77
-JOBS = 2
 OFFLINE_FLOWS = 10
 
 
@@ -171,9 +169,10 @@ def run_case(c: Checks, label: str, scenario: Path, version: str, flows: list[di
             src = ebpf_source(lab) if source is None else source
             return ebpfnode.in_node_argv(lab.name, [dpinspect, "inspect", *src, "--engine", engine, *flow_args(f)])
 
-        with ThreadPoolExecutor(max_workers=JOBS) as pool:
-            interp = list(pool.map(lambda f: run_json(argv(f, "interp")), flows))
-            both = list(pool.map(lambda f: run_json(argv(f, "both")), flows))
+        interp, both = (differential.inspect_batch(
+            ebpfnode.in_node_argv(lab.name, [dpinspect, "inspect", *ebpf_source(lab), "--engine", engine]),
+            [differential.flow_line(f, f.get("sport")) for f in flows], [argv(f, engine) for f in flows],
+            labnet.state_dir(name) / f"flows-{engine}.jsonl") for engine in ("interp", "both"))
         problems, ran = [], 0
         for f, i, b in zip(flows, interp, both):
             what, engines_ran = check_both(i, b)

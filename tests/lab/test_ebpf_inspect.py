@@ -62,7 +62,6 @@ import oracle  # noqa: E402
 from test_differential_ebpf import host_state  # noqa: E402
 
 SKIP = 77
-JOBS = 2  # dpinspect processes side by side (2-core machine)
 # A workload's tc ingress hook runs its egress policy, its tc egress hook its ingress policy.
 ROLE_OF_HOOK = {"tc ingress": "egress of workload", "tc egress": "ingress of workload"}
 
@@ -101,9 +100,11 @@ def run_json(argv: list[str]) -> dict:
     return {"exit": cp.returncode, "json": doc, "stderr": cp.stderr.strip()[-2000:], "argv": argv}
 
 
-def inspect_all(argv_of, flows: list[dict]) -> list[dict]:
-    with ThreadPoolExecutor(max_workers=JOBS) as pool:
-        return list(pool.map(lambda f: run_json(argv_of(f)), flows))
+def inspect_all(prefix: list[str], flows: list[dict], workdir: Path) -> list[dict]:
+    """Every flow through one `inspect --flows` run (prefix: the command and its source options);
+    each answer carries its single-flow command line to reproduce it."""
+    return differential.inspect_batch(prefix, [differential.flow_line(f, f.get("sport")) for f in flows],
+                                      [[*prefix, *flow_args(f)] for f in flows], workdir / "inspect-flows.jsonl")
 
 
 def snapshot(argv: list[str]) -> str | None:
@@ -121,8 +122,8 @@ def run_ebpf_node(name: str, scenario: Path, version: str, flows: list[dict], dp
     with labnet.Lab.up(name, scenario, labnet.EBPF, owner_pid=os.getpid(), calico_version=version) as lab:
         with oracle.for_lab(lab, counters=True, timeout=0.5) as orc:
             kernels = [orc.run_flow(f) for f in flows]
-        answers = inspect_all(lambda f: in_ebpf_node(lab, [dpinspect, "inspect", *ebpf_source(lab), *flow_args(f)]),
-                              flows)
+        answers = inspect_all(in_ebpf_node(lab, [dpinspect, "inspect", *ebpf_source(lab)]), flows,
+                              labnet.state_dir(name))
         snap_error = snapshot(in_ebpf_node(lab, [dpinspect, "snapshot", *ebpf_source(lab, dataplane=False), "-o", str(snap)]))
     return {"kernels": kernels, "answers": answers, "snap_error": snap_error,
             "seconds": round(time.monotonic() - t0, 1)}
@@ -131,7 +132,7 @@ def run_ebpf_node(name: str, scenario: Path, version: str, flows: list[dict], dp
 def run_nft_node(name: str, scenario: Path, layout: str, flows: list[dict], dpinspect: str, snap: Path) -> dict:
     t0 = time.monotonic()
     with labnet.Lab.up(name, scenario, layout, owner_pid=os.getpid()) as lab:
-        answers = inspect_all(lambda f: [dpinspect, "inspect", "--netns", lab.node_ns, *flow_args(f)], flows)
+        answers = inspect_all([dpinspect, "inspect", "--netns", lab.node_ns], flows, labnet.state_dir(name))
         snap_error = snapshot([dpinspect, "snapshot", "--netns", lab.node_ns, "-o", str(snap)])
     return {"answers": answers, "snap_error": snap_error, "seconds": round(time.monotonic() - t0, 1)}
 

@@ -67,7 +67,7 @@ int severity(FlowOutcome o) {
 
 // The few characters a cell shows, so that the matrix reads without colour too.
 std::string cell_word(const FlowComparison& f) {
-  const std::string before{verdict_name(f.before.verdict)};
+  std::string before{verdict_name(f.before.verdict)};
   switch (outcome_of(f)) {
     case FlowOutcome::same_allow:
     case FlowOutcome::same_deny: return before;

@@ -29,6 +29,7 @@ import tempfile
 import struct
 import time
 import zlib
+from urllib.parse import quote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
@@ -304,7 +305,6 @@ def main():
 
         width, height = 1200, 660
         browser = Browser(exe, width, height)
-        from urllib.parse import quote
         url = "file://" + quote(page)
         browser.open(url, width, height)
 

@@ -41,7 +41,7 @@ std::string html_attr(std::string_view s) {
 }
 
 // The matrix a flow belongs to: protocol and destination port ("tcp/80"), ICMP type and code.
-std::string port_of(const Flow& f) {
+std::string matrix_port(const Flow& f) {
   std::string s = l4proto_name(f.l4proto);
   if (f.dport) s += fmt::format("/{}", *f.dport);
   if (f.icmp_type) s += fmt::format(" type {} code {}", *f.icmp_type, f.icmp_code.value_or(0));
@@ -54,7 +54,7 @@ bool address_less(const IpAddr& a, const IpAddr& b) {
 }
 
 // Which outcome a cell of several flows shows: the one that needs looking at first.
-int severity(FlowOutcome o) {
+int cell_severity(FlowOutcome o) {
   switch (o) {
     case FlowOutcome::verdict: return 4;
     case FlowOutcome::indeterminate: return 3;
@@ -79,7 +79,7 @@ std::string cell_word(const FlowComparison& f) {
   return "?";
 }
 
-struct Matrix {
+struct PortMatrix {
   std::string port;
   std::vector<IpAddr> srcs, dsts;
   // (source index, destination index) -> flow indices, in the comparison's order.
@@ -92,13 +92,14 @@ std::size_t index_in(const std::vector<IpAddr>& v, const IpAddr& a) {
 
 // Ports in the order their first flow comes (compare --port's order); sources and destinations
 // by address.
-std::vector<Matrix> matrices_of(const Comparison& c) {
-  std::vector<Matrix> out;
+std::vector<PortMatrix> matrices_of(const Comparison& c) {
+  std::vector<PortMatrix> out;
   std::vector<std::vector<std::size_t>> members;
   for (std::size_t i = 0; i < c.flows.size(); ++i) {
     const Flow& f = c.flows[i].before.flow;
-    std::string port = port_of(f);
-    auto m = std::find_if(out.begin(), out.end(), [&](const Matrix& x) { return x.port == port; });
+    std::string port = matrix_port(f);
+    auto m =
+        std::find_if(out.begin(), out.end(), [&](const PortMatrix& x) { return x.port == port; });
     if (m == out.end()) {
       out.push_back({port, {}, {}, {}});
       members.emplace_back();
@@ -109,7 +110,7 @@ std::vector<Matrix> matrices_of(const Comparison& c) {
     if (std::find(m->dsts.begin(), m->dsts.end(), f.dst) == m->dsts.end()) m->dsts.push_back(f.dst);
   }
   for (std::size_t k = 0; k < out.size(); ++k) {
-    Matrix& m = out[k];
+    PortMatrix& m = out[k];
     std::sort(m.srcs.begin(), m.srcs.end(), address_less);
     std::sort(m.dsts.begin(), m.dsts.end(), address_less);
     for (std::size_t i : members[k]) {
@@ -137,7 +138,7 @@ std::string endpoint_label(const std::map<std::string, std::string>& names, cons
                      html_text(n->second), html_text(a.str()));
 }
 
-std::string who(const FlowComparison& f) {
+std::string flow_names(const FlowComparison& f) {
   const Flow& fl = f.before.flow;
   return fmt::format("{} -> {}", f.before.src_name.empty() ? fl.src.str() : f.before.src_name,
                      f.before.dst_name.empty() ? fl.dst.str() : f.before.dst_name);
@@ -171,24 +172,26 @@ std::string flow_html(std::size_t i, const FlowComparison& f) {
   out += fmt::format("<h3><span class=\"tag o-{}\">{}</span> {}</h3>\n", outcome_name(o),
                      html_text(outcome_label(o)), html_text(describe(f.before.flow)));
   if (!f.before.src_name.empty() || !f.before.dst_name.empty())
-    out += fmt::format("<p class=\"names\">{}</p>\n", html_text(who(f)));
+    out += fmt::format("<p class=\"names\">{}</p>\n", html_text(flow_names(f)));
   out += "<div class=\"sides\">" + side_html("before", f.before) + side_html("after", f.after) +
          "</div>\n</article>\n";
   return out;
 }
 
-std::string cell_html(const Comparison& c, const Matrix& m, const IpAddr& src, const IpAddr& dst,
-                      const std::vector<std::size_t>& flows) {
+std::string cell_html(const Comparison& c, const PortMatrix& m, const IpAddr& src,
+                      const IpAddr& dst, const std::vector<std::size_t>& flows) {
   std::size_t worst = flows.front();
   for (std::size_t i : flows)
-    if (severity(outcome_of(c.flows[i])) > severity(outcome_of(c.flows[worst]))) worst = i;
+    if (cell_severity(outcome_of(c.flows[i])) > cell_severity(outcome_of(c.flows[worst])))
+      worst = i;
   const FlowOutcome o = outcome_of(c.flows[worst]);
   std::string ids, title;
   for (std::size_t i : flows) {
     const FlowComparison& f = c.flows[i];
     ids += (ids.empty() ? "" : " ") + std::to_string(i);
-    title += fmt::format("{}{} {}\n{}\nbefore: {}\nafter: {}", title.empty() ? "" : "\n\n", who(f),
-                         m.port, outcome_label(outcome_of(f)), explain(f.before), explain(f.after));
+    title += fmt::format("{}{} {}\n{}\nbefore: {}\nafter: {}", title.empty() ? "" : "\n\n",
+                         flow_names(f), m.port, outcome_label(outcome_of(f)), explain(f.before),
+                         explain(f.after));
   }
   std::string word = cell_word(c.flows[worst]);
   if (flows.size() > 1) word += fmt::format(" \u00d7{}", flows.size());
@@ -199,7 +202,7 @@ std::string cell_html(const Comparison& c, const Matrix& m, const IpAddr& src, c
       html_attr(m.port), ids, html_attr(title), html_text(word));
 }
 
-std::string matrix_html(const Comparison& c, const Matrix& m,
+std::string matrix_html(const Comparison& c, const PortMatrix& m,
                         const std::map<std::string, std::string>& names) {
   std::size_t flows = 0, changed = 0;
   for (const auto& [at, ids] : m.cells)
@@ -352,7 +355,7 @@ std::string render_html(const Comparison& c) {
       "undecided); click it, or hover it, for both sides' explanations.</p>\n"
       "<div class=\"layout\">\n<div class=\"matrices\">\n";
   const auto names = names_of(c);
-  for (const Matrix& m : matrices_of(c)) out += matrix_html(c, m, names);
+  for (const PortMatrix& m : matrices_of(c)) out += matrix_html(c, m, names);
   out +=
       "</div>\n<aside id=\"detail\" aria-live=\"polite\"><p class=\"placeholder\">Click a cell to "
       "see how each side decided its flow.</p></aside>\n</div>\n<div id=\"flows\" hidden>\n";

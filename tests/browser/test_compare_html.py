@@ -72,7 +72,8 @@ class Browser:
                 f"--user-data-dir={self.profile}", "--no-first-run", "--no-default-browser-check",
                 "--disable-extensions", "--disable-background-networking", "--disable-sync",
                 "--disable-component-update", "--disable-default-apps", "--mute-audio",
-                "--hide-scrollbars", f"--window-size={width},{height}", "about:blank"]
+                "--hide-scrollbars", "--disable-dev-shm-usage", f"--window-size={width},{height}",
+                "about:blank"]
         if os.geteuid() == 0:
             args.insert(1, "--no-sandbox")  # chromium refuses to run as root with its sandbox
         # Its own process group: every renderer and helper goes with it in close().

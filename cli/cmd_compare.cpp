@@ -1,4 +1,5 @@
 #include <cctype>
+#include <fstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,8 @@
 #include "cli/flow_file.h"
 #include "cli/source_options.h"
 #include "core/compare.h"
+#include "core/compare_html.h"
+#include "core/compare_markdown.h"
 #include "core/dataplane_registry.h"
 #include "core/input_file.h"
 #include "core/k8s_names.h"
@@ -20,6 +23,7 @@ namespace {
 struct CompareOptions {
   std::string before, after;  // a snapshot, `nft -j list ruleset` output, or "live"
   std::string flows, output = "text", iface_prefix = "cali";
+  std::string output_file;  // --output-file FILE; standard output without it
   std::vector<std::string> ports;
   std::string k8s;  // --k8s FILE
   bool all = false;
@@ -171,10 +175,31 @@ int run_compare(const Context& c, const CompareOptions& o) {
     fc.change = compare_reports(fc.before, fc.after);
     cmp.flows.push_back(std::move(fc));
   }
+  std::string page;
   if (o.output == "json")
-    c.out << to_json(cmp).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    page = to_json(cmp).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  else if (o.output == "markdown")
+    page = render_markdown(cmp, o.all);
+  else if (o.output == "html")
+    page = render_html(cmp);
   else
-    c.out << render_text(cmp, o.all);
+    page = render_text(cmp, o.all);
+  if (o.output_file.empty()) {
+    c.out << page;
+  } else {
+    std::ofstream file(o.output_file, std::ios::binary);
+    if (!file)
+      return c.fail(
+          make_error(ErrorCode::bad_input, fmt::format("{}: cannot write", o.output_file)));
+    if (!file.write(page.data(), static_cast<std::streamsize>(page.size())).flush())
+      return c.fail(make_error(ErrorCode::system, fmt::format("{}: write failed", o.output_file)));
+    // Standard output stays empty: the page is in the file, and this line says what it holds.
+    c.err << fmt::format(
+        "wrote {} ({} bytes, {}): {} flows, {} same, {} verdict changed, {} same verdict "
+        "decided differently, {} indeterminate\n",
+        o.output_file, page.size(), o.output, cmp.flows.size(), cmp.count(Change::same),
+        cmp.count(Change::verdict), cmp.count(Change::meaning), cmp.count(Change::indeterminate));
+  }
   // As inspect's codes: 1 "something is denied that was not" (or the reverse), 2 undecided.
   if (cmp.count(Change::verdict)) return exit_code_for(Verdict::deny);
   if (cmp.count(Change::indeterminate)) return exit_code_for(Verdict::indeterminate);
@@ -198,7 +223,10 @@ Runner add_compare(CLI::App& app, const Context& c) {
       "  dpinspect compare --before before.snapshot.json --after live --flows flows.jsonl\n"
       "  dpinspect compare --before examples/seed/nftables.json --after "
       "examples/seed/iptables-nft.json \\\n"
-      "      --node examples/seed/node.json --port tcp/80 --port tcp/9001");
+      "      --node examples/seed/node.json --port tcp/80 --port tcp/9001\n"
+      "  dpinspect compare --before examples/seed/iptables-nft.snapshot.json \\\n"
+      "      --after examples/seed/platform-iptables-nft.snapshot.json --port tcp/80 \\\n"
+      "      -o html --output-file compare.html");
   cmd->add_option("--before", o->before,
                   "The dataplane before: a snapshot, `nft -j list ruleset` output, or live")
       ->required()
@@ -230,9 +258,15 @@ Runner add_compare(CLI::App& app, const Context& c) {
       ->type_name("FILE");
   cmd->add_flag("--all", o->all, "List every flow, not only the ones that changed");
   cmd->add_option("-o,--output", o->output,
-                  "Report format: text or json (schema dpinspect.compare/v1)")
-      ->check(CLI::IsMember({"text", "json"}))
+                  "Report format: text, json (schema dpinspect.compare/v1), markdown (counts "
+                  "and the changed flows), or html (one self-contained page: a source x "
+                  "destination matrix per port, coloured by outcome)")
+      ->check(CLI::IsMember({"text", "json", "markdown", "html"}))
       ->capture_default_str();
+  cmd->add_option("--output-file", o->output_file,
+                  "Write the report to FILE instead of standard output, and say on standard "
+                  "error what was written")
+      ->type_name("FILE");
   o->source.add_max_input(*cmd, "Refuse any input larger than this many MiB");
   return [o, c] { return run_compare(c, *o); };
 }

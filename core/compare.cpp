@@ -47,6 +47,8 @@ json side(const Report& r) {
   return j;
 }
 
+}  // namespace
+
 std::string explain(const Report& r) {
   std::string s = verdict_word(r);
   if (r.verdict == Verdict::indeterminate && r.indeterminate_reason)
@@ -56,7 +58,48 @@ std::string explain(const Report& r) {
   return s;
 }
 
-}  // namespace
+std::string_view change_tag(Change c) {
+  switch (c) {
+    case Change::same: return "same";
+    case Change::meaning: return "MEANING";
+    case Change::verdict: return "VERDICT";
+    case Change::indeterminate: return "UNKNOWN";
+  }
+  return "same";
+}
+
+FlowOutcome outcome_of(const FlowComparison& f) {
+  switch (f.change) {
+    case Change::same:
+      return f.before.verdict == Verdict::allow ? FlowOutcome::same_allow : FlowOutcome::same_deny;
+    case Change::meaning: return FlowOutcome::meaning;
+    case Change::verdict: return FlowOutcome::verdict;
+    case Change::indeterminate: return FlowOutcome::indeterminate;
+  }
+  return FlowOutcome::indeterminate;
+}
+
+std::string_view outcome_name(FlowOutcome o) {
+  switch (o) {
+    case FlowOutcome::same_allow: return "same-allow";
+    case FlowOutcome::same_deny: return "same-deny";
+    case FlowOutcome::verdict: return "verdict";
+    case FlowOutcome::meaning: return "meaning";
+    case FlowOutcome::indeterminate: return "indeterminate";
+  }
+  return "indeterminate";
+}
+
+std::string_view outcome_label(FlowOutcome o) {
+  switch (o) {
+    case FlowOutcome::same_allow: return "same verdict, allowed";
+    case FlowOutcome::same_deny: return "same verdict, denied";
+    case FlowOutcome::verdict: return "verdict changed";
+    case FlowOutcome::meaning: return "same verdict, decided differently";
+    case FlowOutcome::indeterminate: return "indeterminate";
+  }
+  return "indeterminate";
+}
 
 std::string meaning_of(const Report& r) {
   std::string s{verdict_name(r.verdict)};
@@ -77,6 +120,12 @@ Change compare_reports(const Report& before, const Report& after) {
 std::size_t Comparison::count(Change c) const {
   std::size_t n = 0;
   for (const auto& f : flows) n += f.change == c;
+  return n;
+}
+
+std::size_t Comparison::count(FlowOutcome o) const {
+  std::size_t n = 0;
+  for (const auto& f : flows) n += outcome_of(f) == o;
   return n;
 }
 
@@ -119,12 +168,8 @@ std::string render_text(const Comparison& c, bool all) {
       c.count(Change::indeterminate));
   for (const auto& f : c.flows) {
     if (f.change == Change::same && !all) continue;
-    const char* tag = f.change == Change::verdict         ? "VERDICT"
-                      : f.change == Change::meaning       ? "MEANING"
-                      : f.change == Change::indeterminate ? "UNKNOWN"
-                                                          : "same";
-    out += fmt::format("\n{:<8} {}\n  before: {}\n  after:  {}\n", tag, describe(f.before.flow),
-                       explain(f.before), explain(f.after));
+    out += fmt::format("\n{:<8} {}\n  before: {}\n  after:  {}\n", change_tag(f.change),
+                       describe(f.before.flow), explain(f.before), explain(f.after));
     if (!f.before.src_name.empty() || !f.before.dst_name.empty())
       out.insert(
           out.rfind("\n  before: "),

@@ -29,12 +29,31 @@ struct FlowComparison {
   Change change = Change::same;
 };
 
+// How a flow is counted and coloured in the Markdown and HTML renderings: a `same` flow split by
+// the verdict both sides agree on, the other changes as they are.
+enum class FlowOutcome { same_allow, same_deny, verdict, meaning, indeterminate };
+inline constexpr FlowOutcome kFlowOutcomes[] = {FlowOutcome::same_allow, FlowOutcome::same_deny,
+                                                FlowOutcome::verdict, FlowOutcome::meaning,
+                                                FlowOutcome::indeterminate};
+FlowOutcome outcome_of(const FlowComparison& f);
+// "same-allow", "same-deny", "verdict", "meaning", "indeterminate" (HTML's data-outcome).
+std::string_view outcome_name(FlowOutcome o);
+// For people: "same verdict, allowed", ..., "verdict changed".
+std::string_view outcome_label(FlowOutcome o);
+
+// One side's explanation as the text rendering prints it: "allowed: <summary>", or
+// "indeterminate: <reason>".
+std::string explain(const Report& r);
+// The tag the text and Markdown renderings give a flow: VERDICT, MEANING, UNKNOWN or same.
+std::string_view change_tag(Change c);
+
 struct Comparison {
   std::string before_source, after_source;
   std::vector<FlowComparison> flows;
   // Where the flows' pod and service names came from (compare --k8s), or "" without names.
   std::string names_source;
   std::size_t count(Change c) const;
+  std::size_t count(FlowOutcome o) const;
 };
 
 Change compare_reports(const Report& before, const Report& after);

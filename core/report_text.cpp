@@ -6,9 +6,7 @@
 
 namespace dpi {
 
-namespace {
-
-std::string where(const RuleRef& r) {
+std::string rule_location(const RuleRef& r) {
   return std::visit(Overloaded{
                         [](const NftRuleLocation& n) {
                           std::string s = fmt::format("{} {} {}", n.family, n.table, n.chain);
@@ -26,9 +24,11 @@ std::string where(const RuleRef& r) {
                     r.location);
 }
 
+namespace {
+
 // A rule's location, then its text and comment on lines of their own.
 std::string rule_block(const RuleRef& r) {
-  std::string out = where(r) + "\n";
+  std::string out = rule_location(r) + "\n";
   if (!r.text.empty()) out += fmt::format("          {}\n", r.text);
   if (!r.comment.empty()) out += fmt::format("          comment \"{}\"\n", r.comment);
   return out;
@@ -71,7 +71,7 @@ std::string render_text(const Report& r, const TextOptions& opts) {
     if (no_location(ir.rule))
       out += fmt::format("  why:    cannot decide: {}\n", ir.why);
     else
-      out += fmt::format("  why:    cannot decide at {}: {}\n", where(ir.rule), ir.why);
+      out += fmt::format("  why:    cannot decide at {}: {}\n", rule_location(ir.rule), ir.why);
     if (!ir.expression.empty()) out += fmt::format("          expression: {}\n", ir.expression);
   } else if (!d.summary.empty()) {
     out += fmt::format("  why:    {}\n", d.summary);
@@ -83,7 +83,7 @@ std::string render_text(const Report& r, const TextOptions& opts) {
   for (const auto& cr : d.calico_rules) {
     out += label + rule_block(cr);
     label = "          ";
-    verdict_shown = verdict_shown || (d.rule && where(cr) == where(*d.rule));
+    verdict_shown = verdict_shown || (d.rule && rule_location(cr) == rule_location(*d.rule));
   }
   if (d.rule && !verdict_shown)
     out += (d.calico_rules.empty() ? "  rule:   " : "  final:  ") + rule_block(*d.rule);
@@ -109,7 +109,7 @@ std::string render_text(const Report& r, const TextOptions& opts) {
     out += "  nat:\n";
     for (const auto& n : r.nat)
       out += fmt::format("    {} {} to {} ({})\n", n.hook, n.kind, n.to.empty() ? "-" : n.to,
-                         where(n.rule));
+                         rule_location(n.rule));
   }
   if (!r.path.empty()) {
     // Other hooks only matter where they decided or translated; -v shows everything.
@@ -133,7 +133,7 @@ std::string render_text(const Report& r, const TextOptions& opts) {
         act = fmt::format("mark |= 0x{:x}", *p.facts.sets_mark_bits);
       if (a == "continue" && p.facts.log_prefix)
         act = fmt::format("log \"{}\"", *p.facts.log_prefix);
-      out += fmt::format("      {:<52} {}\n", where(p.rule), act);
+      out += fmt::format("      {:<52} {}\n", rule_location(p.rule), act);
     }
   }
   if (!r.assumptions.empty()) {
@@ -148,9 +148,9 @@ std::string render_text(const Report& r, const TextOptions& opts) {
       out += fmt::format("  counter:  +{} packets, +{} bytes in {:g} s ({}; now {} packets)\n",
                          *c.packets_after - *c.packets_before,
                          c.bytes_after.value_or(0) - c.bytes_before.value_or(0), c.interval_s,
-                         where(c.rule), *c.packets_after);
+                         rule_location(c.rule), *c.packets_after);
     else
-      out += fmt::format("  counter:  {} ({})\n", c.note, where(c.rule));
+      out += fmt::format("  counter:  {} ({})\n", c.note, rule_location(c.rule));
   }
   if (!r.layers.empty()) {
     out += "  layers (packet order):\n";

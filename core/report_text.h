@@ -13,4 +13,8 @@ struct TextOptions {
 
 std::string render_text(const Report& r, const TextOptions& opts = {});
 
+// Where a rule is: "ip calico filter-FORWARD handle 12", "bpf prog 42 calico_tc_main (tc ingress
+// cali1234567890a) insn 7".
+std::string rule_location(const RuleRef& r);
+
 }  // namespace dpi

@@ -36,6 +36,8 @@ _dpinspect() {
       if [[ $cmd == snapshot ]]; then
         compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -f -- "$cur"))
+      elif [[ $cmd == compare ]]; then
+        COMPREPLY=($(compgen -W "text json markdown html" -- "$cur"))
       else
         COMPREPLY=($(compgen -W "text json" -- "$cur"))
       fi
@@ -53,7 +55,7 @@ _dpinspect() {
       COMPREPLY=($(compgen -W "interp kernel both" -- "$cur"))
       return
       ;;
-    --ruleset | --iptables-save | --ipset-save | --node | --flows | --k8s)
+    --ruleset | --iptables-save | --ipset-save | --node | --flows | --k8s | --output-file)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -f -- "$cur"))
       return
@@ -105,7 +107,7 @@ _dpinspect() {
       ;;
     compare)
       opts="-h --help --before --after --node --netns --flows --port --k8s --iface-prefix --all
-            -o --output --max-input-mb"
+            -o --output --output-file --max-input-mb"
       ;;
     trace)
       opts="-h --help --netns --src --dst --iface-prefix --proto --sport --dport --icmp-type

@@ -294,6 +294,9 @@ def main():
                "examples/seed/iptables-nft.json", "--port", "tcp/80"], 2)
     c.bad_input("compare without flows", CMP, ["--flows", "--port"])
     c.bad_input("compare with a bad --port", CMP + ["--port", "tcp/http"], ["--port", "tcp/http"])
+    c.bad_input("compare: an --output-file that cannot be written",
+                CMP + ["--port", "tcp/80", "-o", "html", "--output-file", "no-such-dir/compare.html"],
+                ["no-such-dir/compare.html", "cannot write"])
     with tempfile.TemporaryDirectory() as tmp:
         flows = os.path.join(tmp, "flows.jsonl")
         with open(flows, "w") as f:

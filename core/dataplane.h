@@ -85,7 +85,8 @@ struct Detection {
 // One read of a rule's counter (`inspect --counters`).
 struct RuleCounter {
   uint64_t packets = 0;
-  uint64_t bytes = 0;
+  // nullopt where the dataplane counts packets only (Calico's eBPF rule counters).
+  std::optional<uint64_t> bytes;
 };
 
 // A dataplane read from one source, ready to answer flows.
@@ -108,6 +109,13 @@ class LoadedDataplane {
     (void)rule;
     return make_error(ErrorCode::bad_input, "--counters: the " + detect().dataplane +
                                                 " dataplane reads no live counters");
+  }
+  // Every rule counter of the live dataplane now, each attributed to its rule (the RuleRef's text
+  // names it in Calico's terms where the backend can). Meant to be polled (a watch): a backend
+  // keeps what it needs open between calls. Same errors as read_rule_counter.
+  virtual Result<std::vector<std::pair<RuleRef, RuleCounter>>> read_rule_counters() const {
+    return make_error(ErrorCode::bad_input,
+                      "counters: the " + detect().dataplane + " dataplane reads no live counters");
   }
 };
 

@@ -116,13 +116,15 @@ json counters_json(const CounterDelta& c) {
     // counters` can) shows as null rather than a wrapped-around difference.
     return before && after && *after >= *before ? json(*after - *before) : json(nullptr);
   };
+  // bytes null: the dataplane counts packets only (eBPF rule counters).
+  auto bytes = [](const std::optional<uint64_t>& b) { return b ? json(*b) : json(nullptr); };
   return {{"rule", to_json(c.rule)},
           {"interval_s", c.interval_s},
-          {"before", c.packets_before ? json{{"packets", *c.packets_before},
-                                             {"bytes", c.bytes_before.value_or(0)}}
-                                      : json(nullptr)},
+          {"before", c.packets_before
+                         ? json{{"packets", *c.packets_before}, {"bytes", bytes(c.bytes_before)}}
+                         : json(nullptr)},
           {"after", c.packets_after
-                        ? json{{"packets", *c.packets_after}, {"bytes", c.bytes_after.value_or(0)}}
+                        ? json{{"packets", *c.packets_after}, {"bytes", bytes(c.bytes_after)}}
                         : json(nullptr)},
           {"delta", c.packets_before && c.packets_after
                         ? json{{"packets", delta(c.packets_before, c.packets_after)},

@@ -64,6 +64,14 @@ Status add_counter_delta(Report& rep, const LoadedDataplane& layer, double inter
   if (!after) return after.error();
   d.packets_before = (*before)->packets;
   d.bytes_before = (*before)->bytes;
+  auto related = [&d](const std::string& name) -> CounterDelta::Related& {
+    for (auto& r : d.related)
+      if (r.name == name) return r;
+    return d.related.emplace_back(CounterDelta::Related{name, {}, {}});
+  };
+  for (const auto& [name, n] : (*before)->related) related(name).before = n;
+  if (*after)
+    for (const auto& [name, n] : (*after)->related) related(name).after = n;
   if (*after) {
     d.packets_after = (*after)->packets;
     d.bytes_after = (*after)->bytes;

@@ -87,6 +87,9 @@ struct RuleCounter {
   uint64_t packets = 0;
   // nullopt where the dataplane counts packets only (Calico's eBPF rule counters).
   std::optional<uint64_t> bytes;
+  // Other counters read at the same time that count the rule's endpoint (eBPF: the deciding
+  // hook's DROPPED_BY_POLICY / ACCEPTED_BY_POLICY from cali_counters*), by name.
+  std::vector<std::pair<std::string, uint64_t>> related;
 };
 
 // A dataplane read from one source, ready to answer flows.

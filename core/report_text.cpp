@@ -155,6 +155,10 @@ std::string render_text(const Report& r, const TextOptions& opts) {
     } else {
       out += fmt::format("  counter:  {} ({})\n", c.note, where(c.rule));
     }
+    for (const auto& rel : c.related)
+      if (rel.before && rel.after && *rel.after >= *rel.before)
+        out += fmt::format("            {} +{} (now {})\n", rel.name, *rel.after - *rel.before,
+                           *rel.after);
   }
   if (!r.layers.empty()) {
     out += "  layers (packet order):\n";

@@ -66,8 +66,13 @@ class LoadedEbpf final : public LoadedDataplane {
   // cali_rule_ctrs2, opened at the first read and kept open for the next ones.
   Result<const LiveRuleCounters*> rule_counter_map() const;
 
+  // The deciding hook's policy verdict counters (cali_counters*), named for the report; empty
+  // when the location names no interface this node knows.
+  Result<std::vector<std::pair<std::string, uint64_t>>> hook_counters(const BpfLocation& at) const;
+
   bool live_ = false;
   mutable std::optional<LiveRuleCounters> counters_;
+  mutable std::optional<PinnedMap> hook_counters_;
   NodeModel model_;
   std::string desc_;
   std::optional<NodeInfo> node_;
@@ -145,7 +150,46 @@ Result<std::optional<RuleCounter>> LoadedEbpf::read_rule_counter(const RuleRef& 
   if (!map) return map.error();
   auto packets = (*map)->read(*id);
   if (!packets) return packets.error();
-  return std::optional<RuleCounter>{RuleCounter{*packets, std::nullopt}};
+  auto related = hook_counters(*at);
+  if (!related) return related.error();
+  return std::optional<RuleCounter>{RuleCounter{*packets, std::nullopt, std::move(*related)}};
+}
+
+Result<std::vector<std::pair<std::string, uint64_t>>> LoadedEbpf::hook_counters(
+    const BpfLocation& at) const {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  const NodeState& n = model_.state();
+  // attach is "tc ingress <iface>" / "tc egress <iface>" (inspect's BpfLocation).
+  CounterHook hook = CounterHook::tc_ingress;
+  std::string iface;
+  for (auto [prefix, h] : {std::pair{"tc ingress ", CounterHook::tc_ingress},
+                           std::pair{"tc egress ", CounterHook::tc_egress}})
+    if (at.attach.rfind(prefix, 0) == 0) {
+      hook = h;
+      iface = at.attach.substr(std::string_view(prefix).size());
+    }
+  auto ifindex = iface.empty() ? std::nullopt : model_.ifindex_of(iface);
+  const MapSpec* spec = n.spec(MapRole::counters);
+  if (!ifindex || !spec || !n.release) return out;
+  if (!hook_counters_) {
+    auto m = PinnedMap::open(n.bpffs, spec->pin_name);
+    if (!m) return make_error(m.error().code, "counters: " + m.error().message);
+    hook_counters_ = std::move(*m);
+  }
+  auto v = hook_counters_->lookup(encode_counters_key({*ifindex, hook}));
+  if (!v) return v.error();
+  if (!*v) return out;  // no entry: Calico's programs drop everything there (reference §1.7)
+  auto sums = decode_counters_value(**v, hook_counters_->info().value_size, hook_counters_->cpus(),
+                                    n.release->releases.first);
+  if (!sums)
+    return make_error(sums.error().code,
+                      fmt::format("{}: {}", hook_counters_->path(), sums.error().message));
+  // enum calico_reason: the same indices in every release (counters.h).
+  for (uint32_t reason : {4u, 2u})
+    out.emplace_back(
+        fmt::format("{} {}", at.attach, counter_name(n.release->releases.first, reason)),
+        (*sums)[reason]);
+  return out;
 }
 
 Result<std::vector<std::pair<RuleRef, RuleCounter>>> LoadedEbpf::read_rule_counters() const {

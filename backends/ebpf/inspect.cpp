@@ -190,6 +190,12 @@ const IfState* NodeModel::iface(uint32_t ifindex) const {
   return it == ifaces_.end() ? nullptr : &it->second;
 }
 
+std::optional<uint32_t> NodeModel::ifindex_of(const std::string& name) const {
+  for (const auto& [ifindex, st] : ifaces_)
+    if (st.name == name) return ifindex;
+  return std::nullopt;
+}
+
 const NodeModel::PolicyFile& NodeModel::policy_file(const std::string& name) const {
   auto it = files_.find(name);
   if (it != files_.end()) return it->second;

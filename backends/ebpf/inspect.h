@@ -52,6 +52,8 @@ class NodeModel {
 
   std::optional<RouteValue> route(const IpAddr& a) const;
   const IfState* iface(uint32_t ifindex) const;
+  // The ifindex of the interface ifstate names `name`.
+  std::optional<uint32_t> ifindex_of(const std::string& name) const;
 
  private:
   NodeState n_;

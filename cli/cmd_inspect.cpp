@@ -36,7 +36,9 @@ struct InspectOptions {
 };
 
 // --counters: reads the deciding rule's counter on the layer that decided, waits, reads again.
-Status add_counter_delta(Report& rep, const LoadedDataplane& layer, double interval) {
+// The line on err says when the interval starts: the traffic to count is sent after it.
+Status add_counter_delta(Report& rep, const LoadedDataplane& layer, double interval,
+                         std::ostream& err) {
   if (!rep.decided_by.rule) {
     rep.counters =
         CounterDelta{{}, interval, {}, {}, {}, {}, "no rule decided: no counter to read"};
@@ -57,15 +59,27 @@ Status add_counter_delta(Report& rep, const LoadedDataplane& layer, double inter
     rep.counters = std::move(d);
     return Ok{};
   }
+  err << fmt::format("dpinspect: counter read; reading it again in {:g} s (send the traffic now)\n",
+                     interval)
+      << std::flush;
   std::this_thread::sleep_for(std::chrono::duration<double>(interval));
   auto after = layer.read_rule_counter(d.rule);
   if (!after) return after.error();
   d.packets_before = (*before)->packets;
   d.bytes_before = (*before)->bytes;
+  auto related = [&d](const std::string& name) -> CounterDelta::Related& {
+    for (auto& r : d.related)
+      if (r.name == name) return r;
+    return d.related.emplace_back(CounterDelta::Related{name, {}, {}});
+  };
+  for (const auto& [name, n] : (*before)->related) related(name).before = n;
+  if (*after)
+    for (const auto& [name, n] : (*after)->related) related(name).after = n;
   if (*after) {
     d.packets_after = (*after)->packets;
     d.bytes_after = (*after)->bytes;
-    if ((*after)->packets < (*before)->packets || (*after)->bytes < (*before)->bytes)
+    if ((*after)->packets < (*before)->packets ||
+        (*after)->bytes.value_or(0) < (*before)->bytes.value_or(0))
       d.note = "the counter went down during the interval (it was reset)";
   } else {
     d.note = "the rule lost its counter during the interval (the ruleset changed)";
@@ -165,7 +179,7 @@ Result<Report> evaluate(const Context& c, const InspectOptions& o, const Loaded&
         if (layer_names[i] == l.dataplane) decider = loaded[i].get();
       break;
     }
-    if (auto st = add_counter_delta(rep, *decider, o.interval); !st) return st.error();
+    if (auto st = add_counter_delta(rep, *decider, o.interval, c.err); !st) return st.error();
   }
   return rep;
 }
@@ -327,7 +341,8 @@ Runner add_inspect(CLI::App& app, const Context& c) {
                 "Text: list every matched rule in the path, not only verdicts");
   auto* counters = cmd->add_flag("--counters", o->counters,
                                  "Live sources: read the deciding rule's counter, wait --interval "
-                                 "seconds, read it again and report how much it moved (nftables)")
+                                 "seconds, read it again and report how much it moved (nftables: "
+                                 "the rule's counter; ebpf: Calico's rule counter of its rule id)")
                        ->excludes(flows);
   cmd->add_option("--interval", o->interval, "With --counters: seconds between the two reads")
       ->check(CLI::Range(0.1, 3600.0))

@@ -85,7 +85,11 @@ struct Detection {
 // One read of a rule's counter (`inspect --counters`).
 struct RuleCounter {
   uint64_t packets = 0;
-  uint64_t bytes = 0;
+  // nullopt where the dataplane counts packets only (Calico's eBPF rule counters).
+  std::optional<uint64_t> bytes;
+  // Other counters read at the same time that count the rule's endpoint (eBPF: the deciding
+  // hook's DROPPED_BY_POLICY / ACCEPTED_BY_POLICY from cali_counters*), by name.
+  std::vector<std::pair<std::string, uint64_t>> related;
 };
 
 // A dataplane read from one source, ready to answer flows.
@@ -108,6 +112,13 @@ class LoadedDataplane {
     (void)rule;
     return make_error(ErrorCode::bad_input, "--counters: the " + detect().dataplane +
                                                 " dataplane reads no live counters");
+  }
+  // Every rule counter of the live dataplane now, each attributed to its rule (the RuleRef's text
+  // names it in Calico's terms where the backend can). Meant to be polled (a watch): a backend
+  // keeps what it needs open between calls. Same errors as read_rule_counter.
+  virtual Result<std::vector<std::pair<RuleRef, RuleCounter>>> read_rule_counters() const {
+    return make_error(ErrorCode::bad_input,
+                      "counters: the " + detect().dataplane + " dataplane reads no live counters");
   }
 };
 

@@ -205,6 +205,13 @@ struct CounterDelta {
   double interval_s = 0;
   std::optional<uint64_t> packets_before, bytes_before, packets_after, bytes_after;
   std::string note;  // empty when both reads found a counter
+  // Counters read with the rule's that count its endpoint's packets (eBPF: the deciding hook's
+  // DROPPED_BY_POLICY and ACCEPTED_BY_POLICY), by name; a read that did not find one is nullopt.
+  struct Related {
+    std::string name;
+    std::optional<uint64_t> before, after;
+  };
+  std::vector<Related> related;
 };
 
 struct Report {

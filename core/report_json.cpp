@@ -109,6 +109,19 @@ json to_json(const RuleRef& r) {
   return j;
 }
 
+json related_json(const std::vector<CounterDelta::Related>& related) {
+  json out = json::array();
+  auto num = [](const std::optional<uint64_t>& v) { return v ? json(*v) : json(nullptr); };
+  for (const auto& r : related)
+    out.push_back(
+        {{"counter", r.name},
+         {"before", num(r.before)},
+         {"after", num(r.after)},
+         {"delta", r.before && r.after && *r.after >= *r.before ? json(*r.after - *r.before)
+                                                                : json(nullptr)}});
+  return out;
+}
+
 // "counters" only with `inspect --counters`: other reports are unchanged.
 json counters_json(const CounterDelta& c) {
   auto delta = [](const std::optional<uint64_t>& before, const std::optional<uint64_t>& after) {
@@ -116,19 +129,22 @@ json counters_json(const CounterDelta& c) {
     // counters` can) shows as null rather than a wrapped-around difference.
     return before && after && *after >= *before ? json(*after - *before) : json(nullptr);
   };
+  // bytes null: the dataplane counts packets only (eBPF rule counters).
+  auto bytes = [](const std::optional<uint64_t>& b) { return b ? json(*b) : json(nullptr); };
   return {{"rule", to_json(c.rule)},
           {"interval_s", c.interval_s},
-          {"before", c.packets_before ? json{{"packets", *c.packets_before},
-                                             {"bytes", c.bytes_before.value_or(0)}}
-                                      : json(nullptr)},
+          {"before", c.packets_before
+                         ? json{{"packets", *c.packets_before}, {"bytes", bytes(c.bytes_before)}}
+                         : json(nullptr)},
           {"after", c.packets_after
-                        ? json{{"packets", *c.packets_after}, {"bytes", c.bytes_after.value_or(0)}}
+                        ? json{{"packets", *c.packets_after}, {"bytes", bytes(c.bytes_after)}}
                         : json(nullptr)},
           {"delta", c.packets_before && c.packets_after
                         ? json{{"packets", delta(c.packets_before, c.packets_after)},
                                {"bytes", delta(c.bytes_before, c.bytes_after)}}
                         : json(nullptr)},
-          {"note", c.note.empty() ? json(nullptr) : json(c.note)}};
+          {"note", c.note.empty() ? json(nullptr) : json(c.note)},
+          {"related", related_json(c.related)}};
 }
 
 json to_json(const Report& r) {

@@ -144,13 +144,21 @@ std::string render_text(const Report& r, const TextOptions& opts) {
   if (r.counters) {
     const CounterDelta& c = *r.counters;
     if (c.packets_before && c.packets_after && *c.packets_after >= *c.packets_before &&
-        c.bytes_after.value_or(0) >= c.bytes_before.value_or(0))
-      out += fmt::format("  counter:  +{} packets, +{} bytes in {:g} s ({}; now {} packets)\n",
-                         *c.packets_after - *c.packets_before,
-                         c.bytes_after.value_or(0) - c.bytes_before.value_or(0), c.interval_s,
+        c.bytes_after.value_or(0) >= c.bytes_before.value_or(0)) {
+      // A dataplane that counts packets only (eBPF rule counters) has no bytes to show.
+      std::string bytes = c.bytes_before && c.bytes_after
+                              ? fmt::format(", +{} bytes", *c.bytes_after - *c.bytes_before)
+                              : "";
+      out += fmt::format("  counter:  +{} packets{} in {:g} s ({}; now {} packets)\n",
+                         *c.packets_after - *c.packets_before, bytes, c.interval_s,
                          rule_location(c.rule), *c.packets_after);
-    else
+    } else {
       out += fmt::format("  counter:  {} ({})\n", c.note, rule_location(c.rule));
+    }
+    for (const auto& rel : c.related)
+      if (rel.before && rel.after && *rel.after >= *rel.before)
+        out += fmt::format("            {} +{} (now {})\n", rel.name, *rel.after - *rel.before,
+                           *rel.after);
   }
   if (!r.layers.empty()) {
     out += "  layers (packet order):\n";

@@ -82,4 +82,19 @@ Result<uint64_t> decode_rule_counter_value(Bytes all, uint32_t cpus) {
   return (*sums)[0];
 }
 
+std::optional<uint64_t> parse_rule_id(std::string_view text) {
+  if (text.size() < 3 || text.size() > 18 || text[0] != '0' || (text[1] != 'x' && text[1] != 'X'))
+    return std::nullopt;
+  uint64_t v = 0;
+  for (char c : text.substr(2)) {
+    int d = -1;
+    if (c >= '0' && c <= '9') d = c - '0';
+    if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+    if (d < 0) return std::nullopt;
+    v = v << 4 | static_cast<uint64_t>(d);
+  }
+  return v;
+}
+
 }  // namespace dpi::ebpf

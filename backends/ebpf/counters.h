@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -34,8 +35,16 @@ Result<std::vector<uint64_t>> sum_percpu_u64(Bytes all_cpus, uint32_t value_size
 Result<std::vector<uint64_t>> decode_counters_value(Bytes all_cpus, uint32_t value_size,
                                                     uint32_t cpus, Release release);
 
+// cali_rule_ctrs2, the same in v3.27-v3.32 (felix/bpf-gpl/rule_counters.h:12-14,
+// felix/bpf/counters/map.go:39-46,75-85): key = the rule id (u64 LE), value = per-CPU u64 packet
+// count, summed over the CPUs; no bytes. The tc programs add an entry at a rule's first hit
+// (update_rule_counters), Felix empties the map when it starts and deletes the ids of removed
+// policies (felix/dataplane/linux/bpf_ep_mgr.go:816-823,1709-1720): no entry = 0 packets.
 Result<uint64_t> decode_rule_counter_key(Bytes key);
 std::vector<uint8_t> encode_rule_counter_key(uint64_t id);
 Result<uint64_t> decode_rule_counter_value(Bytes all_cpus, uint32_t cpus);
+// A rule id as reports write it ("0x1573250364eb46b5", BpfLocation::calico_rule_id); nullopt for
+// anything else.
+std::optional<uint64_t> parse_rule_id(std::string_view text);
 
 }  // namespace dpi::ebpf

@@ -1,12 +1,15 @@
 #include "backends/ebpf/dataplane.h"
 
+#include <algorithm>
 #include <sys/stat.h>
 
 #include <fmt/format.h>
 
 #include "backends/ebpf/attach.h"
+#include "backends/ebpf/counters.h"
 #include "backends/ebpf/inspect.h"
 #include "backends/ebpf/live_maps.h"
+#include "backends/ebpf/live_rule_counters.h"
 #include "backends/ebpf/node_state.h"
 #include "backends/ebpf/policy_engines.h"
 #include "backends/linux/netns.h"
@@ -54,8 +57,22 @@ class LoadedEbpf final : public LoadedDataplane {
   // detect --netns: the programs attached to the cali* interfaces there, read when detect()
   // first asks (inspect does not need them).
   void set_netns(std::string netns) { netns_ = std::move(netns); }
+  // Loaded from a live node's bpffs (not a snapshot): its counters can be read.
+  void set_live() { live_ = true; }
+  Result<std::optional<RuleCounter>> read_rule_counter(const RuleRef& rule) const override;
+  Result<std::vector<std::pair<RuleRef, RuleCounter>>> read_rule_counters() const override;
 
  private:
+  // cali_rule_ctrs2, opened at the first read and kept open for the next ones.
+  Result<const LiveRuleCounters*> rule_counter_map() const;
+
+  // The deciding hook's policy verdict counters (cali_counters*), named for the report; empty
+  // when the location names no interface this node knows.
+  Result<std::vector<std::pair<std::string, uint64_t>>> hook_counters(const BpfLocation& at) const;
+
+  bool live_ = false;
+  mutable std::optional<LiveRuleCounters> counters_;
+  mutable std::optional<PinnedMap> hook_counters_;
   NodeModel model_;
   std::string desc_;
   std::optional<NodeInfo> node_;
@@ -98,6 +115,109 @@ dpi::Detection LoadedEbpf::detect() const {
     add_attachments(d, *attach_);
   }
   return d;
+}
+
+Result<const LiveRuleCounters*> LoadedEbpf::rule_counter_map() const {
+  if (counters_) return &*counters_;
+  const NodeState& n = model_.state();
+  if (!live_)
+    return make_error(ErrorCode::bad_input,
+                      fmt::format("counters: {} holds no live counters (read the node itself: "
+                                  "--bpffs DIR)",
+                                  n.source));
+  const MapSpec* spec = n.spec(MapRole::rule_counters);
+  if (!spec)
+    return make_error(ErrorCode::bad_input,
+                      fmt::format("counters: {}: no known Calico layout, so no known rule "
+                                  "counters map ({})",
+                                  n.bpffs, n.layout_error));
+  auto m = LiveRuleCounters::open(n.bpffs, *spec);
+  if (!m) return make_error(m.error().code, "counters: " + m.error().message);
+  counters_ = std::move(*m);
+  return &*counters_;
+}
+
+Result<std::optional<RuleCounter>> LoadedEbpf::read_rule_counter(const RuleRef& rule) const {
+  // Only a rule id the policy program recorded is counted (update_rule_counters counts the
+  // recorded ids): a BPF rule without one, or another backend's rule, counts nothing here.
+  const BpfLocation* at = rule.bpf();
+  if (!at || at->calico_rule_id.empty()) return std::optional<RuleCounter>{};
+  auto id = parse_rule_id(at->calico_rule_id);
+  if (!id)
+    return make_error(ErrorCode::bad_input,
+                      fmt::format("counters: rule id {}: not a hex id", at->calico_rule_id));
+  auto map = rule_counter_map();
+  if (!map) return map.error();
+  auto packets = (*map)->read(*id);
+  if (!packets) return packets.error();
+  auto related = hook_counters(*at);
+  if (!related) return related.error();
+  return std::optional<RuleCounter>{RuleCounter{*packets, std::nullopt, std::move(*related)}};
+}
+
+Result<std::vector<std::pair<std::string, uint64_t>>> LoadedEbpf::hook_counters(
+    const BpfLocation& at) const {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  const NodeState& n = model_.state();
+  // attach is "tc ingress <iface>" / "tc egress <iface>" (inspect's BpfLocation).
+  CounterHook hook = CounterHook::tc_ingress;
+  std::string iface;
+  for (auto [prefix, h] : {std::pair{"tc ingress ", CounterHook::tc_ingress},
+                           std::pair{"tc egress ", CounterHook::tc_egress}})
+    if (at.attach.rfind(prefix, 0) == 0) {
+      hook = h;
+      iface = at.attach.substr(std::string_view(prefix).size());
+    }
+  auto ifindex = iface.empty() ? std::nullopt : model_.ifindex_of(iface);
+  const MapSpec* spec = n.spec(MapRole::counters);
+  if (!ifindex || !spec || !n.release) return out;
+  if (!hook_counters_) {
+    auto m = PinnedMap::open(n.bpffs, spec->pin_name);
+    if (!m) return make_error(m.error().code, "counters: " + m.error().message);
+    hook_counters_ = std::move(*m);
+  }
+  auto v = hook_counters_->lookup(encode_counters_key({*ifindex, hook}));
+  if (!v) return v.error();
+  if (!*v) return out;  // no entry: Calico's programs drop everything there (reference §1.7)
+  auto sums = decode_counters_value(**v, hook_counters_->info().value_size, hook_counters_->cpus(),
+                                    n.release->releases.first);
+  if (!sums)
+    return make_error(sums.error().code,
+                      fmt::format("{}: {}", hook_counters_->path(), sums.error().message));
+  // enum calico_reason: the same indices in every release (counters.h).
+  for (uint32_t reason : {4u, 2u})
+    out.emplace_back(
+        fmt::format("{} {}", at.attach, counter_name(n.release->releases.first, reason)),
+        (*sums)[reason]);
+  return out;
+}
+
+Result<std::vector<std::pair<RuleRef, RuleCounter>>> LoadedEbpf::read_rule_counters() const {
+  auto map = rule_counter_map();
+  if (!map) return map.error();
+  auto all = (*map)->read_all();
+  if (!all) return all.error();
+  std::sort(all->begin(), all->end());
+  const auto& refs = model_.rule_refs();
+  std::vector<std::pair<RuleRef, RuleCounter>> out;
+  out.reserve(all->size());
+  for (const auto& [id, packets] : *all) {
+    auto it = refs.find(id);
+    if (it != refs.end()) {
+      out.emplace_back(it->second, RuleCounter{packets, std::nullopt});
+      continue;
+    }
+    // A removed policy's id (Felix deletes them, but not before its next sync) or one whose
+    // program's debug JSON is missing or stale.
+    BpfLocation b;
+    b.calico_rule_id = fmt::format("{:#x}", id);
+    out.emplace_back(
+        RuleRef(b,
+                fmt::format("rule id {}: in no live policy program's debug JSON", b.calico_rule_id),
+                ""),
+        RuleCounter{packets, std::nullopt});
+  }
+  return out;
 }
 
 }  // namespace
@@ -185,6 +305,7 @@ Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest
   auto loaded = std::make_unique<LoadedEbpf>(std::move(*n));
   if (auto st = loaded->set_engine(engine_of(req)); !st) return st.error();
   loaded->set_netns(req.netns);
+  loaded->set_live();
   return std::unique_ptr<LoadedDataplane>(std::move(loaded));
 }
 

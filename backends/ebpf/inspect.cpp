@@ -190,6 +190,12 @@ const IfState* NodeModel::iface(uint32_t ifindex) const {
   return it == ifaces_.end() ? nullptr : &it->second;
 }
 
+std::optional<uint32_t> NodeModel::ifindex_of(const std::string& name) const {
+  for (const auto& [ifindex, st] : ifaces_)
+    if (st.name == name) return ifindex;
+  return std::nullopt;
+}
+
 const NodeModel::PolicyFile& NodeModel::policy_file(const std::string& name) const {
   auto it = files_.find(name);
   if (it != files_.end()) return it->second;
@@ -210,6 +216,101 @@ const NodeModel::PolicyFile& NodeModel::policy_file(const std::string& name) con
     f.rules = std::move(*r);
   }
   return files_.emplace(name, std::move(f)).first->second;
+}
+
+namespace {
+
+// "np/ns/name" (v3.32), "ns/tier.name" (before: as Felix wrote it).
+std::string policy_text(const dpi::PolicyName& p) {
+  std::string out;
+  for (const std::string* part : {&p.kind, &p.ns})
+    if (!part->empty()) out += *part + "/";
+  return out + p.name;
+}
+
+// What a rule site is in Calico's terms, for a rule id's counter. dir: the policy direction.
+std::string site_meaning(const NodeState& n, const RuleIndex& idx, const RuleSite& s, uint64_t id,
+                         const std::string& dir) {
+  switch (s.kind) {
+    case SiteKind::rule: {
+      std::string index = s.rule_index >= 0 ? fmt::format(" rule {}", s.rule_index) : "";
+      std::string action = s.action.empty() ? "" : " " + s.action;
+      if (s.policy)
+        return fmt::format("tier {} policy {}{}{}", s.tier,
+                           policy_text(report_policy_name(*s.policy, legacy_names(n))), index,
+                           action);
+      std::string profile =
+          s.profile.empty() ? recover_profile(n, id, s.action, dir, s.rule_index) : s.profile;
+      std::string tier = tier_before(idx, s);
+      return fmt::format("{}profile {}{}{}", tier.empty() ? "" : "tier " + tier + " ",
+                         profile.empty() ? "(name not recoverable)" : profile, index, action);
+    }
+    case SiteKind::end_of_tier:
+      return fmt::format("end of tier {}{}", s.tier, s.action.empty() ? "" : ": " + s.action);
+    case SiteKind::no_profile: return "no profile matched";
+  }
+  return "?";
+}
+
+}  // namespace
+
+const std::map<uint64_t, RuleRef>& NodeModel::rule_refs() const {
+  if (rule_refs_) return *rule_refs_;
+  std::map<uint64_t, RuleRef> refs;
+  std::map<uint64_t, std::size_t> programs;  // how many programs record each id
+  for (const auto& [ifindex, ifs] : ifaces_) {
+    for (AttachHook hook : {AttachHook::tc_ingress, AttachHook::tc_egress}) {
+      const bool from_wep = hook == AttachHook::tc_ingress;
+      const MapSpec* jm = n_.spec(MapRole::jump);
+      if (!jm) jm = n_.spec(from_wep ? MapRole::jump_ing : MapRole::jump_egr);
+      for (int family : {4, 6}) {
+        if (family == 6 && !ifs.dual_stack_layout) continue;
+        PolicyIndex idx = ifs.index_for(hook, family);
+        const JumpSlot* slot = jm && idx ? n_.slot(std::string(jm->pin_name), *idx) : nullptr;
+        if (!slot || !slot->prog) continue;
+        const std::string dir = from_wep ? "egress" : "ingress";
+        const auto& pf = policy_file(
+            debug_file_name({ifs.name, from_wep ? PolicyDir::egress : PolicyDir::ingress, family}));
+        if (!pf.prog || !pf.rules) continue;
+        // A stale JSON would name the wrong rules: only what runs is attributed.
+        bool live = true;
+        for (std::size_t k = 0; k < pf.prog->subprograms.size() && live; ++k) {
+          uint32_t si = *idx + pf.prog->subprograms[k].k * policy_abi::kSubProgStride;
+          const JumpSlot* sub = n_.slot(std::string(jm->pin_name), si);
+          live = sub && sub->prog && tag_matches(pf.prog->program(k), sub->prog->tag);
+        }
+        if (!live) continue;
+        const ProgInfo& prog = *slot->prog;
+        std::set<uint64_t> here;
+        for (const RuleSite& s : pf.rules->sites) {
+          if (!s.match_id) continue;
+          const uint64_t id = *s.match_id;
+          if (here.insert(id).second) ++programs[id];
+          if (refs.count(id)) continue;
+          std::size_t insn = s.record ? *s.record : s.first;
+          const SubProgram* sp = pf.prog->subprogram_of(insn);
+          BpfLocation at;
+          at.prog_id = prog.id;
+          at.prog_name = prog.name;
+          at.tag = tag_hex(prog.tag);
+          at.attach = fmt::format("{} {}", attach_hook_name(hook), ifs.name);
+          at.insn_offset = static_cast<uint32_t>(insn);
+          at.calico_rule_id = hex_id(id);
+          at.debug_comment = s.comment;
+          std::string text = fmt::format(
+              "rule id {}: {} (prog {} {} tag {} insn {}{})", hex_id(id),
+              site_meaning(n_, *pf.rules, s, id, dir), prog.id, prog.name, tag_hex(prog.tag), insn,
+              sp && sp->k ? fmt::format(" (sub-program {})", sp->k) : "");
+          refs.emplace(id, RuleRef(std::move(at), std::move(text), s.comment));
+        }
+      }
+    }
+  }
+  // The counter is per id: one shared by several endpoints' programs counts all of them.
+  for (auto& [id, ref] : refs)
+    if (programs[id] > 1) ref.text += fmt::format("; recorded by {} policy programs", programs[id]);
+  rule_refs_ = std::move(refs);
+  return *rule_refs_;
 }
 
 // One flow (one post-NAT destination) through the node.

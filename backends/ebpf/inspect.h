@@ -44,8 +44,16 @@ class NodeModel {
   // The parsed debug JSON of a file name (cached).
   const PolicyFile& policy_file(const std::string& name) const;
 
+  // Every rule id the policy programs of the node's interfaces record, as a report rule: the
+  // program and instruction of its first site (interfaces by ifindex), calico_rule_id, and a text
+  // naming it in Calico's terms ("rule id 0x..: tier default policy ns/name rule 0 allow (prog
+  // ...)"). Only programs whose debug JSON matches the live tags. Built on first use.
+  const std::map<uint64_t, RuleRef>& rule_refs() const;
+
   std::optional<RouteValue> route(const IpAddr& a) const;
   const IfState* iface(uint32_t ifindex) const;
+  // The ifindex of the interface ifstate names `name`.
+  std::optional<uint32_t> ifindex_of(const std::string& name) const;
 
  private:
   NodeState n_;
@@ -57,6 +65,7 @@ class NodeModel {
   mutable std::map<std::string, PolicyFile> files_;
   std::unique_ptr<PolicyEngines> engines_;
   mutable std::map<std::string, std::unique_ptr<EnginePrograms>> programs_;
+  mutable std::optional<std::map<uint64_t, RuleRef>> rule_refs_;
   friend class FlowRun;
 };
 

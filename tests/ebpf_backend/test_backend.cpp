@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "backends/ebpf/counters.h"
 #include "backends/ebpf/inspect.h"
 #include "backends/ebpf/ip_sets.h"
 #include "backends/ebpf/nat.h"
@@ -206,6 +207,50 @@ TEST_CASE("the seed client's egress policy: verdict and deciding rule from the r
       }
     }
   }
+}
+
+TEST_CASE("rule ids attributed for the rule counters: the deciding rule's program and meaning") {
+  struct IdCase {
+    uint16_t dport;
+    const char* meaning30;  // v3.30 names policies ns/tier.name
+    const char* meaning32;
+  };
+  const IdCase cases[] = {
+      {80, "tier default policy client/default.allow-stars rule 0 allow",
+       "tier default policy np/client/allow-stars rule 0 allow"},
+      {9001, "end of tier default", "end of tier default"},
+  };
+  for (auto [release, minor] : {std::pair{e::Release::v3_30, 30}, {e::Release::v3_32_1, 32}}) {
+    e::NodeModel m(seed_node(release, minor));
+    const auto& refs = m.rule_refs();
+    CHECK(&refs == &m.rule_refs());  // built once
+    for (const IdCase& c : cases) {
+      CAPTURE(minor, c.dport);
+      auto rep = m.inspect(tcp_flow("10.65.0.2", "10.65.0.3", c.dport));
+      REQUIRE(rep);
+      REQUIRE(rep->decided_by.rule);
+      const dpi::BpfLocation* want = rep->decided_by.rule->bpf();
+      REQUIRE(want);
+      auto id = e::parse_rule_id(want->calico_rule_id);
+      REQUIRE(id);
+      auto it = refs.find(*id);
+      REQUIRE(it != refs.end());
+      const dpi::BpfLocation* got = it->second.bpf();
+      REQUIRE(got);
+      CHECK(got->calico_rule_id == want->calico_rule_id);
+      CHECK(got->prog_id == 42);
+      CHECK(got->attach == "tc ingress cali0client001");
+      CHECK(got->insn_offset == want->insn_offset);
+      CHECK(it->second.comment == rep->decided_by.rule->comment);
+      const std::string meaning = minor >= 32 ? c.meaning32 : c.meaning30;
+      CHECK(it->second.text.rfind("rule id " + want->calico_rule_id + ": " + meaning, 0) == 0);
+      CHECK(it->second.text.find("prog 42 p4E_cali0client") != std::string::npos);
+    }
+  }
+  // A debug JSON that is not what runs names nothing: its ids stay unattributed.
+  e::NodeState stale = seed_node(e::Release::v3_32_1, 32);
+  stale.jump_slots[0].prog->tag[0] ^= 0xff;
+  CHECK(e::NodeModel(stale).rule_refs().empty());
 }
 
 TEST_CASE("a service with two backends: one outcome per backend, each with its own dnat") {

@@ -1,16 +1,19 @@
 // Byte-exact decoding of map entries, the bytes written out by hand from the reference's offset
 // tables (§1.1-1.8) and felix/bpf-gpl/nat_types.h.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "backends/ebpf/conntrack.h"
 #include "backends/ebpf/counters.h"
 #include "backends/ebpf/ifstate.h"
 #include "backends/ebpf/ip_sets.h"
 #include "backends/ebpf/jump_index.h"
+#include "backends/ebpf/map_table.h"
 #include "backends/ebpf/nat.h"
 #include "backends/ebpf/routes.h"
 
@@ -349,6 +352,90 @@ TEST_CASE("counters: per-CPU sums, names by release", "[unit]") {
   CHECK(encode_rule_counter_key(0xfedcba9876543210u) == rkey);
   const Vec rval = {2, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
   CHECK(decode_rule_counter_value(rval, 3).value() == 8u);
+}
+
+TEST_CASE("rule counters: cali_rule_ctrs2 entries per release, per-CPU sums", "[unit]") {
+  // The same map in every release (felix/bpf-gpl/rule_counters.h:12-14 at v3.27.0 ... v3.32.1):
+  // key = rule id u64 LE; value = one u64 LE per possible CPU, each CPU's count of that rule.
+  struct Case {
+    Release release;
+    uint32_t cpus;
+    Vec key;
+    Vec value;  // all CPUs, as a per-CPU lookup returns them
+    uint64_t id;
+    uint64_t packets;
+  };
+  const Case cases[] = {
+      {Release::v3_27, 1, {0x01, 0, 0, 0, 0, 0, 0, 0}, {0x2a, 0, 0, 0, 0, 0, 0, 0}, 1, 42},
+      {Release::v3_28,
+       2,
+       {0, 0, 0, 0, 0, 0, 0, 0},  // id 0: no profile matched / log rules (end of tier before v3.30)
+       {0x05, 0, 0, 0, 0, 0, 0, 0, 0x07, 0, 0, 0, 0, 0, 0, 0},
+       0,
+       12},
+      {Release::v3_29,
+       2,
+       {0xef, 0xcd, 0xab, 0x89, 0x67, 0x45, 0x23, 0x01},
+       {0, 0, 0, 0, 0x01, 0, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 0},  // CPU0: 1 << 32
+       0x0123456789abcdef,
+       (uint64_t{1} << 32) + 3},
+      {Release::v3_30,
+       4,
+       {0xb5, 0x46, 0xeb, 0x64, 0x03, 0x25, 0x73, 0x15},
+       {0x01, 0, 0, 0, 0, 0, 0, 0, 0,    0, 0, 0, 0, 0, 0, 0,
+        0x02, 0, 0, 0, 0, 0, 0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0},
+       0x1573250364eb46b5,
+       7},
+      {Release::v3_31,
+       1,
+       {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+       {0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+       ~uint64_t{0},
+       ~uint64_t{0} - 1},
+      {Release::v3_32_0,
+       3,
+       {0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe},
+       {0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 0, 0, 0, 0},
+       0xfedcba9876543210,
+       257},
+      {Release::v3_32_1, 2, {0x02, 0, 0, 0, 0, 0, 0, 0}, Vec(16, 0), 2, 0},
+  };
+  for (const Case& c : cases) {
+    INFO(release_name(c.release));
+    const MapSpec* m = find_map(layout_for(c.release), MapRole::rule_counters);
+    REQUIRE(m != nullptr);
+    CHECK(m->pin_name == "cali_rule_ctrs2");
+    CHECK(m->type == MapType::percpu_hash);
+    CHECK((m->key_size == 8 && m->value_size == 8));
+    CHECK(decode_rule_counter_key(c.key).value() == c.id);
+    CHECK(encode_rule_counter_key(c.id) == c.key);
+    CHECK(decode_rule_counter_value(c.value, c.cpus).value() == c.packets);
+    // One CPU's bytes short, or another CPU count: refused, never a partial sum.
+    CHECK_FALSE(decode_rule_counter_value(Vec(c.value.begin(), c.value.end() - 1), c.cpus).ok());
+    CHECK_FALSE(decode_rule_counter_value(c.value, c.cpus + 1).ok());
+    CHECK(parse_rule_id(fmt::format("{:#x}", c.id)) == c.id);
+  }
+  CHECK_FALSE(decode_rule_counter_key(Vec(7, 0)).ok());
+  CHECK_FALSE(decode_rule_counter_key(Vec(16, 0)).ok());  // a rule_count_t-era key/value mixup
+  // Rule ids as reports write them.
+  struct IdCase {
+    const char* text;
+    std::optional<uint64_t> id;
+  };
+  const IdCase ids[] = {
+      {"0x0", 0},
+      {"0x1573250364eb46b5", 0x1573250364eb46b5},
+      {"0XFFFFFFFFFFFFFFFF", ~uint64_t{0}},
+      {"0x10000000000000000", std::nullopt},  // 17 digits: over 64 bits
+      {"0x", std::nullopt},
+      {"1573250364eb46b5", std::nullopt},
+      {"0x12g4", std::nullopt},
+      {"", std::nullopt},
+  };
+  for (const IdCase& c : ids) {
+    INFO(c.text);
+    CHECK(parse_rule_id(c.text) == c.id);
+  }
 }
 
 TEST_CASE("policy jump map: index arithmetic", "[unit]") {

@@ -8,6 +8,7 @@ dpinspect command
 
   inspect --dataplane ebpf      a denied flow and an allowed one through a service
   inspect --dataplane auto      the denied flow
+  inspect --counters            the denied flow (its rule counter read twice)
   detect, detect --netns (also lists the programs attached to cali* interfaces)
   snapshot -o FILE
   compare --before FILE --after FILE   (compare has no --bpffs yet: an eBPF side is a snapshot)
@@ -195,6 +196,9 @@ def main() -> int:
                 ("inspect allowed tcp via service", ["inspect", *src, "--src", "10.65.0.2", "--dst", "10.96.0.10",
                                                      "--proto", "tcp", "--dport", "80", "--ct", "new"], (0,)),
                 ("inspect --dataplane auto", ["inspect", *auto, *denied], (1,)),
+                # Reads cali_rule_ctrs2 twice (read-only fd).
+                ("inspect --counters", ["inspect", *src, *denied, "--counters", "--interval", "0.2",
+                                        "-o", "json"], (1,)),
                 ("detect", ["detect", *src], (0,)),
                 # Also lists the programs attached to the cali* interfaces (rtnetlink, BPF_PROG_QUERY).
                 ("detect --netns", ["detect", *src, "--netns", lab.node_ns], (0,)),

@@ -14,9 +14,16 @@ For each version:
      namespace and node netns) exits 1 and reads "end-of-tier implicit deny in tier default, egress
      of" the client's workload, naming the client's egress policy program (p4E_<iface>) and the rule
      id the kernel recorded
-  7. after `lab down`: no dpl- netns, no bpf mount left, /sys/fs/bpf as before
+  7. with --dpinspect: `inspect --counters --interval` on the denied flow while the client sends
+     SENT real SYNs of it (once dpinspect said the first read is done): the deciding rule's
+     counter moved by exactly SENT, as the kernel's cali_rule_ctrs2 entry (read by the oracle)
+     says, and so did the client's tc ingress DROPPED_BY_POLICY (cali_counters*); with --rule-counters-probe, LoadedDataplane::read_rule_counters (read twice through one
+     loaded node) lists that rule id with the same packets, attributed to tier default's end of
+     tier in the client's egress program
+  8. after `lab down`: no dpl- netns, no bpf mount left, /sys/fs/bpf as before
 
 Usage: test_ebpf_walkthrough.py [--ebpf-attach build/bpf/dpl-ebpf-attach] [--dpinspect build/cli/dpinspect]
+       [--rule-counters-probe build/tests/ebpf_backend/dpinspect_rule_counters_probe]
        (root; exit 77 = skipped)
 """
 
@@ -24,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -63,7 +72,80 @@ def dpinspect_denied_text(c: Checks, lab: labnet.Lab, dpinspect: str, mg_ip: str
             text[:600])
 
 
-def walkthrough(c: Checks, seed: Path, version: str, dpinspect: str | None = None) -> None:
+SENT = 5  # SYNs sent during the --counters interval
+
+
+def send_syns(ns: str, ip: str, port: int, n: int) -> None:
+    """n connection attempts, one SYN each: closed before the first retransmission (1 s), and a
+    socket closed in SYN_SENT sends no RST, so exactly n packets of the flow leave the client."""
+    with labnet.in_netns(ns):
+        socks = [socket.socket() for _ in range(n)]
+    for sock in socks:
+        sock.setblocking(False)
+        sock.connect_ex((ip, port))
+    for sock in socks:
+        sock.close()
+
+
+def dpinspect_counters(c: Checks, lab: labnet.Lab, dpinspect: str, probe: str | None, mg_ip: str,
+                       rule_id: int | None) -> None:
+    """inspect --counters on the seed's denied flow counts the SYNs the client sends."""
+    import ebpfnode
+    info = lab.info["ebpf"]
+    where = ["--bpffs", info["globals"], "--policy-debug-dir", info["policy_dir"]]
+    client_ns = lab.endpoint_ns(f"pod:{CLIENT}")
+    argv = [dpinspect, "inspect", "--dataplane", "ebpf", *where, "--src", lab.pod(CLIENT)["ip"], "--dst", mg_ip,
+            "--proto", "tcp", "--dport", "9001", "--ct", "new", "--counters", "--interval", "1.5", "-o", "json"]
+    with oracle.for_lab(lab, timeout=1.0) as orc:
+        p = subprocess.Popen(ebpfnode.in_node_argv(lab.name, argv), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        ready = p.stderr.readline()  # the first read is done: the interval starts
+        if "counter read" in ready:
+            send_syns(client_ns, mg_ip, 9001, SENT)
+        out, err = p.communicate(timeout=60)
+        kernel = orc.rule_counters().get(rule_id) if rule_id is not None else None
+        probed = None
+        if probe:
+            cp = subprocess.run(ebpfnode.in_node_argv(lab.name, [probe, *where, "--reads", "2"]),
+                                capture_output=True, text=True, timeout=60)
+            lines = [json.loads(line) for line in cp.stdout.splitlines() if line.strip()]
+            probed = (cp.returncode, cp.stderr.strip(), lines)
+    try:
+        cnt = json.loads(out).get("counters") or {}
+    except json.JSONDecodeError:
+        cnt = {}
+    rule = cnt.get("rule") or {}
+    want_id = f"{rule_id:#x}" if rule_id is not None else None
+    c.check(p.returncode == 1 and "counter read" in ready and (cnt.get("delta") or {}).get("packets") == SENT,
+            f"dpinspect --counters: the deciding rule's delta equals the {SENT} SYNs sent",
+            f"exit {p.returncode}, stderr {ready.strip()} {err.strip()[-300:]}, counters {cnt}")
+    c.check(rule.get("calico_rule_id") == want_id and (cnt.get("after") or {}).get("packets") == kernel
+            and (cnt.get("delta") or {}).get("bytes") is None and cnt.get("note") is None,
+            "dpinspect --counters: rule id the kernel recorded, `after` = the kernel's cali_rule_ctrs2 sum, "
+            "no bytes (eBPF rule counters count packets)", f"want {want_id} = {kernel}, got {cnt}")
+    client_if = lab.pod(CLIENT)["iface"]
+    related = {r.get("counter"): r.get("delta") for r in cnt.get("related") or []}
+    accepted = related.pop(f"tc ingress {client_if} ACCEPTED_BY_POLICY", None)
+    c.check(related == {f"tc ingress {client_if} DROPPED_BY_POLICY": SENT} and isinstance(accepted, int),
+            "dpinspect --counters: the client's tc ingress DROPPED_BY_POLICY moved by the same SENT "
+            "(and ACCEPTED_BY_POLICY is read)", str(cnt.get("related")))
+    if probed is None:
+        return
+    rc, perr, lines = probed
+    mine = [e for e in lines if (e.get("rule") or {}).get("calico_rule_id") == want_id]
+    c.check(rc == 0 and [e["read"] for e in mine] == [0, 1] and all(e["packets"] == kernel for e in mine)
+            and all(e["bytes"] is None for e in mine),
+            "read_rule_counters: the deciding rule id with the kernel's packets, on two reads of one load",
+            f"exit {rc} {perr[-300:]}, want {want_id} = {kernel}, got {mine}")
+    text = (mine[0]["rule"].get("text") or "") if mine else ""
+    prog = f"p4E_{lab.pod(CLIENT)['iface']}"[:15]
+    c.check(text.startswith(f"rule id {want_id}: end of tier default") and prog in text,
+            "read_rule_counters: the id is attributed to tier default's end of tier in the client's egress "
+            "program", text)
+
+
+def walkthrough(c: Checks, seed: Path, version: str, dpinspect: str | None = None,
+                probe: str | None = None) -> None:
     name = f"ew{os.getpid() % 100000}{version.replace('.', '')}"
     print(f"== seed.json, eBPF node v{version} (lab {name})", flush=True)
     with labnet.Lab.up(name, seed, labnet.EBPF, owner_pid=os.getpid(), calico_version=version) as lab:
@@ -94,8 +176,9 @@ def walkthrough(c: Checks, seed: Path, version: str, dpinspect: str | None = Non
                 "denied flow: that rule's counter is the only one that moved",
                 f"{denied['rule_counters']} {denied['problems']}")
         if dpinspect:
-            dpinspect_denied_text(c, lab, dpinspect, mg_ip, client_if,
-                                  (denied.get("deciding_rule") or {}).get("rule_id"))
+            rule_id = (denied.get("deciding_rule") or {}).get("rule_id")
+            dpinspect_denied_text(c, lab, dpinspect, mg_ip, client_if, rule_id)
+            dpinspect_counters(c, lab, dpinspect, probe, mg_ip, rule_id)
         moves = sorted((m["iface"], m["hook"], m["reason"]) for m in allowed["counters"])
         want = sorted([(client_if, "tc ingress", "accepted_by_policy"), (fe_if, "tc egress", "accepted_by_policy")])
         c.check(allowed["delivered"] and moves == want,
@@ -121,7 +204,9 @@ def main() -> int:
     ap.add_argument("--ebpf-attach", help="dpl-ebpf-attach binary (default: found by ebpfnode.py)")
     ap.add_argument("--scenarios", type=Path, default=HERE / "scenarios")
     ap.add_argument("--versions", type=lambda s: s.split(","), default=["3.30", "3.32"])
-    ap.add_argument("--dpinspect", help="also check dpinspect's text for the denied flow")
+    ap.add_argument("--dpinspect", help="also check dpinspect's text and --counters for the denied flow")
+    ap.add_argument("--rule-counters-probe", help="with --dpinspect: also check read_rule_counters "
+                                                  "(tests/ebpf_backend/rule_counters_probe.cpp)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("SKIP: test_ebpf_walkthrough needs root (network namespaces, BPF)")
@@ -138,7 +223,7 @@ def main() -> int:
     c = Checks()
     for version in args.versions:
         try:
-            walkthrough(c, args.scenarios / "seed.json", version, args.dpinspect)
+            walkthrough(c, args.scenarios / "seed.json", version, args.dpinspect, args.rule_counters_probe)
         except labnet.LabError as e:
             c.check(False, f"eBPF node v{version} builds and runs", str(e))
     after = host_state(f"{labnet.PREFIX}ew{os.getpid() % 100000}")

@@ -5,6 +5,7 @@
 
 #include "backends/nftables/trace.h"
 #include "core/report_json.h"
+#include "core/report_text.h"
 #include "core/trace.h"
 
 using namespace dpi;
@@ -129,6 +130,7 @@ TEST_CASE("inspect --counters: the JSON counters object", "[unit]") {
   auto j = to_json(r)["counters"];
   CHECK(j["delta"] == nlohmann::json{{"packets", 7}, {"bytes", 420}});
   CHECK(j["note"].is_null());
+  CHECK(j["related"] == nlohmann::json::array());
   CHECK(j["rule"]["handle"] == 154);
   d.packets_after = 1;  // reset during the interval: no wrapped-around difference
   r.counters = d;
@@ -138,6 +140,40 @@ TEST_CASE("inspect --counters: the JSON counters object", "[unit]") {
   r.counters = none;
   CHECK(to_json(r)["counters"]["delta"].is_null());
   CHECK(to_json(r)["counters"]["note"] == "the deciding rule has no counter");
+}
+
+TEST_CASE("inspect --counters: a packets-only counter (eBPF) has null bytes", "[unit]") {
+  Report r;
+  r.verdict = Verdict::deny;
+  BpfLocation b;
+  b.prog_id = 12;
+  b.prog_name = "p4E_cali1";
+  b.attach = "tc ingress cali1";
+  b.calico_rule_id = "0x1573250364eb46b5";
+  r.decided_by.rule = RuleRef(b, "prog 12", "");
+  CounterDelta d;
+  d.rule = *r.decided_by.rule;
+  d.interval_s = 2;
+  d.packets_before = 4;
+  d.packets_after = 9;
+  d.related = {{"tc ingress cali1 DROPPED_BY_POLICY", 10, 15},
+               {"tc ingress cali1 ACCEPTED_BY_POLICY", 7, std::nullopt}};
+  r.counters = d;
+  auto j = to_json(r)["counters"];
+  CHECK(j["before"] == nlohmann::json{{"packets", 4}, {"bytes", nullptr}});
+  CHECK(j["delta"] == nlohmann::json{{"packets", 5}, {"bytes", nullptr}});
+  CHECK(j["rule"]["calico_rule_id"] == "0x1573250364eb46b5");
+  CHECK(j["related"] == nlohmann::json::parse(R"([
+    {"counter": "tc ingress cali1 DROPPED_BY_POLICY", "before": 10, "after": 15, "delta": 5},
+    {"counter": "tc ingress cali1 ACCEPTED_BY_POLICY", "before": 7, "after": null,
+     "delta": null}])"));
+  std::string text = render_text(r, TextOptions{});
+  CHECK(text.find("counter:  +5 packets in 2 s (bpf prog 12 p4E_cali1 (tc ingress cali1) rule "
+                  "0x1573250364eb46b5; now 9 packets)\n"
+                  "            tc ingress cali1 DROPPED_BY_POLICY +5 (now 15)\n") !=
+        std::string::npos);
+  CHECK(text.find("ACCEPTED_BY_POLICY") == std::string::npos);  // no second read: no line
+  CHECK(text.find("bytes") == std::string::npos);
 }
 
 TEST_CASE("trace: the kernel's verdict from a packet's events", "[unit]") {

@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
 #include "cli/flow_args.h"
+#include "cli/runtime_names.h"
 #include "cli/source_options.h"
 #include "core/calico/workload.h"
 #include "core/dataplane_registry.h"
@@ -26,7 +27,8 @@ struct InspectOptions {
   // "--dport 70000" gets an error that names the range instead of CLI11's conversion message.
   FlowArgs flow;
   std::string iface_prefix = "cali";
-  std::string k8s;  // --k8s FILE
+  std::string k8s;            // --k8s FILE
+  bool runtime_names = true;  // crictl, unless --no-crictl
   bool verbose = false;
   bool counters = false;
   double interval = 5;
@@ -84,26 +86,24 @@ int run_inspect(const Context& c, const InspectOptions& opts) {
     auto names = load_k8s_names(o.k8s, o.source.resolved().max_bytes);
     if (!names) return c.fail(names.error());
     k8s = std::move(*names);
-  } else {
-    auto names =
-        snapshot_k8s_names(o.source.request.file, o.source.resolved().max_bytes, k8s_source);
-    if (!names) return c.fail(names.error());
-    k8s = std::move(*names);
+    if (auto st = resolve_services(*from, *to, *k8s, k8s_source, o.flow.dport, notes); !st)
+      return c.fail(st.error());
   }
+  // Only --k8s and a snapshot's names know services; a live read has no snapshot.
   for (const auto* e : {&*from, &*to})
-    if (e->port && !k8s)
+    if (e->port && !e->addr && o.source.request.file.empty())
       return c.fail(
           make_error(ErrorCode::bad_input,
                      fmt::format("{} {}: a service with a port needs --k8s FILE",
                                  e == &*from ? "--src" : "--dst", e == &*from ? o.src : o.dst)));
-  if (k8s) {
-    if (auto st = resolve_services(*from, *to, *k8s, k8s_source, o.flow.dport, notes); !st)
-      return c.fail(st.error());
-  }
   // Everything but pod names is checked before the (possibly slow) read of the dataplane.
   const bool v6 = (from->addr && from->addr->is_v6()) || (to->addr && to->addr->is_v6());
   const IpAddr placeholder = *IpAddr::parse(v6 ? "::1" : "10.0.0.1");
-  if (auto f = build_flow(o.flow, from->addr.value_or(placeholder), to->addr.value_or(placeholder));
+  FlowArgs early = o.flow;
+  // A snapshot's names may yet make ns/svc a service whose port becomes --dport.
+  if (!k8s && !o.source.request.file.empty() && (!from->addr || !to->addr) && !early.dport)
+    early.dport = 1;
+  if (auto f = build_flow(early, from->addr.value_or(placeholder), to->addr.value_or(placeholder));
       !f)
     return c.fail(f.error());
   if (o.counters && !o.source.request.file.empty())
@@ -114,6 +114,29 @@ int run_inspect(const Context& c, const InspectOptions& opts) {
   if (!loaded) return c.fail(loaded.error());
   // The layer a packet meets first (docs/design.md, "More than one dataplane on a node").
   const LoadedDataplane& src = *loaded->front();
+  // Names the read brought (a snapshot's), when --k8s gave none.
+  if (!k8s) {
+    auto names = snapshot_names(src, o.source.request.file, k8s_source);
+    if (!names) return c.fail(names.error());
+    k8s = std::move(*names);
+    if (k8s)
+      if (auto st = resolve_services(*from, *to, *k8s, k8s_source, o.flow.dport, notes); !st)
+        return c.fail(st.error());
+  }
+  // This node's container runtime knows its pods: with --k8s, what --k8s lacks.
+  std::vector<std::string> runtime_notes;
+  if (o.runtime_names && o.source.reads_this_node()) {
+    RuntimeNames rt = runtime_names(o.source.resolved().max_bytes);
+    // A node without crictl is worth a note only when nothing else names the pods.
+    if (rt.on_path || !k8s) runtime_notes = std::move(rt.notes);
+    if (rt.names && k8s) {
+      merge_k8s_names(*k8s, *rt.names);
+      k8s_source += " and " + rt.source;
+    } else if (rt.names) {
+      k8s = std::move(rt.names);
+      k8s_source = rt.source;
+    }
+  }
   if (k8s)
     if (auto st = resolve_k8s_pods(*from, *to, *k8s, k8s_source, src.node(), o.iface_prefix, notes);
         !st)
@@ -149,7 +172,9 @@ int run_inspect(const Context& c, const InspectOptions& opts) {
     if (auto st = add_counter_delta(rep, *decider, o.interval); !st) return c.fail(st.error());
   }
   rep.assumptions.insert(rep.assumptions.begin(), notes.begin(), notes.end());
-  if (k8s) apply_k8s_names(rep, *k8s, k8s_source, o.iface_prefix);
+  if (k8s)
+    apply_k8s_names(rep, *k8s, k8s_source, o.iface_prefix, src.node() ? &*src.node() : nullptr);
+  rep.assumptions.insert(rep.assumptions.end(), runtime_notes.begin(), runtime_notes.end());
   if (o.output == "json")
     // Names and comments come from the input unchecked (iptables-save text, xt payloads); bytes
     // that are not UTF-8 are printed as U+FFFD instead of failing the whole report.
@@ -196,6 +221,9 @@ Runner add_inspect(CLI::App& app, const Context& c) {
                   "Names for addresses: the output of `kubectl get pods,services,endpointslices "
                   "-A -o json`; reports name pods and services, --src/--dst take ns/svc[:port]")
       ->type_name("FILE");
+  cmd->add_flag("!--no-crictl", o->runtime_names,
+                "Live on this node: do not ask the container runtime (crictl on PATH) for the "
+                "names of its pods");
   cmd->add_option("--iface-prefix", o->iface_prefix,
                   "Felix's workload interface prefix (FELIX_INTERFACEPREFIX), for pod names")
       ->capture_default_str();

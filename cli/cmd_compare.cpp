@@ -148,29 +148,55 @@ int run_compare(const Context& c, const CompareOptions& o) {
   if (!before) return c.fail(before.error());
   auto after = load_side(c, o, "after", o.after);
   if (!after) return c.fail(after.error());
-  std::optional<K8sNames> k8s;
-  const std::string k8s_source = "--k8s " + input_origin(o.k8s);
+  // Names per side: --k8s for both, else what each side's snapshot carries (snapshot --k8s).
+  std::optional<K8sNames> k8s, before_names, after_names;
+  std::string k8s_source = "--k8s " + input_origin(o.k8s), before_source, after_source;
   if (!o.k8s.empty()) {
     auto names = load_k8s_names(o.k8s, o.source.resolved().max_bytes);
     if (!names) return c.fail(names.error());
     k8s = std::move(*names);
+  } else {
+    auto b = snapshot_names(**before, o.before, before_source);
+    if (!b) return c.fail(make_error(b.error().code, "before: " + b.error().message));
+    auto a = snapshot_names(**after, o.after, after_source);
+    if (!a) return c.fail(make_error(a.error().code, "after: " + a.error().message));
+    before_names = std::move(*b);
+    after_names = std::move(*a);
+    // The flows' ns/pod and ns/svc: the before side's names, then what only the after side has.
+    if (before_names || after_names) {
+      k8s = before_names ? *before_names : *after_names;
+      if (before_names && after_names) merge_k8s_names(*k8s, *after_names);
+      k8s_source = before_source.empty()           ? after_source
+                   : after_source.empty()          ? before_source
+                   : before_source == after_source ? before_source
+                                                   : before_source + " and " + after_source;
+    }
   }
+  for (auto [names, source] :
+       {std::pair{&before_names, &before_source}, std::pair{&after_names, &after_source}})
+    if (!*names && k8s) {
+      *names = k8s;
+      *source = k8s_source;
+    }
   auto flows = flows_to_compare(o, **before, **after, k8s, k8s_source);
   if (!flows) return c.fail(flows.error());
 
   Comparison cmp;
   cmp.before_source = (*before)->description();
   cmp.after_source = (*after)->description();
-  if (k8s) cmp.names_source = "pod and service names from " + k8s_source;
+  if (k8s)
+    cmp.names_source = fmt::format("{} names from {}",
+                                   k8s->services.empty() ? "pod" : "pod and service", k8s_source);
+  const auto node_of = [](const LoadedDataplane& l) { return l.node() ? &*l.node() : nullptr; };
   for (const Flow& f : *flows) {
     auto b = (*before)->inspect(f);
     if (!b) return c.fail(make_error(b.error().code, "before: " + b.error().message));
     auto a = (*after)->inspect(f);
     if (!a) return c.fail(make_error(a.error().code, "after: " + a.error().message));
-    if (k8s) {
-      apply_k8s_names(*b, *k8s, k8s_source, o.iface_prefix);
-      apply_k8s_names(*a, *k8s, k8s_source, o.iface_prefix);
-    }
+    if (before_names)
+      apply_k8s_names(*b, *before_names, before_source, o.iface_prefix, node_of(**before));
+    if (after_names)
+      apply_k8s_names(*a, *after_names, after_source, o.iface_prefix, node_of(**after));
     FlowComparison fc{std::move(*b), std::move(*a)};
     fc.change = compare_reports(fc.before, fc.after);
     cmp.flows.push_back(std::move(fc));

@@ -8,6 +8,7 @@
 #include "cli/exit_codes.h"
 #include "cli/flow_args.h"
 #include "cli/flow_file.h"
+#include "cli/runtime_names.h"
 #include "cli/source_options.h"
 #include "core/calico/workload.h"
 #include "core/dataplane_registry.h"
@@ -28,8 +29,9 @@ struct InspectOptions {
   // "--dport 70000" gets an error that names the range instead of CLI11's conversion message.
   FlowArgs flow;
   std::string iface_prefix = "cali";
-  std::string k8s;    // --k8s FILE
-  std::string flows;  // --flows FILE
+  std::string k8s;            // --k8s FILE
+  std::string flows;          // --flows FILE
+  bool runtime_names = true;  // crictl, unless --no-crictl
   bool verbose = false;
   bool counters = false;
   double interval = 5;
@@ -110,8 +112,9 @@ Error at(const FlowInput& in, const Error& e) {
   return make_error(e.code, in.where + e.message);
 }
 
-// Everything but pod names is checked before the (possibly slow) read of the dataplane.
-Status prepare(FlowInput& in, const Names& names) {
+// Everything but pod names is checked before the (possibly slow) read of the dataplane. `file`:
+// the snapshot or dump being read, whose names may yet make ns/svc a service.
+Status prepare(FlowInput& in, const Names& names, const std::string& file) {
   const bool line = !in.where.empty();
   auto from = parse_endpoint(in.src, line ? "src" : "--src");
   if (!from) return at(in, from.error());
@@ -119,22 +122,27 @@ Status prepare(FlowInput& in, const Names& names) {
   if (!to) return at(in, to.error());
   in.from = std::move(*from);
   in.to = std::move(*to);
+  if (names.k8s)
+    if (auto st =
+            resolve_services(in.from, in.to, *names.k8s, names.source, in.args.dport, in.notes);
+        !st)
+      return at(in, st.error());
+  // Only --k8s and a snapshot's names know services; a live read has no snapshot.
   for (const auto* e : {&in.from, &in.to})
-    if (e->port && !names.k8s) {
+    if (e->port && !e->addr && file.empty()) {
       const bool is_src = e == &in.from;
       return make_error(ErrorCode::bad_input,
                         fmt::format("{}{} {}: a service with a port needs --k8s FILE", in.where,
                                     line ? (is_src ? "src" : "dst") : (is_src ? "--src" : "--dst"),
                                     is_src ? in.src : in.dst));
     }
-  if (names.k8s)
-    if (auto st =
-            resolve_services(in.from, in.to, *names.k8s, names.source, in.args.dport, in.notes);
-        !st)
-      return at(in, st.error());
   const bool v6 = (in.from.addr && in.from.addr->is_v6()) || (in.to.addr && in.to.addr->is_v6());
   const IpAddr placeholder = *IpAddr::parse(v6 ? "::1" : "10.0.0.1");
-  auto f = build_flow(in.args, in.from.addr.value_or(placeholder), in.to.addr.value_or(placeholder),
+  FlowArgs early = in.args;
+  // A snapshot's names may yet make ns/svc a service whose port becomes the destination port.
+  if (!names.k8s && !file.empty() && (!in.from.addr || !in.to.addr) && !early.dport)
+    early.dport = 1;
+  auto f = build_flow(early, in.from.addr.value_or(placeholder), in.to.addr.value_or(placeholder),
                       in.where);
   if (!f) return f.error();
   return Ok{};
@@ -211,16 +219,11 @@ int run_inspect(const Context& c, const InspectOptions& o) {
     auto k8s = load_k8s_names(o.k8s, o.source.resolved().max_bytes);
     if (!k8s) return c.fail(k8s.error());
     names.k8s = std::move(*k8s);
-  } else {
-    auto k8s =
-        snapshot_k8s_names(o.source.request.file, o.source.resolved().max_bytes, names.source);
-    if (!k8s) return c.fail(k8s.error());
-    names.k8s = std::move(*k8s);
   }
   auto inputs = flow_inputs(o);
   if (!inputs) return c.fail(inputs.error());
   for (auto& in : *inputs)
-    if (auto st = prepare(in, names); !st) return c.fail(st.error());
+    if (auto st = prepare(in, names, o.source.request.file); !st) return c.fail(st.error());
   if (o.counters && !o.source.request.file.empty())
     return c.fail(make_error(ErrorCode::bad_input,
                              "--counters reads the live dataplane twice: it cannot be combined "
@@ -229,6 +232,32 @@ int run_inspect(const Context& c, const InspectOptions& o) {
   if (!loaded) return c.fail(loaded.error());
   // The layer a packet meets first (docs/design.md, "More than one dataplane on a node").
   const LoadedDataplane& first = *loaded->front();
+  // Names the read brought (a snapshot's), when --k8s gave none.
+  if (!names.k8s) {
+    auto k8s = snapshot_names(first, o.source.request.file, names.source);
+    if (!k8s) return c.fail(k8s.error());
+    names.k8s = std::move(*k8s);
+    if (names.k8s)
+      for (auto& in : *inputs)
+        if (auto st =
+                resolve_services(in.from, in.to, *names.k8s, names.source, in.args.dport, in.notes);
+            !st)
+          return c.fail(at(in, st.error()));
+  }
+  // This node's container runtime knows its pods: with --k8s, what --k8s lacks.
+  std::vector<std::string> runtime_notes;
+  if (o.runtime_names && o.source.reads_this_node()) {
+    RuntimeNames rt = runtime_names(o.source.resolved().max_bytes);
+    // A node without crictl is worth a note only when nothing else names the pods.
+    if (rt.on_path || !names.k8s) runtime_notes = std::move(rt.notes);
+    if (rt.names && names.k8s) {
+      merge_k8s_names(*names.k8s, *rt.names);
+      names.source += " and " + rt.source;
+    } else if (rt.names) {
+      names.k8s = std::move(rt.names);
+      names.source = rt.source;
+    }
+  }
   // Every flow is resolved before any report is printed, so a bad line in a flows file gives
   // an error and no partial output.
   std::vector<Flow> flows;
@@ -239,13 +268,15 @@ int run_inspect(const Context& c, const InspectOptions& o) {
     flows.push_back(std::move(*flow));
   }
   const bool batch = !o.flows.empty();
+  const NodeInfo* node = first.node() ? &*first.node() : nullptr;
   int exit_code = 0;
   for (std::size_t i = 0; i < flows.size(); ++i) {
     auto rep = evaluate(c, o, *loaded, flows[i]);
     if (!rep) return c.fail(rep.error());
     const auto& notes = (*inputs)[i].notes;
     rep->assumptions.insert(rep->assumptions.begin(), notes.begin(), notes.end());
-    if (names.k8s) apply_k8s_names(*rep, *names.k8s, names.source, o.iface_prefix);
+    if (names.k8s) apply_k8s_names(*rep, *names.k8s, names.source, o.iface_prefix, node);
+    rep->assumptions.insert(rep->assumptions.end(), runtime_notes.begin(), runtime_notes.end());
     // Names and comments come from the input unchecked (iptables-save text, xt payloads); bytes
     // that are not UTF-8 are printed as U+FFFD instead of failing the whole report. Many flows
     // give JSON Lines: one report a line.
@@ -307,6 +338,9 @@ Runner add_inspect(CLI::App& app, const Context& c) {
                   "Names for addresses: the output of `kubectl get pods,services,endpointslices "
                   "-A -o json`; reports name pods and services, --src/--dst take ns/svc[:port]")
       ->type_name("FILE");
+  cmd->add_flag("!--no-crictl", o->runtime_names,
+                "Live on this node: do not ask the container runtime (crictl on PATH) for the "
+                "names of its pods");
   cmd->add_option("--iface-prefix", o->iface_prefix,
                   "Felix's workload interface prefix (FELIX_INTERFACEPREFIX), for pod names")
       ->capture_default_str();

@@ -1,13 +1,10 @@
 #include "cli/flow_args.h"
 
-#include <filesystem>
-#include <system_error>
 #include <tuple>
 
 #include <fmt/format.h>
 
 #include "core/input_file.h"
-#include "core/snapshot.h"
 
 namespace dpi::cli {
 
@@ -62,21 +59,10 @@ Result<K8sNames> load_k8s_names(const std::string& path, std::size_t max_bytes) 
   return names;
 }
 
-Result<std::optional<K8sNames>> snapshot_k8s_names(const std::string& path, std::size_t max_bytes,
-                                                   std::string& source) {
-  // Only a regular file can be read twice (stdin and pipes, `<(nft -j list ruleset)`, cannot):
-  // the backend reads the file again for the dataplane.
-  std::error_code ec;
-  if (path.empty() || path == "-" || !std::filesystem::is_regular_file(path, ec))
-    return std::optional<K8sNames>();
-  auto text = read_input_file(path, max_bytes);
-  if (!text) return text.error();
-  // Most inputs carry no names: only those that mention the member are parsed a second time.
-  if (text->find("\"k8s\"") == std::string::npos) return std::optional<K8sNames>();
-  auto doc = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !is_snapshot(doc)) return std::optional<K8sNames>();
-  auto member = doc.find(kSnapshotK8sMember);
-  if (member == doc.end()) return std::optional<K8sNames>();
+Result<std::optional<K8sNames>> snapshot_names(const LoadedDataplane& loaded,
+                                               const std::string& path, std::string& source) {
+  const auto& member = loaded.snapshot_k8s();
+  if (!member) return std::optional<K8sNames>();
   auto names = parse_k8s_names(*member);
   if (!names)
     return make_error(names.error().code, fmt::format("{}: the snapshot's k8s member: {}",
@@ -161,8 +147,17 @@ Status resolve_k8s_pods(Endpoint& src, Endpoint& dst, const K8sNames& k8s,
     if (!e->pod || e->addr) continue;
     const K8sPod* pod = k8s.find_pod(e->pod->ns, e->pod->name);
     if (!pod) continue;  // resolve_pods looks for its interface and says what is missing
-    if (node && node->find_interface(calico::workload_iface(*e->pod, prefix))) continue;
+    const std::string iface = calico::workload_iface(*e->pod, prefix);
+    if (node && node->find_interface(iface)) continue;
     auto ip = pick(pod->ips, *other);
+    if (node && pod->on_this_node && ip) {
+      // The runtime runs it here, yet Felix made no interface for it: not a Calico workload
+      // (host network, another CNI), or another --iface-prefix. Its address still is its own.
+      e->addr = *ip;
+      notes.push_back(fmt::format("{} pod {} is {} (from {}; no interface {} on this node)", option,
+                                  pod->str(), ip->str(), source, iface));
+      continue;
+    }
     if (node) {
       if (!pod->node.empty())
         return make_error(

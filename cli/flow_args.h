@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/calico/workload.h"
+#include "core/dataplane.h"
 #include "core/flow.h"
 #include "core/k8s_names.h"
 #include "core/node_info.h"
@@ -29,10 +30,11 @@ Status resolve_pods(Endpoint& src, Endpoint& dst, const std::optional<NodeInfo>&
 // --k8s: the names from the file at path, as kubectl wrote it.
 Result<K8sNames> load_k8s_names(const std::string& path, std::size_t max_bytes);
 
-// The names a snapshot carries (`snapshot --k8s`): nullopt when path is no file, or a file
-// without them. source is set to what the assumptions call them.
-Result<std::optional<K8sNames>> snapshot_k8s_names(const std::string& path, std::size_t max_bytes,
-                                                   std::string& source);
+// The names a snapshot carries (`snapshot --k8s`), as its loader handed them on: nullopt for a
+// source without them. path is the snapshot's (--ruleset); source is set to what the
+// assumptions call them.
+Result<std::optional<K8sNames>> snapshot_names(const LoadedDataplane& loaded,
+                                               const std::string& path, std::string& source);
 
 // With --k8s data, before the dataplane is read: an endpoint naming a service (ns/svc:port, or
 // ns/svc when no pod has that name) gets the service's ClusterIP, and its port becomes *dport when

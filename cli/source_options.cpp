@@ -21,6 +21,7 @@ void SourceOptions::add_to(CLI::App& cmd, const DataplaneRegistry& registry, boo
       CLI::Option* opt = cmd.add_option("--" + so.name, value, so.help)->type_name(so.type_name);
       if (!so.default_value.empty()) opt->capture_default_str();
       backend_options_[so.name] = opt;
+      if (so.type_name == "FILE") file_options_.push_back(so.name);
     }
   cmd.add_option("--node", request.node_file,
                  "With --ruleset or --iptables-save: the node's interfaces, addresses and routes "
@@ -46,6 +47,13 @@ SourceRequest SourceOptions::resolved() const {
   for (const auto& [name, opt] : backend_options_)
     if (opt->count() > 0) r.given.insert(name);
   return r;
+}
+
+bool SourceOptions::reads_this_node() const {
+  if (!request.file.empty() || !request.node_file.empty() || !request.netns.empty()) return false;
+  for (const auto& name : file_options_)
+    if (backend_options_.at(name)->count() > 0) return false;
+  return true;
 }
 
 }  // namespace dpi::cli

@@ -29,9 +29,14 @@ struct SourceOptions {
   // The request for the backends, with the size limit in bytes and the backend options the user
   // typed marked as given.
   SourceRequest resolved() const;
+  // Whether the dataplane is read live from this node's own network namespace: no --ruleset,
+  // --node or --netns, and no backend option that names a file (--iptables-save). Only then do
+  // this node's other sources (its container runtime) describe what is inspected.
+  bool reads_this_node() const;
 
  private:
   std::map<std::string, CLI::Option*> backend_options_;
+  std::vector<std::string> file_options_;  // backend options of type FILE
 };
 
 }  // namespace dpi::cli

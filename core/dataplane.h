@@ -120,6 +120,15 @@ class LoadedDataplane {
     return make_error(ErrorCode::bad_input,
                       "counters: the " + detect().dataplane + " dataplane reads no live counters");
   }
+
+  // The names a snapshot carries (`snapshot --k8s`: kubectl's document as stored, the
+  // kSnapshotK8sMember of core/snapshot.h), handed on by the backend that parsed the snapshot so
+  // that nothing reads the file again for them; nullopt for other sources.
+  const std::optional<nlohmann::json>& snapshot_k8s() const { return snapshot_k8s_; }
+  void set_snapshot_k8s(std::optional<nlohmann::json> k8s) { snapshot_k8s_ = std::move(k8s); }
+
+ private:
+  std::optional<nlohmann::json> snapshot_k8s_;
 };
 
 class DataplaneBackend {

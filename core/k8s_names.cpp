@@ -1,5 +1,7 @@
 #include "core/k8s_names.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "core/calico/workload.h"
@@ -106,6 +108,14 @@ const K8sService* K8sNames::service_by_ip(const IpAddr& a) const {
   return nullptr;
 }
 
+const K8sPod* K8sNames::pod_by_iface(std::string_view iface, std::string_view prefix) const {
+  // Hashing every pod is cheaper than it looks: a node's report has a handful of interfaces.
+  if (iface.rfind(prefix, 0) != 0) return nullptr;
+  for (const auto& p : pods)
+    if (!p.host_network && calico::workload_iface({p.ns, p.name}, prefix) == iface) return &p;
+  return nullptr;
+}
+
 std::string K8sNames::name_of(const IpAddr& a) const {
   if (const auto* p = pod_by_ip(a)) return p->str();
   if (const auto* s = service_by_ip(a)) return "service " + s->str();
@@ -156,19 +166,48 @@ Result<K8sNames> parse_k8s_names(std::string_view text, const std::string& origi
   return names;
 }
 
+void merge_k8s_names(K8sNames& into, const K8sNames& more) {
+  for (const auto& p : more.pods) {
+    auto it = std::find_if(into.pods.begin(), into.pods.end(),
+                           [&](const K8sPod& q) { return q.ns == p.ns && q.name == p.name; });
+    if (it == into.pods.end()) {
+      into.pods.push_back(p);
+    } else if (it->ips.empty()) {
+      it->ips = p.ips;
+      it->on_this_node = it->on_this_node || p.on_this_node;
+    }
+  }
+  for (const auto& s : more.services)
+    if (!into.find_service(s.ns, s.name)) into.services.push_back(s);
+}
+
+namespace {
+
+// The pod whose interface carries the host route to a (Felix's /32 or /128 to a local workload).
+std::string name_by_route(const K8sNames& names, const NodeInfo& node, const IpAddr& a,
+                          std::string_view prefix) {
+  for (const auto& r : node.routes)
+    if (r.type == "unicast" && r.dst.addr == a && r.dst.len == (a.is_v4() ? 32 : 128))
+      if (const K8sPod* p = names.pod_by_iface(r.dev, prefix)) return p->str();
+  return {};
+}
+
+}  // namespace
+
 void apply_k8s_names(Report& r, const K8sNames& names, std::string_view source,
-                     std::string_view iface_prefix) {
+                     std::string_view iface_prefix, const NodeInfo* node) {
   if (r.src_name.empty()) r.src_name = names.name_of(r.flow.src);
   if (r.dst_name.empty()) r.dst_name = names.name_of(r.flow.dst);
+  if (node && r.src_name.empty())
+    r.src_name = name_by_route(names, *node, r.flow.src, iface_prefix);
+  if (node && r.dst_name.empty())
+    r.dst_name = name_by_route(names, *node, r.flow.dst, iface_prefix);
   for (auto& s : r.stages) {
     if (!s.workload.empty() || s.endpoint.empty()) continue;
-    for (const auto& p : names.pods)
-      if (!p.host_network && calico::workload_iface({p.ns, p.name}, iface_prefix) == s.endpoint) {
-        s.workload = p.str();
-        break;
-      }
+    if (const K8sPod* p = names.pod_by_iface(s.endpoint, iface_prefix)) s.workload = p->str();
   }
-  r.assumptions.push_back(fmt::format("pod and service names from {}", source));
+  r.assumptions.push_back(
+      fmt::format("{} names from {}", names.services.empty() ? "pod" : "pod and service", source));
 }
 
 }  // namespace dpi

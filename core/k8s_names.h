@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/ip.h"
+#include "core/node_info.h"
 #include "core/result.h"
 
 namespace dpi {
@@ -23,6 +24,8 @@ struct K8sPod {
   std::vector<IpAddr> ips;
   // A host-network pod shares the node's address: that address does not name it.
   bool host_network = false;
+  // Listed by this node's container runtime (crictl): the pod runs here, whatever node says.
+  bool on_this_node = false;
   std::string str() const { return ns + "/" + name; }
 };
 
@@ -46,6 +49,8 @@ struct K8sNames {
   const K8sService* find_service(std::string_view ns, std::string_view name) const;
   const K8sPod* pod_by_ip(const IpAddr& a) const;
   const K8sService* service_by_ip(const IpAddr& a) const;
+  // The pod whose Felix interface (prefix + hash of "ns.pod", calico::workload_iface) is iface.
+  const K8sPod* pod_by_iface(std::string_view iface, std::string_view prefix) const;
   // What the address is called: "ns/pod", "service ns/svc", or "" when the data does not know.
   std::string name_of(const IpAddr& a) const;
 };
@@ -55,10 +60,16 @@ struct K8sNames {
 Result<K8sNames> parse_k8s_names(const nlohmann::json& doc);
 Result<K8sNames> parse_k8s_names(std::string_view text, const std::string& origin);
 
+// Two name sources as one: what `into` has wins; a pod or service only `more` has is added, and
+// a pod of both that has no address in `into` takes `more`'s (and its on_this_node).
+void merge_k8s_names(K8sNames& into, const K8sNames& more);
+
 // Names the flow's source and destination and each stage's workload (the pod whose Felix interface,
 // prefix + hash of "ns.pod", is the stage's endpoint) when the data knows them, and adds
-// "pod and service names from <source>" to the assumptions.
+// "pod and service names from <source>" (without services: "pod names from") to the
+// assumptions. An address the data does not know is still named when node (if given) routes it
+// through the interface of a pod of the data (a host route, /32 or /128).
 void apply_k8s_names(Report& r, const K8sNames& names, std::string_view source,
-                     std::string_view iface_prefix = "cali");
+                     std::string_view iface_prefix = "cali", const NodeInfo* node = nullptr);
 
 }  // namespace dpi

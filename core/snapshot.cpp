@@ -25,6 +25,15 @@ bool is_snapshot(const json& doc) {
   return doc.contains("ruleset");
 }
 
+std::optional<json> take_snapshot_k8s(json& doc) {
+  if (!doc.is_object()) return std::nullopt;
+  auto it = doc.find(kSnapshotK8sMember);
+  if (it == doc.end()) return std::nullopt;
+  std::optional<json> out(std::move(*it));
+  doc.erase(it);  // a std::map: the other members do not move
+  return out;
+}
+
 Result<const json*> snapshot_section(const json& doc, std::string_view name, V1Section v1,
                                      const std::string& origin) {
   const json schema = doc.is_object() ? doc.value("schema", json()) : json();

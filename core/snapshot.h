@@ -38,6 +38,10 @@ enum class V1Section {
 // schema this dpinspect does not read or a section that is not an object; not_found when the
 // snapshot has no such section (this dataplane was not on the node), so that --dataplane auto
 // keeps to the others. origin names the file in messages.
+// Moves the kSnapshotK8sMember out of doc (a snapshot) for LoadedDataplane::set_snapshot_k8s;
+// nullopt when it has none. Pointers into doc's other members stay valid.
+std::optional<nlohmann::json> take_snapshot_k8s(nlohmann::json& doc);
+
 Result<const nlohmann::json*> snapshot_section(const nlohmann::json& doc, std::string_view name,
                                                V1Section v1, const std::string& origin);
 

@@ -283,6 +283,7 @@ Result<std::unique_ptr<LoadedDataplane>> EbpfDataplane::load(const SourceRequest
     if (!n) return n.error();
     auto loaded = std::make_unique<LoadedEbpf>(std::move(*n));
     if (auto st = loaded->set_engine(engine_of(req)); !st) return st.error();
+    loaded->set_snapshot_k8s(take_snapshot_k8s(doc));
     return std::unique_ptr<LoadedDataplane>(std::move(loaded));
   }
   // The pinned maps are in a mount, not a network namespace; --netns is where detect lists the

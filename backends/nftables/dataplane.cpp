@@ -35,7 +35,7 @@ nlohmann::json kube_proxy_mode(const nft::Detection& d) {
 
 class LoadedNftables final : public LoadedDataplane {
  public:
-  explicit LoadedNftables(Loaded l) : l_(std::move(l)) {}
+  explicit LoadedNftables(Loaded l) : l_(std::move(l)) { set_snapshot_k8s(std::move(l_.k8s)); }
   const std::string& description() const override { return l_.description; }
   const std::optional<NodeInfo>& node() const override { return l_.node; }
   void set_node(NodeInfo node) override { l_.node = std::move(node); }

@@ -9,6 +9,7 @@
 #include "backends/nftables/live_ruleset.h"
 #include "backends/nftables/snapshot.h"
 #include "core/input_file.h"
+#include "core/snapshot.h"
 
 namespace dpi::nft {
 
@@ -106,6 +107,7 @@ Result<Loaded> load_source(const SourceSpec& spec) {
     LoadOptions opts = spec.load;
     const nlohmann::json* ruleset = &*doc;
     if (is_snapshot(*doc)) {
+      out.k8s = take_snapshot_k8s(*doc);
       auto snap = read_snapshot(*doc, origin);
       if (!snap) return snap.error();
       out.xt = std::make_shared<XtPayloads>(std::move(snap->xt));

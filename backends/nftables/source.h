@@ -36,6 +36,8 @@ struct Loaded {
   // Kept with the ruleset: decoded xt matches point into them.
   std::shared_ptr<XtPayloads> xt;
   std::shared_ptr<IpsetCatalog> ipsets;
+  // A snapshot's `snapshot --k8s` names (LoadedDataplane::snapshot_k8s).
+  std::optional<nlohmann::json> k8s;
 };
 
 Result<Loaded> load_source(const SourceSpec& spec);

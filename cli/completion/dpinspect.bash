@@ -94,9 +94,9 @@ _dpinspect() {
   case $cmd in
     inspect)
       opts="-h --help --dataplane --ruleset --iptables-save --ipset-save --bpffs
-            --policy-debug-dir --engine --node --netns --max-input-mb --src --dst --flows --k8s --iface-prefix
-            --proto --sport --dport --icmp-type --icmp-code --iif --oif --ct -o --output
-            -v --verbose --counters --interval"
+            --policy-debug-dir --engine --node --netns --max-input-mb --src --dst --flows --k8s --no-crictl
+            --iface-prefix --proto --sport --dport --icmp-type --icmp-code --iif --oif --ct -o
+            --output -v --verbose --counters --interval"
       ;;
     detect)
       opts="-h --help --dataplane --ruleset --iptables-save --ipset-save --bpffs

@@ -21,7 +21,9 @@ struct PodRef {
 std::optional<PodRef> parse_pod_ref(std::string_view s);
 
 // The interface Felix creates for the pod: prefix + the first 11 hex digits of
-// SHA-1("<namespace>.<pod>") (VethNameForWorkload; prefix cali unless FELIX_INTERFACEPREFIX).
+// SHA-1("<namespace>.<pod>"), prefix cali unless FELIX_INTERFACEPREFIX. The rule is
+// VethNameForWorkload in projectcalico/calico, libcalico-go/lib/backend/k8s/conversion/
+// conversion.go: the CNI plugin names the host-side veth with it.
 std::string workload_iface(const PodRef& pod, std::string_view prefix = "cali");
 
 struct PodAddress {

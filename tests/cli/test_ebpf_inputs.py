@@ -20,6 +20,7 @@ changes one thing in a copy and runs `dpinspect inspect --ruleset COPY` on the s
   ebpf section not an object     "ebpf": 7                                    -> 3 (--dataplane ebpf)
   the same three under auto      never a verdict from the snapshot's other dataplane -> 2 or 3
   truncated snapshot file        the file cut in half                         -> 3
+  k8s names                      a `k8s` member (snapshot --k8s) added        -> 1, the flow named
 
 and `detect --ruleset COPY --dataplane ebpf` on the unknown map size names the map.
 
@@ -130,6 +131,13 @@ def bad_hex(snap):
     return snap
 
 
+def with_k8s_names(snap):
+    # `snapshot --k8s`: the eBPF backend, reading the snapshot, hands the names on.
+    with open(os.path.join(TOP, "tests", "fixtures", "k8s", "seed.json")) as f:
+        snap["k8s"] = json.load(f)
+    return snap
+
+
 def not_object(snap):
     snap["ebpf"] = 7
     return snap
@@ -153,6 +161,8 @@ CASES = [
     ("bad program tag, auto", bad_tag, DENIED, (2, 3), []),
     ("bad entry hex, auto", bad_hex, DENIED, (2, 3), []),
     ("ebpf section not an object, auto", not_object, DENIED, (2, 3), []),
+    ("k8s names, --dataplane ebpf", with_k8s_names, ["--dataplane", "ebpf", *DENIED], (1,),
+     ['"src_name": "client/client"', '"dst_name": "management-ui/management-ui"']),
 ]
 
 
@@ -185,7 +195,7 @@ def judge(name, p, want, needles):
         except ValueError:
             return problems + [f"stdout is not JSON: {p.stdout[:200]!r} stderr {p.stderr.strip()[:200]!r}"]
         reason = doc.get("indeterminate_reason") or {}
-        text = json.dumps(reason)
+        text = json.dumps(reason) + json.dumps(doc.get("flow"))
         if p.returncode == 2 and not (reason.get("why") or "").strip():
             problems.append("indeterminate without a reason")
     missing_words = [n for n in needles if n not in text]

@@ -307,6 +307,11 @@ def main():
             f.write('{"src": "client/nowhere", "dst": "10.65.0.3", "dport": 80}\n')
         c.bad_input("compare: a flows file pod not on the node", CMP + ["--flows", flows],
                     [flows, "client/nowhere"], r"flows\.jsonl:1: ")
+        with open(flows, "w") as f:
+            f.write('{"src": "client/client", "dst": "stars/backend-remote", "dport": 6379}\n')
+        c.bad_input("compare --k8s: a flows file pod on another node names that node",
+                    CMP + ["--flows", flows] + K8S, [flows, "stars/backend-remote", "node node2"],
+                    r"flows\.jsonl:1: ")
     c.bad_input("missing file", ["inspect", "--ruleset", "does-not-exist.json"] + FWD,
                 ["does-not-exist.json", "No such file"])
     c.bad_input("missing network namespace", ["inspect", "--netns", "does-not-exist"] + FWD[4:],

@@ -136,8 +136,9 @@ Result<std::unique_ptr<LoadedDataplane>> FixtureDataplane::load(const SourceRequ
       return make_error(ErrorCode::not_found, fmt::format("{}: not a snapshot", origin));
     auto section = snapshot_section(doc, name_, V1Section::member, origin);
     if (!section) return section.error();
-    return std::unique_ptr<LoadedDataplane>(
-        std::make_unique<LoadedFixture>(name_, **section, "snapshot " + origin));
+    auto loaded = std::make_unique<LoadedFixture>(name_, **section, "snapshot " + origin);
+    loaded->set_snapshot_k8s(take_snapshot_k8s(doc));
+    return std::unique_ptr<LoadedDataplane>(std::move(loaded));
   }
   auto table = read_live_table(req);
   if (!table) return table.error();

@@ -1,12 +1,14 @@
-// Names from Kubernetes (--k8s): the recorded kubectl List for examples/seed, malformed documents,
-// and what a report gains from the names.
+// Names from Kubernetes (--k8s) and the container runtime (crictl): the recorded kubectl List and
+// crictl output for examples/seed, malformed documents, and what a report gains from the names.
 #include <fstream>
 #include <sstream>
 #include <string>
 
 #include <catch2/catch.hpp>
 
+#include "core/cri_names.h"
 #include "core/k8s_names.h"
+#include "core/node_info.h"
 #include "core/report.h"
 #include "fixture_paths.h"
 
@@ -121,4 +123,106 @@ TEST_CASE("k8s names: a report names its flow and each stage's workload", "[unit
   other.stages.push_back({"egress of workload", "cali0de30c97d63", "", "allow", {}, ""});
   apply_k8s_names(other, n, "--k8s seed.json", "azv");
   CHECK(other.stages[0].workload.empty());
+}
+
+TEST_CASE("k8s names: a stage or an address is named by the pod that hashes to its interface",
+          "[unit]") {
+  // Names without addresses (a pod the runtime lists, inspectp failed): Felix's interface name
+  // ties them to the path; the node's host route ties them to the flow's addresses.
+  K8sNames n;
+  n.pods.push_back({"client", "client", "", {}, false, true});
+  n.pods.push_back({"stars", "frontend", "", {}, false, true});
+  CHECK(n.pod_by_iface("cali0de30c97d63", "cali")->str() == "client/client");
+  CHECK(n.pod_by_iface("calif881a007510", "cali")->str() == "stars/frontend");
+  CHECK_FALSE(n.pod_by_iface("cali0de30c97d64", "cali"));
+  CHECK_FALSE(n.pod_by_iface("eth0", "cali"));
+  NodeInfo node;
+  Route to_client;
+  to_client.dst = *IpPrefix::parse("10.65.0.2/32");
+  to_client.dev = "cali0de30c97d63";
+  Route pool;  // a block route through the same interface names nothing
+  pool.dst = *IpPrefix::parse("10.65.0.0/26");
+  pool.dev = "calif881a007510";
+  node.routes = {to_client, pool};
+  Report r;
+  r.flow.src = *IpAddr::parse("10.65.0.2");
+  r.flow.dst = *IpAddr::parse("10.65.0.3");
+  r.stages.push_back({"ingress of workload", "calif881a007510", "", "allow", {}, ""});
+  apply_k8s_names(r, n, "the container runtime (crictl, 2 pods on this node)", "cali", &node);
+  CHECK(r.src_name == "client/client");
+  CHECK(r.dst_name.empty());
+  CHECK(r.stages[0].workload == "stars/frontend");
+  REQUIRE(r.assumptions.size() == 1);
+  CHECK(r.assumptions[0] == "pod names from the container runtime (crictl, 2 pods on this node)");
+}
+
+TEST_CASE("crictl: the recorded pods and inspectp of the seed's node1", "[unit]") {
+  auto pods = parse_crictl_pods(
+      nlohmann::json::parse(test::slurp(test::source_path("tests/fixtures/crictl/pods.json"))));
+  REQUIRE(pods);
+  // Six sandboxes listed, one a stopped earlier attempt of client/client.
+  REQUIRE(pods->size() == 5);
+  CHECK(pods->at(1).ns == "client");
+  CHECK(pods->at(1).id.rfind("2b1f0e7c9a4d", 0) == 0);
+  const auto status =
+      nlohmann::json::parse(test::slurp(test::source_path("tests/fixtures/crictl/inspectp.json")));
+  auto n = cri_names(*pods, &status);
+  REQUIRE(n);
+  CHECK(n->pods.size() == 5);
+  CHECK(n->services.empty());
+  for (const auto& p : n->pods) CHECK(p.on_this_node);
+  CHECK(n->name_of(*IpAddr::parse("10.65.0.2")) == "client/client");
+  CHECK(n->name_of(*IpAddr::parse("10.65.0.5")) == "management-ui/management-ui");
+  // calico-node runs in the node's network namespace: the node's address does not name it.
+  const auto* node = n->find_pod("calico-system", "calico-node-x7kq2");
+  REQUIRE(node);
+  CHECK(node->host_network);
+  CHECK(n->name_of(*IpAddr::parse("172.18.0.2")).empty());
+  // One inspectp object (crictl prints no array for one id) and none at all.
+  auto one = cri_names(*pods, &status[1]);
+  REQUIRE(one);
+  CHECK(one->pods[1].ips.size() == 1);
+  CHECK(one->pods[0].ips.empty());
+  auto bare = cri_names(*pods, nullptr);
+  REQUIRE(bare);
+  CHECK(bare->pods[2].str() == "management-ui/management-ui");
+  CHECK(bare->pods[2].ips.empty());
+
+  struct Bad {
+    const char* text;
+    const char* says;
+  };
+  for (const auto& c : std::initializer_list<Bad>{
+           {R"([])", "crictl pods -o json"},
+           {R"({"items":[{"id":"a"}]})", "items[0]: a pod without metadata"},
+           {R"({"items":[{"metadata":{"name":"x"}}]})", "without an id"},
+       }) {
+    INFO(c.text);
+    auto r = parse_crictl_pods(nlohmann::json::parse(c.text));
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains(c.says));
+  }
+  auto bad_ip = nlohmann::json::parse(R"({"status":{"id":")" + pods->at(0).id +
+                                      R"(","network":{"ip":"10.65.0"}}})");
+  auto bad = cri_names(*pods, &bad_ip);
+  REQUIRE_FALSE(bad);
+  CHECK_THAT(bad.error().message, Catch::Contains("10.65.0 is not an address"));
+}
+
+TEST_CASE("k8s names: two sources merged, the first winning", "[unit]") {
+  K8sNames k8s = seed_names();
+  K8sNames rt;
+  rt.pods.push_back({"client", "client", "", {*IpAddr::parse("10.65.0.99")}, false, true});
+  rt.pods.push_back({"stars", "pending", "", {*IpAddr::parse("10.65.0.7")}, false, true});
+  rt.pods.push_back({"stars", "batch", "", {*IpAddr::parse("10.65.0.8")}, false, true});
+  merge_k8s_names(k8s, rt);
+  CHECK(k8s.pods.size() == 8);
+  // --k8s's address stays; a pod --k8s has without one takes the runtime's; a new one is added.
+  CHECK(k8s.name_of(*IpAddr::parse("10.65.0.2")) == "client/client");
+  CHECK(k8s.name_of(*IpAddr::parse("10.65.0.99")).empty());
+  CHECK_FALSE(k8s.find_pod("client", "client")->on_this_node);
+  CHECK(k8s.name_of(*IpAddr::parse("10.65.0.7")) == "stars/pending");
+  CHECK(k8s.find_pod("stars", "pending")->on_this_node);
+  CHECK(k8s.name_of(*IpAddr::parse("10.65.0.8")) == "stars/batch");
+  CHECK(k8s.services.size() == 5);
 }

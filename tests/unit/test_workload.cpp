@@ -35,6 +35,24 @@ TEST_CASE("workload interface names are the lab's (and Felix's)", "[unit]") {
   CHECK(calico::workload_iface({"client", "client"}, "azv") == "azv0de30c97d63");
 }
 
+TEST_CASE("workload interface names of a real node", "[unit]") {
+  // The one (pod, interface) pair published from a real Calico node (GKE, 2019): the pod and its
+  // cali* interface as `iptables-save` and `kubectl get pods` printed them there
+  // (shared/fixtures/real-world, "real": true). The others are synthetic and not checked.
+  auto meta = nlohmann::json::parse(
+      test::slurp(test::shared_path("fixtures/real-world/kubelab-gke-allow.meta.json")));
+  std::size_t real = 0;
+  for (const auto& w : meta["topology"]["workloads"]) {
+    if (!w.value("real", false)) continue;
+    auto pod = calico::parse_pod_ref(w["pod"].get<std::string>());
+    REQUIRE(pod);
+    CHECK(calico::workload_iface(*pod) == w["iface"].get<std::string>());
+    ++real;
+  }
+  CHECK(real == 1);
+  CHECK(calico::workload_iface({"alpha", "nginx-dbddb74b8-z9dpn"}) == "cali92d634f8f03");
+}
+
 TEST_CASE("pod references and addresses", "[unit]") {
   CHECK(calico::parse_pod_ref("client/client-7d9")->name == "client-7d9");
   CHECK_FALSE(calico::parse_pod_ref("10.65.0.2"));

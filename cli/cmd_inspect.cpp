@@ -43,7 +43,7 @@ Status add_counter_delta(Report& rep, const LoadedDataplane& layer, double inter
                          std::ostream& err) {
   if (!rep.decided_by.rule) {
     rep.counters =
-        CounterDelta{{}, interval, {}, {}, {}, {}, "no rule decided: no counter to read"};
+        CounterDelta{{}, interval, {}, {}, {}, {}, "no rule decided: no counter to read", {}};
     return Ok{};
   }
   CounterDelta d;

@@ -197,7 +197,7 @@ TEST_CASE("the CLI with the fixture backend: selection, exit codes, errors", "[u
        {"inspect", "--src", "10.65.0.2"},
        3,
        "",
-       "dpinspect: --dst is required\nRun `dpinspect inspect --help` for more information.\n"},
+       "dpinspect: --dst is required (or --flows FILE for many flows)\n"},
       {"an option no command has", &kOne, {"detect", "--frob"}, 3, "", "dpinspect: "},
       {"a value CLI11 refuses",
        &kOne,

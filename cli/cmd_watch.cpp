@@ -72,12 +72,13 @@ Result<const Interface*> endpoint_iface(const WatchOptions& o,
                                       o.endpoint, name));
 }
 
-std::vector<int> log_groups(const Detection& d) {
-  std::vector<int> g;
-  if (auto it = d.details.find("nflog_groups"); it != d.details.end() && it->is_array())
-    for (const auto& v : *it)
-      if (v.is_number_integer()) g.push_back(v.get<int>());
-  return g;
+// The readers' permission errors suggest --ruleset FILE, which watch has not: say what it needs.
+Error watch_permission(Error e) {
+  if (e.code != ErrorCode::permission) return e;
+  e.message = e.message.substr(0, e.message.find("; ")) +
+              "; watch needs root, or CAP_NET_ADMIN (the ruleset, NFLOG), CAP_BPF and "
+              "CAP_PERFMON (kfree_skb) and CAP_SYS_ADMIN (--netns)";
+  return e;
 }
 
 int run_watch(const Context& c, const WatchOptions& o) {
@@ -85,7 +86,7 @@ int run_watch(const Context& c, const WatchOptions& o) {
   SourceRequest req;
   req.netns = o.netns;
   auto loaded = c.registry.load("auto", req);
-  if (!loaded) return c.fail(loaded.error());
+  if (!loaded) return c.fail(watch_permission(loaded.error()));
   // The layer that holds Calico's dataplane explains the events; a node without one still
   // answers through the first (a host firewall's drops).
   const LoadedDataplane* layer = loaded->front().get();
@@ -105,7 +106,7 @@ int run_watch(const Context& c, const WatchOptions& o) {
     if (!i) return c.fail(i.error());
     only = *i;
   }
-  const std::vector<int> found = log_groups(det);
+  const std::vector<int>& found = det.log_groups;
   std::string source = o.source;
   if (source == "auto") {
     source = found.empty() ? "kfree_skb" : "nflog";
@@ -135,7 +136,7 @@ int run_watch(const Context& c, const WatchOptions& o) {
           o.iface_prefix);
   }
   auto sources = backend->watch(req, w);
-  if (!sources) return c.fail(sources.error());
+  if (!sources) return c.fail(watch_permission(sources.error()));
 
   const std::string where = o.netns.empty() ? "this namespace" : "netns " + o.netns;
   if (w.nflog) {

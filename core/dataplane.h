@@ -81,6 +81,8 @@ struct Detection {
   nlohmann::json details = nlohmann::json::object();
   // Further lines of the text output, as (label, value), after the layouts and version.
   std::vector<std::pair<std::string, std::string>> text_lines;
+  // The NFLOG groups of Calico's log rules (flow logs), for `watch`; not printed by detect.
+  std::vector<int> log_groups;
 };
 
 // One read of a rule's counter (`inspect --counters`).

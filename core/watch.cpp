@@ -15,9 +15,10 @@ namespace {
 using nlohmann::json;
 
 // The kernel drop reasons a filtering decision gives (netfilter's drop verdict, a tc program's
-// drop), and no reason at all (kernels before 5.17 name none): the evaluator can explain these.
+// drop): the evaluator can explain these. NOT_SPECIFIED is any kfree_skb() without a reason
+// (sockets, neighbour discovery...), not a verdict.
 bool policy_drop_reason(const std::string& r) {
-  return r == "NETFILTER_DROP" || r == "TC_INGRESS" || r == "TC_EGRESS" || r == "NOT_SPECIFIED";
+  return r == "NETFILTER_DROP" || r == "TC_INGRESS" || r == "TC_EGRESS";
 }
 
 std::string cache_key(const Flow& f) {

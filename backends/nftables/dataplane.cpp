@@ -59,8 +59,8 @@ class LoadedNftables final : public LoadedDataplane {
         {"kube_proxy", kube_proxy_mode(d)},
         {"counts",
          {{"tables", d.tables}, {"chains", d.chains}, {"rules", d.rules}, {"sets", d.sets}}},
-        {"xt_expressions", d.xt_expressions},
-        {"nflog_groups", d.nflog_groups}};
+        {"xt_expressions", d.xt_expressions}};
+    out.log_groups.assign(d.nflog_groups.begin(), d.nflog_groups.end());
     out.text_lines.emplace_back("size", fmt::format("{} tables, {} chains, {} rules, {} named sets",
                                                     d.tables, d.chains, d.rules, d.sets));
     return out;

@@ -27,5 +27,6 @@ Runner add_detect(CLI::App& app, const Context& c);
 Runner add_snapshot(CLI::App& app, const Context& c);
 Runner add_compare(CLI::App& app, const Context& c);
 Runner add_trace(CLI::App& app, const Context& c);
+Runner add_watch(CLI::App& app, const Context& c);
 
 }  // namespace dpi::cli

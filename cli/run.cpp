@@ -36,11 +36,10 @@ int run(const DataplaneRegistry& registry, const std::vector<std::string>& args,
     return fmt::format("dpinspect: {}\nRun `{} --help` for more information.\n", e.what(), cmd);
   });
   const Context c{registry, out, err};
-  std::map<std::string, Runner> runners{{"inspect", add_inspect(app, c)},
-                                        {"detect", add_detect(app, c)},
-                                        {"snapshot", add_snapshot(app, c)},
-                                        {"compare", add_compare(app, c)},
-                                        {"trace", add_trace(app, c)}};
+  std::map<std::string, Runner> runners{
+      {"inspect", add_inspect(app, c)},   {"detect", add_detect(app, c)},
+      {"snapshot", add_snapshot(app, c)}, {"compare", add_compare(app, c)},
+      {"trace", add_trace(app, c)},       {"watch", add_watch(app, c)}};
   std::vector<std::string> names;
   const CLI::App& registered = app;
   for (const CLI::App* sub : registered.get_subcommands([](const CLI::App*) { return true; }))

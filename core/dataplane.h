@@ -21,6 +21,7 @@
 #include "core/report.h"
 #include "core/result.h"
 #include "core/trace.h"
+#include "core/watch.h"
 
 namespace dpi {
 
@@ -80,6 +81,8 @@ struct Detection {
   nlohmann::json details = nlohmann::json::object();
   // Further lines of the text output, as (label, value), after the layouts and version.
   std::vector<std::pair<std::string, std::string>> text_lines;
+  // The NFLOG groups of Calico's log rules (flow logs), for `watch`; not printed by detect.
+  std::vector<int> log_groups;
 };
 
 // One read of a rule's counter (`inspect --counters`).
@@ -161,6 +164,15 @@ class DataplaneBackend {
     (void)t;
     return make_error(ErrorCode::bad_input,
                       "trace: the " + std::string(name()) + " dataplane cannot trace packets");
+  }
+  // `dpinspect watch`: opens the live event sources `w` asks for in req.netns (core/watch.h).
+  // Read-only: a log subscription or a tracepoint program, all released with the sources.
+  virtual Result<std::vector<std::unique_ptr<WatchSource>>> watch(const SourceRequest& req,
+                                                                  const WatchRequest& w) const {
+    (void)req;
+    (void)w;
+    return make_error(ErrorCode::bad_input,
+                      "watch: the " + std::string(name()) + " dataplane has no live event source");
   }
   // What a section snapshot() wrote holds, for `snapshot -o FILE` to say in one line ("2 tables,
   // 81 chains, 174 rules, 9 sets"); empty when the backend has nothing to count.

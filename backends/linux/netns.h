@@ -25,7 +25,8 @@ Status run_in_netns(const std::string& name_or_path, const std::function<void()>
 // name_or_path: "" = the caller's namespace; otherwise as netns_path().
 // Errors: not_found (no such namespace), permission (setns needs CAP_SYS_ADMIN), bad_input (the
 // file is not a network namespace), system.
-// Sockets opened by fn belong to that namespace and must not outlive the call.
+// Sockets opened by fn belong to that namespace, and stay there when they outlive the call (watch's
+// event sources do); readers close theirs before returning.
 template <class F>
 auto in_netns(const std::string& name_or_path, F&& fn) -> std::invoke_result_t<F&> {
   using R = std::invoke_result_t<F&>;

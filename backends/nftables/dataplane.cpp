@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include "backends/linux/kfree_skb.h"
 #include "backends/linux/netns.h"
+#include "backends/linux/nflog.h"
 #include "backends/nftables/detect.h"
 #include "backends/nftables/inspect.h"
 #include "backends/nftables/rule_counter.h"
@@ -58,6 +60,7 @@ class LoadedNftables final : public LoadedDataplane {
         {"counts",
          {{"tables", d.tables}, {"chains", d.chains}, {"rules", d.rules}, {"sets", d.sets}}},
         {"xt_expressions", d.xt_expressions}};
+    out.log_groups.assign(d.nflog_groups.begin(), d.nflog_groups.end());
     out.text_lines.emplace_back("size", fmt::format("{} tables, {} chains, {} rules, {} named sets",
                                                     d.tables, d.chains, d.rules, d.sets));
     return out;
@@ -142,6 +145,26 @@ Result<KernelPath> NftablesDataplane::trace(const SourceRequest& req, const Trac
   if (!path) return path.error();
   path->source = req.netns.empty() ? "live ruleset" : fmt::format("live netns {}", req.netns);
   return path;
+}
+
+Result<std::vector<std::unique_ptr<WatchSource>>> NftablesDataplane::watch(
+    const SourceRequest& req, const WatchRequest& w) const {
+  using Sources = std::vector<std::unique_ptr<WatchSource>>;
+  // Opened inside the namespace: the NFLOG socket and the kfree_skb filter belong to it.
+  return os::in_netns(req.netns, [&]() -> Result<Sources> {
+    Sources out;
+    if (w.nflog) {
+      auto s = os::open_nflog_source(w.groups);
+      if (!s) return s.error();
+      out.push_back(std::move(*s));
+    }
+    if (w.kfree_skb) {
+      auto s = os::open_kfree_skb_source(w.ifindexes);
+      if (!s) return s.error();
+      out.push_back(std::move(*s));
+    }
+    return out;
+  });
 }
 
 std::string NftablesDataplane::describe_snapshot(const nlohmann::json& section) const {

@@ -45,7 +45,10 @@ Detection detect(const Ruleset& rs) {
     }
     for (const auto& r : c.rules) {
       if (!cali) continue;
-      if (r.facts.log_group) nflog = true;
+      if (r.facts.log_group) {
+        nflog = true;
+        d.nflog_groups.insert(*r.facts.log_group);
+      }
       for (const auto& st : r.stmts)
         if (auto* u = std::get_if<UnknownStmt>(&st); u && u->expression.rfind("xt ", 0) == 0)
           ++d.xt_expressions;

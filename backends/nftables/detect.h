@@ -1,6 +1,7 @@
 // Which Calico layouts a ruleset holds, and the version clues it shows.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@ struct Detection {
   bool kube_proxy_nft = false;
   bool kube_proxy_iptables = false;
   std::size_t xt_expressions = 0;
+  std::set<int> nflog_groups;  // the groups of log rules in Calico chains (flow logs)
   std::size_t tables = 0, chains = 0, rules = 0, sets = 0;
   std::vector<std::string> clues;
 

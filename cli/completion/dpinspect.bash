@@ -13,13 +13,13 @@ _dpinspect() {
   elif [[ $prev == "=" ]] && ((COMP_CWORD > 1)); then
     prev=${COMP_WORDS[COMP_CWORD - 2]}
   fi
-  local commands="inspect detect snapshot compare trace"
+  local commands="inspect detect snapshot compare trace watch"
 
   # The command is the first word after the program that is one of them.
   local cmd="" i
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
-      inspect | detect | snapshot | compare | trace)
+      inspect | detect | snapshot | compare | trace | watch)
         cmd=${COMP_WORDS[i]}
         break
         ;;
@@ -55,6 +55,10 @@ _dpinspect() {
       COMPREPLY=($(compgen -W "interp kernel both" -- "$cur"))
       return
       ;;
+    --source)
+      COMPREPLY=($(compgen -W "auto nflog kfree_skb" -- "$cur"))
+      return
+      ;;
     --ruleset | --iptables-save | --ipset-save | --node | --flows | --k8s | --output-file)
       compopt -o filenames 2>/dev/null
       COMPREPLY=($(compgen -f -- "$cur"))
@@ -78,12 +82,12 @@ _dpinspect() {
       COMPREPLY=($(compgen -W "$names" -- "$cur") $(compgen -f -- "$cur"))
       return
       ;;
-    --iif | --oif)
+    --iif | --oif | --endpoint)
       COMPREPLY=($(compgen -W "$(command ls /sys/class/net 2>/dev/null)" -- "$cur"))
       return
       ;;
     --src | --dst | --sport | --dport | --icmp-type | --icmp-code | --iface-prefix | --port | \
-      --max-input-mb | --interval | --timeout)
+      --max-input-mb | --interval | --timeout | --group | --count | --rate)
       # An address, a pod, a number: nothing to offer.
       COMPREPLY=()
       return
@@ -112,6 +116,10 @@ _dpinspect() {
     trace)
       opts="-h --help --netns --src --dst --iface-prefix --proto --sport --dport --icmp-type
             --icmp-code --iif --oif --timeout -o --output"
+      ;;
+    watch)
+      opts="-h --help --netns --source --group --endpoint --iface-prefix --all --count --timeout
+            --rate -o --output"
       ;;
     *)
       if [[ $cur == -* ]]; then

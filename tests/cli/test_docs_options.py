@@ -23,7 +23,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
-REQUIRED = ["inspect", "detect", "snapshot", "trace"]
+REQUIRED = ["inspect", "detect", "snapshot", "trace", "watch"]
 
 
 def help_text(dpinspect, *args):

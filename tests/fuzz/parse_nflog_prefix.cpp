@@ -1,12 +1,16 @@
 // Fuzz target: Calico's NFLOG prefix grammar (parse_nflog_prefix, "DPE|platform"), and with the
 // same bytes the other Calico strings the attribution reads from a ruleset: chain names
-// (classify_chain) and rule comments (split_comment, tier_from_comment).
+// (classify_chain) and rule comments (split_comment, tier_from_comment); and what `watch` decodes
+// from the kernel: a logged or dropped packet's tuple (decode_ip_packet) and an nfnetlink_log
+// message (decode_nflog_message).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
+#include "backends/linux/nflog.h"
 #include "core/calico/names.h"
 #include "core/calico/nflog_prefix.h"
+#include "core/packet.h"
 #include "fuzz_check.h"
 #include "fuzz_target.h"
 
@@ -31,5 +35,11 @@ DPI_FUZZ_ONE_INPUT(parse_nflog_prefix) {
   FUZZ_CHECK(parts.rule_id.size() <= s.size() && parts.text.size() <= s.size(), "comment parts");
   (void)dpi::calico::tier_from_comment(parts.text);
   (void)dpi::calico::tier_from_comment(s);
+  if (auto f = dpi::decode_ip_packet(data, size)) {
+    FUZZ_CHECK(f->src.family == f->dst.family && (f->src.is_v4() || f->src.is_v6()), "family");
+    FUZZ_CHECK(!(f->sport && f->icmp_type), "ports or ICMP, not both");
+  }
+  if (auto p = dpi::os::decode_nflog_message(data, size))
+    FUZZ_CHECK(p->event.flow || !p->event.undecoded.empty(), "a flow or why not");
   return 0;
 }

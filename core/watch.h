@@ -1,0 +1,132 @@
+// `dpinspect watch`: packets the kernel logged or dropped, as they happen, each explained by the
+// static evaluator. Backends supply the event sources (WatchSource: NFLOG, kfree_skb, ...); core
+// explains, rate-limits, renders and sums them up.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/calico/nflog_prefix.h"
+#include "core/flow.h"
+#include "core/node_info.h"
+#include "core/report.h"
+#include "core/result.h"
+
+namespace dpi {
+
+class LoadedDataplane;
+
+inline constexpr const char* kWatchSchema = "dpinspect.watch/v1";
+
+// What the user asked to watch, for the backend that opens the sources (in SourceRequest::netns).
+struct WatchRequest {
+  // NFLOG (nfnetlink_log) groups: Calico's log rules (flow logs) send to 1 and 2.
+  bool nflog = false;
+  std::vector<int> groups;
+  // Packets the kernel drops (skb:kfree_skb) on these interfaces of the namespace only.
+  bool kfree_skb = false;
+  std::vector<int> ifindexes;
+};
+
+// One packet a source reported.
+struct WatchEvent {
+  std::string source;  // nflog, kfree_skb
+  std::chrono::system_clock::time_point time;
+  std::optional<Flow> flow;  // decoded from the packet's bytes
+  std::string undecoded;     // why flow is missing
+  int in_ifindex = 0, out_ifindex = 0;
+  // nflog
+  std::optional<int> group;
+  std::string prefix;
+  // kfree_skb: the kernel's enum skb_drop_reason, named without SKB_DROP_REASON_
+  std::optional<uint32_t> drop_reason_code;
+  std::string drop_reason;
+};
+
+// A stream of events opened by a backend, read by the watch loop. Each source is a unit of its
+// own; the loop waits on fd() or, for a source without one, calls read() every poll_interval().
+class WatchSource {
+ public:
+  virtual ~WatchSource() = default;
+  virtual std::string_view name() const = 0;
+  // Readable when events wait; -1 for a source that is polled.
+  virtual int fd() const = 0;
+  virtual std::optional<std::chrono::milliseconds> poll_interval() const { return std::nullopt; }
+  // Appends what is waiting, without blocking.
+  virtual Status read(std::vector<WatchEvent>& out) = 0;
+  // Events the kernel could not hand over so far (full buffers, sequence gaps): a running total.
+  virtual uint64_t lost() const = 0;
+};
+
+// An event with what dpinspect makes of it.
+struct WatchLine {
+  WatchEvent event;
+  std::optional<calico::NflogPrefix> prefix;  // parsed nflog prefix
+  std::string iif, oif;                       // interface names (from the node's interfaces)
+  std::optional<Report> report;               // the static evaluator on the event's flow
+  std::string error;                          // why there is no report
+  // Whether the log prefix and the report name the same verdict (and tier, at the end of a tier);
+  // nullopt when there is nothing to compare.
+  std::optional<bool> agrees;
+};
+
+// The events `watch` shows without --all: drops, and log events whose prefix says deny (or that
+// cannot be parsed: never hidden).
+bool is_denial(const WatchEvent& e);
+
+// Explains events with one dataplane, caching by flow (a retransmitted packet is explained once).
+class WatchExplainer {
+ public:
+  explicit WatchExplainer(const LoadedDataplane& dp);
+  WatchLine explain(const WatchEvent& e);
+
+ private:
+  const LoadedDataplane& dp_;
+  std::map<std::string, Result<Report>> cache_;
+};
+
+// One line of text, and the dpinspect.watch/v1 JSON object of an event (docs/watch.md).
+std::string watch_line_text(const WatchLine& l);
+nlohmann::json watch_line_json(const WatchLine& l);
+
+// At most `per_second` events shown each second; the rest are counted.
+class WatchRateLimit {
+ public:
+  explicit WatchRateLimit(unsigned per_second) : per_second_(per_second) {}
+  bool admit(std::chrono::steady_clock::time_point now);
+  // Events refused since the last call.
+  uint64_t take_suppressed();
+
+ private:
+  unsigned per_second_;
+  std::chrono::steady_clock::time_point window_{};
+  unsigned in_window_ = 0;
+  uint64_t suppressed_ = 0;
+};
+
+// Counts for the summary printed when watch ends.
+class WatchSummary {
+ public:
+  void add(const WatchLine& l);
+  void add_suppressed(uint64_t n) { suppressed_ += n; }
+  void set_lost(const std::string& source, uint64_t n) { lost_[source] = n; }
+  uint64_t events() const { return events_; }
+  std::string text(std::size_t top = 10) const;
+  nlohmann::json as_json(std::size_t top = 10) const;
+
+ private:
+  uint64_t events_ = 0, suppressed_ = 0;
+  std::map<std::string, uint64_t> by_reason_;
+  std::map<std::string, uint64_t> by_source_;
+  std::map<std::string, uint64_t> lost_;
+  std::vector<std::pair<std::string, uint64_t>> ranked(std::size_t top) const;
+};
+
+}  // namespace dpi

@@ -566,6 +566,8 @@ class Oracle:
         """Wait until every probe has its answer or a traced drop (or the timeout)."""
         lines, deadline = [], time.monotonic() + self.timeout
         dropped: set[int] = set()
+        ids: dict[int, str] = {}
+        drop_ids: set[str] = set()
         while any(not p.done and s not in dropped for s, p in probes.items()):
             left = deadline - time.monotonic()
             if left <= 0:
@@ -578,9 +580,11 @@ class Oracle:
                 if p.sock in ready:
                     p.poll_ready()
             if self.monitor.fd in r:
-                lines += self.monitor.lines(0)
-                ids = _trace_ids_by_sport(lines)
-                drop_ids = {l.split()[2] for l in lines if _is_drop_line(l)}
+                new = self.monitor.lines(0)
+                lines += new
+                for sport, tid in _trace_ids_by_sport(new).items():
+                    ids.setdefault(sport, tid)
+                drop_ids |= {l.split()[2] for l in new if _is_drop_line(l)}
                 for sport, tid in ids.items():
                     if tid in drop_ids and sport in probes:
                         dropped.add(sport)
@@ -632,11 +636,12 @@ _DPORT_RE = re.compile(r"\b(?:tcp|udp) dport (\d+)")
 
 
 def _trace_ids_by_sport(lines: list[str]) -> dict[int, str]:
-    """Source port -> the first trace id whose packet carried it (from the trace's packet lines)."""
+    """Source port -> the trace id whose packet carried it, from the packet lines of our own trace
+    chains (before any NAT could rewrite the port)."""
     out: dict[int, str] = {}
     for line in lines:
         ev = parse_trace_line(line)
-        if ev and ev.kind == "packet":
+        if ev and ev.kind == "packet" and ev.table == TRACE_TABLE:
             m = _SPORT_RE.search(ev.text)
             if m:
                 out.setdefault(int(m[1]), ev.trace_id)

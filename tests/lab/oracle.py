@@ -504,7 +504,7 @@ class Oracle:
         Connections from distinct source ports go out together, `RANDOM_ROUND` x the number of
         endpoints per round, until every endpoint has been picked or `RANDOM_ROUNDS` rounds have
         run (the kernel's choice is random, not a hash of the port: the rounds make missing one
-        unlikely, ~1e-6 for four endpoints). Each connection's first packet is traced (one trace
+        unlikely, ~4e-6 for four endpoints). Each connection's first packet is traced (one trace
         table matching all their ports); its verdict and deciding rule come from its own trace,
         the endpoint from the destination its packet carried after DNAT. The result is the first
         connection's, as run_flow gives it, plus `picks`: one entry per connection.

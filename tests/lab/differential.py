@@ -8,6 +8,11 @@ flows (with the source port the oracle actually used) and compare:
 Since iptables-nft compat (xt) expressions are decoded from their kernel payloads, an
 `indeterminate` answer is a disagreement in both layouts, printed with both explanations.
 
+A flow to a service with several endpoints (kube-proxy picks one at random) runs as many
+connections (oracle.run_random_flow); every (endpoint, verdict, rule) the kernel picked must be one
+of dpinspect's outcomes, and every outcome's endpoint must have been picked. dpinspect may answer
+such a flow `indeterminate` only because its outcomes differ; an undecided outcome is indeterminate.
+
 CLI: python3 differential.py --scenario S.json --layout nftables --flows F.jsonl --dpinspect PATH
 """
 
@@ -136,6 +141,8 @@ def compare(kernel: dict, dp: dict, layout: str) -> Outcome:
     doc = dp["json"]
     if dp["exit"] >= 3 or doc is None:
         return Outcome(False, False, problem=f"dpinspect error (exit {dp['exit']}): {dp['stderr'][-300:]}")
+    if "picks" in kernel:
+        return compare_random(kernel, doc)
     verdict = doc.get("verdict")
     if verdict == "indeterminate":
         return Outcome(False, False, indeterminate=True,
@@ -143,6 +150,68 @@ def compare(kernel: dict, dp: dict, layout: str) -> Outcome:
     verdict_ok = VERDICTS.get(verdict) == kernel["verdict"]
     rule_ok = same_rule(kernel_rule(kernel), dp_rule(doc))
     problem = "" if verdict_ok and rule_ok else ("verdict" if not verdict_ok else "rule")
+    return Outcome(verdict_ok, rule_ok, problem=problem)
+
+
+def outcome_endpoint(nat: list[dict] | None) -> str | None:
+    """Where a report's (or an outcome's) DNAT sent the flow: the last dnat's "ip:port", or None."""
+    to = [n.get("to") for n in nat or [] if n.get("kind") == "dnat"]
+    return to[-1] if to else None
+
+
+def random_split(doc: dict) -> bool:
+    """dpinspect's answer for a random choice whose outcomes differ: indeterminate, every outcome decided."""
+    outs = doc.get("outcomes") or []
+    why = ((doc.get("indeterminate_reason") or {}).get("why") or "") if isinstance(
+        doc.get("indeterminate_reason"), dict) else str(doc.get("indeterminate_reason") or "")
+    return (doc.get("verdict") == "indeterminate" and "random choice" in why and bool(outs)
+            and all(o.get("verdict") in VERDICTS for o in outs))
+
+
+def dp_answers(doc: dict) -> list[tuple]:
+    """(endpoint, kernel verdict name, rule ref) per outcome; a report without outcomes is one answer."""
+    outs = doc.get("outcomes") or []
+    if not outs:
+        return [(outcome_endpoint(doc.get("nat")), VERDICTS.get(doc.get("verdict")), dp_rule(doc))]
+    out = []
+    for o in outs:
+        r = o.get("rule")
+        ref = (r.get("family"), r.get("table"), r.get("chain"), r.get("handle")) if r else None
+        out.append((outcome_endpoint(o.get("nat")), VERDICTS.get(o.get("verdict")), ref))
+    return out
+
+
+def compare_random(kernel: dict, doc: dict) -> Outcome:
+    """A service with several endpoints: the kernel's picks against dpinspect's outcomes.
+
+    Every (endpoint, verdict, deciding rule) the kernel showed must be one of dpinspect's outcomes,
+    and every outcome's endpoint must have been picked by some connection. dpinspect's verdict may be
+    indeterminate only because its outcomes differ (a random choice), never inside an outcome."""
+    verdict = doc.get("verdict")
+    outs = doc.get("outcomes") or []
+    if verdict == "indeterminate" and not random_split(doc) or any(
+            o.get("verdict") not in VERDICTS for o in outs):
+        return Outcome(False, False, indeterminate=True,
+                       problem=f"indeterminate: {reason_text(doc.get('indeterminate_reason'))}")
+    answers = dp_answers(doc)
+    verdict_ok = rule_ok = True
+    problems = []
+    for pick in kernel["picks"]:
+        same_ep = [a for a in answers if a[0] == pick["endpoint"] and a[1] == pick["verdict"]]
+        if not same_ep:
+            verdict_ok = rule_ok = False
+            problems.append(f"kernel {pick['endpoint']} {pick['verdict']} (sport {pick['sport']}) not an outcome")
+        elif not any(same_rule(kernel_rule(pick), a[2]) for a in same_ep):
+            rule_ok = False
+            problems.append(f"kernel {pick['endpoint']} {pick['verdict']} by {kernel_rule(pick)} (sport "
+                            f"{pick['sport']}): outcomes name {[a[2] for a in same_ep]}")
+    picked = {p["endpoint"] for p in kernel["picks"]}
+    for a in answers:
+        if a[0] not in picked:
+            verdict_ok = False
+            problems.append(f"outcome {a[0]} {a[1]} never picked in {len(kernel['picks'])} connections")
+    problem = "" if verdict_ok and rule_ok else (
+        ("verdict" if not verdict_ok else "rule") + ": random endpoints: " + "; ".join(dict.fromkeys(problems)))
     return Outcome(verdict_ok, rule_ok, problem=problem)
 
 
@@ -157,10 +226,15 @@ class Stats:
     groups: Counter = field(default_factory=Counter)  # (problem, kernel chain, dpinspect chain) -> flows
     seconds: dict = field(default_factory=dict)
     docs: list = field(default_factory=list)  # dpinspect's JSON report per flow (None on error)
+    random_flows: int = 0  # flows to services with several endpoints
+    connections: int = 0   # connections those flows sent (picks)
+    split: int = 0         # random-endpoint flows whose endpoints got different verdicts
 
     def line(self) -> str:
+        extra = (f", {self.random_flows} random-endpoint flows ({self.connections} connections, "
+                 f"{self.split} with verdicts differing by endpoint)" if self.random_flows else "")
         return (f"{self.label}: {self.verdicts}/{self.total} verdicts, {self.rules}/{self.total} rules, "
-                f"{self.indeterminate} indeterminate")
+                f"{self.indeterminate} indeterminate{extra}")
 
     @property
     def ok(self) -> bool:
@@ -180,6 +254,12 @@ def explain(flow: dict, kernel: dict, dp: dict, outcome: Outcome) -> str:
              f"             summary: {(doc.get('decided_by') or {}).get('summary')}",
              f"             reason: {reason_text(doc.get('indeterminate_reason'))}",
              f"  repro: {' '.join(dp['argv'])}"]
+    if "picks" in kernel:
+        lines.insert(3, "             picks " + ", ".join(
+            f"{p['sport']}->{p['endpoint']} {p['verdict']}" for p in kernel["picks"]))
+        lines.insert(-1, "             outcomes " + "; ".join(
+            f"{o.get('choice')} -> {outcome_endpoint(o.get('nat'))} {o.get('verdict')} {json.dumps(o.get('rule'))}"
+            for o in doc.get("outcomes") or []))
     return "\n".join(lines)
 
 
@@ -203,7 +283,10 @@ def run_one(scenario: Path | None, layout: str, flows: list[dict], dpinspect: st
     with labnet.Lab.up(lab_name, scenario, layout, rendered, owner_pid=os.getpid()) as lab:
         t1 = time.monotonic()
         with oracle.Oracle(lab, counters=False, timeout=0.5) as orc:
-            kernels = [orc.run_flow(f) for f in flows]
+            kernels = []
+            for f in flows:
+                endpoints = orc.service_endpoints(f)
+                kernels.append(orc.run_random_flow(f, endpoints) if len(endpoints) > 1 else orc.run_flow(f))
         t2 = time.monotonic()
         # Kept for debugging a failure (and by a mock dpinspect in development).
         (labnet.state_dir(lab_name) / "kernel.jsonl").write_text(
@@ -217,6 +300,10 @@ def run_one(scenario: Path | None, layout: str, flows: list[dict], dpinspect: st
                      "total": round(time.monotonic() - t0, 2)}
     for flow, kernel, dp in zip(flows, kernels, answers):
         stats.docs.append(dp["json"])
+        if "picks" in kernel:
+            stats.random_flows += 1
+            stats.connections += len(kernel["picks"])
+            stats.split += len({p["verdict"] for p in kernel["picks"]}) > 1
         outcome = compare(kernel, dp, layout)
         stats.verdicts += outcome.verdict_ok
         stats.rules += outcome.rule_ok

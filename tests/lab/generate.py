@@ -29,6 +29,10 @@ HTTP_PORTS = {80, 8080}
 OUTSIDE_NETS = ["192.168.0.0/16", "203.0.113.0/24", "172.18.0.0/24", "0.0.0.0/0"]
 NODE = {"name": "node1", "ip": "172.18.0.2", "prefix": 24, "uplink": "eth0", "remote_ip": "172.18.0.1"}
 POD_NET = "10.65.0"
+# Container port names (Kubernetes named ports): one name may stand for different numbers on
+# different pods ("web" is 80 on some, 8080 on others), as in real deployments.
+PORT_NAMES = {80: "web", 8080: "web", 443: "tls", 5432: "db", 6379: "db", 9000: "metrics",
+              53: "dns", 5000: "app", 9999: "app"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -36,9 +40,12 @@ POD_NET = "10.65.0"
 
 
 class ScenarioGen:
-    def __init__(self, seed: int, n_pods: int, n_policies: int, multi_endpoint: bool = False):
+    def __init__(self, seed: int, n_pods: int, n_policies: int, single_endpoint: bool = False,
+                 named_ports: bool = True):
         self.rng = random.Random(seed)
-        self.multi_endpoint = multi_endpoint
+        self.single_endpoint = single_endpoint
+        # Named ports draw from their own generator, so without them the scenario is the same.
+        self.named_rng = random.Random(f"named-ports-{seed}") if named_ports else None
         self.seed = seed
         self.n_pods = n_pods
         self.n_policies = n_policies
@@ -60,6 +67,10 @@ class ScenarioGen:
             "services": self.services(pods),
         }
         self.sc = sc
+        if self.named_rng:
+            for pod in pods:
+                for entry in pod["serve"]:
+                    entry["name"] = PORT_NAMES[entry["port"]]
         for i in range(self.n_policies):
             sc["policies"].append(self.policy(i))
         scn.normalise(sc)  # validate; raises on anything render.py would reject
@@ -96,22 +107,42 @@ class ScenarioGen:
         return tiers
 
     def services(self, pods: list[dict]) -> list[dict]:
-        """0-3 ClusterIP services. Each selects one pod through an extra `app=<svc>` label unless
-        multi-endpoint services were asked for: with several endpoints the kernel picks a backend at
-        random, so the verdict of a flow would not be reproducible."""
+        """0-3 ClusterIP services, each selecting its pods through an extra `app=<svc>` label.
+
+        By default a service has 2-4 endpoints where its namespace has the pods (shape
+        `multi-endpoint`: kube-proxy picks one at random, the oracle probes until it has seen each);
+        the extra endpoints serve the target port too. With single_endpoint every service selects
+        one pod (shape `single-endpoint`), the scenarios of the eBPF tests, whose oracles send one
+        packet per flow. The extra endpoints come from a second generator, so the rest of the
+        scenario (pods, policies) is the same in both modes."""
         rng, out = self.rng, []
-        for i, pod in enumerate(rng.sample(pods, min(len(pods), rng.randint(0, 3)))):
+        anchors = rng.sample(pods, min(len(pods), rng.randint(0, 3)))
+        for i, pod in enumerate(anchors):
             served = rng.choice(pod["serve"])
             port = served["port"] if rng.random() < 0.7 else rng.choice([80, 8443, 7000])
             name = f"svc-{i}"
-            if self.multi_endpoint:
-                selector = {"role": pod["labels"]["role"]}
-            else:
-                pod["labels"]["app"] = name
-                selector = {"app": name}
+            pod["labels"]["app"] = name
             out.append({"namespace": pod["namespace"], "name": name, "cluster_ip": f"10.96.0.{10 + i}",
                         "ports": [{"proto": served["proto"], "port": port, "target_port": served["port"]}],
-                        "selector": selector})
+                        "selector": {"app": name}, "shape": "single-endpoint"})
+        if self.single_endpoint:
+            return out
+        extra_rng = random.Random(f"endpoints-{self.seed}")
+        taken = {id(p) for p in anchors}
+        for svc, anchor in zip(out, anchors):
+            free = [p for p in pods if p["namespace"] == anchor["namespace"] and id(p) not in taken]
+            extra = extra_rng.sample(free, min(len(free), extra_rng.randint(1, 3)))
+            if not extra:
+                continue
+            port = svc["ports"][0]
+            for p in extra:
+                taken.add(id(p))
+                p["labels"]["app"] = svc["name"]
+                if not any(s["proto"] == port["proto"] and s["port"] == port["target_port"] for s in p["serve"]):
+                    anchor_serve = next(s for s in anchor["serve"] if s["proto"] == port["proto"]
+                                        and s["port"] == port["target_port"])
+                    p["serve"].append(dict(anchor_serve))
+            svc["shape"] = "multi-endpoint"
         return out
 
     # ---- policies -----------------------------------------------------------------------
@@ -160,6 +191,11 @@ class ScenarioGen:
             rule[peer_side] = peer
         if scn.proto_name(proto) in ("tcp", "udp"):
             ports = self.ports(scn.proto_name(proto))
+            if self.named_rng and self.named_rng.random() < 0.3:
+                # A named port instead of the numbers (shape `named-port`): Felix's (ip, port) set.
+                pool = TCP_PORTS if scn.proto_name(proto) == "tcp" else UDP_PORTS
+                ports = []
+                rule.setdefault("dst", {})["named_ports"] = [PORT_NAMES[self.named_rng.choice(pool)]]
             if ports:
                 rule.setdefault("dst", {})["ports"] = ports
             if rng.random() < 0.15:
@@ -289,8 +325,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--pods", type=int, default=8)
     ap.add_argument("--policies", type=int, default=6)
-    ap.add_argument("--multi-endpoint-services", action="store_true",
-                    help="services select every pod with the chosen role (random backend choice)")
+    ap.add_argument("--single-endpoint-services", action="store_true",
+                    help="every service selects one pod (default: 2-4 where the namespace has them)")
+    ap.add_argument("--no-named-ports", action="store_true",
+                    help="no port names on pods and no named ports in rules (the eBPF node lacks them)")
     ap.add_argument("--flows", action="store_true", help="emit flows (JSON lines) for --scenario")
     ap.add_argument("--scenario", type=Path, help="scenario JSON (with --flows)")
     ap.add_argument("--count", type=int, default=200)
@@ -304,7 +342,8 @@ def main(argv=None) -> int:
         return 0
     if not 2 <= args.pods <= 200:
         ap.error("--pods must be between 2 and 200")
-    sc = ScenarioGen(args.seed, args.pods, args.policies, args.multi_endpoint_services).build()
+    sc = ScenarioGen(args.seed, args.pods, args.policies, args.single_endpoint_services,
+                     not args.no_named_ports).build()
     json.dump(sc, sys.stdout, indent=2)
     print()
     return 0

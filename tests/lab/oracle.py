@@ -39,6 +39,8 @@ TRACE_TABLE = "dpl-trace"
 TRACE_PRIORITY = -350  # before raw (-300), so every Calico table is traced, DNAT included
 POLICY_HOOKS = ("forward", "input", "output")
 SPORT_RANGE = (20000, 30000)  # below the ephemeral range: our ports never collide with the kernel's
+RANDOM_ROUND = 3   # connections per endpoint in one round of a random-endpoint service flow
+RANDOM_ROUNDS = 4  # at most this many rounds
 
 # trace id 9e4a1c2b ip filter cali-fw-cali123 rule meta mark ... counter packets 0 bytes 0 drop # handle 41 (verdict drop)
 TRACE_RE = re.compile(r"^trace id (?P<id>[0-9a-f]+) (?P<family>\S+) (?P<table>\S+) (?P<chain>\S+) (?P<rest>.*)$")
@@ -359,8 +361,9 @@ def send_probe(ns: str, flow: dict, sport: int) -> Probe:
     raise labnet.LabError(f"unsupported proto {proto!r}")
 
 
-def trace_match(flow: dict, sport: int) -> str:
-    """nft match for the flow's first packet only (a SYN, not the RST that closes the probe)."""
+def trace_match(flow: dict, sport: int | str) -> str:
+    """nft match for the flow's first packet only (a SYN, not the RST that closes the probe).
+    sport: a port, or an nft set of them ("{ 20001, 20002 }")."""
     m = f"ip saddr {flow['src']} ip daddr {flow['dst']}"
     proto = flow["proto"]
     if proto == "tcp":
@@ -480,6 +483,114 @@ class Oracle:
             result.update(outcome=send_error, delivered=False)
         return result
 
+    # ---- services with several endpoints: many connections, one pick each ------------------
+
+    def service_endpoints(self, flow: dict) -> list[str]:
+        """"ip:port" of every endpoint of the flow's service port (flows `to` a service), else []."""
+        to = flow.get("to", "")
+        if not to.startswith("service:"):
+            return []
+        for svc in self.lab.topology.get("services", []):
+            if f"service:{svc['namespace']}/{svc['name']}" != to:
+                continue
+            for port in svc["ports"]:
+                if port["proto"] == flow["proto"] and int(port["port"]) == int(flow["dport"]):
+                    return [f"{ip}:{port['target_port']}" for ip in svc["endpoints"]]
+        return []
+
+    def run_random_flow(self, flow: dict, endpoints: list[str]) -> dict:
+        """A flow to a service whose kube-proxy rules pick one of several endpoints at random.
+
+        Connections from distinct source ports go out together, `RANDOM_ROUND` x the number of
+        endpoints per round, until every endpoint has been picked or `RANDOM_ROUNDS` rounds have
+        run (the kernel's choice is random, not a hash of the port: the rounds make missing one
+        unlikely, ~4e-6 for four endpoints). Each connection's first packet is traced (one trace
+        table matching all their ports); its verdict and deciding rule come from its own trace,
+        the endpoint from the destination its packet carried after DNAT. The result is the first
+        connection's, as run_flow gives it, plus `picks`: one entry per connection.
+        """
+        src_ns, ports = self._source(flow)
+        picks: list[dict] = []
+        first_sport = int(flow["sport"]) if flow.get("sport") else None
+        for _ in range(RANDOM_ROUNDS):
+            sports = []
+            while len(sports) < RANDOM_ROUND * len(endpoints):
+                port = first_sport if first_sport and not picks and not sports else self._sport({}, ports)
+                if port not in sports:
+                    sports.append(port)
+            picks += self._concurrent(flow, src_ns, sports)
+            seen = {p["endpoint"] for p in picks}
+            # Nothing reached DNAT (dropped before kube-proxy's chains): no choice was made.
+            if set(endpoints) <= seen or seen == {None}:
+                break
+        first = dict(picks[0])
+        first["picks"] = [{k: p[k] for k in ("sport", "endpoint", "verdict", "deciding_rule", "outcome",
+                                              "delivered")} for p in picks]
+        return first
+
+    def _concurrent(self, flow: dict, src_ns: str, sports: list[int]) -> list[dict]:
+        flush_conntrack(self.ns)
+        marker = self._marker()
+        labnet.run(["nft", "-f", "-"], ns=self.ns,
+                   input=trace_table(trace_match(flow, "{ " + ", ".join(map(str, sports)) + " }"), marker))
+        self.monitor.wait_for(_chain_event("add", marker), 10)
+        probes: dict[int, Probe] = {}
+        errors: dict[int, str] = {}
+        lines: list[str] = []
+        try:
+            for sport in sports:
+                try:
+                    probes[sport] = send_probe(src_ns, flow, sport)
+                except OSError as e:
+                    errors[sport] = f"error:{errno.errorcode.get(e.errno, e.errno)}"
+            lines = self._wait_many(probes)
+        finally:
+            for probe in probes.values():
+                probe.close()
+            labnet.run(["nft", "delete", "table", "ip", TRACE_TABLE], ns=self.ns)
+        lines += self.monitor.wait_for(_deleted(marker), 10)
+        by_sport = _trace_ids_by_sport(lines)
+        out = []
+        for sport in sports:
+            probe = probes.get(sport)
+            tid = by_sport.get(sport)
+            mine = [l for l in lines if tid and l.startswith(f"trace id {tid} ")]
+            result = self._result(flow, sport, probe, mine, None, None)
+            result["endpoint"] = _translated_destination(mine, flow)
+            if sport in errors:
+                result.update(outcome=errors[sport], delivered=False)
+            out.append(result)
+        return out
+
+    def _wait_many(self, probes: dict[int, Probe]) -> list[str]:
+        """Wait until every probe has its answer or a traced drop (or the timeout)."""
+        lines, deadline = [], time.monotonic() + self.timeout
+        dropped: set[int] = set()
+        ids: dict[int, str] = {}
+        drop_ids: set[str] = set()
+        while any(not p.done and s not in dropped for s, p in probes.items()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            waiting = [p for s, p in probes.items() if not p.done and s not in dropped]
+            r, w, _ = select.select([p.sock for p in waiting] + [self.monitor.fd],
+                                    [p.sock for p in waiting if p.kind == "tcp"], [], left)
+            ready = set(r) | set(w)
+            for p in waiting:
+                if p.sock in ready:
+                    p.poll_ready()
+            if self.monitor.fd in r:
+                new = self.monitor.lines(0)
+                lines += new
+                for sport, tid in _trace_ids_by_sport(new).items():
+                    ids.setdefault(sport, tid)
+                drop_ids |= {l.split()[2] for l in new if _is_drop_line(l)}
+                for sport, tid in ids.items():
+                    if tid in drop_ids and sport in probes:
+                        dropped.add(sport)
+                        probes[sport].outcome = "dropped"
+        return lines
+
     def _wait(self, probe: Probe) -> list[str]:
         """Wait for the probe's answer or a traced drop; return the monitor lines read meanwhile."""
         # Nothing answers an ICMP type other than echo-request: a short wait for a traced drop is all.
@@ -517,6 +628,38 @@ class Oracle:
         if self.counters:
             result["counters"] = counter_deltas(before, after)
         return result
+
+
+_SPORT_RE = re.compile(r"\b(?:tcp|udp) sport (\d+)")
+_DADDR_RE = re.compile(r"\bip daddr (\S+)")
+_DPORT_RE = re.compile(r"\b(?:tcp|udp) dport (\d+)")
+
+
+def _trace_ids_by_sport(lines: list[str]) -> dict[int, str]:
+    """Source port -> the trace id whose packet carried it, from the packet lines of our own trace
+    chains (before any NAT could rewrite the port)."""
+    out: dict[int, str] = {}
+    for line in lines:
+        ev = parse_trace_line(line)
+        if ev and ev.kind == "packet" and ev.table == TRACE_TABLE:
+            m = _SPORT_RE.search(ev.text)
+            if m:
+                out.setdefault(int(m[1]), ev.trace_id)
+    return out
+
+
+def _translated_destination(lines: list[str], flow: dict) -> str | None:
+    """"ip:port" the packet carried at the last hook it was traced on, if DNAT changed it; else None."""
+    last = None
+    for line in lines:
+        ev = parse_trace_line(line)
+        if ev and ev.kind == "packet":
+            d, p = _DADDR_RE.search(ev.text), _DPORT_RE.search(ev.text)
+            if d:
+                last = (d[1], p[1] if p else None)
+    if not last or last[0] == flow["dst"]:
+        return None
+    return f"{last[0]}:{last[1]}" if last[1] else last[0]
 
 
 def _chain_event(op: str, marker: str):

@@ -83,7 +83,8 @@ class Chain:
 @dataclass
 class IPSet:
     name: str           # ipset name (cali40...); the nft set name replaces ':' by '-'
-    kind: str           # "net" (hash:net / interval set) or "ip" (hash:ip / plain set)
+    kind: str           # "net" (hash:net / interval set), "ip" (hash:ip / plain set) or
+                        # "ipport" (hash:ip,port / ipv4_addr . inet_proto . inet_service): named ports
     members: list
 
 
@@ -469,11 +470,17 @@ class FelixModel:
         if proto:
             match.append(("proto", proto))
         match += [("saddr", n) for n in src_nets]
-        match += [("sset", s) for s in self.selector_sets(pol, src, negated=False)]
+        # A side with a named port (and no numeric ports) has no selector set of its own: the
+        # named-port set holds only the selector's pods (rule_scanner.go's optimisation).
+        if not src["named_ports"]:
+            match += [("sset", s) for s in self.selector_sets(pol, src, negated=False)]
+        match += [("snset", s) for s in self.named_port_sets(pol, src, proto)]
         if src_ports:
             match.append(("sports", src_ports))
         match += [("daddr", n) for n in dst_nets]
-        match += [("dset", s) for s in self.selector_sets(pol, dst, negated=False)]
+        if not dst["named_ports"]:
+            match += [("dset", s) for s in self.selector_sets(pol, dst, negated=False)]
+        match += [("dnset", s) for s in self.named_port_sets(pol, dst, proto)]
         if dst_ports:
             match.append(("dports", dst_ports))
         if rule.get("icmp"):
@@ -516,6 +523,16 @@ class FelixModel:
             return []
         expr = scn.selector_expression(sel)
         return [self.add_ipset(scn.selector_ipset_id(expr), "net", scn.selector_members(self.sc, sel))]
+
+
+    def named_port_sets(self, pol: dict | None, peer: dict, proto: str | None) -> list[str]:
+        """Felix's (ip, proto, port) IP set of each named port, filtered by the side's selector."""
+        out = []
+        for name in peer["named_ports"]:
+            sel = scn.peer_selector(pol, peer) if pol else None
+            members = scn.named_port_members(self.sc, sel, proto, name)
+            out.append(self.add_ipset(scn.named_port_ipset_id(sel, proto, name), "ipport", members))
+        return out
 
 
 class MatchBlocks:
@@ -619,6 +636,9 @@ class NftRenderer:
                 "not_dset": "ip daddr != @{}"}
         if kind in sets:
             return sets[kind].format(c[1].replace(":", "-"))
+        if kind in ("snset", "dnset"):
+            side = "s" if kind == "snset" else "d"
+            return f"ip {side}addr . meta l4proto . th {side}port @{c[1].replace(':', '-')}"
         if kind in ("sports", "dports", "not_sports", "not_dports"):
             neg = "!= " if kind.startswith("not_") else ""
             field_ = "sport" if "sports" in kind else "dport"
@@ -718,11 +738,16 @@ def nft_comment(rule_hash: str, comments: list[str]) -> str:
 
 
 def nft_set(name: str, s: IPSet) -> list[str]:
-    lines = [f"\tset {name} {{", "\t\ttype ipv4_addr"]
+    if s.kind == "ipport":
+        lines = [f"\tset {name} {{", "\t\ttype ipv4_addr . inet_proto . inet_service"]
+        members = [f"{ip} . {proto} . {port}" for ip, proto, port in s.members]
+    else:
+        lines = [f"\tset {name} {{", "\t\ttype ipv4_addr"]
+        members = list(s.members)
     if s.kind == "net":
         lines.append("\t\tflags interval")
-    if s.members:
-        lines.append(f"\t\telements = {{ {', '.join(s.members)} }}")
+    if members:
+        lines.append(f"\t\telements = {{ {', '.join(members)} }}")
     return lines + ["\t}", ""]
 
 
@@ -754,6 +779,9 @@ class IptRenderer:
                 "dset": "-m set --match-set {} dst", "not_dset": "-m set ! --match-set {} dst"}
         if kind in sets:
             return sets[kind].format(c[1])
+        if kind in ("snset", "dnset"):
+            side = "src" if kind == "snset" else "dst"
+            return f"-m set --match-set {c[1]} {side},{side}"
         if kind in ("sports", "dports", "not_sports", "not_dports"):
             neg = "! " if kind.startswith("not_") else ""
             opt = "--source-ports" if "sports" in kind else "--destination-ports"
@@ -855,9 +883,12 @@ class IptRenderer:
     def ipsets(self) -> str:
         lines = []
         for s in sorted(self.m.ipsets.values(), key=lambda s: s.name):
-            kind = "hash:net" if s.kind == "net" else "hash:ip"
+            kind = {"net": "hash:net", "ip": "hash:ip", "ipport": "hash:ip,port"}[s.kind]
             lines.append(f"create {s.name} {kind} family inet hashsize 1024 maxelem 1048576")
-            lines += [f"add {s.name} {m}" for m in s.members]
+            if s.kind == "ipport":
+                lines += [f"add {s.name} {ip},{proto}:{port}" for ip, proto, port in s.members]
+            else:
+                lines += [f"add {s.name} {m}" for m in s.members]
         return "\n".join(lines) + "\n"
 
 

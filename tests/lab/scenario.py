@@ -122,7 +122,33 @@ def normalise(raw: dict) -> dict:
             port.setdefault("proto", "tcp")
             port.setdefault("target_port", port["port"])
             port.setdefault("name", "")
+        _check_service_shape(sc, svc)
     return sc
+
+
+# A service's shape, by its number of endpoints: kube-proxy DNATs a single endpoint unconditionally
+# and picks one of several at random (numgen in nftables mode, a chain of statistic matches in
+# iptables mode), which the oracle and the differential handle differently.
+SERVICE_SHAPES = {"single-endpoint": (1, 1), "multi-endpoint": (2, 4)}
+
+
+def service_shape(sc: dict, svc: dict) -> str | None:
+    """The shape the service's endpoints give it (None: no endpoints, or more than 4)."""
+    n = len(pods_for_service(sc, svc))
+    return next((name for name, (lo, hi) in SERVICE_SHAPES.items() if lo <= n <= hi), None)
+
+
+def _check_service_shape(sc: dict, svc: dict) -> None:
+    want = svc.get("shape")
+    if want is None:
+        return
+    if want not in SERVICE_SHAPES:
+        raise ScenarioError(f"service {svc['name']}: unknown shape {want!r} (want one of {sorted(SERVICE_SHAPES)})")
+    lo, hi = SERVICE_SHAPES[want]
+    n = len(pods_for_service(sc, svc))
+    if not lo <= n <= hi:
+        raise ScenarioError(f"service {svc['name']}: shape {want} needs {lo}-{hi} endpoints, "
+                            f"its selector matches {n} pods")
 
 
 def _normalise_namespaces(sc: dict) -> None:
@@ -191,11 +217,20 @@ def normalise_rule(owner: str, rule: dict) -> dict:
             peer[key] = [str(ipaddress.IPv4Network(n, strict=False)) for n in peer.get(key, [])]
         for key in ("ports", "not_ports"):
             peer[key] = [parse_port(p) for p in peer.get(key, [])]
+        peer["named_ports"] = [str(n) for n in peer.get("named_ports", [])]
     # The brief's shorthand `dst_ports`/`src_ports` at rule level.
     for side in ("src", "dst"):
         short = rule.pop(f"{side}_ports", None)
         if short:
             rule[side]["ports"] += [parse_port(p) for p in short]
+    for side in ("src", "dst"):
+        peer = rule[side]
+        if peer["named_ports"] and (len(peer["named_ports"]) > 1 or peer["ports"]):
+            # Felix ORs numeric and named ports (match blocks over several sets); the lab renders
+            # the common case only: one named port, alone on its side.
+            raise ScenarioError(f"{owner}: {side}.named_ports: one name, without numeric {side}.ports")
+        if peer["named_ports"] and proto_name(rule.get("protocol")) not in ("tcp", "udp"):
+            raise ScenarioError(f"{owner}: named ports need protocol tcp or udp")
     if (rule["src"]["ports"] or rule["dst"]["ports"] or rule["src"]["not_ports"]
             or rule["dst"]["not_ports"]) and proto_name(rule.get("protocol")) not in ("tcp", "udp", "sctp"):
         raise ScenarioError(f"{owner}: ports need protocol tcp, udp or sctp")
@@ -319,6 +354,28 @@ def selector_ipset_id(expr: str) -> str:
 def ipset_name(set_id: str) -> str:
     """Main IP set name: "cali40" + ID, truncated to 31 chars (ipset's name limit, as Felix does)."""
     return ("cali40" + set_id)[:31]
+
+
+def named_port_ipset_id(sel: dict | None, proto: str, name: str) -> str:
+    """Felix IP-set ID of a named port: "n:" + base64url(sha224("n:" + <selector's ID>,<proto>,<name>))
+    (rule_scanner.go IPSetData.UniqueID; no selector = all())."""
+    sel_id = selector_ipset_id(selector_expression(sel) if sel else "all()")
+    digest = hashlib.sha224(f"n:{sel_id},{proto},{name}".encode()).digest()
+    return "n:" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def named_port_members(sc: dict, sel: dict | None, proto: str, name: str) -> list[tuple[str, str, int]]:
+    """(ip, proto, port) of every pod the selector matches (every pod without one) whose `serve`
+    names that port for that protocol, as Felix fills a named-port IP set."""
+    ips = set(selector_members(sc, sel)) if sel else None
+    out = []
+    for pod in sc["pods"]:
+        if ips is not None and pod["ip"] not in ips:
+            continue
+        for s in pod["serve"]:
+            if s.get("name") == name and s["proto"] == proto:
+                out.append((pod["ip"], proto, int(s["port"])))
+    return sorted(set(out), key=lambda m: (ipaddress.IPv4Address(m[0]), m[1], m[2]))
 
 
 def pods_for_service(sc: dict, svc: dict) -> list[dict]:

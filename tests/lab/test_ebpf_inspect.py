@@ -507,7 +507,8 @@ def main() -> int:
         cases = [("seed", args.scenarios / "seed.json", 1, args.seed_versions)]
         for seed in args.seeds:
             path = tmp / f"gen{seed}.json"
-            path.write_text(labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", str(seed)]).stdout)
+            path.write_text(labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", str(seed),
+                                          "--single-endpoint-services", "--no-named-ports"]).stdout)
             cases.append((f"gen{seed}", path, seed, args.versions))
         for label, scenario, flow_seed, versions in cases:
             pods = json.loads(scenario.read_text())["pods"]

@@ -270,7 +270,8 @@ def main() -> int:
         cases[0][1].write_text((HERE / "scenarios" / "seed.json").read_text())
         for seed in [s for s in args.seeds.split(",") if s]:
             path = tmp / f"gen{seed}.json"
-            path.write_text(labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", seed]).stdout)
+            path.write_text(labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", seed,
+                                          "--single-endpoint-services", "--no-named-ports"]).stdout)
             cases.append((f"gen{seed}", path))
         for label, path in cases:
             for version in args.versions.split(","):

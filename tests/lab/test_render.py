@@ -7,8 +7,11 @@ Scenarios: scenarios/seed.json, scenarios/seed-platform.json (also as calico_ver
 seeds 1, 2, 3. Each is rendered
 as nftables and iptables-nft and loaded with `nft -f` / `ipset restore` + `iptables-nft-restore` inside a
 namespace created for that check (`rt-<pid>-<n>`), deleted afterwards. The root namespace is never touched.
-Also checks the seed-platform end-of-tier pair as `nft list ruleset` prints it, and that generation is
-deterministic. Needs root; without it, prints a message and exits 0. Ends with "N passed, M failed".
+Also checks the seed-platform end-of-tier pair as `nft list ruleset` prints it, that generation is
+deterministic, the service shapes (generated multi-endpoint services, kube-proxy's random choice in both
+layouts, `shape` validation), named ports (sets and matches in both layouts, members, validation) and
+the differential's rule for random endpoints on made-up answers. Needs root; without it, prints a
+message and exits 0. Ends with "N passed, M failed".
 """
 
 from __future__ import annotations
@@ -117,6 +120,105 @@ def check_deterministic(tmp: Path) -> str | None:
     return None
 
 
+def check_service_shapes(tmp: Path) -> str | None:
+    multi = [(seed, svc) for seed in (1, 2, 3) for svc in generate.ScenarioGen(seed, 8, 6).build()["services"]
+             if svc["shape"] == "multi-endpoint"]
+    if not multi:
+        return "generated seeds 1-3 have no multi-endpoint service"
+    single = generate.ScenarioGen(1, 8, 6, single_endpoint=True).build()
+    if any(s["shape"] != "single-endpoint" for s in single["services"]):
+        return "--single-endpoint-services gave a multi-endpoint service"
+    seed, name = multi[0][0], multi[0][1]["name"]
+    sc = scn.normalise(generate.ScenarioGen(seed, 8, 6).build())
+    svc = next(s for s in sc["services"] if s["name"] == name)
+    n = len(scn.pods_for_service(sc, svc))
+    if not 2 <= n <= 4:
+        return f"gen-{seed} {svc['name']}: {n} endpoints"
+    nft = render.kube_nft(sc)
+    if f"numgen random mod {n} vmap" not in nft:
+        return f"gen-{seed} {svc['name']}: no `numgen random mod {n}` in kube-proxy's nft table"
+    rules = "\n".join(render.kube_iptables(sc)["nat"]["rules"])
+    probs = [f"--probability {1 / k:.10f}" for k in range(n, 1, -1)]
+    if not all(p in rules for p in probs):
+        return f"gen-{seed} {svc['name']}: kube-proxy iptables chain lacks {probs}"
+    bad = json.loads(json.dumps(sc))
+    bad["services"][sc["services"].index(svc)]["shape"] = "single-endpoint"
+    try:
+        scn.normalise(bad)
+        return "shape single-endpoint accepted for a service with several endpoints"
+    except scn.ScenarioError:
+        pass
+    return None
+
+
+def check_named_ports() -> str | None:
+    sc = scn.normalise(generate.ScenarioGen(2, 8, 6).build())
+    rules = [r for p in sc["policies"] for r in p["ingress"] + p["egress"] if r["dst"]["named_ports"]]
+    if not rules:
+        return "generated seed 2 has no named-port rule"
+    nft = render.NftRenderer(render.FelixModel(sc, nft=True)).render()
+    ipt = render.IptRenderer(render.FelixModel(sc, nft=False))
+    if "type ipv4_addr . inet_proto . inet_service" not in nft or \
+            "ip daddr . meta l4proto . th dport @cali40n-" not in nft:
+        return "nftables layout: no named-port set or match"
+    if "hash:ip,port" not in ipt.ipsets() or " dst,dst" not in ipt.render(render.kube_iptables(sc)):
+        return "iptables-nft layout: no hash:ip,port ipset or dst,dst match"
+    # Members: a hand-made scenario, two pods naming "web" differently, one selected.
+    hand = scn.normalise({"pods": [
+        {"namespace": "a", "name": "p1", "ip": "10.65.0.2", "labels": {"r": "x"},
+         "serve": [{"proto": "tcp", "port": 80, "name": "web"}]},
+        {"namespace": "a", "name": "p2", "ip": "10.65.0.3", "labels": {"r": "y"},
+         "serve": [{"proto": "tcp", "port": 8080, "name": "web"}, {"proto": "udp", "port": 53, "name": "web"}]}]})
+    everyone = scn.named_port_members(hand, None, "tcp", "web")
+    if everyone != [("10.65.0.2", "tcp", 80), ("10.65.0.3", "tcp", 8080)]:
+        return f"named_port_members without selector: {everyone}"
+    sel = {"namespace": "a", "namespace_selector": None, "labels": {"r": "y"}}
+    if scn.named_port_members(hand, sel, "udp", "web") != [("10.65.0.3", "udp", 53)]:
+        return "named_port_members with a selector and udp"
+    for bad in ({"protocol": "tcp", "dst": {"named_ports": ["web"], "ports": [80]}},
+                {"protocol": "tcp", "dst": {"named_ports": ["web", "tls"]}},
+                {"protocol": "icmp", "dst": {"named_ports": ["web"]}}):
+        try:
+            scn.normalise_rule("t", bad)
+            return f"rule accepted: {bad}"
+        except scn.ScenarioError:
+            pass
+    return None
+
+
+def check_random_compare() -> str | None:
+    """differential.compare_random on made-up kernel picks and dpinspect outcomes."""
+    import differential
+    rule = {"family": "ip", "table": "filter", "chain": "cali-tw-x", "handle": 7}
+    other = {**rule, "handle": 9}
+
+    def outcome(ep, verdict, r):
+        return {"choice": "", "verdict": verdict, "rule": r, "summary": "",
+                "nat": [{"kind": "dnat", "hook": "prerouting", "to": ep, "rule": {}}]}
+
+    def pick(ep, verdict, r, sport=20000):
+        return {"sport": sport, "endpoint": ep, "verdict": verdict, "deciding_rule": r}
+
+    doc = {"verdict": "indeterminate", "indeterminate_reason": {"why": "cannot decide: the verdict depends on "
+           "a random choice (load balancing); see outcomes", "expression": "numgen", "rule": {}},
+           "outcomes": [outcome("10.65.0.2:80", "allow", rule), outcome("10.65.0.3:80", "deny", other)]}
+    both = [pick("10.65.0.2:80", "ACCEPT", rule), pick("10.65.0.3:80", "DROP", other, 20001)]
+    cases = [
+        ("both endpoints as outcomes", both, doc, ""),
+        ("an outcome never picked", both[:1], doc, "verdict"),
+        ("a pick with another rule", [both[0], pick("10.65.0.3:80", "DROP", rule)], doc, "rule"),
+        ("a pick with another verdict", [both[0], pick("10.65.0.3:80", "ACCEPT", other)], doc, "verdict"),
+        ("an undecided outcome", both, {**doc, "outcomes": [doc["outcomes"][0],
+                                                            outcome("10.65.0.3:80", "indeterminate", None)]},
+         "indeterminate"),
+    ]
+    for name, picks, answer, want in cases:
+        got = differential.compare_random({"picks": picks}, answer).problem.split(":")[0]
+        if got != want:
+            return f"{name}: problem {got!r}, want {want!r}"
+    return None
+
+
 def main() -> int:
     if os.geteuid() != 0:
         print("test_render.py: needs root (network namespaces); skipped")
@@ -135,6 +237,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dpl-render-") as tmpdir:
         tmp = Path(tmpdir)
         report("generate: deterministic", check_deterministic(tmp))
+        report("service shapes", check_service_shapes(tmp))
+        report("named ports", check_named_ports())
+        report("differential: random endpoints", check_random_compare())
         for name, path in scenarios(tmp):
             sc = scn.load(path)
             for layout in render.LAYOUTS:

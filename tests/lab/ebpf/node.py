@@ -109,6 +109,10 @@ class RuleBuilder:
 
     def rule(self, r: dict, pol: dict | None, owner_key: str, idx: int, match_id: int) -> polprog.Rule:
         src, dst = r["src"], r["dst"]
+        if src.get("named_ports") or dst.get("named_ports"):
+            # Felix's named-port IP sets are not generated for the eBPF node: refuse rather than
+            # load a policy that silently matches any port.
+            raise ValueError(f"{owner_key} rule {idx}: named ports are not supported on the eBPF node")
         proto = scn.proto_name(r.get("protocol"))
         icmp = r.get("icmp") or {}
         not_proto = scn.proto_name(r.get("not_protocol")) if r.get("not_protocol") is not None else None

@@ -53,6 +53,17 @@ def dpinspect_argv(binary: str, node_ns: str, flow: dict, sport: int | None) -> 
     return argv + ["--ct", "new", "-o", "json"]
 
 
+def run_dpinspect(binary: str, node_ns: str, flow: dict, sport: int | None) -> dict:
+    """{"exit", "json" (parsed or None), "stderr", "argv"}; exit 3+ is a dpinspect error."""
+    argv = dpinspect_argv(binary, node_ns, flow, sport)
+    cp = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    try:
+        doc = json.loads(cp.stdout) if cp.stdout.strip() else None
+    except json.JSONDecodeError:
+        doc = None
+    return {"exit": cp.returncode, "json": doc, "stderr": cp.stderr.strip()[-2000:], "argv": argv}
+
+
 def flow_line(flow: dict, sport: int | None) -> dict:
     """The flow as a line of `inspect --flows`, with the same fields dpinspect_argv passes."""
     line = {"src": flow["src"], "dst": flow["dst"], "proto": flow["proto"], "ct": "new"}

@@ -204,7 +204,7 @@ Result<std::vector<std::pair<RuleRef, RuleCounter>>> LoadedEbpf::read_rule_count
   for (const auto& [id, packets] : *all) {
     auto it = refs.find(id);
     if (it != refs.end()) {
-      out.emplace_back(it->second, RuleCounter{packets, std::nullopt});
+      out.emplace_back(it->second, RuleCounter{packets, std::nullopt, {}});
       continue;
     }
     // A removed policy's id (Felix deletes them, but not before its next sync) or one whose
@@ -215,7 +215,7 @@ Result<std::vector<std::pair<RuleRef, RuleCounter>>> LoadedEbpf::read_rule_count
         RuleRef(b,
                 fmt::format("rule id {}: in no live policy program's debug JSON", b.calico_rule_id),
                 ""),
-        RuleCounter{packets, std::nullopt});
+        RuleCounter{packets, std::nullopt, {}});
   }
   return out;
 }

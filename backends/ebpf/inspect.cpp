@@ -254,6 +254,24 @@ std::string site_meaning(const NodeState& n, const RuleIndex& idx, const RuleSit
 
 }  // namespace
 
+namespace {
+
+// Where a rule site of a live policy program is, for the report's rule reference.
+BpfLocation site_location(const ProgInfo& prog, const RuleSite& s, std::string attach,
+                          uint64_t id) {
+  BpfLocation at;
+  at.prog_id = prog.id;
+  at.prog_name = prog.name;
+  at.tag = tag_hex(prog.tag);
+  at.attach = std::move(attach);
+  at.insn_offset = static_cast<uint32_t>(s.record ? *s.record : s.first);
+  at.calico_rule_id = hex_id(id);
+  at.debug_comment = s.comment;
+  return at;
+}
+
+}  // namespace
+
 const std::map<uint64_t, RuleRef>& NodeModel::rule_refs() const {
   if (rule_refs_) return *rule_refs_;
   std::map<uint64_t, RuleRef> refs;
@@ -289,14 +307,8 @@ const std::map<uint64_t, RuleRef>& NodeModel::rule_refs() const {
           if (refs.count(id)) continue;
           std::size_t insn = s.record ? *s.record : s.first;
           const SubProgram* sp = pf.prog->subprogram_of(insn);
-          BpfLocation at;
-          at.prog_id = prog.id;
-          at.prog_name = prog.name;
-          at.tag = tag_hex(prog.tag);
-          at.attach = fmt::format("{} {}", attach_hook_name(hook), ifs.name);
-          at.insn_offset = static_cast<uint32_t>(insn);
-          at.calico_rule_id = hex_id(id);
-          at.debug_comment = s.comment;
+          BpfLocation at =
+              site_location(prog, s, fmt::format("{} {}", attach_hook_name(hook), ifs.name), id);
           std::string text = fmt::format(
               "rule id {}: {} (prog {} {} tag {} insn {}{})", hex_id(id),
               site_meaning(n_, *pf.rules, s, id, dir), prog.id, prog.name, tag_hex(prog.tag), insn,
@@ -525,14 +537,8 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
       }
       std::size_t insn = s.record ? *s.record : s.first;
       const SubProgram* sp = pf.prog->subprogram_of(insn);
-      BpfLocation at;
-      at.prog_id = prog.id;
-      at.prog_name = prog.name;
-      at.tag = tag_hex(prog.tag);
-      at.attach = st.endpoint.chain + " " + st.endpoint.iface;
-      at.insn_offset = static_cast<uint32_t>(insn);
-      at.calico_rule_id = hex_id(ids.back());
-      at.debug_comment = s.comment;
+      BpfLocation at =
+          site_location(prog, s, st.endpoint.chain + " " + st.endpoint.iface, ids.back());
       RuleRef rr(std::move(at),
                  fmt::format("prog {} {} tag {} insn {}{} rule id {}", prog.id, prog.name,
                              tag_hex(prog.tag), insn,

@@ -52,8 +52,10 @@ extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
   const std::string name = chosen_name(*argc > 0 ? (*argv)[0] : nullptr);
   auto it = targets().find(name);
   if (it == targets().end() || !it->second.one) {
-    std::fprintf(stderr, "dpinspect_fuzz: no fuzz target '%s'; start it as fuzz_<target> or set "
-                 "DPI_FUZZ_TARGET. Targets:", name.c_str());
+    std::fprintf(stderr,
+                 "dpinspect_fuzz: no fuzz target '%s'; start it as fuzz_<target> or set "
+                 "DPI_FUZZ_TARGET. Targets:",
+                 name.c_str());
     for (const auto& [n, t] : targets()) std::fprintf(stderr, " %s", n.c_str());
     std::fprintf(stderr, "\n");
     std::exit(2);

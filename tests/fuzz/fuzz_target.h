@@ -20,14 +20,14 @@ bool register_init(const char* name, Init fn);
 
 }  // namespace dpi::fuzz
 
-#define DPI_FUZZ_INIT(name)                                                            \
-  static void dpi_fuzz_init_##name();                                                  \
-  [[maybe_unused]] static const bool dpi_fuzz_init_registered_##name =                 \
-      ::dpi::fuzz::register_init(#name, &dpi_fuzz_init_##name);                        \
+#define DPI_FUZZ_INIT(name)                                            \
+  static void dpi_fuzz_init_##name();                                  \
+  [[maybe_unused]] static const bool dpi_fuzz_init_registered_##name = \
+      ::dpi::fuzz::register_init(#name, &dpi_fuzz_init_##name);        \
   static void dpi_fuzz_init_##name()
 
-#define DPI_FUZZ_ONE_INPUT(name)                                                       \
-  static int dpi_fuzz_one_##name(const std::uint8_t* data, std::size_t size);          \
-  [[maybe_unused]] static const bool dpi_fuzz_one_registered_##name =                  \
-      ::dpi::fuzz::register_one_input(#name, &dpi_fuzz_one_##name);                    \
+#define DPI_FUZZ_ONE_INPUT(name)                                              \
+  static int dpi_fuzz_one_##name(const std::uint8_t* data, std::size_t size); \
+  [[maybe_unused]] static const bool dpi_fuzz_one_registered_##name =         \
+      ::dpi::fuzz::register_one_input(#name, &dpi_fuzz_one_##name);           \
   static int dpi_fuzz_one_##name(const std::uint8_t* data, std::size_t size)

@@ -45,7 +45,14 @@ class StopSignals {
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
   ~StopSignals() {
-    if (fd_ >= 0) close(fd_);
+    // A signal that came after the loop ended (a second Ctrl-C, during the summary) is taken
+    // here, so restoring the mask does not kill the command after its summary.
+    if (fd_ >= 0) {
+      signalfd_siginfo info{};
+      while (::read(fd_, &info, sizeof(info)) == static_cast<ssize_t>(sizeof(info))) {
+      }
+      close(fd_);
+    }
     pthread_sigmask(SIG_SETMASK, &old_, nullptr);
   }
   int fd() const { return fd_; }

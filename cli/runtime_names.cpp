@@ -57,6 +57,7 @@ struct ProgramRun {
   std::string out, err;
   int status = 0;  // waitpid's
   bool timed_out = false, too_big = false;
+  int read_errno = 0;  // waiting for its output failed
 };
 
 // Runs program with args, stdin from /dev/null, and collects stdout and stderr until it exits
@@ -108,7 +109,11 @@ Result<ProgramRun> run_program(const std::string& program, const std::vector<std
     }
     int n = poll(fds, 2, static_cast<int>(left.count()));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
+    if (n < 0) {
+      // Nothing more can be read: stop crictl rather than wait for it without a limit.
+      run.read_errno = errno;
+      break;
+    }
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || fds[i].revents == 0) continue;
       ssize_t got = read(fds[i].fd, buf, sizeof buf);
@@ -125,7 +130,7 @@ Result<ProgramRun> run_program(const std::string& program, const std::vector<std
       }
     }
   }
-  if (run.timed_out || run.too_big) kill(pid, SIGKILL);
+  if (run.timed_out || run.too_big || run.read_errno) kill(pid, SIGKILL);
   while (waitpid(pid, &run.status, 0) < 0 && errno == EINTR) {
   }
   return run;
@@ -136,6 +141,7 @@ std::string failure(const ProgramRun& run) {
   if (run.timed_out)
     return fmt::format("no answer within {} s", std::chrono::seconds(kCrictlTimeout).count());
   if (run.too_big) return "printed more than --max-input-mb";
+  if (run.read_errno) return fmt::format("reading its output: {}", std::strerror(run.read_errno));
   std::string line = run.err.substr(0, run.err.find('\n'));
   if (WIFEXITED(run.status))
     return fmt::format("exit {}{}{}", WEXITSTATUS(run.status), line.empty() ? "" : ": ", line);
@@ -154,7 +160,8 @@ std::optional<nlohmann::json> crictl_json(const std::string& crictl,
     note = fmt::format("`{}` could not be started ({})", cmd, run.error().message);
     return std::nullopt;
   }
-  if (run->timed_out || run->too_big || !WIFEXITED(run->status) || WEXITSTATUS(run->status) != 0) {
+  if (run->timed_out || run->too_big || run->read_errno || !WIFEXITED(run->status) ||
+      WEXITSTATUS(run->status) != 0) {
     note = fmt::format("`{}` failed ({})", cmd, failure(*run));
     return std::nullopt;
   }

@@ -157,7 +157,8 @@ WatchLine WatchExplainer::explain(const WatchEvent& e) {
     if (same && l.prefix->end_of_tier() && !l.prefix->hashed) same = d.tier == l.prefix->id;
     l.agrees = same;
   } else if (e.source == "kfree_skb") {
-    l.agrees = l.report->verdict != Verdict::allow;
+    // An undecided explanation does not agree with the drop, as for a logged deny above.
+    l.agrees = l.report->verdict == Verdict::deny;
   }
   return l;
 }

@@ -15,8 +15,11 @@ question: one policy, both dataplanes). Prints one line per scenario/layout:
     seed nftables: 200/200 verdicts, 200/200 rules, 0 indeterminate  ({'up': 0.4, 'oracle': 5.1, ...})
 
 Usage: test_differential.py --dpinspect build/cli/dpinspect [--seeds 1,2,3] [--count 200] [--mark-mask M]
-       [--no-services]
+       [--no-services] [--shard K/N]
 (root; exit 77 = skipped)
+--shard K/N runs only the scenarios at positions K, K+N, ... of the list above (each with both
+layouts, its compare and, for the first generated one, its mark_mask run): ctest runs the N shards
+side by side as separate tests, and a scenario added to the list joins a shard by itself.
 """
 
 from __future__ import annotations
@@ -53,6 +56,21 @@ def scenarios(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
     if args.services:
         cases.append(("services", args.scenarios / "services.json", args.scenarios / "services.flows.jsonl"))
     return cases
+
+
+def shard_of(args, cases: list) -> list:
+    """--shard K/N: the cases at positions K, K+N, K+2N, ... (all of them without it)."""
+    if not args.shard:
+        return cases
+    k, n = args.shard
+    return [c for i, c in enumerate(cases) if i % n == k]
+
+
+def shard_arg(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+        raise argparse.ArgumentTypeError(f"{text!r}: K/N with 0 <= K < N")
+    return int(k), int(n)
 
 
 def attribution_changes(flows: list[dict], default: differential.Stats, masked: differential.Stats) -> list[str]:
@@ -117,6 +135,8 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--no-services", dest="services", action="store_false",
                     help="leave out scenarios/services.json (and its flow file)")
+    ap.add_argument("--shard", type=shard_arg, default=None,
+                    help="K/N: only every N-th scenario, from the K-th (0-based)")
     ap.add_argument("--layouts", type=lambda s: s.split(","), default=list(labnet.LAYOUTS))
     ap.add_argument("--mark-mask", default="0xfff00000",
                     help="also run the first generated scenario with this Felix mark mask and require "
@@ -134,7 +154,7 @@ def main() -> int:
     t0, results, mask_failures, compare_failures = time.monotonic(), [], [], []
     with tempfile.TemporaryDirectory(prefix="dpl-diff-") as tmpdir:
         tmp = Path(tmpdir)
-        for label, scenario, flow_seed in scenarios(args, tmp):
+        for label, scenario, flow_seed in shard_of(args, scenarios(args, tmp)):
             flows_file = flow_seed if isinstance(flow_seed, Path) else differential.generate_flows(
                 scenario, args.count, flow_seed, tmp / f"{label}.flows.jsonl")
             flows = oracle.read_flows(flows_file)
@@ -165,7 +185,7 @@ def main() -> int:
     print(f"\n== summary ({time.monotonic() - t0:.1f} s)")
     for stats in results:
         print(f"{'ok  ' if stats.ok else 'FAIL'} {stats.line()}")
-    if args.mark_mask:
+    if args.mark_mask and any(" mark_mask " in s.label for s in results):  # not in every --shard
         print(f"{'ok  ' if not mask_failures else 'FAIL'} mark_mask {args.mark_mask}: "
               f"{len(mask_failures)} flows explained differently than with the default mask")
         for text in mask_failures[:10]:

@@ -17,9 +17,10 @@ question: one policy, both dataplanes). Prints one line per scenario/layout:
 Usage: test_differential.py --dpinspect build/cli/dpinspect [--seeds 1,2,3] [--count 200] [--mark-mask M]
        [--no-services] [--shard K/N]
 (root; exit 77 = skipped)
---shard K/N runs only the scenarios at positions K, K+N, ... of the list above (each with both
-layouts, its compare and, for the first generated one, its mark_mask run): ctest runs the N shards
-side by side as separate tests, and a scenario added to the list joins a shard by itself.
+--shard K/N runs only shard K of N of the scenarios above, each with both layouts, its compare and,
+for the first generated one, its mark_mask run (shard_of: each scenario joins the shard with the
+fewest flows so far): ctest runs the N shards side by side as separate tests, and a scenario added
+to the list joins a shard by itself.
 """
 
 from __future__ import annotations
@@ -59,11 +60,23 @@ def scenarios(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
 
 
 def shard_of(args, cases: list) -> list:
-    """--shard K/N: the cases at positions K, K+N, K+2N, ... (all of them without it)."""
+    """--shard K/N: shard K's cases. Each case, in list order, goes to the shard with the fewest
+    flows so far (the first of equals): a case weighs its flow count, twice for the scenario that
+    also runs with --mark-mask. Every case is in exactly one shard; the same list always splits the
+    same way. Without --shard: every case."""
     if not args.shard:
         return cases
     k, n = args.shard
-    return [c for i, c in enumerate(cases) if i % n == k]
+    load, mine = [0] * n, []
+    for case in cases:
+        label, _, flow_seed = case
+        flows = len(flow_seed.read_text().splitlines()) if isinstance(flow_seed, Path) else args.count
+        masked = bool(args.mark_mask and args.seeds and label == f"gen{args.seeds[0]}")
+        to = load.index(min(load))
+        load[to] += flows * (2 if masked else 1)
+        if to == k:
+            mine.append(case)
+    return mine
 
 
 def shard_arg(text: str) -> tuple[int, int]:

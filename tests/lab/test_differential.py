@@ -14,8 +14,11 @@ question: one policy, both dataplanes). Prints one line per scenario/layout:
 
     seed nftables: 200/200 verdicts, 200/200 rules, 0 indeterminate  ({'up': 0.4, 'oracle': 5.1, ...})
 
+With --dual-stack seed,N: also the dual-stack scenarios (pods with IPv6 addresses, Felix's IPv6
+tables), about 40% of their flows IPv6; --dual-stack-only runs just those.
+
 Usage: test_differential.py --dpinspect build/cli/dpinspect [--seeds 1,2,3] [--count 200] [--mark-mask M]
-       [--no-services]
+       [--no-services] [--dual-stack seed,1 [--dual-stack-only]]
 (root; exit 77 = skipped)
 """
 
@@ -44,14 +47,33 @@ def scenarios(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
     """(label, scenario file, flow seed or flow file): the checked-in seed, freshly generated ones,
     and services.json with its own flows (a service whose endpoints get different verdicts, which
     the generated scenarios need not have, and named ports)."""
-    cases: list[tuple[str, Path, int | Path]] = [("seed", args.scenarios / "seed.json", 1)]
-    for seed in args.seeds:
+    cases: list[tuple[str, Path, int | Path]] = []
+    if not args.dual_stack_only:
+        cases.append(("seed", args.scenarios / "seed.json", 1))
+    cases += dual_stack_cases(args, tmp)
+    for seed in [] if args.dual_stack_only else args.seeds:
         path = tmp / f"gen{seed}.json"
         cp = labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", str(seed)])
         path.write_text(cp.stdout)
         cases.append((f"gen{seed}", path, seed))
-    if args.services:
+    if args.services and not args.dual_stack_only:
         cases.append(("services", args.scenarios / "services.json", args.scenarios / "services.flows.jsonl"))
+    return cases
+
+
+def dual_stack_cases(args, tmp: Path) -> list[tuple[str, Path, int]]:
+    """Dual-stack scenarios (--dual-stack seed,N,...): seed.json with `"dual_stack": true`, and
+    generate.py --seed N --dual-stack; their flows are partly IPv6 (generate.py --flows)."""
+    cases = []
+    for item in args.dual_stack:
+        path = tmp / f"{item}-ds.json"
+        if item == "seed":
+            path.write_text(json.dumps({**json.loads((args.scenarios / "seed.json").read_text()), "dual_stack": True}))
+            cases.append(("seed-ds", path, 1))
+        else:
+            cp = labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", item, "--dual-stack"])
+            path.write_text(cp.stdout)
+            cases.append((f"gen{item}-ds", path, int(item)))
     return cases
 
 
@@ -118,6 +140,11 @@ def main() -> int:
     ap.add_argument("--no-services", dest="services", action="store_false",
                     help="leave out scenarios/services.json (and its flow file)")
     ap.add_argument("--layouts", type=lambda s: s.split(","), default=list(labnet.LAYOUTS))
+    ap.add_argument("--dual-stack", type=lambda s: [x for x in s.split(",") if x], default=[],
+                    help="also run these dual-stack scenarios: 'seed' (seed.json) and/or generated seeds, "
+                         "e.g. seed,1")
+    ap.add_argument("--dual-stack-only", action="store_true",
+                    help="run only the --dual-stack scenarios (not seed, --seeds, services)")
     ap.add_argument("--mark-mask", default="0xfff00000",
                     help="also run the first generated scenario with this Felix mark mask and require "
                          "the same Calico meaning for every flow ('' to skip)")

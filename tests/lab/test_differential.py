@@ -69,11 +69,11 @@ def dual_stack_cases(args, tmp: Path) -> list[tuple[str, Path, int]]:
         path = tmp / f"{item}-ds.json"
         if item == "seed":
             path.write_text(json.dumps({**json.loads((args.scenarios / "seed.json").read_text()), "dual_stack": True}))
-            cases.append(("seed-ds", path, 1))
+            cases.append(("seed_ds", path, 1))
         else:
             cp = labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", item, "--dual-stack"])
             path.write_text(cp.stdout)
-            cases.append((f"gen{item}-ds", path, int(item)))
+            cases.append((f"gen{item}_ds", path, int(item)))
     return cases
 
 

@@ -320,9 +320,10 @@ class FlowGen:
         return out
 
     def _as_v6(self, flow: dict) -> dict:
-        """The same flow between the endpoints' IPv6 addresses (not for services: no v6 services)."""
+        """The same flow between the endpoints' IPv6 addresses (a service's IPv6 ClusterIP)."""
         node = self.sc["node"]
-        addr6 = {**scn.ip6_of(self.sc), node["ip"]: node["ip6"], node["remote_ip"]: node["remote_ip6"]}
+        addr6 = {**scn.ip6_of(self.sc), node["ip"]: node["ip6"], node["remote_ip"]: node["remote_ip6"],
+                 **{s["cluster_ip"]: s["cluster_ip6"] for s in self.sc["services"] if s.get("cluster_ip6")}}
         if flow["src"] not in addr6 or flow["dst"] not in addr6:
             return flow
         flow = {**flow, "src": addr6[flow["src"]], "dst": addr6[flow["dst"]]}

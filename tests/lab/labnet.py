@@ -263,7 +263,9 @@ def build_v6(lab: str, topo: dict) -> None:
         ip(pns, "-6", "addr", "add", f"{pod['ip6']}/128", "dev", "eth0", "nodad")
         ip(pns, "-6", "route", "add", "default", "via", CALICO_GW6, "dev", "eth0")
     # The world beyond the uplink, as route_world does for v4.
-    for addr in sorted({node["ip6"]} | {p["ip6"] for p in topo["pods"] if p.get("ip6")}):
+    node_side = {node["ip6"]} | {p["ip6"] for p in topo["pods"] if p.get("ip6")} | {
+        s["cluster_ip6"] for s in topo.get("services", []) if s.get("cluster_ip6")}
+    for addr in sorted(node_side):
         ip(rns, "-6", "route", "add", "table", REMOTE_OUT_TABLE, f"{addr}/128", "via", node["ip6"], "dev", "eth0")
     ip(rns, "-6", "rule", "add", "pref", "10", "iif", "lo", "lookup", REMOTE_OUT_TABLE)
     ip(rns, "-6", "rule", "add", "pref", "100", "lookup", "local")

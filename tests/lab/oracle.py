@@ -537,6 +537,8 @@ class Oracle:
                 continue
             for port in svc["ports"]:
                 if port["proto"] == flow["proto"] and int(port["port"]) == int(flow["dport"]):
+                    if is_v6(flow):  # dpinspect's (and the trace's) form: [addr]:port
+                        return [f"[{ip}]:{port['target_port']}" for ip in svc.get("endpoints6", [])]
                     return [f"{ip}:{port['target_port']}" for ip in svc["endpoints"]]
         return []
 

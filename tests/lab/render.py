@@ -937,7 +937,14 @@ def ipt_comment(text: str) -> str:
 
 
 def service_endpoints(sc: dict, svc: dict, port: dict) -> list[str]:
-    return [f"{p['ip']}:{port['target_port']}" for p in scn.pods_for_service(sc, svc)]
+    """"ip:port" of each endpoint ("[ip]:port" for IPv6, as kube-proxy writes a DNAT target)."""
+    return [f"[{p['ip']}]:{port['target_port']}" if ":" in p["ip"] else f"{p['ip']}:{port['target_port']}"
+            for p in scn.pods_for_service(sc, svc)]
+
+
+def split_endpoint(ep: str) -> tuple[str, str]:
+    ip, _, port = ep.rpartition(":")
+    return ip.strip("[]"), port
 
 
 def b32_sha256(text: str) -> str:
@@ -963,8 +970,8 @@ def kube_nft(sc: dict) -> str:
             svc_chain = "service-" + kube_hash_name(base)
             ep_chains = []
             for ep in eps:
-                ip, ep_port = ep.split(":")
-                ep_chain = "endpoint-" + kube_hash_name(f"{base}__{ip}/{ep_port}")
+                ip, ep_port = split_endpoint(ep)
+                ep_chain = "endpoint-" + kube_hash_name(f"{base}__{ip.replace(':', '/')}/{ep_port}")
                 chains[ep_chain] = [f"ip saddr {ip} jump mark-for-masquerade",
                                     f"meta l4proto {proto} dnat to {ep}"]
                 ep_chains.append(ep_chain)
@@ -1031,17 +1038,19 @@ def kube_hash_name(name: str) -> str:
 def kube_iptables(sc: dict) -> dict[str, dict]:
     """kube-proxy iptables mode (pkg/proxy/iptables/proxier.go), ClusterIP services only."""
     pool = sc["ip_pool"]
+    host = "/128" if ":" in pool else "/32"  # kube_iptables(v6_view(sc)): ip6tables
+    unreachable = "icmp6-port-unreachable" if ":" in pool else "icmp-port-unreachable"
     nat_chains = ["KUBE-SERVICES", "KUBE-POSTROUTING", "KUBE-MARK-MASQ", "KUBE-NODEPORTS"]
     nat_rules, svc_lines, filter_svc = [], [], []
     for svc in sc["services"]:
         for port in svc["ports"]:
             proto = port["proto"]
             spn = f"{svc['namespace']}/{svc['name']}" + (f":{port['name']}" if port["name"] else "")
-            dst = f"-d {svc['cluster_ip']}/32 -p {proto} -m {proto} --dport {port['port']}"
+            dst = f"-d {svc['cluster_ip']}{host} -p {proto} -m {proto} --dport {port['port']}"
             eps = service_endpoints(sc, svc, port)
             if not eps:
                 filter_svc.append(f'-A KUBE-SERVICES {dst} -m comment --comment "{spn} has no endpoints" '
-                                  f"-j REJECT --reject-with icmp-port-unreachable")
+                                  f"-j REJECT --reject-with {unreachable}")
                 continue
             svc_chain = "KUBE-SVC-" + b32_sha256(spn + proto)[:16]
             nat_chains.append(svc_chain)
@@ -1054,8 +1063,8 @@ def kube_iptables(sc: dict) -> dict[str, dict]:
                 left = len(eps) - i
                 stat = f" -m statistic --mode random --probability {1 / left:.10f}" if left > 1 else ""
                 nat_rules.append(f'-A {svc_chain} -m comment --comment "{spn} -> {ep}"{stat} -j {sep}')
-                ip = ep.split(":")[0]
-                nat_rules.append(f'-A {sep} -s {ip}/32 -m comment --comment "{spn}" -j KUBE-MARK-MASQ')
+                ip = split_endpoint(ep)[0]
+                nat_rules.append(f'-A {sep} -s {ip}{host} -m comment --comment "{spn}" -j KUBE-MARK-MASQ')
                 nat_rules.append(f'-A {sep} -p {proto} -m comment --comment "{spn}" -m {proto} '
                                  f"-j DNAT --to-destination {ep}")
     nodeports = ('-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the '
@@ -1108,7 +1117,7 @@ def kube_iptables(sc: dict) -> dict[str, dict]:
 #   - ICMP type matches become ICMPv6 ones (policy.go), and cali-wl-to-host first accepts the
 #     ICMPv6 types a router must see from its workloads (static.go ICMPv6Filter: MLD 130-132,
 #     router solicitation 133, neighbour solicitation/advertisement 135/136).
-# kube-proxy's IPv6 rules are not rendered: the scenario format has no v6 services.
+# kube-proxy's IPv6 rules: services with a `cluster_ip6` (below).
 
 ICMPV6_ROUTER_TYPES = (130, 131, 132, 133, 135, 136)
 
@@ -1155,6 +1164,27 @@ def rule_for_version(rule: dict, version: int) -> dict | None:
 def dual_stack(sc: dict) -> bool:
     return bool(sc.get("dual_stack"))
 
+
+# kube-proxy runs one proxier per IP family in a dual-stack cluster: `table ip6 kube-proxy` in its
+# nftables mode, the KUBE-* chains in ip6tables in its iptables mode, over the services' IPv6
+# ClusterIPs (`cluster_ip6`) and the endpoints' IPv6 addresses. The same writers run on a v6 view of
+# the scenario.
+
+
+def v6_view(sc: dict) -> dict:
+    """The scenario as the v6 proxier sees it: v6 pool, service CIDR and ClusterIPs, pods' v6 addresses."""
+    return {**sc, "ip_pool": sc["ip6_pool"], "service_cidr": sc["service_cidr6"],
+            "pods": [{**p, "ip": p["ip6"]} for p in sc["pods"] if p.get("ip6")],
+            "services": [{**s, "cluster_ip": s["cluster_ip6"]} for s in sc["services"] if s.get("cluster_ip6")]}
+
+
+def kube_nft_v6(sc: dict) -> str:
+    text = kube_nft(v6_view(sc))
+    for v4, v6 in (("table ip kube-proxy", "table ip6 kube-proxy"), ("ip daddr", "ip6 daddr"),
+                   ("ip saddr", "ip6 saddr"), ("ipv4_addr", "ipv6_addr")):
+        text = text.replace(v4, v6)
+    return text
+
 # ============================================================================================
 # Output
 
@@ -1171,7 +1201,10 @@ def topology(sc: dict) -> dict:
                   "labels": p["labels"], "serve": p["serve"], **({"ip6": p["ip6"]} if p.get("ip6") else {})}
                  for p in sc["pods"]],
         "services": [{"namespace": s["namespace"], "name": s["name"], "cluster_ip": s["cluster_ip"],
-                      "ports": s["ports"], "endpoints": [p["ip"] for p in scn.pods_for_service(sc, s)]}
+                      "ports": s["ports"], "endpoints": [p["ip"] for p in scn.pods_for_service(sc, s)],
+                      **({"cluster_ip6": s["cluster_ip6"],
+                          "endpoints6": [p["ip6"] for p in scn.pods_for_service(sc, s) if p.get("ip6")]}
+                         if s.get("cluster_ip6") else {})}
                      for s in sc["services"]],
     }
 
@@ -1189,7 +1222,8 @@ def render(sc: dict, layout: str, out: Path) -> list[Path]:
     if layout == "nftables":
         path = out / "ruleset.nft"
         v6 = "\n" + NftRenderer(model6).render() if model6 else ""
-        path.write_text(NftRenderer(model).render() + v6 + "\n" + kube_nft(sc))
+        kube6 = "\n" + kube_nft_v6(sc) if model6 else ""
+        path.write_text(NftRenderer(model).render() + v6 + "\n" + kube_nft(sc) + kube6)
         written.append(path)
     else:
         ipt = IptRenderer(model)
@@ -1198,7 +1232,7 @@ def render(sc: dict, layout: str, out: Path) -> list[Path]:
         (out / "iptables.rules").write_text(ipt.render(kube_iptables(sc)))
         written += [out / "ipsets.restore", out / "iptables.rules"]
         if model6:
-            (out / "ip6tables.rules").write_text(IptRenderer(model6).render({}))
+            (out / "ip6tables.rules").write_text(IptRenderer(model6).render(kube_iptables(v6_view(sc))))
             written.append(out / "ip6tables.rules")
     return written
 

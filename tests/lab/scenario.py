@@ -393,6 +393,7 @@ def pods_for_service(sc: dict, svc: dict) -> list[dict]:
 POD6_BASE = int(ipaddress.IPv6Address("fd00:65::"))
 DEFAULT_NODE6 = {"ip6": "fd00:18::2", "remote_ip6": "fd00:18::1", "prefix6": 64}
 DEFAULT_POOL6 = "fd00:65::/96"
+DEFAULT_SERVICE_CIDR6 = "fd00:96::/108"
 
 
 def pod_ip6_for(v4: str) -> str:
@@ -408,6 +409,14 @@ def _normalise_dual_stack(sc: dict) -> None:
     if not pods6:
         return
     sc.setdefault("ip6_pool", DEFAULT_POOL6)
+    sc.setdefault("service_cidr6", DEFAULT_SERVICE_CIDR6)
+    svc_cidr6 = ipaddress.IPv6Network(sc["service_cidr6"])
+    for svc in sc.get("services", []):
+        if sc.get("dual_stack_services", True):
+            # A dual-stack Service (ipFamilies IPv4, IPv6): its v6 ClusterIP from the v4 one.
+            svc.setdefault("cluster_ip6", str(svc_cidr6[int(ipaddress.IPv4Address(svc["cluster_ip"])) & 0xfffff]))
+        if svc.get("cluster_ip6") and ipaddress.IPv6Address(svc["cluster_ip6"]) not in svc_cidr6:
+            raise ScenarioError(f"service {svc['name']}: cluster_ip6 outside service_cidr6 {svc_cidr6}")
     pool = ipaddress.IPv6Network(sc["ip6_pool"])
     for key, value in DEFAULT_NODE6.items():
         sc["node"].setdefault(key, value)

@@ -231,6 +231,19 @@ def check_dual_stack() -> str | None:
     ipt6 = render.IptRenderer(render.FelixModel(sc, nft=False, ipv6=True))
     if "family inet6" not in ipt6.ipsets() or "-m icmp6 --icmpv6-type 136" not in ipt6.render({}):
         return "ip6tables: no inet6 ipset or ICMPv6 accept"
+    svc = scn.normalise({"dual_stack": True, "pods": [{**pods[0], "labels": {"app": "s"}}], "services": [
+        {"namespace": "a", "name": "s", "cluster_ip": "10.96.0.10", "selector": {"app": "s"},
+         "ports": [{"proto": "tcp", "port": 80, "target_port": 8080}]}]})
+    if svc["services"][0].get("cluster_ip6") != "fd00:96::a":
+        return f"dual-stack service: cluster_ip6 {svc['services'][0].get('cluster_ip6')}"
+    kube6 = render.kube_nft_v6(svc)
+    for want in ("table ip6 kube-proxy {", "fd00:96::a . tcp . 80 : goto service-", "dnat to [fd00:65::a41:2]:8080",
+                 "ip6 saddr fd00:65::a41:2 jump mark-for-masquerade"):
+        if want not in kube6:
+            return f"kube-proxy v6 table lacks {want!r}"
+    nat6 = "\n".join(render.kube_iptables(render.v6_view(svc))["nat"]["rules"])
+    if "-d fd00:96::a/128" not in nat6 or "--to-destination [fd00:65::a41:2]:8080" not in nat6:
+        return "kube-proxy ip6tables: no /128 ClusterIP match or bracketed DNAT target"
     for seed in (1, 2, 3):
         v4 = generate.ScenarioGen(seed, 8, 6).build()
         ds = generate.ScenarioGen(seed, 8, 6, dual_stack=True).build()

@@ -14,7 +14,7 @@ question: one policy, both dataplanes). Prints one line per scenario/layout:
 
     seed nftables: 200/200 verdicts, 200/200 rules, 0 indeterminate  ({'up': 0.4, 'oracle': 5.1, ...})
 
-With --dual-stack seed,N: also the dual-stack scenarios (pods with IPv6 addresses, Felix's IPv6
+With --dual-stack seed,services,N: also the dual-stack scenarios (pods with IPv6 addresses, Felix's IPv6
 tables), about 40% of their flows IPv6; --dual-stack-only runs just those.
 
 Usage: test_differential.py --dpinspect build/cli/dpinspect [--seeds 1,2,3] [--count 200] [--mark-mask M]
@@ -61,15 +61,26 @@ def scenarios(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
     return cases
 
 
-def dual_stack_cases(args, tmp: Path) -> list[tuple[str, Path, int]]:
-    """Dual-stack scenarios (--dual-stack seed,N,...): seed.json with `"dual_stack": true`, and
-    generate.py --seed N --dual-stack; their flows are partly IPv6 (generate.py --flows)."""
-    cases = []
+def dual_stack_cases(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
+    """Dual-stack scenarios (--dual-stack seed,services,N,...): seed.json with `"dual_stack": true`,
+    and generate.py --seed N --dual-stack, their flows partly IPv6 (generate.py --flows); services.json
+    with `"dual_stack": true` and its 9 flows, each also over IPv6 (a v6 ClusterIP whose endpoints get
+    different verdicts)."""
+    import generate
+    import scenario as scn
+    cases: list[tuple[str, Path, int | Path]] = []
     for item in args.dual_stack:
         path = tmp / f"{item}-ds.json"
-        if item == "seed":
-            path.write_text(json.dumps({**json.loads((args.scenarios / "seed.json").read_text()), "dual_stack": True}))
-            cases.append(("seed_ds", path, 1))
+        if item in ("seed", "services"):
+            path.write_text(json.dumps({**json.loads((args.scenarios / f"{item}.json").read_text()),
+                                        "dual_stack": True}))
+            flows: int | Path = 1
+            if item == "services":
+                v4 = oracle.read_flows(args.scenarios / "services.flows.jsonl")
+                gen = generate.FlowGen(scn.load(path), 0)
+                flows = tmp / "services-ds.flows.jsonl"
+                flows.write_text("".join(json.dumps(f) + "\n" for f in v4 + [gen._as_v6(f) for f in v4]))
+            cases.append((f"{item}_ds", path, flows))
         else:
             cp = labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", item, "--dual-stack"])
             path.write_text(cp.stdout)
@@ -141,8 +152,8 @@ def main() -> int:
                     help="leave out scenarios/services.json (and its flow file)")
     ap.add_argument("--layouts", type=lambda s: s.split(","), default=list(labnet.LAYOUTS))
     ap.add_argument("--dual-stack", type=lambda s: [x for x in s.split(",") if x], default=[],
-                    help="also run these dual-stack scenarios: 'seed' (seed.json) and/or generated seeds, "
-                         "e.g. seed,1")
+                    help="also run these dual-stack scenarios: 'seed' (seed.json), 'services' "
+                         "(services.json) and/or generated seeds, e.g. seed,services,2")
     ap.add_argument("--dual-stack-only", action="store_true",
                     help="run only the --dual-stack scenarios (not seed, --seeds, services)")
     ap.add_argument("--mark-mask", default="0xfff00000",

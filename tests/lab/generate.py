@@ -329,6 +329,11 @@ class FlowGen:
         flow = {**flow, "src": addr6[flow["src"]], "dst": addr6[flow["dst"]]}
         if flow["proto"] == "icmp":
             flow["proto"], flow["icmp_type"] = "icmpv6", 128
+        if flow["to"] == "host" and flow["from"].startswith("pod:") and self.v6_rng and self.v6_rng.random() < 0.5:
+            # Neighbour discovery from a workload to the node: Felix accepts it in cali-wl-to-host
+            # before any policy (router solicitation, neighbour solicitation / advertisement).
+            flow = {k: v for k, v in flow.items() if k not in ("dport", "sport")}
+            flow.update(proto="icmpv6", icmp_type=self.v6_rng.choice([133, 135, 136]))
         return flow
 
     def _port(self, dst_pod: dict | None) -> dict:

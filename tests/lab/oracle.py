@@ -13,6 +13,9 @@ For each flow:
      "delete table ip dpl-trace" event it prints marks the end of the flow's trace in its output,
      because ruleset events and trace events reach its netlink socket in the order they happened.
 
+An IPv6 flow (dual-stack labs) is traced in `table ip6 dpl-trace` the same way (`ip6 saddr/daddr`,
+ICMPv6 echo from a raw ICMPv6 socket, `icmpv6 id`).
+
 The verdict and the deciding rule are read from the trace (definition shared with dpinspect):
   - dropped: the rule (or base-chain policy) whose verdict was drop;
   - accepted: the LAST accept (a rule, or a base-chain policy, handle null) issued on the policy hook:

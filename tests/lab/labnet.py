@@ -333,8 +333,9 @@ def load_rules(lab: str, rendered: Path, layout: str) -> None:
 # Servers inside pods (this file is also their entry point: `labnet.py serve ...`)
 
 
-def start_servers(lab: str, index: int, pod: dict, sdir: Path) -> int | None:
-    """Start one detached server process in the pod's netns; wait until it listens. Returns its pid."""
+def start_servers(lab: str, index: int, pod: dict, sdir: Path, v6: bool = False) -> int | None:
+    """Start one detached server process in the pod's netns; wait until it listens. Returns its pid.
+    v6: the pod's IPv6 is wired (build_v6): serve on [::] too."""
     if not pod.get("serve"):
         return None
     ready = sdir / f"p{index}.ready"
@@ -342,7 +343,7 @@ def start_servers(lab: str, index: int, pod: dict, sdir: Path) -> int | None:
     log = open(sdir / f"p{index}.log", "w")
     argv = ns_argv(pod_ns(lab, index), [sys.executable, str(Path(__file__).resolve()), "serve",
                                         "--lab", lab, "--ready", str(ready),
-                                        "--spec", json.dumps(pod["serve"])] + (["--v6"] if pod.get("ip6") else []))
+                                        "--spec", json.dumps(pod["serve"])] + (["--v6"] if v6 else []))
     # start_new_session: the server outlives `lab up` and ignores the terminal's Ctrl-C;
     # `lab down` kills it by pid.
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -537,7 +538,7 @@ class Lab:
         else:
             load_rules(self.name, out, layout)
         for i, pod in enumerate(topo["pods"]):
-            pid = start_servers(self.name, i, pod, sdir)
+            pid = start_servers(self.name, i, pod, sdir, v6=bool(pod.get("ip6")) and layout != EBPF)
             if pid:
                 self.info["pids"].append(pid)
                 self.save()

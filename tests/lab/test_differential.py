@@ -134,7 +134,8 @@ def compare_layouts(dpinspect: str, label: str, snaps: dict, flows: list[dict], 
                 continue
         if f["change"] != "same":
             fl = f["flow"]
-            out.append(f"  {label} {f['change']}: {fl['proto']} {fl['src']} -> {fl['dst']}:{fl['dport']}\n"
+            dst = f"[{fl['dst']}]" if ":" in fl["dst"] else fl["dst"]
+            out.append(f"  {label} {f['change']}: {fl['proto']} {fl['src']} -> {dst}:{fl['dport']}\n"
                        f"    nftables:     {f['before']['meaning']}\n"
                        f"    iptables-nft: {f['after']['meaning']}")
     if random_ok:

@@ -35,6 +35,7 @@ import oracle
 
 HERE = Path(__file__).resolve().parent
 VERDICTS = {"allow": "ACCEPT", "deny": "DROP"}
+ECHO = {"icmp": 8, "icmpv6": 128}  # echo request, the default ICMP type of a flow
 
 
 # --------------------------------------------------------------------------------------------
@@ -48,8 +49,9 @@ def dpinspect_argv(binary: str, node_ns: str, flow: dict, sport: int | None) -> 
         if sport:
             argv += ["--sport", str(sport)]
         argv += ["--dport", str(flow["dport"])]
-    elif flow["proto"] == "icmp":
-        argv += ["--icmp-type", str(flow.get("icmp_type", 8)), "--icmp-code", str(flow.get("icmp_code", 0))]
+    elif flow["proto"] in ("icmp", "icmpv6"):
+        argv += ["--icmp-type", str(flow.get("icmp_type", ECHO[flow["proto"]])),
+                 "--icmp-code", str(flow.get("icmp_code", 0))]
     return argv + ["--ct", "new", "-o", "json"]
 
 
@@ -71,8 +73,8 @@ def flow_line(flow: dict, sport: int | None) -> dict:
         if sport:
             line["sport"] = sport
         line["dport"] = flow["dport"]
-    elif flow["proto"] == "icmp":
-        line["icmp_type"] = flow.get("icmp_type", 8)
+    elif flow["proto"] in ("icmp", "icmpv6"):
+        line["icmp_type"] = flow.get("icmp_type", ECHO[flow["proto"]])
         line["icmp_code"] = flow.get("icmp_code", 0)
     return line
 

@@ -41,8 +41,9 @@ PORT_NAMES = {80: "web", 8080: "web", 443: "tls", 5432: "db", 6379: "db", 9000: 
 
 class ScenarioGen:
     def __init__(self, seed: int, n_pods: int, n_policies: int, single_endpoint: bool = False,
-                 named_ports: bool = True):
+                 named_ports: bool = True, dual_stack: bool = False):
         self.rng = random.Random(seed)
+        self.dual_stack = dual_stack
         self.single_endpoint = single_endpoint
         # Named ports draw from their own generator, so without them the scenario is the same.
         self.named_rng = random.Random(f"named-ports-{seed}") if named_ports else None
@@ -73,6 +74,8 @@ class ScenarioGen:
                     entry["name"] = PORT_NAMES[entry["port"]]
         for i in range(self.n_policies):
             sc["policies"].append(self.policy(i))
+        if self.dual_stack:
+            make_dual_stack(sc, self.seed)
         scn.normalise(sc)  # validate; raises on anything render.py would reject
         return sc
 
@@ -248,6 +251,50 @@ class ScenarioGen:
 
 
 # --------------------------------------------------------------------------------------------
+# Dual stack (shape `dual-stack`): the scenario's pods get IPv6 addresses (`"dual_stack": true`,
+# scenario.py fills them in) and its rules IPv6 parts. Drawn from their own generator after the
+# rest, so the v4 scenario is the same with and without.
+
+POOL6 = "fd00:65::/96"
+OUTSIDE_NETS6 = ["2001:db8::/32", "fd00:18::/64", "::/0"]
+
+
+def v6_twin(sc: dict, net: str) -> str:
+    """A v6 CIDR for a v4 one of the scenario: a pod's /32 -> its /128, pod ranges -> the v6 pool."""
+    ip, _, plen = net.partition("/")
+    if plen == "32" and any(p["ip"] == ip for p in sc["pods"]):
+        return scn.pod_ip6_for(ip) + "/128"
+    if ip.startswith(POD_NET.rsplit(".", 1)[0] + "."):
+        return POOL6
+    return OUTSIDE_NETS6[0]
+
+
+def make_dual_stack(sc: dict, seed: int) -> None:
+    rng = random.Random(f"dual-stack-{seed}")
+    sc["dual_stack"] = True
+    for pol in sc["policies"]:
+        for rule in pol["ingress"] + pol["egress"]:
+            if scn.proto_name(rule.get("protocol")) == "icmp" and rng.random() < 0.4:
+                rule["protocol"] = "icmpv6"  # a v6-only rule
+                if rule.get("icmp"):
+                    rule["icmp"] = {**rule["icmp"], "type": 128}
+            for side in ("src", "dst"):
+                peer = rule.get(side) or {}
+                if peer.get("nets"):
+                    r = rng.random()
+                    twins = sorted({v6_twin(sc, n) for n in peer["nets"]})
+                    if r < 0.5:
+                        peer["nets"] = peer["nets"] + twins   # both versions
+                    elif r < 0.7:
+                        peer["nets"] = twins                  # v6 only
+                if peer.get("not_nets") and rng.random() < 0.4:
+                    peer["not_nets"] = peer["not_nets"] + sorted({v6_twin(sc, n) for n in peer["not_nets"]})
+                if not peer.get("nets") and not peer.get("selector") and rng.random() < 0.08:
+                    peer["nets"] = [rng.choice(OUTSIDE_NETS6 + [POOL6])]  # v6 only
+                    rule[side] = peer
+
+
+# --------------------------------------------------------------------------------------------
 # Flows
 
 
@@ -257,6 +304,8 @@ class FlowGen:
     def __init__(self, sc: dict, seed: int):
         self.sc = sc
         self.rng = random.Random(seed)
+        # Dual-stack scenarios: some flows go over IPv6, drawn from a generator of their own.
+        self.v6_rng = random.Random(f"v6-flows-{seed}") if sc.get("dual_stack") else None
 
     def flows(self, count: int) -> list[dict]:
         kinds = ["pod-pod"] * 5 + ["pod-svc"] * 2 + ["pod-host", "host-pod", "remote-pod", "remote-pod"]
@@ -264,8 +313,28 @@ class FlowGen:
             kinds = [k for k in kinds if k != "pod-svc"]
         out = []
         for _ in range(count):
-            out.append(getattr(self, "_" + self.rng.choice(kinds).replace("-", "_"))())
+            flow = getattr(self, "_" + self.rng.choice(kinds).replace("-", "_"))()
+            if self.v6_rng and self.v6_rng.random() < 0.4:
+                flow = self._as_v6(flow)
+            out.append(flow)
         return out
+
+    def _as_v6(self, flow: dict) -> dict:
+        """The same flow between the endpoints' IPv6 addresses (a service's IPv6 ClusterIP)."""
+        node = self.sc["node"]
+        addr6 = {**scn.ip6_of(self.sc), node["ip"]: node["ip6"], node["remote_ip"]: node["remote_ip6"],
+                 **{s["cluster_ip"]: s["cluster_ip6"] for s in self.sc["services"] if s.get("cluster_ip6")}}
+        if flow["src"] not in addr6 or flow["dst"] not in addr6:
+            return flow
+        flow = {**flow, "src": addr6[flow["src"]], "dst": addr6[flow["dst"]]}
+        if flow["proto"] == "icmp":
+            flow["proto"], flow["icmp_type"] = "icmpv6", 128
+        if flow["to"] == "host" and flow["from"].startswith("pod:") and self.v6_rng and self.v6_rng.random() < 0.5:
+            # Neighbour discovery from a workload to the node: Felix accepts it in cali-wl-to-host
+            # before any policy (router solicitation, neighbour solicitation / advertisement).
+            flow = {k: v for k, v in flow.items() if k not in ("dport", "sport")}
+            flow.update(proto="icmpv6", icmp_type=self.v6_rng.choice([133, 135, 136]))
+        return flow
 
     def _port(self, dst_pod: dict | None) -> dict:
         """Served port of dst (60%), otherwise an unserved TCP/UDP port or an ICMP echo."""
@@ -329,6 +398,8 @@ def main(argv=None) -> int:
                     help="every service selects one pod (default: 2-4 where the namespace has them)")
     ap.add_argument("--no-named-ports", action="store_true",
                     help="no port names on pods and no named ports in rules (the eBPF node lacks them)")
+    ap.add_argument("--dual-stack", action="store_true",
+                    help="IPv6 addresses for every pod and IPv6 CIDRs / ICMPv6 in some rules (shape dual-stack)")
     ap.add_argument("--flows", action="store_true", help="emit flows (JSON lines) for --scenario")
     ap.add_argument("--scenario", type=Path, help="scenario JSON (with --flows)")
     ap.add_argument("--count", type=int, default=200)
@@ -343,7 +414,7 @@ def main(argv=None) -> int:
     if not 2 <= args.pods <= 200:
         ap.error("--pods must be between 2 and 200")
     sc = ScenarioGen(args.seed, args.pods, args.policies, args.single_endpoint_services,
-                     not args.no_named_ports).build()
+                     not args.no_named_ports, args.dual_stack).build()
     json.dump(sc, sys.stdout, indent=2)
     print()
     return 0

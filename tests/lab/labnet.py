@@ -224,6 +224,55 @@ def build_pod(lab: str, index: int, pod: dict) -> None:
 REMOTE_OUT_TABLE = "100"
 
 
+# --------------------------------------------------------------------------------------------
+# IPv6 (dual-stack scenarios), on top of the v4 wiring above, as Calico's CNI and Felix set it up:
+# the pod gets its address as a /128 on eth0 and a default route via the link-local address of
+# the host-side veth, fe80::ecee:eeff:feee:eeee (the EUI-64 address of ee:ee:ee:ee:ee:ee; the CNI
+# plugin reads it from the host veth); the node routes each pod's /128 to its cali interface and
+# has proxy_ndp on it (Felix). DAD is off on both veth ends (the CNI plugin turns it off too), so
+# the link-local address answers at once. The remote namespace answers every v6 address, like v4.
+
+CALICO_GW6 = "fe80::ecee:eeff:feee:eeee"
+NO_ICMP6_RATELIMIT = (("net.ipv6.icmp.ratelimit", 0),)
+
+
+def build_v6(lab: str, topo: dict) -> None:
+    nns, rns, node = node_ns(lab), remote_ns(lab), topo["node"]
+    uplink = node.get("uplink") or "eth0"
+    prefix = node.get("prefix6", 64)
+    for ns in (nns, rns):
+        for key, value in (("net.ipv6.conf.all.disable_ipv6", 0), *NO_ICMP6_RATELIMIT):
+            sysctl(ns, key, value)
+    sysctl(nns, "net.ipv6.conf.all.forwarding", 1)
+    run(["ip", "-n", nns, "-6", "addr", "add", f"{node['ip6']}/{prefix}", "dev", uplink, "nodad"])
+    run(["ip", "-n", rns, "-6", "addr", "add", f"{node['remote_ip6']}/{prefix}", "dev", "eth0", "nodad"])
+    ip(nns, "-6", "route", "add", "default", "via", node["remote_ip6"], "dev", uplink)
+    for i, pod in enumerate(topo["pods"]):
+        if not pod.get("ip6"):
+            continue
+        pns, iface = pod_ns(lab, i), pod["iface"]
+        sysctl(nns, f"net.ipv6.conf.{iface}.accept_dad", 0)
+        sysctl(nns, f"net.ipv6.conf.{iface}.accept_ra", 0)
+        sysctl(nns, f"net.ipv6.conf.{iface}.proxy_ndp", 1)
+        # The link-local address came up tentative (DAD was on then): replace it by a valid one.
+        ip(nns, "-6", "addr", "flush", "dev", iface, "scope", "link")
+        ip(nns, "-6", "addr", "add", f"{CALICO_GW6}/64", "dev", iface, "nodad")
+        ip(nns, "-6", "route", "add", f"{pod['ip6']}/128", "dev", iface)
+        for key, value in (("net.ipv6.conf.eth0.accept_dad", 0), *NO_ICMP6_RATELIMIT):
+            sysctl(pns, key, value)
+        ip(pns, "-6", "addr", "add", f"{pod['ip6']}/128", "dev", "eth0", "nodad")
+        ip(pns, "-6", "route", "add", "default", "via", CALICO_GW6, "dev", "eth0")
+    # The world beyond the uplink, as route_world does for v4.
+    node_side = {node["ip6"]} | {p["ip6"] for p in topo["pods"] if p.get("ip6")} | {
+        s["cluster_ip6"] for s in topo.get("services", []) if s.get("cluster_ip6")}
+    for addr in sorted(node_side):
+        ip(rns, "-6", "route", "add", "table", REMOTE_OUT_TABLE, f"{addr}/128", "via", node["ip6"], "dev", "eth0")
+    ip(rns, "-6", "rule", "add", "pref", "10", "iif", "lo", "lookup", REMOTE_OUT_TABLE)
+    ip(rns, "-6", "rule", "add", "pref", "100", "lookup", "local")
+    ip(rns, "-6", "rule", "del", "pref", "0")
+    ip(rns, "-6", "route", "add", "table", "local", "local", "::/0", "dev", "lo")
+
+
 def route_world(lab: str, topo: dict) -> None:
     """Make the remote namespace stand for the whole world beyond the node's uplink.
 
@@ -276,14 +325,17 @@ def load_rules(lab: str, rendered: Path, layout: str) -> None:
     if ipsets.exists() and ipsets.stat().st_size:
         run(["ipset", "restore"], ns=nns, input=ipsets.read_text())
     run(["iptables-nft-restore"], ns=nns, input=(rendered / "iptables.rules").read_text())
+    if (rendered / "ip6tables.rules").exists():
+        run(["ip6tables-nft-restore"], ns=nns, input=(rendered / "ip6tables.rules").read_text())
 
 
 # --------------------------------------------------------------------------------------------
 # Servers inside pods (this file is also their entry point: `labnet.py serve ...`)
 
 
-def start_servers(lab: str, index: int, pod: dict, sdir: Path) -> int | None:
-    """Start one detached server process in the pod's netns; wait until it listens. Returns its pid."""
+def start_servers(lab: str, index: int, pod: dict, sdir: Path, v6: bool = False) -> int | None:
+    """Start one detached server process in the pod's netns; wait until it listens. Returns its pid.
+    v6: the pod's IPv6 is wired (build_v6): serve on [::] too."""
     if not pod.get("serve"):
         return None
     ready = sdir / f"p{index}.ready"
@@ -291,7 +343,7 @@ def start_servers(lab: str, index: int, pod: dict, sdir: Path) -> int | None:
     log = open(sdir / f"p{index}.log", "w")
     argv = ns_argv(pod_ns(lab, index), [sys.executable, str(Path(__file__).resolve()), "serve",
                                         "--lab", lab, "--ready", str(ready),
-                                        "--spec", json.dumps(pod["serve"])])
+                                        "--spec", json.dumps(pod["serve"])] + (["--v6"] if v6 else []))
     # start_new_session: the server outlives `lab up` and ignores the terminal's Ctrl-C;
     # `lab down` kills it by pid.
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -308,9 +360,10 @@ def start_servers(lab: str, index: int, pod: dict, sdir: Path) -> int | None:
     return proc.pid
 
 
-def serve(spec: list[dict], ready: Path) -> None:
+def serve(spec: list[dict], ready: Path, v6: bool = False) -> None:
     """Run the pod's servers until killed: http404 / tcp accept / udp echo, one thread each."""
     import http.server
+    import socket
     import socketserver
     import threading
 
@@ -354,16 +407,26 @@ def serve(spec: list[dict], ready: Path) -> None:
             socketserver.TCPServer.server_bind(self)
             self.server_name, self.server_port = self.server_address[:2]
 
+    class V6Only:
+        """The same server on [::] for a dual-stack pod, beside the v4 one on the same port."""
+        address_family = socket.AF_INET6
+
+        def server_bind(self):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            super().server_bind()
+
     servers = []
     for entry in spec:
-        addr = ("0.0.0.0", int(entry["port"]))
         kind = entry.get("kind") or ("udp" if entry.get("proto") == "udp" else "tcp")
         if kind == "http404":
-            servers.append(HTTPServer(addr, NotFound))
+            cls, handler = HTTPServer, NotFound
         elif kind == "udp" or entry.get("proto") == "udp":
-            servers.append(socketserver.UDPServer(addr, Echo))
+            cls, handler = socketserver.UDPServer, Echo
         else:
-            servers.append(TCPServer(addr, Accept))
+            cls, handler = TCPServer, Accept
+        servers.append(cls(("0.0.0.0", int(entry["port"])), handler))
+        if v6:
+            servers.append(type("V6" + cls.__name__, (V6Only, cls), {})(("::", int(entry["port"])), handler))
     for srv in servers:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
     ready.write_text(str(os.getpid()))
@@ -465,6 +528,8 @@ class Lab:
         for i, pod in enumerate(topo["pods"]):
             build_pod(self.name, i, pod)
         route_world(self.name, topo)
+        if any(p.get("ip6") for p in topo["pods"]) and layout != EBPF:
+            build_v6(self.name, topo)  # the eBPF tests wire their own v6 (test_ebpf_ipv6.py)
         if layout == EBPF:
             import ebpfnode
             self.info["ebpf"] = ebpfnode.build(self.name, Path(scenario).resolve(), topo,
@@ -473,7 +538,7 @@ class Lab:
         else:
             load_rules(self.name, out, layout)
         for i, pod in enumerate(topo["pods"]):
-            pid = start_servers(self.name, i, pod, sdir)
+            pid = start_servers(self.name, i, pod, sdir, v6=bool(pod.get("ip6")) and layout != EBPF)
             if pid:
                 self.info["pids"].append(pid)
                 self.save()
@@ -585,8 +650,9 @@ def _serve_main(argv: list[str]) -> None:
     ap.add_argument("--lab", required=True)  # only so `down` can recognise its own processes
     ap.add_argument("--ready", required=True, type=Path)
     ap.add_argument("--spec", required=True)
+    ap.add_argument("--v6", action="store_true", help="also serve every port on [::] (a dual-stack pod)")
     args = ap.parse_args(argv)
-    serve(json.loads(args.spec), args.ready)
+    serve(json.loads(args.spec), args.ready, args.v6)
 
 
 if __name__ == "__main__":

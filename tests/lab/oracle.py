@@ -13,6 +13,9 @@ For each flow:
      "delete table ip dpl-trace" event it prints marks the end of the flow's trace in its output,
      because ruleset events and trace events reach its netlink socket in the order they happened.
 
+An IPv6 flow (dual-stack labs) is traced in `table ip6 dpl-trace` the same way (`ip6 saddr/daddr`,
+ICMPv6 echo from a raw ICMPv6 socket, `icmpv6 id`).
+
 The verdict and the deciding rule are read from the trace (definition shared with dpinspect):
   - dropped: the rule (or base-chain policy) whose verdict was drop;
   - accepted: the LAST accept (a rule, or a base-chain policy, handle null) issued on the policy hook:
@@ -104,15 +107,17 @@ _NLM_F_REQUEST_ACK = 0x1 | 0x4
 
 
 def flush_conntrack(ns: str) -> None:
+    """Both families' tables (a dual-stack lab has IPv6 connections too)."""
     with labnet.in_netns(ns):
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER)
     with sock:
-        body = struct.pack("BBH", socket.AF_INET, 0, 0)
-        sock.send(struct.pack("=IHHII", 16 + len(body), _CT_DELETE, _NLM_F_REQUEST_ACK, 1, 0) + body)
-        reply = sock.recv(4096)
-        err = struct.unpack_from("=i", reply, 16)[0]
-        if err not in (0, -errno.ENOENT):
-            raise OSError(-err, f"conntrack flush in {ns}: {os.strerror(-err)}")
+        for seq, family in enumerate((socket.AF_INET, socket.AF_INET6), 1):
+            body = struct.pack("BBH", family, 0, 0)
+            sock.send(struct.pack("=IHHII", 16 + len(body), _CT_DELETE, _NLM_F_REQUEST_ACK, seq, 0) + body)
+            reply = sock.recv(4096)
+            err = struct.unpack_from("=i", reply, 16)[0]
+            if err not in (0, -errno.ENOENT):
+                raise OSError(-err, f"conntrack flush in {ns}: {os.strerror(-err)}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,6 +296,16 @@ class Probe:
                 pass
             except OSError as e:
                 self.outcome, self.delivered, self.done = f"error:{errno.errorcode.get(e.errno, e.errno)}", False, True
+        elif self.kind == "icmp6":
+            # A raw ICMPv6 socket gets the ICMPv6 message without the IPv6 header.
+            try:
+                data = self.sock.recv(2048)
+            except BlockingIOError:
+                return
+            if len(data) >= 8:
+                icmp_type, _, _, ident = struct.unpack_from("!BBHH", data, 0)
+                if icmp_type == 129 and ident == self.expect_id:
+                    self.outcome, self.delivered, self.done = "reply", True, True
         elif self.kind == "icmp":
             try:
                 data, addr = self.sock.recvfrom(2048)
@@ -325,12 +340,25 @@ def icmp_packet(icmp_type: int, code: int, ident: int) -> bytes:
     return struct.pack("!BBHHH", icmp_type, code, csum, ident, 1) + payload
 
 
+def is_v6(flow: dict) -> bool:
+    return ":" in flow["dst"]
+
+
+def family(flow: dict) -> str:
+    """The nft family the flow's packets are traced in."""
+    return "ip6" if is_v6(flow) else "ip"
+
+
+IPV6_FREEBIND = 78
+
+
 def _bound_socket(ns: str, family_type: int, proto: int, src: str, port: int) -> socket.socket:
+    v6 = ":" in src
     with labnet.in_netns(ns):
-        sock = socket.socket(socket.AF_INET, family_type, proto)
+        sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, family_type, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # IP_FREEBIND: the flow's source may be an address this namespace does not own.
-    sock.setsockopt(socket.SOL_IP, 15, 1)
+    sock.setsockopt(*((socket.IPPROTO_IPV6, IPV6_FREEBIND) if v6 else (socket.SOL_IP, 15)), 1)
     sock.bind((src, port))
     sock.setblocking(False)
     return sock
@@ -350,6 +378,15 @@ def send_probe(ns: str, flow: dict, sport: int) -> Probe:
         sock.connect((dst, int(flow["dport"])))
         sock.send(b"dpinspect-lab")
         return Probe(sock, "udp")
+    if proto == "icmpv6":
+        # The kernel fills in an ICMPv6 raw socket's checksum (it covers the IPv6 pseudo-header).
+        sock = _bound_socket(ns, socket.SOCK_RAW, socket.IPPROTO_ICMPV6, src, 0)
+        icmp_type, code = int(flow.get("icmp_type", 128)), int(flow.get("icmp_code", 0))
+        sock.sendto(struct.pack("!BBHHH", icmp_type, code, 0, sport, 1) + b"dpinspect-lab", (dst, 0))
+        probe = Probe(sock, "icmp6", expect_id=sport if icmp_type == 128 else None)
+        if icmp_type != 128:
+            probe.delivered = None
+        return probe
     if proto == "icmp":
         sock = _bound_socket(ns, socket.SOCK_RAW, socket.IPPROTO_ICMP, src, 0)
         icmp_type, code = int(flow.get("icmp_type", 8)), int(flow.get("icmp_code", 0))
@@ -364,12 +401,17 @@ def send_probe(ns: str, flow: dict, sport: int) -> Probe:
 def trace_match(flow: dict, sport: int | str) -> str:
     """nft match for the flow's first packet only (a SYN, not the RST that closes the probe).
     sport: a port, or an nft set of them ("{ 20001, 20002 }")."""
-    m = f"ip saddr {flow['src']} ip daddr {flow['dst']}"
+    fam = family(flow)
+    m = f"{fam} saddr {flow['src']} {fam} daddr {flow['dst']}"
     proto = flow["proto"]
     if proto == "tcp":
         return f"{m} tcp sport {sport} tcp dport {flow['dport']} tcp flags & (syn | ack) == syn"
     if proto == "udp":
         return f"{m} udp sport {sport} udp dport {flow['dport']}"
+    if proto == "icmpv6":
+        icmp_type = int(flow.get("icmp_type", 128))
+        m += f" icmpv6 type {icmp_type}" + (f" icmpv6 code {int(flow['icmp_code'])}" if "icmp_code" in flow else "")
+        return m + (f" icmpv6 id {sport}" if icmp_type == 128 else "")
     icmp_type = int(flow.get("icmp_type", 8))
     m += f" icmp type {icmp_type}"
     if "icmp_code" in flow:
@@ -379,8 +421,8 @@ def trace_match(flow: dict, sport: int | str) -> str:
     return m
 
 
-def trace_table(match: str, marker: str) -> str:
-    return (f"table ip {TRACE_TABLE} {{\n"
+def trace_table(match: str, marker: str, fam: str = "ip") -> str:
+    return (f"table {fam} {TRACE_TABLE} {{\n"
             f"  chain {marker} {{ }}\n"  # empty regular chain: only a barrier for the monitor
             f"  chain pre {{ type filter hook prerouting priority {TRACE_PRIORITY}; {match} meta nftrace set 1; }}\n"
             f"  chain out {{ type filter hook output priority {TRACE_PRIORITY}; {match} meta nftrace set 1; }}\n"
@@ -405,7 +447,8 @@ class Oracle:
         self.seq = 0
 
     def __enter__(self):
-        labnet.run(["nft", "delete", "table", "ip", TRACE_TABLE], ns=self.ns, check=False)  # a leftover
+        for fam in ("ip", "ip6"):  # a leftover
+            labnet.run(["nft", "delete", "table", fam, TRACE_TABLE], ns=self.ns, check=False)
         self.hooks = base_chain_hooks(list_ruleset(self.ns))
         self.monitor = Monitor(self.ns)
         self._sync_monitor()
@@ -429,7 +472,8 @@ class Oracle:
     def __exit__(self, *exc):
         if self.monitor:
             self.monitor.close()
-        labnet.run(["nft", "delete", "table", "ip", TRACE_TABLE], ns=self.ns, check=False)
+        for fam in ("ip", "ip6"):
+            labnet.run(["nft", "delete", "table", fam, TRACE_TABLE], ns=self.ns, check=False)
 
     def _marker(self) -> str:
         """A chain name used once: the monitor's "add/delete chain ip dpl-trace mN" lines delimit
@@ -460,9 +504,10 @@ class Oracle:
         sport = self._sport(flow, ports)
         flush_conntrack(self.ns)
         marker = self._marker()
-        labnet.run(["nft", "-f", "-"], ns=self.ns, input=trace_table(trace_match(flow, sport), marker))
+        fam = family(flow)
+        labnet.run(["nft", "-f", "-"], ns=self.ns, input=trace_table(trace_match(flow, sport), marker, fam))
         # Start barrier: whatever the monitor printed before our table existed is not ours.
-        self.monitor.wait_for(_chain_event("add", marker), 10)
+        self.monitor.wait_for(_chain_event("add", marker, fam), 10)
         before = rule_counters(list_ruleset(self.ns)) if self.counters else None
         lines, probe, send_error = [], None, None
         try:
@@ -476,8 +521,8 @@ class Oracle:
             if probe:
                 probe.close()
             after = rule_counters(list_ruleset(self.ns)) if self.counters else None
-            labnet.run(["nft", "delete", "table", "ip", TRACE_TABLE], ns=self.ns)
-        lines += self.monitor.wait_for(_deleted(marker), 10)
+            labnet.run(["nft", "delete", "table", fam, TRACE_TABLE], ns=self.ns)
+        lines += self.monitor.wait_for(_deleted(marker, fam), 10)
         result = self._result(flow, sport, probe, lines, before, after)
         if send_error:
             result.update(outcome=send_error, delivered=False)
@@ -495,6 +540,8 @@ class Oracle:
                 continue
             for port in svc["ports"]:
                 if port["proto"] == flow["proto"] and int(port["port"]) == int(flow["dport"]):
+                    if is_v6(flow):  # dpinspect's (and the trace's) form: [addr]:port
+                        return [f"[{ip}]:{port['target_port']}" for ip in svc.get("endpoints6", [])]
                     return [f"{ip}:{port['target_port']}" for ip in svc["endpoints"]]
         return []
 
@@ -531,9 +578,10 @@ class Oracle:
     def _concurrent(self, flow: dict, src_ns: str, sports: list[int]) -> list[dict]:
         flush_conntrack(self.ns)
         marker = self._marker()
+        fam = family(flow)
         labnet.run(["nft", "-f", "-"], ns=self.ns,
-                   input=trace_table(trace_match(flow, "{ " + ", ".join(map(str, sports)) + " }"), marker))
-        self.monitor.wait_for(_chain_event("add", marker), 10)
+                   input=trace_table(trace_match(flow, "{ " + ", ".join(map(str, sports)) + " }"), marker, fam))
+        self.monitor.wait_for(_chain_event("add", marker, fam), 10)
         probes: dict[int, Probe] = {}
         errors: dict[int, str] = {}
         lines: list[str] = []
@@ -547,8 +595,8 @@ class Oracle:
         finally:
             for probe in probes.values():
                 probe.close()
-            labnet.run(["nft", "delete", "table", "ip", TRACE_TABLE], ns=self.ns)
-        lines += self.monitor.wait_for(_deleted(marker), 10)
+            labnet.run(["nft", "delete", "table", fam, TRACE_TABLE], ns=self.ns)
+        lines += self.monitor.wait_for(_deleted(marker, fam), 10)
         by_sport = _trace_ids_by_sport(lines)
         out = []
         for sport in sports:
@@ -631,7 +679,7 @@ class Oracle:
 
 
 _SPORT_RE = re.compile(r"\b(?:tcp|udp) sport (\d+)")
-_DADDR_RE = re.compile(r"\bip daddr (\S+)")
+_DADDR_RE = re.compile(r"\bip6? daddr (\S+)")
 _DPORT_RE = re.compile(r"\b(?:tcp|udp) dport (\d+)")
 
 
@@ -659,18 +707,21 @@ def _translated_destination(lines: list[str], flow: dict) -> str | None:
                 last = (d[1], p[1] if p else None)
     if not last or last[0] == flow["dst"]:
         return None
-    return f"{last[0]}:{last[1]}" if last[1] else last[0]
+    if not last[1]:
+        return last[0]
+    # dpinspect writes an IPv6 address with a port as [addr]:port
+    return f"[{last[0]}]:{last[1]}" if ":" in last[0] else f"{last[0]}:{last[1]}"
 
 
-def _chain_event(op: str, marker: str):
+def _chain_event(op: str, marker: str, fam: str = "ip"):
     """Predicate for the monitor's "<op> chain ip dpl-trace <marker> ..." line (exact tokens: m1 is not m17)."""
-    want = [op, "chain", "ip", TRACE_TABLE, marker]
+    want = [op, "chain", fam, TRACE_TABLE, marker]
     return lambda line: line.split()[:5] == want
 
 
-def _deleted(marker: str):
+def _deleted(marker: str, fam: str = "ip"):
     # Deleting the table prints rule, chain, then table deletions, all after the flow's trace lines.
-    return _chain_event("delete", marker)
+    return _chain_event("delete", marker, fam)
 
 
 def _is_drop_line(line: str) -> bool:

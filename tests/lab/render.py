@@ -111,9 +111,10 @@ def nflog_prefix(text: str) -> str:
 class FelixModel:
     """Everything Felix programs for this node, as abstract chains per logical table."""
 
-    def __init__(self, sc: dict, nft: bool):
+    def __init__(self, sc: dict, nft: bool, ipv6: bool = False):
         self.sc = sc
         self.nft = nft
+        self.ipv6 = ipv6  # Felix's IPv6 tables (`table ip6 calico`, ip6tables): see V6 below
         self.max_name = NFT_MAX_CHAIN if nft else IPT_MAX_CHAIN
         self.flow_logs = bool(sc["flow_logs"])
         self.kind_naming = scn.kind_naming(sc)
@@ -131,16 +132,22 @@ class FelixModel:
 
     def add_ipset(self, set_id: str, kind: str, members) -> str:
         name = scn.ipset_name(set_id)
+        if self.ipv6:
+            name = v6_ipset_name(set_id)
+            members = v6_members(self.sc, kind, members)
         self.ipsets.setdefault(name, IPSet(name, kind, list(members)))
         return name
 
     # ---- top level ----------------------------------------------------------------------
 
     def build(self) -> None:
-        pool = self.sc["ip_pool"]
-        self.add_ipset("all-ipam-pools", "net", [pool])
-        self.add_ipset("masq-ipam-pools", "net", [pool])
-        self.add_ipset("this-host", "ip", ["127.0.0.0", "127.0.0.1", self.sc["node"]["ip"]])
+        if self.ipv6:
+            v6_static_ipsets(self)
+        else:
+            pool = self.sc["ip_pool"]
+            self.add_ipset("all-ipam-pools", "net", [pool])
+            self.add_ipset("masq-ipam-pools", "net", [pool])
+            self.add_ipset("this-host", "ip", ["127.0.0.0", "127.0.0.1", self.sc["node"]["ip"]])
         self.build_raw()
         self.build_mangle()
         self.build_nat()
@@ -207,7 +214,11 @@ class FelixModel:
         self.add("nat", "cali-fip-dnat")
         self.add("nat", "cali-fip-snat")
         self.add("nat", "cali-nat-outgoing", [
-            Rule([("sset", "cali40masq-ipam-pools"), ("not_dset", "cali40all-ipam-pools")], ("masq",))])
+            Rule([("sset", self.static_set("masq-ipam-pools")), ("not_dset", self.static_set("all-ipam-pools"))],
+                 ("masq",))])
+
+    def static_set(self, set_id: str) -> str:
+        return v6_ipset_name(set_id) if self.ipv6 else scn.ipset_name(set_id)
 
     def build_filter_static(self) -> None:
         hep_ok = "Host endpoint policy accepted packet."
@@ -226,7 +237,7 @@ class FelixModel:
             Rule([], ("jump", "cali-from-host-endpoint")),
             Rule([("mark_set", MARK_ACCEPT)], ("accept",), [hep_ok]),
         ])
-        self.add("filter", "cali-wl-to-host", [
+        self.add("filter", "cali-wl-to-host", (v6_icmp_filter() if self.ipv6 else []) + [
             Rule([], ("jump", "cali-from-wl-dispatch")),
             Rule([], ("accept",), ["Configured DefaultEndpointToHostAction"]),
         ])
@@ -439,6 +450,9 @@ class FelixModel:
     def rule_to_rules(self, rule: dict, idx: int, direction: str, name: str, owner: str,
                       pol: dict | None = None) -> list[Rule]:
         """One API rule -> Felix rules: optional match blocks, then the main match + action rules."""
+        rule = rule_for_version(rule, 6 if self.ipv6 else 4)
+        if rule is None:
+            return []  # not for this IP version (FilterRuleToIPVersion)
         blocks = MatchBlocks()
         src, dst = rule["src"], rule["dst"]
         proto = scn.proto_name(rule.get("protocol"))
@@ -614,6 +628,7 @@ class NftRenderer:
 
     def __init__(self, model: FelixModel):
         self.m = model
+        self.fam = "ip6" if model.ipv6 else "ip"
 
     def chain_name(self, layer: str, name: str) -> str:
         return f"{layer}-{name}"
@@ -628,25 +643,27 @@ class NftRenderer:
             return f"meta l4proto {c[1]}"
         if kind == "not_proto":
             return f"meta l4proto != {c[1]}"
-        simple = {"saddr": "ip saddr {}", "not_saddr": "ip saddr != {}", "daddr": "ip daddr {}",
-                  "not_daddr": "ip daddr != {}"}
+        fam = self.fam
+        simple = {"saddr": f"{fam} saddr {{}}", "not_saddr": f"{fam} saddr != {{}}", "daddr": f"{fam} daddr {{}}",
+                  "not_daddr": f"{fam} daddr != {{}}"}
         if kind in simple:
             return simple[kind].format(c[1])
-        sets = {"sset": "ip saddr @{}", "not_sset": "ip saddr != @{}", "dset": "ip daddr @{}",
-                "not_dset": "ip daddr != @{}"}
+        sets = {"sset": f"{fam} saddr @{{}}", "not_sset": f"{fam} saddr != @{{}}", "dset": f"{fam} daddr @{{}}",
+                "not_dset": f"{fam} daddr != @{{}}"}
         if kind in sets:
             return sets[kind].format(c[1].replace(":", "-"))
         if kind in ("snset", "dnset"):
             side = "s" if kind == "snset" else "d"
-            return f"ip {side}addr . meta l4proto . th {side}port @{c[1].replace(':', '-')}"
+            return f"{fam} {side}addr . meta l4proto . th {side}port @{c[1].replace(':', '-')}"
         if kind in ("sports", "dports", "not_sports", "not_dports"):
             neg = "!= " if kind.startswith("not_") else ""
             field_ = "sport" if "sports" in kind else "dport"
             return f"{proto} {field_} {neg}{{ {_ports_text(c[1], ', ', '-')} }}"
         if kind == "icmp":
             # Felix writes "icmp type T code C", which nft 1.0.6 rejects; "icmp code" is the valid form.
-            text = f"icmp type {c[1]}"
-            return text + (f" icmp code {c[2]}" if c[2] is not None else "")
+            icmp = "icmpv6" if self.m.ipv6 else "icmp"  # policy.go: ICMPV6Type in the v6 chains
+            text = f"{icmp} type {c[1]}"
+            return text + (f" {icmp} code {c[2]}" if c[2] is not None else "")
         if kind == "mark_clear":
             return f"meta mark & {c[1]:#x} == 0"
         if kind == "mark_set":
@@ -707,10 +724,11 @@ class NftRenderer:
         return lines
 
     def render(self) -> str:
+        fam = self.fam
         out = ["# Felix native nftables mode (NFTablesMode=Enabled), rendered by tests/lab/render.py",
-               "table ip calico", "delete table ip calico", "table ip calico {"]
+               f"table {fam} calico", f"delete table {fam} calico", f"table {fam} calico {{"]
         for s in sorted(self.m.ipsets.values(), key=lambda s: s.name):
-            out += nft_set(s.name.replace(":", "-"), s)
+            out += nft_set(s.name.replace(":", "-"), s, fam)
         for name, elems in self.m.dispatch_maps.items():
             mapname = self.chain_name("filter", name)
             out.append(f"\tmap {mapname} {{")
@@ -737,12 +755,13 @@ def nft_comment(rule_hash: str, comments: list[str]) -> str:
     return " ".join(parts)[:128]
 
 
-def nft_set(name: str, s: IPSet) -> list[str]:
+def nft_set(name: str, s: IPSet, fam: str = "ip") -> list[str]:
+    addr = "ipv6_addr" if fam == "ip6" else "ipv4_addr"
     if s.kind == "ipport":
-        lines = [f"\tset {name} {{", "\t\ttype ipv4_addr . inet_proto . inet_service"]
+        lines = [f"\tset {name} {{", f"\t\ttype {addr} . inet_proto . inet_service"]
         members = [f"{ip} . {proto} . {port}" for ip, proto, port in s.members]
     else:
-        lines = [f"\tset {name} {{", "\t\ttype ipv4_addr"]
+        lines = [f"\tset {name} {{", f"\t\ttype {addr}"]
         members = list(s.members)
     if s.kind == "net":
         lines.append("\t\tflags interval")
@@ -788,6 +807,8 @@ class IptRenderer:
             return f"-m multiport {neg}{opt} {_ports_text(c[1], ',', ':')}"
         if kind == "icmp":
             code = f"/{c[2]}" if c[2] is not None else ""
+            if self.m.ipv6:
+                return f"-m icmp6 --icmpv6-type {c[1]}{code}"
             return f"-m icmp --icmp-type {c[1]}{code}"
         if kind == "mark_clear":
             return f"-m mark --mark 0/{c[1]:#x}"
@@ -848,7 +869,8 @@ class IptRenderer:
 
     def render(self, kube: dict[str, dict]) -> str:
         """kube: per table {"chains": [names], "head": {base: [lines]}, "rules": [lines]} from kube-proxy."""
-        out = ["# Felix iptables dataplane + kube-proxy iptables mode, rendered by tests/lab/render.py"]
+        out = ["# Felix ip6tables dataplane, rendered by tests/lab/render.py" if self.m.ipv6 else
+               "# Felix iptables dataplane + kube-proxy iptables mode, rendered by tests/lab/render.py"]
         for table in ("raw", "mangle", "nat", "filter"):
             chains = self.m.tables[table]
             k = kube.get(table, {"chains": [], "head": {}, "rules": [], "tail": {}})
@@ -884,7 +906,8 @@ class IptRenderer:
         lines = []
         for s in sorted(self.m.ipsets.values(), key=lambda s: s.name):
             kind = {"net": "hash:net", "ip": "hash:ip", "ipport": "hash:ip,port"}[s.kind]
-            lines.append(f"create {s.name} {kind} family inet hashsize 1024 maxelem 1048576")
+            family = "inet6" if self.m.ipv6 else "inet"
+            lines.append(f"create {s.name} {kind} family {family} hashsize 1024 maxelem 1048576")
             if s.kind == "ipport":
                 lines += [f"add {s.name} {ip},{proto}:{port}" for ip, proto, port in s.members]
             else:
@@ -914,7 +937,14 @@ def ipt_comment(text: str) -> str:
 
 
 def service_endpoints(sc: dict, svc: dict, port: dict) -> list[str]:
-    return [f"{p['ip']}:{port['target_port']}" for p in scn.pods_for_service(sc, svc)]
+    """"ip:port" of each endpoint ("[ip]:port" for IPv6, as kube-proxy writes a DNAT target)."""
+    return [f"[{p['ip']}]:{port['target_port']}" if ":" in p["ip"] else f"{p['ip']}:{port['target_port']}"
+            for p in scn.pods_for_service(sc, svc)]
+
+
+def split_endpoint(ep: str) -> tuple[str, str]:
+    ip, _, port = ep.rpartition(":")
+    return ip.strip("[]"), port
 
 
 def b32_sha256(text: str) -> str:
@@ -940,8 +970,8 @@ def kube_nft(sc: dict) -> str:
             svc_chain = "service-" + kube_hash_name(base)
             ep_chains = []
             for ep in eps:
-                ip, ep_port = ep.split(":")
-                ep_chain = "endpoint-" + kube_hash_name(f"{base}__{ip}/{ep_port}")
+                ip, ep_port = split_endpoint(ep)
+                ep_chain = "endpoint-" + kube_hash_name(f"{base}__{ip.replace(':', '/')}/{ep_port}")
                 chains[ep_chain] = [f"ip saddr {ip} jump mark-for-masquerade",
                                     f"meta l4proto {proto} dnat to {ep}"]
                 ep_chains.append(ep_chain)
@@ -1008,17 +1038,19 @@ def kube_hash_name(name: str) -> str:
 def kube_iptables(sc: dict) -> dict[str, dict]:
     """kube-proxy iptables mode (pkg/proxy/iptables/proxier.go), ClusterIP services only."""
     pool = sc["ip_pool"]
+    host = "/128" if ":" in pool else "/32"  # kube_iptables(v6_view(sc)): ip6tables
+    unreachable = "icmp6-port-unreachable" if ":" in pool else "icmp-port-unreachable"
     nat_chains = ["KUBE-SERVICES", "KUBE-POSTROUTING", "KUBE-MARK-MASQ", "KUBE-NODEPORTS"]
     nat_rules, svc_lines, filter_svc = [], [], []
     for svc in sc["services"]:
         for port in svc["ports"]:
             proto = port["proto"]
             spn = f"{svc['namespace']}/{svc['name']}" + (f":{port['name']}" if port["name"] else "")
-            dst = f"-d {svc['cluster_ip']}/32 -p {proto} -m {proto} --dport {port['port']}"
+            dst = f"-d {svc['cluster_ip']}{host} -p {proto} -m {proto} --dport {port['port']}"
             eps = service_endpoints(sc, svc, port)
             if not eps:
                 filter_svc.append(f'-A KUBE-SERVICES {dst} -m comment --comment "{spn} has no endpoints" '
-                                  f"-j REJECT --reject-with icmp-port-unreachable")
+                                  f"-j REJECT --reject-with {unreachable}")
                 continue
             svc_chain = "KUBE-SVC-" + b32_sha256(spn + proto)[:16]
             nat_chains.append(svc_chain)
@@ -1031,8 +1063,8 @@ def kube_iptables(sc: dict) -> dict[str, dict]:
                 left = len(eps) - i
                 stat = f" -m statistic --mode random --probability {1 / left:.10f}" if left > 1 else ""
                 nat_rules.append(f'-A {svc_chain} -m comment --comment "{spn} -> {ep}"{stat} -j {sep}')
-                ip = ep.split(":")[0]
-                nat_rules.append(f'-A {sep} -s {ip}/32 -m comment --comment "{spn}" -j KUBE-MARK-MASQ')
+                ip = split_endpoint(ep)[0]
+                nat_rules.append(f'-A {sep} -s {ip}{host} -m comment --comment "{spn}" -j KUBE-MARK-MASQ')
                 nat_rules.append(f'-A {sep} -p {proto} -m comment --comment "{spn}" -m {proto} '
                                  f"-j DNAT --to-destination {ep}")
     nodeports = ('-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the '
@@ -1073,6 +1105,86 @@ def kube_iptables(sc: dict) -> dict[str, dict]:
     return {"nat": nat, "filter": filt}
 
 
+
+# ============================================================================================
+# V6: Felix's IPv6 tables for a dual-stack scenario (`table ip6 calico`, ip6tables-nft + inet6
+# ipsets). Felix renders the same model for each IP version (int_dataplane.go builds one set of
+# tables per version); what differs is gathered here:
+#   - IP sets are `cali60...` (ipset_defs.go NameForMainIPSet) and hold the selected pods' v6 addresses;
+#   - a rule goes to the version of its protocol (icmp -> 4, icmpv6 -> 6) and keeps only the CIDRs of
+#     that version; a side whose CIDRs are all of the other version drops the rule (policy.go
+#     FilterRuleToIPVersion / filterNets);
+#   - ICMP type matches become ICMPv6 ones (policy.go), and cali-wl-to-host first accepts the
+#     ICMPv6 types a router must see from its workloads (static.go ICMPv6Filter: MLD 130-132,
+#     router solicitation 133, neighbour solicitation/advertisement 135/136).
+# kube-proxy's IPv6 rules: services with a `cluster_ip6` (below).
+
+ICMPV6_ROUTER_TYPES = (130, 131, 132, 133, 135, 136)
+
+
+def v6_ipset_name(set_id: str) -> str:
+    return ("cali60" + set_id)[:31]
+
+
+def v6_members(sc: dict, kind: str, members: list) -> list:
+    """The v6 twin of a v4 member list: pod addresses map to the pods' ip6 (pods without one drop out);
+    CIDRs and addresses that are already v6 stay."""
+    ip6 = scn.ip6_of(sc)
+    if kind == "ipport":
+        return [(ip6[ip], proto, port) for ip, proto, port in members if ip in ip6]
+    return [ip6.get(m, m) for m in members if ip6.get(m, m) and scn.is_v6(ip6.get(m, m))]
+
+
+def v6_static_ipsets(model: "FelixModel") -> None:
+    sc = model.sc
+    model.add_ipset("all-ipam-pools", "net", [sc["ip6_pool"]])
+    model.add_ipset("masq-ipam-pools", "net", [sc["ip6_pool"]])
+    model.add_ipset("this-host", "ip", ["::1", sc["node"]["ip6"]])
+
+
+def v6_icmp_filter() -> list[Rule]:
+    return [Rule([("proto", "58"), ("icmp", t, None)], ("accept",)) for t in ICMPV6_ROUTER_TYPES]
+
+
+def rule_for_version(rule: dict, version: int) -> dict | None:
+    """The rule as Felix renders it for one IP version, or None when that version leaves it out."""
+    want = scn.rule_ip_version(rule)
+    if want is not None and want != version:
+        return None
+    out = {**rule, "src": dict(rule["src"]), "dst": dict(rule["dst"])}
+    for side in ("src", "dst"):
+        for key in ("nets", "not_nets"):
+            kept, dropped_all = scn.nets_for_version(rule[side][key], version)
+            if dropped_all:
+                return None
+            out[side][key] = kept
+    return out
+
+
+def dual_stack(sc: dict) -> bool:
+    return bool(sc.get("dual_stack"))
+
+
+# kube-proxy runs one proxier per IP family in a dual-stack cluster: `table ip6 kube-proxy` in its
+# nftables mode, the KUBE-* chains in ip6tables in its iptables mode, over the services' IPv6
+# ClusterIPs (`cluster_ip6`) and the endpoints' IPv6 addresses. The same writers run on a v6 view of
+# the scenario.
+
+
+def v6_view(sc: dict) -> dict:
+    """The scenario as the v6 proxier sees it: v6 pool, service CIDR and ClusterIPs, pods' v6 addresses."""
+    return {**sc, "ip_pool": sc["ip6_pool"], "service_cidr": sc["service_cidr6"],
+            "pods": [{**p, "ip": p["ip6"]} for p in sc["pods"] if p.get("ip6")],
+            "services": [{**s, "cluster_ip": s["cluster_ip6"]} for s in sc["services"] if s.get("cluster_ip6")]}
+
+
+def kube_nft_v6(sc: dict) -> str:
+    text = kube_nft(v6_view(sc))
+    for v4, v6 in (("table ip kube-proxy", "table ip6 kube-proxy"), ("ip daddr", "ip6 daddr"),
+                   ("ip saddr", "ip6 saddr"), ("ipv4_addr", "ipv6_addr")):
+        text = text.replace(v4, v6)
+    return text
+
 # ============================================================================================
 # Output
 
@@ -1084,10 +1196,15 @@ def topology(sc: dict) -> dict:
         "calico_version": sc["calico_version"],
         "flow_logs": sc["flow_logs"],
         "ip_pool": sc["ip_pool"],
+        **({"ip6_pool": sc["ip6_pool"]} if dual_stack(sc) else {}),
         "pods": [{"namespace": p["namespace"], "name": p["name"], "ip": p["ip"], "iface": p["iface"],
-                  "labels": p["labels"], "serve": p["serve"]} for p in sc["pods"]],
+                  "labels": p["labels"], "serve": p["serve"], **({"ip6": p["ip6"]} if p.get("ip6") else {})}
+                 for p in sc["pods"]],
         "services": [{"namespace": s["namespace"], "name": s["name"], "cluster_ip": s["cluster_ip"],
-                      "ports": s["ports"], "endpoints": [p["ip"] for p in scn.pods_for_service(sc, s)]}
+                      "ports": s["ports"], "endpoints": [p["ip"] for p in scn.pods_for_service(sc, s)],
+                      **({"cluster_ip6": s["cluster_ip6"],
+                          "endpoints6": [p["ip6"] for p in scn.pods_for_service(sc, s) if p.get("ip6")]}
+                         if s.get("cluster_ip6") else {})}
                      for s in sc["services"]],
     }
 
@@ -1101,15 +1218,22 @@ def render(sc: dict, layout: str, out: Path) -> list[Path]:
     written = [out / "topology.json"]
     written[0].write_text(json.dumps(topology(sc), indent=2) + "\n")
     model = FelixModel(sc, nft=(layout == "nftables"))
+    model6 = FelixModel(sc, nft=(layout == "nftables"), ipv6=True) if dual_stack(sc) else None
     if layout == "nftables":
         path = out / "ruleset.nft"
-        path.write_text(NftRenderer(model).render() + "\n" + kube_nft(sc))
+        v6 = "\n" + NftRenderer(model6).render() if model6 else ""
+        kube6 = "\n" + kube_nft_v6(sc) if model6 else ""
+        path.write_text(NftRenderer(model).render() + v6 + "\n" + kube_nft(sc) + kube6)
         written.append(path)
     else:
         ipt = IptRenderer(model)
-        (out / "ipsets.restore").write_text(ipt.ipsets())
+        ipsets = ipt.ipsets() + (IptRenderer(model6).ipsets() if model6 else "")
+        (out / "ipsets.restore").write_text(ipsets)
         (out / "iptables.rules").write_text(ipt.render(kube_iptables(sc)))
         written += [out / "ipsets.restore", out / "iptables.rules"]
+        if model6:
+            (out / "ip6tables.rules").write_text(IptRenderer(model6).render(kube_iptables(v6_view(sc))))
+            written.append(out / "ip6tables.rules")
     return written
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 KINDS = ("np", "gnp", "knp")
 ACTIONS = ("allow", "deny", "pass", "log")
-PROTO_NUMBERS = {"icmp": 1, "tcp": 6, "udp": 17, "sctp": 132}
+PROTO_NUMBERS = {"icmp": 1, "tcp": 6, "udp": 17, "icmpv6": 58, "sctp": 132}
 DEFAULT_TIER = {"name": "default", "order": 1000000, "default_action": "deny"}
 # Kubernetes NetworkPolicies become Calico policies with order 1000 in tier default
 # (libcalico-go k8s conversion), so use the same here.
@@ -111,6 +111,7 @@ def normalise(raw: dict) -> dict:
         pod.setdefault("serve", [])
         pod["iface"] = iface_name(pod["namespace"], pod["name"])
         ipaddress.IPv4Address(pod["ip"])
+    _normalise_dual_stack(sc)
 
     _normalise_namespaces(sc)
     _normalise_tiers(sc)
@@ -214,7 +215,7 @@ def normalise_rule(owner: str, rule: dict) -> dict:
     for side in ("src", "dst"):
         peer = rule.setdefault(side, {})
         for key in ("nets", "not_nets"):
-            peer[key] = [str(ipaddress.IPv4Network(n, strict=False)) for n in peer.get(key, [])]
+            peer[key] = [str(ipaddress.ip_network(n, strict=False)) for n in peer.get(key, [])]
         for key in ("ports", "not_ports"):
             peer[key] = [parse_port(p) for p in peer.get(key, [])]
         peer["named_ports"] = [str(n) for n in peer.get("named_ports", [])]
@@ -234,8 +235,8 @@ def normalise_rule(owner: str, rule: dict) -> dict:
     if (rule["src"]["ports"] or rule["dst"]["ports"] or rule["src"]["not_ports"]
             or rule["dst"]["not_ports"]) and proto_name(rule.get("protocol")) not in ("tcp", "udp", "sctp"):
         raise ScenarioError(f"{owner}: ports need protocol tcp, udp or sctp")
-    if rule.get("icmp") and proto_name(rule.get("protocol")) != "icmp":
-        raise ScenarioError(f"{owner}: icmp match needs protocol icmp")
+    if rule.get("icmp") and proto_name(rule.get("protocol")) not in ("icmp", "icmpv6"):
+        raise ScenarioError(f"{owner}: icmp match needs protocol icmp or icmpv6")
     return rule
 
 
@@ -381,3 +382,70 @@ def named_port_members(sc: dict, sel: dict | None, proto: str, name: str) -> lis
 def pods_for_service(sc: dict, svc: dict) -> list[dict]:
     return [p for p in sc["pods"] if p["namespace"] == svc["namespace"] and svc["selector"]
             and labels_match(svc["selector"], p["labels"])]
+
+
+# --------------------------------------------------------------------------------------------
+# Dual stack (shape `dual-stack`): pods with an `ip6` (a /128), the node's `node.ip6`, the remote
+# side's `node.remote_ip6` and the pool `ip6_pool`, the fields the eBPF node reads too. A scenario
+# with `"dual_stack": true` gets every missing v6 address filled in: a pod's is fd00:65:: plus its
+# v4 address as the low 32 bits (test_ebpf_ipv6.py's scheme).
+
+POD6_BASE = int(ipaddress.IPv6Address("fd00:65::"))
+DEFAULT_NODE6 = {"ip6": "fd00:18::2", "remote_ip6": "fd00:18::1", "prefix6": 64}
+DEFAULT_POOL6 = "fd00:65::/96"
+DEFAULT_SERVICE_CIDR6 = "fd00:96::/108"
+
+
+def pod_ip6_for(v4: str) -> str:
+    return str(ipaddress.IPv6Address(POD6_BASE + int(ipaddress.IPv4Address(v4))))
+
+
+def _normalise_dual_stack(sc: dict) -> None:
+    if sc.get("dual_stack"):
+        for pod in sc["pods"]:
+            pod.setdefault("ip6", pod_ip6_for(pod["ip"]))
+    pods6 = [p for p in sc["pods"] if p.get("ip6")]
+    sc["dual_stack"] = bool(pods6)
+    if not pods6:
+        return
+    sc.setdefault("ip6_pool", DEFAULT_POOL6)
+    sc.setdefault("service_cidr6", DEFAULT_SERVICE_CIDR6)
+    svc_cidr6 = ipaddress.IPv6Network(sc["service_cidr6"])
+    for svc in sc.get("services", []):
+        if sc.get("dual_stack_services", True):
+            # A dual-stack Service (ipFamilies IPv4, IPv6): its v6 ClusterIP from the v4 one.
+            svc.setdefault("cluster_ip6", str(svc_cidr6[int(ipaddress.IPv4Address(svc["cluster_ip"])) & 0xfffff]))
+        if svc.get("cluster_ip6") and ipaddress.IPv6Address(svc["cluster_ip6"]) not in svc_cidr6:
+            raise ScenarioError(f"service {svc['name']}: cluster_ip6 outside service_cidr6 {svc_cidr6}")
+    pool = ipaddress.IPv6Network(sc["ip6_pool"])
+    for key, value in DEFAULT_NODE6.items():
+        sc["node"].setdefault(key, value)
+    ipaddress.IPv6Address(sc["node"]["ip6"])
+    ipaddress.IPv6Address(sc["node"]["remote_ip6"])
+    for pod in pods6:
+        if ipaddress.IPv6Address(pod["ip6"]) not in pool:
+            raise ScenarioError(f"pod {pod['namespace']}/{pod['name']}: ip6 {pod['ip6']} outside ip6_pool {pool}")
+
+
+def is_v6(addr: str) -> bool:
+    return ":" in addr
+
+
+def rule_ip_version(rule: dict) -> int | None:
+    """Felix's IP version of a rule: 4 for protocol icmp, 6 for icmpv6, else None (both)
+    (calc/rule_convert.go ipVersionToProtoIPVersion; an explicit `ip_version` wins)."""
+    if rule.get("ip_version") is not None:
+        return int(rule["ip_version"])
+    return {"icmp": 4, "icmpv6": 6}.get(proto_name(rule.get("protocol")))
+
+
+def nets_for_version(nets: list[str], version: int) -> tuple[list[str], bool]:
+    """FilterRuleToIPVersion's filterNets: the nets of this version, and True when the list had
+    nets but none of this version (Felix then leaves the whole rule out of that version's chains)."""
+    kept = [n for n in nets if is_v6(n) == (version == 6)]
+    return kept, bool(nets) and not kept
+
+
+def ip6_of(sc: dict) -> dict[str, str]:
+    """v4 -> v6 address of every dual-stack pod."""
+    return {p["ip"]: p["ip6"] for p in sc["pods"] if p.get("ip6")}

@@ -14,8 +14,11 @@ question: one policy, both dataplanes). Prints one line per scenario/layout:
 
     seed nftables: 200/200 verdicts, 200/200 rules, 0 indeterminate  ({'up': 0.4, 'oracle': 5.1, ...})
 
+With --dual-stack seed,services,N: also the dual-stack scenarios (pods with IPv6 addresses, Felix's IPv6
+tables), about 40% of their flows IPv6; --dual-stack-only runs just those.
+
 Usage: test_differential.py --dpinspect build/cli/dpinspect [--seeds 1,2,3] [--count 200] [--mark-mask M]
-       [--no-services] [--shard K/N]
+       [--no-services] [--dual-stack seed,1 [--dual-stack-only]] [--shard K/N]
 (root; exit 77 = skipped)
 --shard K/N runs only shard K of N of the scenarios above, each with both layouts, its compare and,
 for the first generated one, its mark_mask run (shard_of: each scenario joins the shard with the
@@ -48,13 +51,16 @@ def scenarios(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
     """(label, scenario file, flow seed or flow file): the checked-in seed, freshly generated ones,
     and services.json with its own flows (a service whose endpoints get different verdicts, which
     the generated scenarios need not have, and named ports)."""
-    cases: list[tuple[str, Path, int | Path]] = [("seed", args.scenarios / "seed.json", 1)]
-    for seed in args.seeds:
+    cases: list[tuple[str, Path, int | Path]] = []
+    if not args.dual_stack_only:
+        cases.append(("seed", args.scenarios / "seed.json", 1))
+    cases += dual_stack_cases(args, tmp)
+    for seed in [] if args.dual_stack_only else args.seeds:
         path = tmp / f"gen{seed}.json"
         cp = labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", str(seed)])
         path.write_text(cp.stdout)
         cases.append((f"gen{seed}", path, seed))
-    if args.services:
+    if args.services and not args.dual_stack_only:
         cases.append(("services", args.scenarios / "services.json", args.scenarios / "services.flows.jsonl"))
     return cases
 
@@ -84,6 +90,33 @@ def shard_arg(text: str) -> tuple[int, int]:
     if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
         raise argparse.ArgumentTypeError(f"{text!r}: K/N with 0 <= K < N")
     return int(k), int(n)
+
+
+def dual_stack_cases(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
+    """Dual-stack scenarios (--dual-stack seed,services,N,...): seed.json with `"dual_stack": true`,
+    and generate.py --seed N --dual-stack, their flows partly IPv6 (generate.py --flows); services.json
+    with `"dual_stack": true` and its 9 flows, each also over IPv6 (a v6 ClusterIP whose endpoints get
+    different verdicts)."""
+    import generate
+    import scenario as scn
+    cases: list[tuple[str, Path, int | Path]] = []
+    for item in args.dual_stack:
+        path = tmp / f"{item}-ds.json"
+        if item in ("seed", "services"):
+            path.write_text(json.dumps({**json.loads((args.scenarios / f"{item}.json").read_text()),
+                                        "dual_stack": True}))
+            flows: int | Path = 1
+            if item == "services":
+                v4 = oracle.read_flows(args.scenarios / "services.flows.jsonl")
+                gen = generate.FlowGen(scn.load(path), 0)
+                flows = tmp / "services-ds.flows.jsonl"
+                flows.write_text("".join(json.dumps(f) + "\n" for f in v4 + [gen._as_v6(f) for f in v4]))
+            cases.append((f"{item}_ds", path, flows))
+        else:
+            cp = labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", item, "--dual-stack"])
+            path.write_text(cp.stdout)
+            cases.append((f"gen{item}_ds", path, int(item)))
+    return cases
 
 
 def attribution_changes(flows: list[dict], default: differential.Stats, masked: differential.Stats) -> list[str]:
@@ -132,7 +165,8 @@ def compare_layouts(dpinspect: str, label: str, snaps: dict, flows: list[dict], 
                 continue
         if f["change"] != "same":
             fl = f["flow"]
-            out.append(f"  {label} {f['change']}: {fl['proto']} {fl['src']} -> {fl['dst']}:{fl['dport']}\n"
+            dst = f"[{fl['dst']}]" if ":" in fl["dst"] else fl["dst"]
+            out.append(f"  {label} {f['change']}: {fl['proto']} {fl['src']} -> {dst}:{fl['dport']}\n"
                        f"    nftables:     {f['before']['meaning']}\n"
                        f"    iptables-nft: {f['after']['meaning']}")
     if random_ok:
@@ -151,6 +185,11 @@ def main() -> int:
     ap.add_argument("--shard", type=shard_arg, default=None,
                     help="K/N: only every N-th scenario, from the K-th (0-based)")
     ap.add_argument("--layouts", type=lambda s: s.split(","), default=list(labnet.LAYOUTS))
+    ap.add_argument("--dual-stack", type=lambda s: [x for x in s.split(",") if x], default=[],
+                    help="also run these dual-stack scenarios: 'seed' (seed.json), 'services' "
+                         "(services.json) and/or generated seeds, e.g. seed,services,2")
+    ap.add_argument("--dual-stack-only", action="store_true",
+                    help="run only the --dual-stack scenarios (not seed, --seeds, services)")
     ap.add_argument("--mark-mask", default="0xfff00000",
                     help="also run the first generated scenario with this Felix mark mask and require "
                          "the same Calico meaning for every flow ('' to skip)")

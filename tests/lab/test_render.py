@@ -75,6 +75,8 @@ def load(out: Path, layout: str) -> tuple[bool, str, str]:
         else:
             steps = [(["ipset", "restore"], (out / "ipsets.restore").read_text()),
                      (["iptables-nft-restore"], (out / "iptables.rules").read_text())]
+            if (out / "ip6tables.rules").exists():
+                steps.append((["ip6tables-nft-restore"], (out / "ip6tables.rules").read_text()))
         for argv, stdin in steps:
             res = ns.run(argv, stdin)
             if res.returncode != 0:
@@ -95,6 +97,13 @@ def scenarios(tmp: Path) -> list[tuple[str, Path]]:
         path = tmp / f"gen-{seed}.json"
         path.write_text(json.dumps(generate.ScenarioGen(seed, 8, 6).build(), indent=2))
         out.append((f"gen-{seed}", path))
+    seed_ds = {**json.loads((HERE / "scenarios" / "seed.json").read_text()), "dual_stack": True}
+    (tmp / "seed-ds.json").write_text(json.dumps(seed_ds))
+    out.append(("seed-dual-stack", tmp / "seed-ds.json"))
+    for seed in (1, 2):
+        path = tmp / f"gen-{seed}-ds.json"
+        path.write_text(json.dumps(generate.ScenarioGen(seed, 8, 6, dual_stack=True).build(), indent=2))
+        out.append((f"gen-{seed}-dual-stack", path))
     return out
 
 
@@ -186,6 +195,68 @@ def check_named_ports() -> str | None:
     return None
 
 
+def check_dual_stack() -> str | None:
+    """Which rules go to which IP version's chains (Felix's FilterRuleToIPVersion), set names and
+    members, the ICMPv6 accepts of cali-wl-to-host, and that --dual-stack leaves the v4 scenario alone."""
+    pods = [{"namespace": "a", "name": "p1", "ip": "10.65.0.2", "labels": {"r": "x"}}]
+    cases = [  # (rule, in v4 chains, in v6 chains)
+        ({"protocol": "tcp"}, True, True),
+        ({"protocol": "icmp"}, True, False),
+        ({"protocol": "icmpv6", "icmp": {"type": 128}}, False, True),
+        ({"protocol": "tcp", "ip_version": 6}, False, True),
+        ({"src": {"nets": ["10.0.0.0/8"]}}, True, False),
+        ({"src": {"nets": ["fd00::/8"]}}, False, True),
+        ({"src": {"nets": ["10.0.0.0/8", "fd00::/8"]}}, True, True),
+        ({"dst": {"not_nets": ["10.0.0.0/8"]}}, True, False),
+        ({"src": {"nets": ["fd00::/8"]}, "dst": {"nets": ["10.0.0.0/8"]}}, False, False),
+    ]
+    for rule, in4, in6 in cases:
+        r = scn.normalise_rule("t", json.loads(json.dumps(rule)))
+        for version, want in ((4, in4), (6, in6)):
+            if (render.rule_for_version(r, version) is not None) != want:
+                return f"rule {rule}: in v{version} chains {not want}, want {want}"
+    sc = scn.normalise({"dual_stack": True, "pods": pods, "policies": [
+        {"kind": "gnp", "name": "p", "ingress": [{"protocol": "icmpv6", "icmp": {"type": 128},
+                                                  "src": {"selector": {"r": "x"}}}]}]})
+    if sc["pods"][0]["ip6"] != "fd00:65::a41:2":
+        return f"dual_stack pod address {sc['pods'][0]['ip6']}"
+    nft6 = render.NftRenderer(render.FelixModel(sc, nft=True, ipv6=True)).render()
+    nft4 = render.NftRenderer(render.FelixModel(sc, nft=True)).render()
+    for want in ("table ip6 calico {", "icmpv6 type 135", "type ipv6_addr", "elements = { fd00:65::a41:2 }",
+                 "ip6 saddr @cali60s-", "icmpv6 type 128"):
+        if want not in nft6:
+            return f"v6 table lacks {want!r}"
+    if "icmpv6" in nft4 or "cali60" in nft4:
+        return "v4 table has v6 rules or sets"
+    ipt6 = render.IptRenderer(render.FelixModel(sc, nft=False, ipv6=True))
+    if "family inet6" not in ipt6.ipsets() or "-m icmp6 --icmpv6-type 136" not in ipt6.render({}):
+        return "ip6tables: no inet6 ipset or ICMPv6 accept"
+    svc = scn.normalise({"dual_stack": True, "pods": [{**pods[0], "labels": {"app": "s"}}], "services": [
+        {"namespace": "a", "name": "s", "cluster_ip": "10.96.0.10", "selector": {"app": "s"},
+         "ports": [{"proto": "tcp", "port": 80, "target_port": 8080}]}]})
+    if svc["services"][0].get("cluster_ip6") != "fd00:96::a":
+        return f"dual-stack service: cluster_ip6 {svc['services'][0].get('cluster_ip6')}"
+    kube6 = render.kube_nft_v6(svc)
+    for want in ("table ip6 kube-proxy {", "fd00:96::a . tcp . 80 : goto service-", "dnat to [fd00:65::a41:2]:8080",
+                 "ip6 saddr fd00:65::a41:2 jump mark-for-masquerade"):
+        if want not in kube6:
+            return f"kube-proxy v6 table lacks {want!r}"
+    nat6 = "\n".join(render.kube_iptables(render.v6_view(svc))["nat"]["rules"])
+    if "-d fd00:96::a/128" not in nat6 or "--to-destination [fd00:65::a41:2]:8080" not in nat6:
+        return "kube-proxy ip6tables: no /128 ClusterIP match or bracketed DNAT target"
+    for seed in (1, 2, 3):
+        v4 = generate.ScenarioGen(seed, 8, 6).build()
+        ds = generate.ScenarioGen(seed, 8, 6, dual_stack=True).build()
+        if [p["ip"] for p in v4["pods"]] != [p["ip"] for p in ds["pods"]] or len(v4["policies"]) != len(ds["policies"]):
+            return f"--dual-stack changed generated seed {seed}'s v4 scenario"
+    flows = generate.FlowGen(scn.normalise(generate.ScenarioGen(1, 8, 6, dual_stack=True).build()), 1).flows(100)
+    if not any(":" in f["dst"] for f in flows) or not any(f["proto"] == "icmpv6" for f in flows + [
+            f for f in generate.FlowGen(scn.normalise(generate.ScenarioGen(2, 8, 6, dual_stack=True).build()),
+                                        2).flows(200)]):
+        return "dual-stack flows: no IPv6 or no ICMPv6 flow"
+    return None
+
+
 def check_random_compare() -> str | None:
     """differential.compare_random on made-up kernel picks and dpinspect outcomes."""
     import differential
@@ -239,11 +310,15 @@ def main() -> int:
         report("generate: deterministic", check_deterministic(tmp))
         report("service shapes", check_service_shapes(tmp))
         report("named ports", check_named_ports())
+        report("dual stack", check_dual_stack())
         report("differential: random endpoints", check_random_compare())
         for name, path in scenarios(tmp):
             sc = scn.load(path)
             for layout in render.LAYOUTS:
                 out = tmp / f"{name}-{layout}"
+                if sc.get("dual_stack") and layout == "nftables":
+                    report(f"{name}: v6 table rendered", None if "table ip6 calico {" in render.NftRenderer(
+                        render.FelixModel(sc, nft=True, ipv6=True)).render() else "no table ip6 calico")
                 try:
                     render.render(sc, layout, out)
                 except Exception as e:  # a renderer bug must fail the check, not abort the run

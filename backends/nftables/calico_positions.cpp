@@ -22,7 +22,8 @@ namespace {
 struct Invocation {
   int parent = -1;
   ChainInfo chain;
-  std::string table;  // the chain's nft table: "calico" (native) or raw/mangle/filter (iptables-nft)
+  std::string
+      table;  // the chain's nft table: "calico" (native) or raw/mangle/filter (iptables-nft)
   std::string first_comment;
   std::vector<std::size_t> steps;
 };

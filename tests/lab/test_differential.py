@@ -18,7 +18,7 @@ question: one policy, both dataplanes). Prints one line per scenario/layout:
     seed nftables: 200/200 verdicts, 200/200 rules, 0 indeterminate  ({'up': 0.4, 'oracle': 5.1, ...})
 
 Usage: test_differential.py --dpinspect build/cli/dpinspect [--seeds 1,2,3] [--count 200] [--mark-mask M]
-       [--no-services] [--no-hostendpoints] [--hep-seeds 1] [--hep-count 80]
+       [--no-services] [--no-seed] [--no-hostendpoints] [--hep-seeds 1] [--hep-count 80]
 (root; exit 77 = skipped)
 """
 
@@ -47,7 +47,7 @@ def scenarios(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
     """(label, scenario file, flow seed or flow file): the checked-in seed, freshly generated ones,
     and services.json with its own flows (a service whose endpoints get different verdicts, which
     the generated scenarios need not have, and named ports)."""
-    cases: list[tuple[str, Path, int | Path]] = [("seed", args.scenarios / "seed.json", 1)]
+    cases: list[tuple[str, Path, int | Path]] = [("seed", args.scenarios / "seed.json", 1)] if args.seed else []
     for seed in args.seeds:
         path = tmp / f"gen{seed}.json"
         cp = labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", str(seed)])
@@ -137,6 +137,7 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--no-services", dest="services", action="store_false",
                     help="leave out scenarios/services.json (and its flow file)")
+    ap.add_argument("--no-seed", dest="seed", action="store_false", help="leave out scenarios/seed.json")
     ap.add_argument("--no-hostendpoints", dest="hostendpoints", action="store_false",
                     help="leave out scenarios/hostendpoints.json (and its flow file)")
     ap.add_argument("--hep-seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[1],

@@ -263,7 +263,8 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
          auto& s = b.add(4, 3, "raw", "cali-failsafe-in", 5, "accept");
          s.rule.text = "meta l4proto tcp tcp dport 22 counter packets 3 bytes 180 accept";
        },
-       Verdict::allow, DecisionKind::failsafe,
+       Verdict::allow,
+       DecisionKind::failsafe,
        "allowed by failsafe rule in cali-failsafe-in (meta l4proto tcp tcp dport 22), untracked "
        "ingress of host endpoint on eth0",
        {{"untracked ingress of host endpoint", "allow"}}},
@@ -278,7 +279,8 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
          b.add(4, 3, "calico", "mangle-cali-pi-gnp/block", 7, "drop").facts.tests_mark_set =
              0x40000;
        },
-       Verdict::deny, DecisionKind::policy_rule,
+       Verdict::deny,
+       DecisionKind::policy_rule,
        "denied by policy gnp/block in tier #1, pre-DNAT ingress of host endpoint on eth0",
        {{"pre-DNAT ingress of host endpoint", "deny"}}},
       {"native: untracked chain passes, forwarded chain's end of tier denies",
@@ -296,7 +298,8 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
                "cali:x; End of tier hosts. Drop if no policies passed packet")
              .facts.tests_mark_clear = 0x20000;
        },
-       Verdict::deny, DecisionKind::end_of_tier_deny,
+       Verdict::deny,
+       DecisionKind::end_of_tier_deny,
        "end-of-tier implicit deny in tier hosts, forwarded ingress of host endpoint on eth0",
        {{"untracked ingress of host endpoint", "unknown"},
         {"forwarded ingress of host endpoint", "deny"}}},
@@ -317,7 +320,8 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
                "cali:y; Host endpoint policy accepted packet.")
              .facts.tests_mark_set = 0x10000;
        },
-       Verdict::allow, DecisionKind::policy_rule,
+       Verdict::allow,
+       DecisionKind::policy_rule,
        "allowed by policy gnp/host in tier #1, ingress of host endpoint on eth0",
        {{"untracked ingress of host endpoint", "unknown"}, {"ingress of host endpoint", "allow"}}},
       {"native: egress to the uplink in the forward chain",
@@ -331,7 +335,8 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
                "cali:z; End of tier edge. Drop if no policies passed packet")
              .facts.tests_mark_clear = 0x20000;
        },
-       Verdict::deny, DecisionKind::end_of_tier_deny,
+       Verdict::deny,
+       DecisionKind::end_of_tier_deny,
        "end-of-tier implicit deny in tier edge, forwarded egress of host endpoint on eth0",
        {{"forwarded egress of host endpoint", "deny"}}},
   };

@@ -312,10 +312,14 @@ class HostEndpointGen:
         proto = rng.choices(["tcp", "udp", None, "icmp"], weights=[5, 3, 1, 1])[0]
         if proto:
             rule["protocol"] = proto
-        if proto in ("tcp", "udp") and rng.random() < 0.8:
+        # A deny always names ports or a protocol other than TCP: a deny of all TCP from the
+        # world would leave little for the other policies to decide.
+        if proto in ("tcp", "udp") and (rng.random() < 0.8 or rule["action"] == "deny"):
             pool = HOST_TCP_PORTS if proto == "tcp" else HOST_UDP_PORTS
             side = "dst" if rng.random() < 0.85 else "src"
             rule[side] = {"ports": rng.sample(pool, rng.randint(1, 2))}
+        elif proto is None and rule["action"] == "deny":
+            rule["protocol"] = "icmp"
         peer_side = "src" if direction == "ingress" else "dst"
         r = rng.random()
         if r < 0.3:

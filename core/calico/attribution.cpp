@@ -58,12 +58,14 @@ std::string role_name(const Endpoint& e) {
   return fmt::format("{}{} of {}", qualifier, direction_name(e.direction), who);
 }
 
-// A host endpoint's pre-DNAT (mangle) and untracked (raw) chains let a packet no policy of theirs
-// decided go on to the tracked chains: such a stage decided nothing and a summary leaves it out.
+// A host endpoint's pre-DNAT (mangle), untracked (raw) and forward chains have no final drop: a
+// packet no policy of theirs decided (or whose tiers all passed) goes on. Such a stage decided
+// nothing and a summary leaves it out.
 bool passed_through(const StagePosition& sp) {
   return sp.outcome == StageOutcome::unknown && sp.endpoint.role == EndpointRole::host_endpoint &&
          (sp.endpoint.hep_chain == HostEndpointChain::pre_dnat ||
-          sp.endpoint.hep_chain == HostEndpointChain::untracked);
+          sp.endpoint.hep_chain == HostEndpointChain::untracked ||
+          sp.endpoint.hep_chain == HostEndpointChain::forward);
 }
 
 // "meta l4proto tcp tcp dport { 22 }" from a failsafe rule's text: its match, without the

@@ -2,7 +2,7 @@
 // tests check the paths against the kernel; these check the meaning given to them).
 #include <functional>
 #include <string>
-#include <utility>
+#include <tuple>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -242,7 +242,7 @@ struct HepCase {
   Verdict verdict;
   DecisionKind kind;
   std::string summary;
-  std::vector<std::pair<std::string, std::string>> stages;  // role, outcome
+  std::vector<std::tuple<std::string, std::string, std::string>> stages;  // role, outcome, endpoint
 };
 
 void hep_dispatch(PathBuilder& b, int inv, const std::string& table, const std::string& base,
@@ -267,7 +267,7 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
        DecisionKind::failsafe,
        "allowed by failsafe rule in cali-failsafe-in (meta l4proto tcp tcp dport 22), untracked "
        "ingress of host endpoint on eth0",
-       {{"untracked ingress of host endpoint", "allow"}}},
+       {{"untracked ingress of host endpoint", "allow", "eth0"}}},
       {"native: pre-DNAT policy denies in mangle",
        [](PathBuilder& b) {
          hep_dispatch(b, 0, "calico", "mangle-PREROUTING", "mangle-cali-fh-eth0");
@@ -282,7 +282,7 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
        Verdict::deny,
        DecisionKind::policy_rule,
        "denied by policy gnp/block in tier #1, pre-DNAT ingress of host endpoint on eth0",
-       {{"pre-DNAT ingress of host endpoint", "deny"}}},
+       {{"pre-DNAT ingress of host endpoint", "deny", "eth0"}}},
       {"native: untracked chain passes, forwarded chain's end of tier denies",
        [](PathBuilder& b) {
          hep_dispatch(b, 0, "calico", "raw-PREROUTING", "raw-cali-fh-eth0");
@@ -301,8 +301,8 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
        Verdict::deny,
        DecisionKind::end_of_tier_deny,
        "end-of-tier implicit deny in tier hosts, forwarded ingress of host endpoint on eth0",
-       {{"untracked ingress of host endpoint", "unknown"},
-        {"forwarded ingress of host endpoint", "deny"}}},
+       {{"untracked ingress of host endpoint", "unknown", "eth0"},
+        {"forwarded ingress of host endpoint", "deny", "eth0"}}},
       {"iptables-nft: untracked chain passes, the host's own policy allows (summary skips raw)",
        [](PathBuilder& b) {
          hep_dispatch(b, 0, "raw", "PREROUTING", "cali-fh-eth0");
@@ -323,7 +323,29 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
        Verdict::allow,
        DecisionKind::policy_rule,
        "allowed by policy gnp/host in tier #1, ingress of host endpoint on eth0",
-       {{"untracked ingress of host endpoint", "unknown"}, {"ingress of host endpoint", "allow"}}},
+       {{"untracked ingress of host endpoint", "unknown", "eth0"},
+        {"ingress of host endpoint", "allow", "eth0"}}},
+      {"native: the forward chain's tiers all pass, the workload's profile allows",
+       [](PathBuilder& b) {
+         b.add(0, -1, "calico", "filter-FORWARD", 1, "jump", "filter-cali-FORWARD");
+         b.add(1, 0, "calico", "filter-cali-FORWARD", 2, "jump", "filter-cali-from-hep-forward");
+         b.add(2, 1, "calico", "filter-cali-from-hep-forward", 3, "goto", "filter-cali-fhfw-eth0");
+         b.add(3, 2, "calico", "filter-cali-fhfw-eth0", 4, "continue").facts.clears_mark_bits =
+             0x20000;
+         b.add(3, 2, "calico", "filter-cali-fhfw-eth0", 5, "jump", "filter-cali-pi-gnp/fwd");
+         b.add(1, 0, "calico", "filter-cali-FORWARD", 6, "jump", "filter-cali-to-wl-dispatch");
+         b.add(4, 1, "calico", "filter-cali-to-wl-dispatch", 7, "goto", "filter-cali-tw-cali1");
+         b.add(5, 4, "calico", "filter-cali-tw-cali1", 8, "jump", "filter-cali-pri-kns.a");
+         b.add(6, 5, "calico", "filter-cali-pri-kns.a", 9, "continue").facts.sets_mark_bits =
+             0x10000;
+         b.add(5, 4, "calico", "filter-cali-tw-cali1", 10, "return").facts.tests_mark_set = 0x10000;
+         b.add(0, -1, "calico", "filter-FORWARD", 11, "accept").facts.tests_mark_set = 0x10000;
+       },
+       Verdict::allow,
+       DecisionKind::profile_rule,
+       "allowed by profile kns.a, ingress of workload on cali1",
+       {{"forwarded ingress of host endpoint", "unknown", "eth0"},
+        {"ingress of workload", "allow", "cali1"}}},
       {"native: egress to the uplink in the forward chain",
        [](PathBuilder& b) {
          b.add(0, -1, "calico", "filter-FORWARD", 1, "jump", "filter-cali-FORWARD");
@@ -338,7 +360,7 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
        Verdict::deny,
        DecisionKind::end_of_tier_deny,
        "end-of-tier implicit deny in tier edge, forwarded egress of host endpoint on eth0",
-       {{"forwarded egress of host endpoint", "deny"}}},
+       {{"forwarded egress of host endpoint", "deny", "eth0"}}},
   };
   for (const auto& c : cases) {
     SECTION(c.name) {
@@ -349,9 +371,9 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
       CHECK(r.decided_by.summary == c.summary);
       REQUIRE(r.stages.size() == c.stages.size());
       for (std::size_t i = 0; i < c.stages.size(); ++i) {
-        CHECK(r.stages[i].role == c.stages[i].first);
-        CHECK(r.stages[i].outcome == c.stages[i].second);
-        CHECK(r.stages[i].endpoint == "eth0");
+        CHECK(r.stages[i].role == std::get<0>(c.stages[i]));
+        CHECK(r.stages[i].outcome == std::get<1>(c.stages[i]));
+        CHECK(r.stages[i].endpoint == std::get<2>(c.stages[i]));
       }
     }
   }

@@ -18,10 +18,17 @@ enum class EndpointRole { workload, host_endpoint };
 // The policy direction at the endpoint: a workload's egress is traffic leaving the pod.
 enum class Direction { ingress, egress };
 
+// Which of a host endpoint's chains (Felix endpoints.go): the filter chains for traffic to and from
+// the host itself, the filter chains for forwarded traffic (applyOnForward policies), mangle's
+// pre-DNAT ingress chain, raw's untracked (doNotTrack) chains, and mangle's egress chain for
+// host traffic that was DNATed. Workloads have only `host`.
+enum class HostEndpointChain { host, forward, pre_dnat, untracked, dnat_egress };
+
 // One endpoint hook the flow crosses.
 struct Endpoint {
   EndpointRole role = EndpointRole::workload;
   Direction direction = Direction::ingress;
+  HostEndpointChain hep_chain = HostEndpointChain::host;
   std::string iface;  // the interface, or what stands for it ("ifindex 7")
   std::string chain;  // where its policy sits: the endpoint chain, or the tc hook
 };
@@ -46,6 +53,7 @@ enum class PositionKind {
   service_loop_prevention,
   service_without_backends,  // eBPF: NAT frontend with no backends (service, frontend_id)
   no_route,                  // the node cannot route the flow (why)
+  failsafe,                  // an accept in cali-failsafe-in/out (Felix's failsafe ports)
   calico_rule,               // another Calico rule (comment_text says what)
   non_calico,                // a table or chain Calico does not own
   chain_policy,              // a base chain's policy decided, no rule

@@ -4,7 +4,10 @@
 For each scenario (seed.json, and generate.py --seed 1, 2, 3) and each layout (nftables,
 iptables-nft): one lab, 200 generated flows, each through the kernel oracle and through dpinspect;
 plus scenarios/services.json with its 9 flows in scenarios/services.flows.jsonl (a multi-endpoint
-service whose endpoints get different verdicts, named ports).
+service whose endpoints get different verdicts, named ports), and host endpoints:
+scenarios/hostendpoints.json with scenarios/hostendpoints.flows.jsonl (normal, applyOnForward,
+preDNAT and doNotTrack policies, failsafe ports; to/from the host and forwarded) and
+`generate.py --seed 1 --host-endpoints` with --hep-count flows.
 Every verdict and every deciding rule must agree, in both layouts; `indeterminate` counts as a
 disagreement. The first generated scenario runs a second time with Felix's mark mask set to other
 bits (--mark-mask, default 0xfff00000): the kernel must agree there too, and dpinspect must give
@@ -18,7 +21,8 @@ With --dual-stack seed,services,N: also the dual-stack scenarios (pods with IPv6
 tables), about 40% of their flows IPv6; --dual-stack-only runs just those.
 
 Usage: test_differential.py --dpinspect build/cli/dpinspect [--seeds 1,2,3] [--count 200] [--mark-mask M]
-       [--no-services] [--dual-stack seed,1 [--dual-stack-only]] [--shard K/N]
+       [--no-services] [--no-seed] [--no-hostendpoints] [--hep-seeds 1] [--hep-count 80]
+       [--dual-stack seed,1 [--dual-stack-only]] [--shard K/N]
 (root; exit 77 = skipped)
 --shard K/N runs only shard K of N of the scenarios above, each with both layouts, its compare and,
 for the first generated one, its mark_mask run (shard_of: each scenario joins the shard with the
@@ -52,7 +56,7 @@ def scenarios(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
     and services.json with its own flows (a service whose endpoints get different verdicts, which
     the generated scenarios need not have, and named ports)."""
     cases: list[tuple[str, Path, int | Path]] = []
-    if not args.dual_stack_only:
+    if args.seed and not args.dual_stack_only:
         cases.append(("seed", args.scenarios / "seed.json", 1))
     cases += dual_stack_cases(args, tmp)
     for seed in [] if args.dual_stack_only else args.seeds:
@@ -62,6 +66,24 @@ def scenarios(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
         cases.append((f"gen{seed}", path, seed))
     if args.services and not args.dual_stack_only:
         cases.append(("services", args.scenarios / "services.json", args.scenarios / "services.flows.jsonl"))
+    if not args.dual_stack_only:
+        cases += host_endpoint_cases(args, tmp)
+    return cases
+
+
+def host_endpoint_cases(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
+    """Host endpoints: hostendpoints.json with its hand-written flows (every policy class, failsafe,
+    both directions to the host and forwarded), and `generate.py --host-endpoints` seeds, whose
+    flow counts are --hep-count (HEP flows are a third of them)."""
+    cases: list[tuple[str, Path, int | Path]] = []
+    if args.hostendpoints:
+        cases.append(("hostendpoints", args.scenarios / "hostendpoints.json",
+                      args.scenarios / "hostendpoints.flows.jsonl"))
+    for seed in args.hep_seeds:
+        path = tmp / f"hepgen{seed}.json"
+        cp = labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", str(seed), "--host-endpoints"])
+        path.write_text(cp.stdout)
+        cases.append((f"hepgen{seed}", path, seed))
     return cases
 
 
@@ -76,13 +98,18 @@ def shard_of(args, cases: list) -> list:
     load, mine = [0] * n, []
     for case in cases:
         label, _, flow_seed = case
-        flows = len(flow_seed.read_text().splitlines()) if isinstance(flow_seed, Path) else args.count
+        flows = len(flow_seed.read_text().splitlines()) if isinstance(flow_seed, Path) else flow_count(args, label)
         masked = bool(args.mark_mask and args.seeds and label == f"gen{args.seeds[0]}")
         to = load.index(min(load))
         load[to] += flows * (2 if masked else 1)
         if to == k:
             mine.append(case)
     return mine
+
+
+def flow_count(args, label: str) -> int:
+    """Flows generated for a scenario without a flow file."""
+    return args.hep_count if label.startswith("hepgen") else args.count
 
 
 def shard_arg(text: str) -> tuple[int, int]:
@@ -184,6 +211,12 @@ def main() -> int:
                     help="leave out scenarios/services.json (and its flow file)")
     ap.add_argument("--shard", type=shard_arg, default=None,
                     help="K/N: only every N-th scenario, from the K-th (0-based)")
+    ap.add_argument("--no-seed", dest="seed", action="store_false", help="leave out scenarios/seed.json")
+    ap.add_argument("--no-hostendpoints", dest="hostendpoints", action="store_false",
+                    help="leave out scenarios/hostendpoints.json (and its flow file)")
+    ap.add_argument("--hep-seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[1],
+                    help="generate.py --host-endpoints seeds ('' for none)")
+    ap.add_argument("--hep-count", type=int, default=80, help="flows per --hep-seeds scenario")
     ap.add_argument("--layouts", type=lambda s: s.split(","), default=list(labnet.LAYOUTS))
     ap.add_argument("--dual-stack", type=lambda s: [x for x in s.split(",") if x], default=[],
                     help="also run these dual-stack scenarios: 'seed' (seed.json), 'services' "
@@ -207,8 +240,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dpl-diff-") as tmpdir:
         tmp = Path(tmpdir)
         for label, scenario, flow_seed in shard_of(args, scenarios(args, tmp)):
+            count = flow_count(args, label)
             flows_file = flow_seed if isinstance(flow_seed, Path) else differential.generate_flows(
-                scenario, args.count, flow_seed, tmp / f"{label}.flows.jsonl")
+                scenario, count, flow_seed, tmp / f"{label}.flows.jsonl")
             flows = oracle.read_flows(flows_file)
             masked = None
             if args.mark_mask and args.seeds and label == f"gen{args.seeds[0]}":

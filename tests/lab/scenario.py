@@ -105,6 +105,7 @@ def normalise(raw: dict) -> dict:
     node.setdefault("prefix", 24)
     node.setdefault("uplink", "eth0")
     node.setdefault("remote_ip", "172.18.0.1")
+    node.setdefault("serve", [])  # servers in the node netns, bound to node.ip (host endpoint flows)
 
     for pod in sc.setdefault("pods", []):
         pod.setdefault("labels", {})
@@ -116,6 +117,7 @@ def normalise(raw: dict) -> dict:
     _normalise_tiers(sc)
     for pol in sc.setdefault("policies", []):
         _normalise_policy(sc, pol)
+    _normalise_host_endpoints(sc)
     for svc in sc.setdefault("services", []):
         svc.setdefault("selector", {})
         for port in svc.setdefault("ports", []):
@@ -194,6 +196,7 @@ def _normalise_policy(sc: dict, pol: dict) -> None:
     if not any(t["name"] == pol["tier"] for t in sc["tiers"]):
         raise ScenarioError(f"policy {pol['name']}: unknown tier {pol['tier']}")
     pol.setdefault("order", None)
+    _normalise_hep_policy_flags(pol)
     pol.setdefault("selector", {})
     pol.setdefault("ingress", [])
     pol.setdefault("egress", [])
@@ -270,6 +273,92 @@ def proto_number(proto) -> int | None:
 
 
 # --------------------------------------------------------------------------------------------
+# Host endpoints (Calico HostEndpoint + the GlobalNetworkPolicy flags that only host endpoints honour)
+#
+# A host endpoint names one node interface (`interface`; Calico's interfaceName, no `*` wildcard here)
+# and is selected, like a pod, by the labels of a gnp's `selector` (np/knp never select host
+# endpoints). Felix renders per interface: filter `cali-fh-<if>`/`cali-th-<if>` (to and from the host
+# itself: INPUT/OUTPUT), `cali-fhfw-<if>`/`cali-thfw-<if>` (forwarded traffic, only policies with
+# `apply_on_forward`; no such policy = allow), mangle `cali-fh-<if>` (`pre_dnat` policies, ingress
+# only), raw `cali-fh-<if>`/`cali-th-<if>` (`do_not_track` policies; allow = NOTRACK + accept).
+
+# Felix's default FailsafeInboundHostPorts / FailsafeOutboundHostPorts (config_params.go).
+DEFAULT_FAILSAFE_INBOUND = [("tcp", 22), ("udp", 68), ("tcp", 179), ("tcp", 2379), ("tcp", 2380),
+                            ("tcp", 5473), ("tcp", 6443), ("tcp", 6666), ("tcp", 6667)]
+DEFAULT_FAILSAFE_OUTBOUND = [("udp", 53), ("udp", 67), ("tcp", 179), ("tcp", 2379), ("tcp", 2380),
+                             ("tcp", 5473), ("tcp", 6443), ("tcp", 6666), ("tcp", 6667)]
+HEP_POLICY_FLAGS = ("apply_on_forward", "pre_dnat", "do_not_track")
+
+
+def _normalise_host_endpoints(sc: dict) -> None:
+    seen = set()
+    for hep in sc.setdefault("host_endpoints", []):
+        if "name" not in hep or "interface" not in hep:
+            raise ScenarioError(f"host endpoint {hep!r}: needs name and interface")
+        if hep["interface"] in seen or "*" in hep["interface"] or hep["interface"].startswith("cali"):
+            raise ScenarioError(f"host endpoint {hep['name']}: interface {hep['interface']!r} must be a "
+                                "distinct node interface (no wildcard, not a cali* workload veth)")
+        seen.add(hep["interface"])
+        hep.setdefault("labels", {})
+        hep["expected_ips"] = [str(ipaddress.IPv4Address(ip)) for ip in hep.get("expected_ips", [])]
+        hep.setdefault("profiles", [])
+    for key, default in (("failsafe_inbound", DEFAULT_FAILSAFE_INBOUND),
+                         ("failsafe_outbound", DEFAULT_FAILSAFE_OUTBOUND)):
+        entries = sc.setdefault(key, [{"protocol": p, "port": n} for p, n in default])
+        for e in entries:
+            e["protocol"] = proto_name(e.get("protocol", "tcp"))
+            if e["protocol"] not in ("tcp", "udp") or not 0 < int(e.get("port", 0)) < 65536:
+                raise ScenarioError(f"{key}: {e!r}: want protocol tcp|udp and a port")
+            e["port"] = int(e["port"])
+            if e.get("net"):
+                e["net"] = str(ipaddress.IPv4Network(e["net"], strict=False))
+
+
+def _normalise_hep_policy_flags(pol: dict) -> None:
+    """Calico's validation: the three flags are gnp-only; pre_dnat and do_not_track each need
+    apply_on_forward, exclude each other, and pre_dnat policies are ingress-only."""
+    for flag in HEP_POLICY_FLAGS:
+        pol[flag] = bool(pol.get(flag, False))
+    if not any(pol[f] for f in HEP_POLICY_FLAGS):
+        return
+    if pol["kind"] != "gnp":
+        raise ScenarioError(f"policy {pol['name']}: apply_on_forward/pre_dnat/do_not_track need kind gnp")
+    if (pol["pre_dnat"] or pol["do_not_track"]) and not pol["apply_on_forward"]:
+        raise ScenarioError(f"policy {pol['name']}: pre_dnat and do_not_track need apply_on_forward")
+    if pol["pre_dnat"] and pol["do_not_track"]:
+        raise ScenarioError(f"policy {pol['name']}: pre_dnat and do_not_track exclude each other")
+    if pol["pre_dnat"] and (pol.get("egress") or "egress" in pol.get("types", [])):
+        raise ScenarioError(f"policy {pol['name']}: pre_dnat policies are ingress only")
+
+
+def hep_policy_class(pol: dict) -> str:
+    """Where a policy lands on a host endpoint: untracked (raw), pre_dnat (mangle), forward (filter
+    cali-fh*/th* and cali-fhfw/thfw), normal (filter cali-fh/th only)."""
+    if pol["do_not_track"]:
+        return "untracked"
+    if pol["pre_dnat"]:
+        return "pre_dnat"
+    return "forward" if pol["apply_on_forward"] else "normal"
+
+
+def policy_applies_to_hep(pol: dict, hep: dict) -> bool:
+    return pol["kind"] == "gnp" and labels_match(pol["selector"], hep["labels"])
+
+
+def hep_for_interface(sc: dict, iface: str) -> dict | None:
+    return next((h for h in sc.get("host_endpoints", []) if h["interface"] == iface), None)
+
+
+def hep_selector_members(sc: dict, sel: dict) -> list[str]:
+    """Expected IPs of host endpoints a peer selector matches (only unscoped, gnp-style selectors:
+    host endpoints carry no namespace)."""
+    if sel["namespace"] is not None or sel["namespace_selector"] is not None:
+        return []
+    return [ip for h in sc.get("host_endpoints", []) if labels_match(sel["labels"], h["labels"])
+            for ip in h["expected_ips"]]
+
+
+# --------------------------------------------------------------------------------------------
 # Ordering
 
 
@@ -342,6 +431,7 @@ def selector_members(sc: dict, sel: dict) -> list[str]:
             continue
         if labels_match(sel["labels"], pod["labels"]):
             out.append(pod["ip"])
+    out += [ip for ip in hep_selector_members(sc, sel) if ip not in out]
     return sorted(out, key=ipaddress.IPv4Address)
 
 

@@ -62,6 +62,8 @@ DecisionKind decision_kind(PositionKind k) {
     case PositionKind::no_policy_program:
     case PositionKind::empty_policy_slot:
     case PositionKind::service_without_backends:
+    case PositionKind::failsafe:
+    case PositionKind::no_host_policy:
     case PositionKind::calico_rule: return DecisionKind::calico_rule;
     case PositionKind::non_calico: return DecisionKind::non_calico;
     case PositionKind::chain_policy:
@@ -145,6 +147,8 @@ Decision decision_of(const Position& p, std::string_view direction) {
     case PositionKind::service_without_backends:
     case PositionKind::no_route:
     case PositionKind::calico_rule:
+    case PositionKind::failsafe:
+    case PositionKind::no_host_policy:
     case PositionKind::non_calico: break;
   }
   return d;
@@ -209,6 +213,11 @@ std::string stage_text(const StagePosition& sp, const Stage& st) {
           "empty policy jump-map slot {} for a ready workload (the node lost its policy program): "
           "calico_tc_main denies, {}",
           p.policy_slot, where);
+    case PositionKind::failsafe:
+      return fmt::format("{} by failsafe {} before host endpoint policy, {}", past_tense(p.action),
+                         p.comment_text, where);
+    case PositionKind::no_host_policy:
+      return "no policy of the host endpoint applies to the flow (Calico allows), " + where;
     case PositionKind::unlocated:
     case PositionKind::unknown_interface:
     case PositionKind::rpf:
@@ -270,6 +279,10 @@ std::string outside_text(const Position& p, bool allowed) {
       return fmt::format("service {} has no backends (NAT frontend id {:#x})", p.service,
                          p.frontend_id.value_or(0));
     case PositionKind::no_route: return "the node cannot route the flow: " + p.why;
+    case PositionKind::failsafe:
+      return fmt::format("{} by failsafe {} before host endpoint policy", done, p.comment_text);
+    case PositionKind::no_host_policy:
+      return "no policy of the host endpoint applies to the flow: Calico allows";
     case PositionKind::unlocated:
     case PositionKind::policy_rule:
     case PositionKind::profile_rule:

@@ -52,6 +52,10 @@ enum class PositionKind {
   host_to_workload,          // eBPF: calico_tc_main lets host -> local workload through
   no_rule_id,                // eBPF: the program recorded no rule id
   rule_id_not_found,         // eBPF: the recorded rule id is not in the program's rules
+  failsafe,                  // a failsafe port let the flow through a host endpoint (comment_text)
+  // A host endpoint's policy had nothing that applies (no apply-on-forward policy for forwarded
+  // traffic, or every applicable tier passed): Calico allows.
+  no_host_policy,
 };
 
 enum class Action { none, allow, deny, pass };
@@ -72,7 +76,8 @@ struct Position {
   std::optional<int> nflog_group;
   std::string nflog_prefix;
   std::optional<RuleRef> rule;  // the rule at this position
-  std::string comment_text;     // Calico's comment on the rule, without its rule id
+  std::string comment_text;     // Calico's comment on the rule, without its rule id;
+                                // failsafe: the failsafe entry ("inbound tcp:22 from 0.0.0.0/0")
 
   // What some kinds name (see PositionKind).
   std::optional<uint32_t> ifindex;      // no_interface_state

@@ -376,8 +376,13 @@ class FlowRun {
   };
   HepChoice host_endpoint(bool in) const;
   // tc.c's failsafe check on a host endpoint (inbound to the host, outbound from it): a matching
-  // cali_v<N>_fsafes2 entry skips policy; appends the stage. false: no failsafe applies.
-  bool failsafe(uint32_t ifindex, bool in, const PolicyState& ps);
+  // cali_v<N>_fsafes2 entry skips policy (the stage is appended). unknown: the map was not read
+  // (the flow is then indeterminate).
+  enum class Failsafe { none, hit, unknown };
+  Failsafe failsafe(uint32_t ifindex, bool in, const PolicyState& ps);
+  // A host endpoint's stage: failsafe first for traffic to / from the host itself, then the
+  // program. false: stop.
+  bool hep_stage(uint32_t ifindex, bool in, bool host_side, const PolicyState& ps);
   // The stage just appended denied: it decides.
   bool denied_by_last_stage() {
     rep_.verdict = Verdict::deny;
@@ -706,15 +711,21 @@ void FlowRun::run(const IpAddr& dst, uint16_t dport) {
   calico::explain(rep_, located_);
 }
 
-bool FlowRun::failsafe(uint32_t ifindex, bool in, const PolicyState& ps) {
+FlowRun::Failsafe FlowRun::failsafe(uint32_t ifindex, bool in, const PolicyState& ps) {
   const int family = f_.src.is_v4() ? 4 : 6;
   auto it = m_.state().entries.find(fmt::format("failsafes{}", family));
-  if (it == m_.state().entries.end()) return false;
+  if (it == m_.state().entries.end()) {
+    indeterminate(fmt::format("cali_v{}_fsafes2", family),
+                  "the failsafe ports were not read (map not pinned, or a snapshot without "
+                  "them): whether a failsafe lets the flow past the host endpoint's policy is "
+                  "unknown");
+    return Failsafe::unknown;
+  }
   // tc.c: inbound with the source address, outbound with the post-NAT destination; both with the
   // post-NAT destination port.
   auto hit = find_failsafe(it->second, family, ps.ip_proto, ps.post_nat_dport,
                            in ? ps.ip_src : ps.post_nat_ip_dst, !in);
-  if (!hit) return false;
+  if (!hit) return Failsafe::none;
   const IfState* ifs = m_.iface(ifindex);
   calico::StagePosition st;
   st.endpoint.role = calico::EndpointRole::host_endpoint;
@@ -734,7 +745,22 @@ bool FlowRun::failsafe(uint32_t ifindex, bool in, const PolicyState& ps) {
       "");
   rep_.evidence["ebpf"]["failsafe"] = hit->str();
   located_.stages.push_back(std::move(st));
-  return true;
+  return Failsafe::hit;
+}
+
+bool FlowRun::hep_stage(uint32_t ifindex, bool in, bool host_side, const PolicyState& ps) {
+  const Hook hook = in ? Hook::ingress : Hook::egress;
+  const IfState* ifs = m_.iface(ifindex);
+  // No program for the hook: no policy and no failsafe check matters (tc.c allows either way).
+  if (ifs && !policy_slot(*ifs, hook)) return true;
+  if (host_side) {
+    switch (failsafe(ifindex, in, ps)) {
+      case Failsafe::hit: return true;
+      case Failsafe::unknown: return false;
+      case Failsafe::none: break;
+    }
+  }
+  return stage(ifindex, hook, ps, calico::EndpointRole::host_endpoint);
 }
 
 void FlowRun::find_positions(const IpAddr& dst, uint16_t dport) {
@@ -794,15 +820,10 @@ void FlowRun::find_positions(const IpAddr& dst, uint16_t dport) {
           "hook (name another interface with {})",
           c == &in ? "enters" : "leaves", m_.iface(*c->ifindex)->name,
           c == &in ? "--iif" : "--oif"));
-  constexpr auto kHep = calico::EndpointRole::host_endpoint;
   if (src_wep && !stage(src_rt->ifindex, Hook::ingress, ps)) return;
-  if (in.ifindex && !(dst_host && failsafe(*in.ifindex, true, ps)) &&
-      !stage(*in.ifindex, Hook::ingress, ps, kHep))
-    return;
+  if (in.ifindex && !hep_stage(*in.ifindex, true, dst_host, ps)) return;
   if (dst_wep && !stage(dst_rt->ifindex, Hook::egress, ps)) return;
-  if (out.ifindex && !(src_host && failsafe(*out.ifindex, false, ps)) &&
-      !stage(*out.ifindex, Hook::egress, ps, kHep))
-    return;
+  if (out.ifindex && !hep_stage(*out.ifindex, false, src_host, ps)) return;
   if (located_.stages.empty()) {
     // Only host endpoints without a policy program (named by --iif/--oif) on the path.
     indeterminate("route", fmt::format("no policy program judges {} -> {}: the flow {}",

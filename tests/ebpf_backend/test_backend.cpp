@@ -875,6 +875,20 @@ TEST_CASE("host endpoint eth0: no apply-on-forward policy, no policy program, se
   rep = twom.inspect(f);
   REQUIRE(rep);
   CHECK(rep->verdict == Verdict::allow);
+
+  // Failsafes not read (no cali_v4_fsafes2 entries at all): to-host traffic cannot be judged;
+  // forwarded traffic has no failsafe check.
+  e::NodeState nofs = hep_node(e::Release::v3_32_1, 32, "eth0_egress_v4.v32.json");
+  nofs.entries.erase("failsafes4");
+  e::NodeModel nofsm(std::move(nofs));
+  rep = nofsm.inspect(tcp_flow("172.18.0.9", "172.18.0.2", 8080));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::indeterminate);
+  REQUIRE(rep->indeterminate_reason);
+  CHECK(rep->indeterminate_reason->why.find("failsafe ports were not read") != std::string::npos);
+  rep = nofsm.inspect(tcp_flow("172.18.0.9", "10.65.0.2", 8080));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::deny);
 }
 
 TEST_CASE("failsafe map keys: literal bytes and LPM matching as is_failsafe_in/out") {

@@ -120,13 +120,24 @@ struct Located {
   std::size_t sites = 0;  // more than 1: several sites record the same id, none is preferred
 };
 
-Located locate(const RuleIndex& idx, uint64_t id, bool allowed) {
+// path: where the flow went in a host program whose normal host policy starts at instruction
+// path->first (label to_or_from_host): past it when path->second (to or from the host), before it
+// when forwarded. An apply-on-forward policy sits in both parts with the same rule ids, as does
+// the end of a tier of both: the part the flow took is the one that decided.
+Located locate(const RuleIndex& idx, uint64_t id, bool allowed,
+               std::optional<std::pair<std::size_t, bool>> path = std::nullopt) {
   Located out;
   auto all = idx.find_id(id);
   std::vector<const RuleSite*> fit;
   for (const RuleSite* s : all) {
     bool allows = s->kind == SiteKind::rule && s->action == "allow";
     if (allows == allowed) fit.push_back(s);
+  }
+  if (fit.size() > 1 && path) {
+    std::vector<const RuleSite*> on_path;
+    for (const RuleSite* s : fit)
+      if ((s->first >= path->first) == path->second) on_path.push_back(s);
+    if (!on_path.empty()) fit = std::move(on_path);
   }
   if (fit.empty()) return out;
   out.site = fit.back();
@@ -620,7 +631,14 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps,
   } else if (ids.empty()) {
     d.kind = calico::PositionKind::no_rule_id;
   } else {
-    Located loc = locate(*pf.rules, ids.back(), allowed);
+    std::optional<std::pair<std::size_t, bool>> path;
+    if (hep)
+      for (std::size_t i = 0; i < pf.prog->insns.size() && !path; ++i) {
+        const auto& labels = pf.prog->insns[i].labels;
+        if (std::find(labels.begin(), labels.end(), "to_or_from_host") != labels.end())
+          path.emplace(i, (ps.flags & (state_flag::dest_is_host | state_flag::src_is_host)) != 0);
+      }
+    Located loc = locate(*pf.rules, ids.back(), allowed, path);
     d.recorded_id = hex_id(ids.back());
     if (!loc.site) {
       d.kind = calico::PositionKind::rule_id_not_found;

@@ -808,6 +808,10 @@ TEST_CASE(
         CHECK(rep->decided_by.rule->bpf()->attach ==
               std::string(c.roles.back() == in ? "tc ingress" : "tc egress") + " eth0");
       }
+      // host-forward is in both the apply-on-forward and the normal tier: the part the flow took
+      // decides alone.
+      CHECK(rep->decided_by.notes.size() ==
+            (c.kind == DecisionKind::policy_rule ? 1U : 0U));  // the rule numbering note only
       if (*c.policy) {
         REQUIRE(rep->decided_by.policy);
         const std::string want = minor >= 32 ? c.policy : std::string("hosts.") + c.policy;

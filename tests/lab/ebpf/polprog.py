@@ -20,7 +20,8 @@ tiers matched on the pre-DNAT destination, then to/from-host traffic (state flag
 SRC_IS_HOST) jumps to the normal host tiers and host profiles (ending in the no-profile deny), forwarded
 traffic runs the apply-on-forward tiers; everything that passes host policy is allowed (no workload part).
 
-Not modelled (the lab has no use for them): XDP (untracked policy), Felix's in-program jump trampolines (past 32k instructions), WithAllowDenyJumps.
+Not modelled (the lab has no use for them): XDP (untracked policy), Felix's in-program jump trampolines
+(past 32k instructions), WithAllowDenyJumps.
 """
 
 from __future__ import annotations

@@ -914,3 +914,25 @@ TEST_CASE("failsafe map keys: literal bytes and LPM matching as is_failsafe_in/o
   CHECK_FALSE(e::find_failsafe(entries, 4, 6, 6444, ip("10.0.0.77"), false));
   CHECK_FALSE(e::decode_failsafe_key(std::vector<uint8_t>(11), 4));
 }
+
+TEST_CASE("host endpoint node: the snapshot section keeps ifstate, programs and failsafes") {
+  e::NodeState n = hep_node(e::Release::v3_30, 30, "eth0_egress_v4.v30.json");
+  auto j = e::node_state_to_json(n);
+  auto back = e::node_state_from_json(nlohmann::json::parse(j.dump()), "snapshot t");
+  REQUIRE(back);
+  CHECK(back->entries.count("failsafes4") == 1);
+  const dpi::Flow flows[] = {
+      tcp_flow("10.9.9.9", "172.18.0.2", 22), tcp_flow("172.18.0.9", "172.18.0.2", 9090),
+      tcp_flow("172.18.0.9", "10.65.0.2", 8080), tcp_flow("10.65.0.2", "10.65.0.3", 80)};
+  for (const dpi::Flow& f : flows) {
+    auto a = e::NodeModel(n).inspect(f);
+    auto b = e::NodeModel(*back).inspect(f);
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(a->verdict != Verdict::indeterminate);
+    CHECK(a->verdict == b->verdict);
+    CHECK(a->decided_by.summary == b->decided_by.summary);
+    REQUIRE(b->decided_by.rule);
+    CHECK(a->decided_by.rule->text == b->decided_by.rule->text);
+  }
+}

@@ -216,9 +216,13 @@ const IfState* NodeModel::iface(uint32_t ifindex) const {
 }
 
 std::vector<uint32_t> NodeModel::host_interfaces() const {
+  // Felix flags its data interfaces HEP (bonds Bond); tunnel, WireGuard and L3 devices, workloads
+  // and interfaces it ignores (NotManaged) are no host endpoints.
   std::vector<uint32_t> out;
   for (const auto& [ifindex, st] : ifaces_)
-    if (!(st.flags & ifstate_flag::wep)) out.push_back(ifindex);
+    if ((st.flags & (ifstate_flag::hep | ifstate_flag::bond)) &&
+        !(st.flags & (ifstate_flag::wep | ifstate_flag::not_managed)))
+      out.push_back(ifindex);
   return out;
 }
 
@@ -434,8 +438,8 @@ FlowRun::HepChoice FlowRun::host_endpoint(bool in) const {
   if (!named.empty()) {
     // The interface the user named: a host endpoint only when Felix manages it as one.
     auto idx = m_.ifindex_of(named);
-    const IfState* ifs = idx ? m_.iface(*idx) : nullptr;
-    if (ifs && !(ifs->flags & ifstate_flag::wep)) out.ifindex = idx;
+    const auto data = m_.host_interfaces();
+    if (idx && std::find(data.begin(), data.end(), *idx) != data.end()) out.ifindex = idx;
     return out;
   }
   std::vector<uint32_t> with_policy;
@@ -791,9 +795,14 @@ void FlowRun::find_positions(const IpAddr& dst, uint16_t dport) {
   const bool dst_host = dst_rt && dst_rt->local_host();
   // Host endpoints: a flow from outside the node enters through one (its tc ingress hook: the
   // endpoint's ingress policy), a flow to outside leaves through one (tc egress: egress policy).
+  // A remote workload behind a tunnel (IPIP/VXLAN route) is reached through the tunnel device,
+  // which is no host endpoint: its packets cross the data interface encapsulated.
+  auto tunneled = [](const std::optional<RouteValue>& r) {
+    return r && r->remote_workload() && (r->flags & (route_flag::tunneled | route_flag::vxlan));
+  };
   HepChoice in, out;
-  if (!src_wep && !src_host) in = host_endpoint(true);
-  if (!dst_wep && !dst_host) out = host_endpoint(false);
+  if (!src_wep && !src_host && (!tunneled(src_rt) || !f_.iif.empty())) in = host_endpoint(true);
+  if (!dst_wep && !dst_host && (!tunneled(dst_rt) || !f_.oif.empty())) out = host_endpoint(false);
   for (const HepChoice* c : {&in, &out})
     if (!c->why_not.empty()) {
       indeterminate("host endpoint", c->why_not);

@@ -52,7 +52,7 @@ class NodeModel {
 
   std::optional<RouteValue> route(const IpAddr& a) const;
   const IfState* iface(uint32_t ifindex) const;
-  // The interfaces ifstate does not flag as workloads: host endpoints, tunnels, lo (ifindexes).
+  // The data interfaces of ifstate (HEP or Bond flag), which can be host endpoints (ifindexes).
   std::vector<uint32_t> host_interfaces() const;
   // The ifindex of the interface ifstate names `name`.
   std::optional<uint32_t> ifindex_of(const std::string& name) const;

@@ -880,6 +880,35 @@ TEST_CASE("host endpoint eth0: no apply-on-forward policy, no policy program, se
   REQUIRE(rep);
   CHECK(rep->verdict == Verdict::allow);
 
+  // A tunnel device is no host endpoint, even with a program in its slot; a remote workload behind
+  // a tunnel route arrives through it, not through eth0.
+  e::NodeState tun = hep_node(e::Release::v3_32_1, 32, "");
+  auto vx = tun.entries["ifstate"].back();
+  vx.first = le32(4);
+  const std::string vxname = "vxlan.calico";
+  for (std::size_t i = 0; i < 16; ++i)
+    vx.second[4 + i] = i < vxname.size() ? static_cast<uint8_t>(vxname[i]) : 0;
+  vx.second[0] = 0x42;  // VXLAN|IPv4Ready
+  tun.entries["ifstate"].push_back(vx);
+  auto blk = e::encode_route_key(*dpi::IpPrefix::parse("10.66.0.0/24"));
+  auto bv = le32(0x45);  // IN_POOL|WORKLOAD|TUNNELED
+  for (uint8_t b : {172, 18, 0, 3}) bv.push_back(b);
+  tun.entries["routes4"].push_back({blk, bv});
+  e::NodeModel tunm(std::move(tun));
+  rep = tunm.inspect(tcp_flow("172.18.0.9", "172.18.0.2", 8080));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::allow);
+  REQUIRE(rep->stages.size() == 1);
+  CHECK(rep->stages[0].endpoint == "eth0");
+  rep = tunm.inspect(tcp_flow("10.66.0.5", "10.65.0.2", 8080));
+  REQUIRE(rep);
+  REQUIRE(rep->stages.size() == 1);
+  CHECK(rep->stages[0].role == "ingress of workload");
+  rep = tunm.inspect(tcp_flow("172.18.0.9", "10.65.0.2", 8080));
+  REQUIRE(rep);
+  CHECK(rep->stages.size() == 1);  // denied by eth0's apply-on-forward tier
+  CHECK(rep->stages[0].endpoint == "eth0");
+
   // Failsafes not read (no cali_v4_fsafes2 entries at all): to-host traffic cannot be judged;
   // forwarded traffic has no failsafe check.
   e::NodeState nofs = hep_node(e::Release::v3_32_1, 32, "eth0_egress_v4.v32.json");

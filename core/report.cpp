@@ -36,6 +36,7 @@ std::string_view decision_kind_name(DecisionKind k) {
     case DecisionKind::rpf_failure: return "rpf_failure";
     case DecisionKind::default_endpoint_to_host: return "default_endpoint_to_host";
     case DecisionKind::service_loop_prevention: return "service_loop_prevention";
+    case DecisionKind::failsafe: return "failsafe";
     case DecisionKind::calico_rule: return "calico_rule";
     case DecisionKind::non_calico: return "non_calico";
     case DecisionKind::chain_policy: return "chain_policy";

@@ -110,6 +110,7 @@ enum class DecisionKind {
   rpf_failure,
   default_endpoint_to_host,
   service_loop_prevention,
+  failsafe,      // Felix's failsafe port rule (cali-failsafe-in/out) accepted host-endpoint traffic
   calico_rule,   // a Calico rule of another kind; summary quotes its comment
   non_calico,    // a table or chain Calico does not own (host firewall, kube-proxy)
   chain_policy,  // a base chain's policy, no rule decided
@@ -150,7 +151,9 @@ struct Decision {
 
 // Each endpoint hook the flow crosses (from-workload egress, to-workload ingress, host).
 struct Stage {
-  std::string role;  // "egress/ingress of workload", "egress/ingress of host endpoint"
+  // "egress/ingress of workload", "egress/ingress of host endpoint", the latter qualified for a
+  // host endpoint's other chains: "forwarded", "pre-DNAT", "untracked", "DNATed" (position.h)
+  std::string role;
   std::string endpoint;
   std::string chain;
   std::string outcome;  // allow, deny, pass, unknown

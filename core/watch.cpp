@@ -68,6 +68,7 @@ std::string decision_text(const Report& r) {
     case DecisionKind::rpf_failure:
     case DecisionKind::default_endpoint_to_host:
     case DecisionKind::service_loop_prevention:
+    case DecisionKind::failsafe:
     case DecisionKind::calico_rule:
     case DecisionKind::non_calico:
     case DecisionKind::chain_policy:

@@ -22,12 +22,31 @@ namespace {
 struct Invocation {
   int parent = -1;
   ChainInfo chain;
+  std::string
+      table;  // the chain's nft table: "calico" (native) or raw/mangle/filter (iptables-nft)
   std::string first_comment;
   std::vector<std::size_t> steps;
 };
 
+bool starts_with(std::string_view s, std::string_view p) {
+  return s.substr(0, p.size()) == p;
+}
+
+// Which host-endpoint chain: by Felix's table (the native layer prefix, or the iptables table)
+// and the forward prefixes cali-fhfw-/cali-thfw- (endpoints.go HostEndpointTo*Chains).
+calico::HostEndpointChain hep_chain_of(const ChainInfo& c, std::string_view table) {
+  std::string_view layer = c.layer.empty() ? table : std::string_view(c.layer);
+  if (layer == "raw") return calico::HostEndpointChain::untracked;
+  if (layer == "mangle")
+    return c.kind == ChainKind::from_host_endpoint ? calico::HostEndpointChain::pre_dnat
+                                                   : calico::HostEndpointChain::dnat_egress;
+  if (starts_with(c.bare, "cali-fhfw-") || starts_with(c.bare, "cali-thfw-"))
+    return calico::HostEndpointChain::forward;
+  return calico::HostEndpointChain::host;
+}
+
 // The endpoint a Calico endpoint chain polices (is_endpoint kinds only).
-calico::Endpoint endpoint_of_chain(const ChainInfo& c) {
+calico::Endpoint endpoint_of_chain(const ChainInfo& c, std::string_view table) {
   calico::Endpoint e;
   e.iface = c.suffix;
   e.chain = c.bare;
@@ -43,10 +62,12 @@ calico::Endpoint endpoint_of_chain(const ChainInfo& c) {
     case ChainKind::from_host_endpoint:
       e.role = calico::EndpointRole::host_endpoint;
       e.direction = calico::Direction::ingress;
+      e.hep_chain = hep_chain_of(c, table);
       break;
     case ChainKind::to_host_endpoint:
       e.role = calico::EndpointRole::host_endpoint;
       e.direction = calico::Direction::egress;
+      e.hep_chain = hep_chain_of(c, table);
       break;
     case ChainKind::policy_ingress:
     case ChainKind::policy_egress:
@@ -93,6 +114,7 @@ class Locator {
       if (inv.steps.empty()) {
         inv.parent = s.parent_invocation;
         inv.chain = calico::classify_chain(s.rule.nft().table, s.rule.nft().chain);
+        inv.table = s.rule.nft().table;
         inv.first_comment = s.chain_first_comment;
       }
       inv.steps.push_back(i);
@@ -217,7 +239,7 @@ void Locator::locate_policy_step(Position& p, std::size_t step, Action action) c
 StagePosition Locator::locate_stage(int inv_id) const {
   const Invocation& inv = invs_.at(inv_id);
   StagePosition st;
-  st.endpoint = endpoint_of_chain(inv.chain);
+  st.endpoint = endpoint_of_chain(inv.chain, inv.table);
   Position& p = st.at;
   // Steps of this stage, including policy and profile chains it jumped to.
   std::vector<std::size_t> steps;
@@ -290,6 +312,16 @@ StagePosition Locator::locate_stage(int inv_id) const {
     } else {
       p.kind = PositionKind::calico_rule;
     }
+    return st;
+  }
+  // Felix's failsafe ports: a host-endpoint chain jumps to cali-failsafe-in/out first, whose
+  // accepts end the stage before any policy (static.go failsafeInChain/failsafeOutChain).
+  if (act == "accept" && starts_with(invs_.at(end.invocation).chain.bare, "cali-failsafe-")) {
+    st.outcome = StageOutcome::allow;
+    p.kind = PositionKind::failsafe;
+    p.action = Action::allow;
+    p.rule = end.rule;
+    p.rule_id = calico::split_comment(end.rule.comment).rule_id;
     return st;
   }
   if (act == "accept" && end.facts.tests_ct_established) {

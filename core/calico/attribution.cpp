@@ -34,13 +34,57 @@ std::string_view direction_name(Direction d) {
   return "";
 }
 
+std::string_view hep_chain_qualifier(HostEndpointChain c) {
+  switch (c) {
+    case HostEndpointChain::host: return "";
+    case HostEndpointChain::forward: return "forwarded ";
+    case HostEndpointChain::pre_dnat: return "pre-DNAT ";
+    case HostEndpointChain::untracked: return "untracked ";
+    case HostEndpointChain::dnat_egress: return "DNATed ";
+  }
+  return "";
+}
+
 std::string role_name(const Endpoint& e) {
   std::string_view who;
+  std::string_view qualifier;
   switch (e.role) {
     case EndpointRole::workload: who = "workload"; break;
-    case EndpointRole::host_endpoint: who = "host endpoint"; break;
+    case EndpointRole::host_endpoint:
+      who = "host endpoint";
+      qualifier = hep_chain_qualifier(e.hep_chain);
+      break;
   }
-  return fmt::format("{} of {}", direction_name(e.direction), who);
+  return fmt::format("{}{} of {}", qualifier, direction_name(e.direction), who);
+}
+
+// A host endpoint's pre-DNAT (mangle), untracked (raw) and forward chains have no final drop: a
+// packet no policy of theirs decided (or whose tiers all passed) goes on. Such a stage decided
+// nothing and a summary leaves it out.
+bool passed_through(const StagePosition& sp) {
+  return sp.outcome == StageOutcome::unknown && sp.endpoint.role == EndpointRole::host_endpoint &&
+         (sp.endpoint.hep_chain == HostEndpointChain::pre_dnat ||
+          sp.endpoint.hep_chain == HostEndpointChain::untracked ||
+          sp.endpoint.hep_chain == HostEndpointChain::forward);
+}
+
+// "meta l4proto tcp tcp dport { 22 }" from a failsafe rule's text: its match, without the
+// counter (which changes with every packet) and the verdict.
+std::string failsafe_match(std::string_view text) {
+  auto cut = text.find(" counter");
+  if (cut == std::string_view::npos) cut = text.rfind(" accept");
+  if (cut == std::string_view::npos) cut = text.size();
+  return std::string(text.substr(0, cut));
+}
+
+// eBPF: no chain, the cali_v4_fsafes2 entry the flow matched (comment_text) before the policy program.
+std::string failsafe_text(const Position& p) {
+  if (p.rule && p.rule->bpf())
+    return fmt::format("allowed by failsafe {} before host endpoint policy", p.comment_text);
+  std::string chain = p.rule ? p.rule->nft().chain : "cali-failsafe-*";
+  std::string match = p.rule ? failsafe_match(p.rule->text) : "";
+  return fmt::format("allowed by failsafe rule in {}{}", chain,
+                     match.empty() ? "" : fmt::format(" ({})", match));
 }
 
 DecisionKind decision_kind(PositionKind k) {
@@ -59,10 +103,10 @@ DecisionKind decision_kind(PositionKind k) {
     case PositionKind::rpf: return DecisionKind::rpf_failure;
     case PositionKind::default_endpoint_to_host: return DecisionKind::default_endpoint_to_host;
     case PositionKind::service_loop_prevention: return DecisionKind::service_loop_prevention;
+    case PositionKind::failsafe: return DecisionKind::failsafe;
     case PositionKind::no_policy_program:
     case PositionKind::empty_policy_slot:
     case PositionKind::service_without_backends:
-    case PositionKind::failsafe:
     case PositionKind::no_host_policy:
     case PositionKind::calico_rule: return DecisionKind::calico_rule;
     case PositionKind::non_calico: return DecisionKind::non_calico;
@@ -146,8 +190,8 @@ Decision decision_of(const Position& p, std::string_view direction) {
     case PositionKind::service_loop_prevention:
     case PositionKind::service_without_backends:
     case PositionKind::no_route:
-    case PositionKind::calico_rule:
     case PositionKind::failsafe:
+    case PositionKind::calico_rule:
     case PositionKind::no_host_policy:
     case PositionKind::non_calico: break;
   }
@@ -194,6 +238,7 @@ std::string stage_text(const StagePosition& sp, const Stage& st) {
       return "no policy or profile allowed it (Drop if no profiles matched), " + where;
     case PositionKind::ct_invalid: return "conntrack state INVALID, " + where;
     case PositionKind::ct_established: return "part of an established connection, " + where;
+    case PositionKind::failsafe: return failsafe_text(p) + ", " + where;
     case PositionKind::admin_down: return "the endpoint is administratively down, " + where;
     case PositionKind::encapsulation:
       return "encapsulated (VXLAN/IPIP) traffic from a workload, " + where;
@@ -213,9 +258,6 @@ std::string stage_text(const StagePosition& sp, const Stage& st) {
           "empty policy jump-map slot {} for a ready workload (the node lost its policy program): "
           "calico_tc_main denies, {}",
           p.policy_slot, where);
-    case PositionKind::failsafe:
-      return fmt::format("{} by failsafe {} before host endpoint policy, {}", past_tense(p.action),
-                         p.comment_text, where);
     case PositionKind::no_host_policy:
       return "no policy of the host endpoint applies to the flow (Calico allows), " + where;
     case PositionKind::unlocated:
@@ -279,8 +321,7 @@ std::string outside_text(const Position& p, bool allowed) {
       return fmt::format("service {} has no backends (NAT frontend id {:#x})", p.service,
                          p.frontend_id.value_or(0));
     case PositionKind::no_route: return "the node cannot route the flow: " + p.why;
-    case PositionKind::failsafe:
-      return fmt::format("{} by failsafe {} before host endpoint policy", done, p.comment_text);
+    case PositionKind::failsafe: return failsafe_text(p);
     case PositionKind::no_host_policy:
       return "no policy of the host endpoint applies to the flow: Calico allows";
     case PositionKind::unlocated:
@@ -345,7 +386,8 @@ void explain(Report& report, const Located& located) {
         out = report.stages.back().decision;
         std::string s;
         for (std::size_t i = 0; i < stages.size(); ++i) {
-          s += (i ? "; " : "") + stage_text(stages[i], report.stages[first + i]);
+          if (passed_through(stages[i])) continue;
+          s += (s.empty() ? "" : "; ") + stage_text(stages[i], report.stages[first + i]);
           deciding.push_back(&report.stages[first + i].decision);
         }
         out.summary = s;

@@ -18,10 +18,17 @@ enum class EndpointRole { workload, host_endpoint };
 // The policy direction at the endpoint: a workload's egress is traffic leaving the pod.
 enum class Direction { ingress, egress };
 
+// Which of a host endpoint's chains (Felix endpoints.go): the filter chains for traffic to and from
+// the host itself, the filter chains for forwarded traffic (applyOnForward policies), mangle's
+// pre-DNAT ingress chain, raw's untracked (doNotTrack) chains, and mangle's egress chain for
+// host traffic that was DNATed. Workloads have only `host`.
+enum class HostEndpointChain { host, forward, pre_dnat, untracked, dnat_egress };
+
 // One endpoint hook the flow crosses.
 struct Endpoint {
   EndpointRole role = EndpointRole::workload;
   Direction direction = Direction::ingress;
+  HostEndpointChain hep_chain = HostEndpointChain::host;
   std::string iface;  // the interface, or what stands for it ("ifindex 7")
   std::string chain;  // where its policy sits: the endpoint chain, or the tc hook
 };
@@ -46,13 +53,15 @@ enum class PositionKind {
   service_loop_prevention,
   service_without_backends,  // eBPF: NAT frontend with no backends (service, frontend_id)
   no_route,                  // the node cannot route the flow (why)
+  // An accept in cali-failsafe-in/out (Felix's failsafe ports); eBPF: a cali_v4_fsafes2 entry let
+  // the flow through a host endpoint before its policy program (comment_text names it).
+  failsafe,
   calico_rule,               // another Calico rule (comment_text says what)
   non_calico,                // a table or chain Calico does not own
   chain_policy,              // a base chain's policy decided, no rule
   host_to_workload,          // eBPF: calico_tc_main lets host -> local workload through
   no_rule_id,                // eBPF: the program recorded no rule id
   rule_id_not_found,         // eBPF: the recorded rule id is not in the program's rules
-  failsafe,                  // a failsafe port let the flow through a host endpoint (comment_text)
   // A host endpoint's policy had nothing that applies (no apply-on-forward policy for forwarded
   // traffic, or every applicable tier passed): Calico allows.
   no_host_policy,

@@ -682,7 +682,7 @@ TEST_CASE(
        "host-forward",
        0},
       // Failsafe: calico_tc_main skips the policy program.
-      {"10.9.9.9", "172.18.0.2", 6, 22, Verdict::allow, {in}, DecisionKind::calico_rule, "", -1},
+      {"10.9.9.9", "172.18.0.2", 6, 22, Verdict::allow, {in}, DecisionKind::failsafe, "", -1},
       // From the host.
       {"172.18.0.2",
        "172.18.0.9",
@@ -708,7 +708,7 @@ TEST_CASE(
        53,
        Verdict::allow,
        {out},
-       DecisionKind::calico_rule,
+       DecisionKind::failsafe,
        "",
        -1},
       {"172.18.0.2",
@@ -828,7 +828,7 @@ TEST_CASE(
             rep->decided_by.summary.find(std::string("end-of-tier implicit deny in tier hosts, ") +
                                          c.roles.back() + " on eth0") != std::string::npos);
       }
-      if (c.kind == DecisionKind::calico_rule && c.roles.back() != wl_in)
+      if (c.kind == DecisionKind::failsafe)
         CHECK(rep->decided_by.summary.find("by failsafe") != std::string::npos);
     }
   }

@@ -41,8 +41,10 @@ PORT_NAMES = {80: "web", 8080: "web", 443: "tls", 5432: "db", 6379: "db", 9000: 
 
 class ScenarioGen:
     def __init__(self, seed: int, n_pods: int, n_policies: int, single_endpoint: bool = False,
-                 named_ports: bool = True):
+                 named_ports: bool = True, host_endpoints: bool = False):
         self.rng = random.Random(seed)
+        # Host endpoints too draw from their own generator: the rest of the scenario stays the same.
+        self.hep_rng = random.Random(f"hostendpoints-{seed}") if host_endpoints else None
         self.single_endpoint = single_endpoint
         # Named ports draw from their own generator, so without them the scenario is the same.
         self.named_rng = random.Random(f"named-ports-{seed}") if named_ports else None
@@ -73,6 +75,8 @@ class ScenarioGen:
                     entry["name"] = PORT_NAMES[entry["port"]]
         for i in range(self.n_policies):
             sc["policies"].append(self.policy(i))
+        if self.hep_rng:
+            HostEndpointGen(self.hep_rng, sc).add()
         scn.normalise(sc)  # validate; raises on anything render.py would reject
         return sc
 
@@ -248,6 +252,91 @@ class ScenarioGen:
 
 
 # --------------------------------------------------------------------------------------------
+# Host endpoints (--host-endpoints): the uplink as a HostEndpoint, node servers, and gnps of the
+# four classes (normal, apply_on_forward, pre_dnat, do_not_track) selecting it.
+
+HOST_SERVE = [{"proto": "tcp", "port": 8080, "kind": "tcp"}, {"proto": "tcp", "port": 9090, "kind": "http404"},
+              {"proto": "tcp", "port": 22, "kind": "tcp"}, {"proto": "udp", "port": 5353, "kind": "udp"},
+              {"proto": "udp", "port": 7777, "kind": "udp"}]
+HOST_TCP_PORTS = [8080, 9090, 22, 443, 25, 80]
+HOST_UDP_PORTS = [5353, 7777, 53]
+# Remote sources: the uplink peer, others of its subnet, and the world beyond.
+REMOTE_SOURCES = ["172.18.0.1", "172.18.0.66", "172.18.0.99", "198.51.100.7", "203.0.113.20"]
+REMOTE_DESTS = ["172.18.0.1", "198.51.100.7", "203.0.113.20", "192.0.2.44"]
+
+
+class HostEndpointGen:
+    def __init__(self, rng: random.Random, sc: dict):
+        self.rng = rng
+        self.sc = sc
+
+    def add(self) -> None:
+        rng, sc = self.rng, self.sc
+        sc["node"]["serve"] = [dict(e) for e in HOST_SERVE]
+        labels = {"hep": "uplink"}
+        if rng.random() < 0.5:
+            labels["zone"] = rng.choice(["a", "b"])
+        sc["host_endpoints"] = [{"name": f"{sc['node']['name']}-eth0", "interface": "eth0", "labels": labels,
+                                 "expected_ips": [sc["node"]["ip"]]}]
+        # A short failsafe list (22 in, 53 out) half the time, Felix's defaults otherwise.
+        if rng.random() < 0.5:
+            sc["failsafe_inbound"] = [{"protocol": "tcp", "port": 22}]
+            sc["failsafe_outbound"] = [{"protocol": "udp", "port": 53}]
+        classes = ["normal", "forward", "pre_dnat", "untracked"]
+        classes += rng.sample(classes, rng.randint(0, 3))
+        for i, cls in enumerate(classes):
+            sc["policies"].append(self.policy(i, cls))
+
+    def policy(self, i: int, cls: str) -> dict:
+        rng = self.rng
+        tier = rng.choice(self.sc["tiers"])["name"]
+        sel = {} if rng.random() < 0.2 and cls in ("pre_dnat", "untracked") else {"hep": "uplink"}
+        pol = {"kind": "gnp", "name": f"hep-{cls.replace('_', '')}-{i}", "tier": tier, "selector": sel,
+               "apply_on_forward": cls != "normal", "pre_dnat": cls == "pre_dnat",
+               "do_not_track": cls == "untracked"}
+        if rng.random() < 0.8:
+            pol["order"] = rng.choice([1, 5, 10, 50, 100, 200])
+        types = ["ingress"] if cls == "pre_dnat" else rng.choice([["ingress"], ["egress"], ["ingress", "egress"]])
+        pol["types"] = types
+        for direction in ("ingress", "egress"):
+            n = rng.randint(1, 3) if direction in types else 0
+            pol[direction] = [self.rule(direction, cls) for _ in range(n)]
+        return pol
+
+    def rule(self, direction: str, cls: str) -> dict:
+        rng = self.rng
+        # untracked policies: no pass/log (allow = NOTRACK + accept, deny = drop)
+        actions, weights = (["allow", "deny"], [3, 2]) if cls == "untracked" else (
+            ["allow", "deny", "pass", "log"], [5, 3, 1, 1])
+        rule = {"action": rng.choices(actions, weights=weights)[0]}
+        proto = rng.choices(["tcp", "udp", None, "icmp"], weights=[5, 3, 1, 1])[0]
+        if proto:
+            rule["protocol"] = proto
+        # A deny always names ports or a protocol other than TCP: a deny of all TCP from the
+        # world would leave little for the other policies to decide.
+        if proto in ("tcp", "udp") and (rng.random() < 0.8 or rule["action"] == "deny"):
+            pool = HOST_TCP_PORTS if proto == "tcp" else HOST_UDP_PORTS
+            side = "dst" if rng.random() < 0.85 else "src"
+            rule[side] = {"ports": rng.sample(pool, rng.randint(1, 2))}
+        elif proto is None and rule["action"] == "deny":
+            rule["protocol"] = "icmp"
+        peer_side = "src" if direction == "ingress" else "dst"
+        r = rng.random()
+        if r < 0.3:
+            nets = REMOTE_SOURCES if direction == "ingress" else REMOTE_DESTS
+            rule.setdefault(peer_side, {})["nets"] = [rng.choice(nets) + "/32"]
+        elif r < 0.4:
+            rule.setdefault(peer_side, {})["nets"] = ["172.18.0.0/24"]
+        elif r < 0.5:
+            rule.setdefault(peer_side, {})["not_nets"] = [rng.choice(REMOTE_SOURCES) + "/32"]
+        elif r < 0.6 and self.sc["pods"]:
+            pod = rng.choice(self.sc["pods"])
+            key = rng.choice(sorted(pod["labels"]))
+            rule.setdefault("dst" if direction == "ingress" else "src", {})["selector"] = {key: pod["labels"][key]}
+        return rule
+
+
+# --------------------------------------------------------------------------------------------
 # Flows
 
 
@@ -262,6 +351,9 @@ class FlowGen:
         kinds = ["pod-pod"] * 5 + ["pod-svc"] * 2 + ["pod-host", "host-pod", "remote-pod", "remote-pod"]
         if not self.sc["services"]:
             kinds = [k for k in kinds if k != "pod-svc"]
+        if self.sc.get("host_endpoints"):
+            # Through the host endpoint: to and from the node itself, and forwarded both ways.
+            kinds += ["remote-host"] * 4 + ["host-remote"] * 3 + ["hep-remote-pod"] * 2 + ["pod-remote"] * 3
         out = []
         for _ in range(count):
             out.append(getattr(self, "_" + self.rng.choice(kinds).replace("-", "_"))())
@@ -311,6 +403,37 @@ class FlowGen:
         return {"src": self.sc["node"]["ip"], "dst": dst["ip"], **self._port(dst),
                 "from": "host", "to": self._pod_ref(dst)}
 
+    def _hep_port(self, serve: list[dict]) -> dict:
+        """A node-served port (50%), else a host-endpoint-policy port, a failsafe port or an echo."""
+        rng = self.rng
+        r = rng.random()
+        if serve and r < 0.5:
+            s = rng.choice(serve)
+            return {"proto": s["proto"], "dport": s["port"]}
+        if r < 0.9:
+            proto = rng.choice(["tcp", "tcp", "udp"])
+            return {"proto": proto, "dport": rng.choice(HOST_TCP_PORTS + [2379] if proto == "tcp"
+                                                       else HOST_UDP_PORTS + [68])}
+        return {"proto": "icmp", "icmp_type": 8}
+
+    def _remote_host(self) -> dict:
+        return {"src": self.rng.choice(REMOTE_SOURCES), "dst": self.sc["node"]["ip"],
+                **self._hep_port(self.sc["node"].get("serve", [])), "from": "remote", "to": "host"}
+
+    def _host_remote(self) -> dict:
+        return {"src": self.sc["node"]["ip"], "dst": self.rng.choice(REMOTE_DESTS), **self._hep_port([]),
+                "from": "host", "to": "remote"}
+
+    def _hep_remote_pod(self) -> dict:
+        dst = self.rng.choice(self.sc["pods"])
+        return {"src": self.rng.choice(REMOTE_SOURCES), "dst": dst["ip"], **self._port(dst),
+                "from": "remote", "to": self._pod_ref(dst)}
+
+    def _pod_remote(self) -> dict:
+        src = self.rng.choice(self.sc["pods"])
+        return {"src": src["ip"], "dst": self.rng.choice(REMOTE_DESTS), **self._hep_port([]),
+                "from": self._pod_ref(src), "to": "remote"}
+
     def _remote_pod(self) -> dict:
         dst = self.rng.choice(self.sc["pods"])
         return {"src": self.sc["node"]["remote_ip"], "dst": dst["ip"], **self._port(dst),
@@ -329,6 +452,9 @@ def main(argv=None) -> int:
                     help="every service selects one pod (default: 2-4 where the namespace has them)")
     ap.add_argument("--no-named-ports", action="store_true",
                     help="no port names on pods and no named ports in rules (the eBPF node lacks them)")
+    ap.add_argument("--host-endpoints", action="store_true",
+                    help="the uplink as a host endpoint with normal, apply_on_forward, pre_dnat and "
+                         "do_not_track policies, node servers, and flows through it")
     ap.add_argument("--flows", action="store_true", help="emit flows (JSON lines) for --scenario")
     ap.add_argument("--scenario", type=Path, help="scenario JSON (with --flows)")
     ap.add_argument("--count", type=int, default=200)
@@ -343,7 +469,7 @@ def main(argv=None) -> int:
     if not 2 <= args.pods <= 200:
         ap.error("--pods must be between 2 and 200")
     sc = ScenarioGen(args.seed, args.pods, args.policies, args.single_endpoint_services,
-                     not args.no_named_ports).build()
+                     not args.no_named_ports, args.host_endpoints).build()
     json.dump(sc, sys.stdout, indent=2)
     print()
     return 0

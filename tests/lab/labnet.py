@@ -282,16 +282,26 @@ def load_rules(lab: str, rendered: Path, layout: str) -> None:
 # Servers inside pods (this file is also their entry point: `labnet.py serve ...`)
 
 
-def start_servers(lab: str, index: int, pod: dict, sdir: Path) -> int | None:
-    """Start one detached server process in the pod's netns; wait until it listens. Returns its pid."""
+def start_node_servers(lab: str, node: dict, sdir: Path) -> int | None:
+    """The node's own servers (`node.serve`, host-endpoint flows to the host), bound to the node IP
+    so they answer only for it, like a host service listening on its node address."""
+    spec = [dict(s, bind=node["ip"]) for s in node.get("serve", [])]
+    return start_servers(lab, -1, {"serve": spec}, sdir, ns=node_ns(lab), tag="node") if spec else None
+
+
+def start_servers(lab: str, index: int, pod: dict, sdir: Path, ns: str | None = None,
+                  tag: str | None = None) -> int | None:
+    """Start one detached server process in the pod's netns (or `ns`); wait until it listens.
+    Returns its pid."""
     if not pod.get("serve"):
         return None
-    ready = sdir / f"p{index}.ready"
+    tag = tag or f"p{index}"
+    ready = sdir / f"{tag}.ready"
     ready.unlink(missing_ok=True)
-    log = open(sdir / f"p{index}.log", "w")
-    argv = ns_argv(pod_ns(lab, index), [sys.executable, str(Path(__file__).resolve()), "serve",
-                                        "--lab", lab, "--ready", str(ready),
-                                        "--spec", json.dumps(pod["serve"])])
+    log = open(sdir / f"{tag}.log", "w")
+    argv = ns_argv(ns or pod_ns(lab, index), [sys.executable, str(Path(__file__).resolve()), "serve",
+                                              "--lab", lab, "--ready", str(ready),
+                                              "--spec", json.dumps(pod["serve"])])
     # start_new_session: the server outlives `lab up` and ignores the terminal's Ctrl-C;
     # `lab down` kills it by pid.
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -300,9 +310,9 @@ def start_servers(lab: str, index: int, pod: dict, sdir: Path) -> int | None:
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             # The log goes away with the lab (`lab down` on this failure): quote it here.
-            printed = (sdir / f"p{index}.log").read_text(errors="replace").strip()[-1500:]
+            printed = (sdir / f"{tag}.log").read_text(errors="replace").strip()[-1500:]
             state = f"exited with {proc.returncode}" if proc.poll() is not None else "not ready after 10 s"
-            raise LabError(f"server in {pod_ns(lab, index)} did not start ({state}); it printed: "
+            raise LabError(f"server in {ns or pod_ns(lab, index)} did not start ({state}); it printed: "
                            f"{printed or '(nothing)'}")
         time.sleep(0.02)
     return proc.pid
@@ -356,7 +366,7 @@ def serve(spec: list[dict], ready: Path) -> None:
 
     servers = []
     for entry in spec:
-        addr = ("0.0.0.0", int(entry["port"]))
+        addr = (entry.get("bind", "0.0.0.0"), int(entry["port"]))
         kind = entry.get("kind") or ("udp" if entry.get("proto") == "udp" else "tcp")
         if kind == "http404":
             servers.append(HTTPServer(addr, NotFound))
@@ -477,6 +487,10 @@ class Lab:
             if pid:
                 self.info["pids"].append(pid)
                 self.save()
+        pid = start_node_servers(self.name, topo["node"], sdir)
+        if pid:
+            self.info["pids"].append(pid)
+            self.save()
 
     @classmethod
     def load(cls, name: str) -> "Lab":

@@ -453,6 +453,8 @@ class Oracle:
         ports = set()
         if endpoint.startswith("pod:"):
             ports = {int(s["port"]) for s in self.lab.pod(endpoint[4:]).get("serve", [])}
+        elif endpoint == "host":
+            ports = {int(s["port"]) for s in self.lab.topology["node"].get("serve", [])}
         return ns, ports
 
     def run_flow(self, flow: dict) -> dict:

@@ -146,6 +146,7 @@ class FelixModel:
         self.build_nat()
         self.build_filter_static()
         self.build_workloads()
+        self.build_host_endpoints()
 
     def build_raw(self) -> None:
         """raw: clear our bits, flag traffic from workloads (scratch0) and apply the RPF check to it."""
@@ -272,7 +273,7 @@ class FelixModel:
             else:
                 self.build_dispatch_tree(root, prefix, direction, sorted(ifaces), unknown)
 
-    def build_dispatch_tree(self, root, prefix, direction, ifaces, unknown) -> None:
+    def build_dispatch_tree(self, root, prefix, direction, ifaces, unknown, table: str = "filter") -> None:
         """iptables mode: a shallow prefix tree; shared next characters get a child chain (dispatch.go)."""
         common = _common_prefix(ifaces)
         bins: dict[str, list[str]] = {}
@@ -285,9 +286,9 @@ class FelixModel:
                 continue
             child = f"{root}-{bin_prefix[len(common):]}"
             rules.append(Rule([(direction, bin_prefix + "+")], ("goto", child)))
-            self.add("filter", child, [Rule([(direction, n)], ("goto", self.endpoint_chain(prefix, n)))
-                                       for n in names] + [unknown])
-        self.add("filter", root, rules + [unknown])
+            self.add(table, child, [Rule([(direction, n)], ("goto", self.endpoint_chain(prefix, n)))
+                                    for n in names] + ([unknown] if unknown else []))
+        self.add(table, root, rules + ([unknown] if unknown else []))
 
     def endpoint_chain(self, prefix: str, iface: str) -> str:
         return length_limited(prefix, iface, self.max_name)
@@ -364,8 +365,10 @@ class FelixModel:
     def policy_groups(self, pod: dict, tier: str, direction: str) -> list[str]:
         """Chains to jump to for this tier: consecutive policies with the same selector share a
         `cali-gi-`/`cali-go-` group chain when there are 2+ of them (endpoints.go, v3.28+)."""
+        # pre-DNAT and untracked policies only reach host endpoints (calc tierInfoToProtoTierInfo).
         pols = [p for p in scn.policies_in_tier(self.sc, tier)
-                if direction in p["types"] and scn.policy_applies_to(self.sc, p, pod)]
+                if direction in p["types"] and scn.policy_applies_to(self.sc, p, pod)
+                and not (p.get("pre_dnat") or p.get("do_not_track"))]
         runs: list[list[dict]] = []
         for pol in pols:
             if runs and self.policy_selector(runs[-1][0]) == self.policy_selector(pol):
@@ -534,6 +537,187 @@ class FelixModel:
             out.append(self.add_ipset(scn.named_port_ipset_id(sel, proto, name), "ipport", members))
         return out
 
+    # ---- host endpoints (reference 1.2, 1.4; endpoints.go HostEndpointTo*Chains, dispatch.go
+    # hostDispatchChains, static.go failsafe chains, calc tierInfoToProtoTierInfo) ----------------
+
+    def build_host_endpoints(self) -> None:
+        """Felix's chains for the scenario's host endpoints, in the four tables. Without host
+        endpoints the static HEP dispatch chains stay empty, as before."""
+        heps = sorted(self.sc.get("host_endpoints", []), key=lambda h: h["interface"])
+        if not heps:
+            return
+        for table in ("raw", "mangle", "filter"):
+            self.add(table, "cali-failsafe-in", self.failsafe_rules("in", raw=table == "raw"))
+            self.add(table, "cali-failsafe-out", self.failsafe_rules("out", raw=table == "raw"))
+        untracked, pre_dnat = [], []
+        for hep in heps:
+            iface = hep["interface"]
+            profiles = list(hep["profiles"])
+            for prof in profiles:
+                if length_limited("cali-pri-", prof, self.max_name) not in self.tables["filter"]:
+                    self.build_profile(prof, allow=False)
+            for direction, prefix, fwd_prefix in (("egress", "cali-th-", "cali-thfw-"),
+                                                  ("ingress", "cali-fh-", "cali-fhfw-")):
+                self.add("filter", self.endpoint_chain(prefix, iface),
+                         self.hep_chain_rules(hep, direction, "normal", "filter", profiles))
+                self.add("filter", self.endpoint_chain(fwd_prefix, iface),
+                         self.hep_chain_rules(hep, direction, "forward", "filter", profiles))
+            # mangle egress: normal policy for DNATed traffic the host sends (allow = RETURN).
+            self.add("mangle", self.endpoint_chain("cali-th-", iface),
+                     self.hep_chain_rules(hep, "egress", "mangle_egress", "mangle", profiles))
+            if self.hep_tiers(hep, "pre_dnat"):
+                pre_dnat.append(iface)
+                self.add("mangle", self.endpoint_chain("cali-fh-", iface),
+                         self.hep_chain_rules(hep, "ingress", "pre_dnat", "mangle", []))
+            if self.hep_tiers(hep, "untracked"):
+                untracked.append(iface)
+                for direction, prefix in (("egress", "cali-th-"), ("ingress", "cali-fh-")):
+                    self.add("raw", self.endpoint_chain(prefix, iface),
+                             self.hep_chain_rules(hep, direction, "untracked", "raw", []))
+        ifaces = [h["interface"] for h in heps]
+        self.hep_dispatch("filter", ifaces, ("from", "to"), "cali-from-host-endpoint", "cali-to-host-endpoint",
+                          "cali-fh-", "cali-th-")
+        self.hep_dispatch("filter", ifaces, ("from", "to"), "cali-from-hep-forward", "cali-to-hep-forward",
+                          "cali-fhfw-", "cali-thfw-")
+        self.hep_dispatch("mangle", pre_dnat, ("from",), "cali-from-host-endpoint", None, "cali-fh-", None)
+        self.hep_dispatch("mangle", ifaces, ("to",), None, "cali-to-host-endpoint", None, "cali-th-")
+        self.hep_dispatch("raw", untracked, ("from", "to"), "cali-from-host-endpoint", "cali-to-host-endpoint",
+                          "cali-fh-", "cali-th-")
+
+    def failsafe_rules(self, direction: str, raw: bool) -> list[Rule]:
+        """cali-failsafe-in/out: allow each failsafe port; in raw also the replies of the other
+        direction's ports (matched on the source port), so they are not left untracked."""
+        own = self.sc["failsafe_inbound" if direction == "in" else "failsafe_outbound"]
+        other = self.sc["failsafe_outbound" if direction == "in" else "failsafe_inbound"]
+        net_clause = "saddr" if direction == "in" else "daddr"
+        rules = []
+        for entries, ports in ((own, "dports"), (other, "sports") if raw else ((), "")):
+            for e in entries:
+                match = [("proto", e["protocol"]), (ports, [[e["port"], e["port"]]])]
+                if e.get("net"):
+                    match.append((net_clause, e["net"]))
+                rules.append(Rule(match, ("accept",)))
+        return rules
+
+    def hep_tiers(self, hep: dict, chain_type: str) -> list[tuple[dict, list[dict]]]:
+        """(tier, policies) applying to the host endpoint for a chain type: normal and mangle_egress
+        take every tracked policy, forward the apply_on_forward ones, pre_dnat/untracked their own."""
+        want = {"normal": ("normal", "forward"), "mangle_egress": ("normal", "forward"), "forward": ("forward",),
+                "pre_dnat": ("pre_dnat",), "untracked": ("untracked",)}[chain_type]
+        out = []
+        for tier in self.sc["tiers"]:
+            pols = [p for p in scn.policies_in_tier(self.sc, tier["name"])
+                    if scn.policy_applies_to_hep(p, hep) and scn.hep_policy_class(p) in want]
+            if pols:
+                out.append((tier, pols))
+        return out
+
+    def hep_chain_rules(self, hep: dict, direction: str, chain_type: str, table: str,
+                        profiles: list[str]) -> list[Rule]:
+        """endpointIptablesChain for a host endpoint: conntrack (not untracked), failsafe jump (not
+        forward), clear accept+pass, the tiers, then the type's tail (profiles + drop for normal
+        chains; "Allow forwarded traffic by default" for a forward chain without tiers)."""
+        ingress = direction == "ingress"
+        group = NFLOG_INGRESS_GROUP if ingress else NFLOG_EGRESS_GROUP
+        letter = "I" if ingress else "E"
+        normal = chain_type in ("normal", "mangle_egress")
+        allow = ("return",) if chain_type == "mangle_egress" else ("accept",)
+        rules = []
+        if chain_type != "untracked":
+            if allow != ("accept",):
+                rules.append(Rule([("ctstate", "RELATED,ESTABLISHED")], ("setmark", MARK_ACCEPT)))
+            rules += [Rule([("ctstate", "RELATED,ESTABLISHED")], allow),
+                      Rule([("ctstate", "INVALID")], ("drop",))]
+        if chain_type != "forward":
+            rules.append(Rule([], ("jump", "cali-failsafe-in" if ingress else "cali-failsafe-out")))
+        rules.append(Rule([], ("clearmark", MARK_ACCEPT | MARK_PASS)))
+        tiers = [(t, [p for p in pols if direction in p["types"]]) for t, pols in self.hep_tiers(hep, chain_type)]
+        tiers = [(t, pols) for t, pols in tiers if pols]
+        for tier, pols in tiers:
+            rules.append(Rule([], ("clearmark", MARK_PASS), [f"Start of tier {tier['name']}"]))
+            for target in self.hep_policy_targets(pols, tier["name"], direction, table,
+                                                  untracked=chain_type == "untracked"):
+                rules.append(Rule([("mark_clear", MARK_PASS)], ("jump", target)))
+                if chain_type == "untracked":
+                    rules.append(Rule([("mark_set", MARK_ACCEPT)], ("notrack",)))
+                rules.append(Rule([("mark_set", MARK_ACCEPT)], ("return",), ["Return if policy accepted"]))
+            if chain_type in ("normal", "mangle_egress", "forward"):
+                # untracked and pre-DNAT tiers get default action Pass (tierInfoToProtoTierInfo)
+                if tier["default_action"] != "pass":
+                    if self.flow_logs:
+                        rules.append(Rule([("mark_clear", MARK_PASS)],
+                                          ("nflog", group, nflog_prefix(f"DP{letter}|{tier['name']}"))))
+                    rules.append(Rule([("mark_clear", MARK_PASS)], ("drop",),
+                                      [f"End of tier {tier['name']}. Drop if no policies passed packet"]))
+                elif self.flow_logs:
+                    rules.append(Rule([("mark_clear", MARK_PASS)],
+                                      ("nflog", group, nflog_prefix(f"PP{letter}|{tier['name']}"))))
+        if chain_type == "forward" and not tiers:
+            rules += [Rule([], ("setmark", MARK_ACCEPT), ["Allow forwarded traffic by default"]),
+                      Rule([], ("return",), ["Return for accepted forward traffic"])]
+        if normal:
+            for prof in profiles:
+                pfx = "cali-pri-" if ingress else "cali-pro-"
+                rules.append(Rule([], ("jump", length_limited(pfx, prof, self.max_name))))
+                rules.append(Rule([("mark_set", MARK_ACCEPT)], ("return",), ["Return if profile accepted"]))
+            if self.flow_logs:
+                rules.append(Rule([], ("nflog", group, f"DR{letter}")))
+            rules.append(Rule([], ("drop",), ["Drop if no profiles matched"]))
+        return rules
+
+    def hep_policy_targets(self, pols: list[dict], tier: str, direction: str, table: str,
+                           untracked: bool) -> list[str]:
+        """Like policy_groups, for a host endpoint's policies in one table: runs of 2+ policies with
+        one selector share a group chain; policy chains live in the table that uses them (raw for
+        untracked, mangle for pre-DNAT), and untracked ones carry no NFLOG (policy.go)."""
+        runs: list[list[dict]] = []
+        for pol in pols:
+            if runs and self.policy_selector(runs[-1][0]) == self.policy_selector(pol):
+                runs[-1].append(pol)
+            else:
+                runs.append([pol])
+        targets = []
+        for run in runs:
+            for pol in run:
+                self.ensure_table_policy_chain(pol, direction, table, untracked)
+            if len(run) == 1:
+                targets.append(self.policy_chain_name(run[0], direction))
+                continue
+            # ensure_group_chain writes into filter; for another table move the chain over.
+            had = set(self.tables["filter"])
+            name = self.ensure_group_chain(run, tier, direction)
+            if table != "filter" and name not in self.tables[table]:
+                chain = self.tables["filter"][name] if name not in had else Chain(
+                    name, list(self.tables["filter"][name].rules))
+                if name not in had:
+                    del self.tables["filter"][name]
+                self.tables[table][name] = chain
+            targets.append(name)
+        return targets
+
+    def ensure_table_policy_chain(self, pol: dict, direction: str, table: str, untracked: bool) -> None:
+        name = self.policy_chain_name(pol, direction)
+        if name in self.tables[table]:
+            return
+        flow_logs, self.flow_logs = self.flow_logs, self.flow_logs and not untracked
+        try:
+            rules = []
+            for idx, rule in enumerate(pol[direction]):
+                rules += self.rule_to_rules(rule, idx, direction, self.policy_name(pol), owner="P", pol=pol)
+        finally:
+            self.flow_logs = flow_logs
+        self.add(table, name, self.finish_rules(rules, self.policy_comment(pol, direction)))
+
+    def hep_dispatch(self, table: str, ifaces: list[str], directions: tuple, from_root: str | None,
+                     to_root: str | None, from_prefix: str | None, to_prefix: str | None) -> None:
+        """hostDispatchChains: `-i <if> -g cali-fh-<if>` / `-o <if> -g cali-th-<if>` (a prefix tree for
+        several interfaces), with no end rule: other interfaces fall through. nft mode uses the same
+        rule tree (only workload dispatch has verdict maps)."""
+        for d, root, prefix in (("from", from_root, from_prefix), ("to", to_root, to_prefix)):
+            if d not in directions or not ifaces:
+                continue
+            self.build_dispatch_tree(root, prefix, "iif" if d == "from" else "oif", sorted(ifaces), None, table)
+
 
 class MatchBlocks:
     """Felix's matchBlockBuilder: OR-blocks of rules that leave scratch0 set iff every block matched."""
@@ -669,7 +853,7 @@ class NftRenderer:
 
     def action(self, layer: str, a: tuple) -> str:
         kind = a[0]
-        if kind in ("accept", "drop", "return", "reject"):
+        if kind in ("accept", "drop", "return", "reject", "notrack"):
             return kind
         if kind in ("jump", "goto"):
             return f"{kind} {self.chain_name(layer, a[1])}"
@@ -812,7 +996,8 @@ class IptRenderer:
     def action(self, a: tuple) -> str:
         kind = a[0]
         simple = {"accept": "--jump ACCEPT", "drop": "--jump DROP", "return": "--jump RETURN",
-                  "reject": "--jump REJECT", "masq": "--jump MASQUERADE --random-fully"}
+                  "reject": "--jump REJECT", "masq": "--jump MASQUERADE --random-fully",
+                  "notrack": "--jump NOTRACK"}
         if kind in simple:
             return simple[kind]
         if kind == "jump":
@@ -1089,6 +1274,7 @@ def topology(sc: dict) -> dict:
         "services": [{"namespace": s["namespace"], "name": s["name"], "cluster_ip": s["cluster_ip"],
                       "ports": s["ports"], "endpoints": [p["ip"] for p in scn.pods_for_service(sc, s)]}
                      for s in sc["services"]],
+        **({"host_endpoints": sc["host_endpoints"]} if sc.get("host_endpoints") else {}),
     }
 
 

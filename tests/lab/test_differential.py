@@ -4,7 +4,10 @@
 For each scenario (seed.json, and generate.py --seed 1, 2, 3) and each layout (nftables,
 iptables-nft): one lab, 200 generated flows, each through the kernel oracle and through dpinspect;
 plus scenarios/services.json with its 9 flows in scenarios/services.flows.jsonl (a multi-endpoint
-service whose endpoints get different verdicts, named ports).
+service whose endpoints get different verdicts, named ports), and host endpoints:
+scenarios/hostendpoints.json with scenarios/hostendpoints.flows.jsonl (normal, applyOnForward,
+preDNAT and doNotTrack policies, failsafe ports; to/from the host and forwarded) and
+`generate.py --seed 1 --host-endpoints` with --hep-count flows.
 Every verdict and every deciding rule must agree, in both layouts; `indeterminate` counts as a
 disagreement. The first generated scenario runs a second time with Felix's mark mask set to other
 bits (--mark-mask, default 0xfff00000): the kernel must agree there too, and dpinspect must give
@@ -15,7 +18,7 @@ question: one policy, both dataplanes). Prints one line per scenario/layout:
     seed nftables: 200/200 verdicts, 200/200 rules, 0 indeterminate  ({'up': 0.4, 'oracle': 5.1, ...})
 
 Usage: test_differential.py --dpinspect build/cli/dpinspect [--seeds 1,2,3] [--count 200] [--mark-mask M]
-       [--no-services]
+       [--no-services] [--no-seed] [--no-hostendpoints] [--hep-seeds 1] [--hep-count 80]
 (root; exit 77 = skipped)
 """
 
@@ -44,7 +47,7 @@ def scenarios(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
     """(label, scenario file, flow seed or flow file): the checked-in seed, freshly generated ones,
     and services.json with its own flows (a service whose endpoints get different verdicts, which
     the generated scenarios need not have, and named ports)."""
-    cases: list[tuple[str, Path, int | Path]] = [("seed", args.scenarios / "seed.json", 1)]
+    cases: list[tuple[str, Path, int | Path]] = [("seed", args.scenarios / "seed.json", 1)] if args.seed else []
     for seed in args.seeds:
         path = tmp / f"gen{seed}.json"
         cp = labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", str(seed)])
@@ -52,6 +55,23 @@ def scenarios(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
         cases.append((f"gen{seed}", path, seed))
     if args.services:
         cases.append(("services", args.scenarios / "services.json", args.scenarios / "services.flows.jsonl"))
+    cases += host_endpoint_cases(args, tmp)
+    return cases
+
+
+def host_endpoint_cases(args, tmp: Path) -> list[tuple[str, Path, int | Path]]:
+    """Host endpoints: hostendpoints.json with its hand-written flows (every policy class, failsafe,
+    both directions to the host and forwarded), and `generate.py --host-endpoints` seeds, whose
+    flow counts are --hep-count (HEP flows are a third of them)."""
+    cases: list[tuple[str, Path, int | Path]] = []
+    if args.hostendpoints:
+        cases.append(("hostendpoints", args.scenarios / "hostendpoints.json",
+                      args.scenarios / "hostendpoints.flows.jsonl"))
+    for seed in args.hep_seeds:
+        path = tmp / f"hepgen{seed}.json"
+        cp = labnet.run([sys.executable, str(HERE / "generate.py"), "--seed", str(seed), "--host-endpoints"])
+        path.write_text(cp.stdout)
+        cases.append((f"hepgen{seed}", path, seed))
     return cases
 
 
@@ -117,6 +137,12 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--no-services", dest="services", action="store_false",
                     help="leave out scenarios/services.json (and its flow file)")
+    ap.add_argument("--no-seed", dest="seed", action="store_false", help="leave out scenarios/seed.json")
+    ap.add_argument("--no-hostendpoints", dest="hostendpoints", action="store_false",
+                    help="leave out scenarios/hostendpoints.json (and its flow file)")
+    ap.add_argument("--hep-seeds", type=lambda s: [int(x) for x in s.split(",") if x], default=[1],
+                    help="generate.py --host-endpoints seeds ('' for none)")
+    ap.add_argument("--hep-count", type=int, default=80, help="flows per --hep-seeds scenario")
     ap.add_argument("--layouts", type=lambda s: s.split(","), default=list(labnet.LAYOUTS))
     ap.add_argument("--mark-mask", default="0xfff00000",
                     help="also run the first generated scenario with this Felix mark mask and require "
@@ -135,8 +161,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dpl-diff-") as tmpdir:
         tmp = Path(tmpdir)
         for label, scenario, flow_seed in scenarios(args, tmp):
+            count = args.hep_count if label.startswith("hepgen") else args.count
             flows_file = flow_seed if isinstance(flow_seed, Path) else differential.generate_flows(
-                scenario, args.count, flow_seed, tmp / f"{label}.flows.jsonl")
+                scenario, count, flow_seed, tmp / f"{label}.flows.jsonl")
             flows = oracle.read_flows(flows_file)
             masked = None
             if args.mark_mask and args.seeds and label == f"gen{args.seeds[0]}":

@@ -3,8 +3,8 @@
 
     python3 tests/lab/test_render.py
 
-Scenarios: scenarios/seed.json, scenarios/seed-platform.json (also as calico_version 3.32) and generated
-seeds 1, 2, 3. Each is rendered
+Scenarios: scenarios/seed.json, scenarios/seed-platform.json (also as calico_version 3.32), generated
+seeds 1, 2, 3, scenarios/hostendpoints.json and generated seed 1 with --host-endpoints. Each is rendered
 as nftables and iptables-nft and loaded with `nft -f` / `ipset restore` + `iptables-nft-restore` inside a
 namespace created for that check (`rt-<pid>-<n>`), deleted afterwards. The root namespace is never touched.
 Also checks the seed-platform end-of-tier pair as `nft list ruleset` prints it, that generation is
@@ -95,7 +95,65 @@ def scenarios(tmp: Path) -> list[tuple[str, Path]]:
         path = tmp / f"gen-{seed}.json"
         path.write_text(json.dumps(generate.ScenarioGen(seed, 8, 6).build(), indent=2))
         out.append((f"gen-{seed}", path))
+    out.append(("hostendpoints", HERE / "scenarios" / "hostendpoints.json"))
+    path = tmp / "gen-1-hep.json"
+    path.write_text(json.dumps(generate.ScenarioGen(1, 8, 6, host_endpoints=True).build(), indent=2))
+    out.append(("gen-1-hep", path))
     return out
+
+
+def check_host_endpoints() -> str | None:
+    """Calico's validation of the HEP policy flags, where each class renders, and that
+    --host-endpoints only adds to a generated scenario."""
+    base = {"pods": [{"namespace": "a", "name": "p", "ip": "10.65.0.2"}],
+            "host_endpoints": [{"name": "h", "interface": "eth0", "labels": {"hep": "x"}}]}
+    bad = [{"kind": "gnp", "name": "b1", "pre_dnat": True},
+           {"kind": "gnp", "name": "b2", "apply_on_forward": True, "pre_dnat": True, "do_not_track": True},
+           {"kind": "gnp", "name": "b3", "apply_on_forward": True, "pre_dnat": True, "egress": [{}]},
+           {"kind": "np", "namespace": "a", "name": "b4", "apply_on_forward": True}]
+    for pol in bad:
+        try:
+            scn.normalise({**base, "policies": [pol]})
+            return f"policy {pol['name']} was accepted: {pol}"
+        except scn.ScenarioError:
+            pass
+    sc = scn.load(HERE / "scenarios" / "hostendpoints.json")
+    model = render.FelixModel(sc, nft=True)
+    where = {t: sorted(c for c in model.tables[t] if "cali-pi-" in c or "cali-po-" in c) for t in ("raw", "mangle")}
+    if where["raw"] != ["cali-pi-hosts/hosts.host-untracked", "cali-po-hosts/hosts.host-untracked"]:
+        return f"raw policy chains {where['raw']}"
+    if "cali-pi-hosts/hosts.host-prednat" not in where["mangle"]:
+        return f"mangle policy chains {where['mangle']}"
+    # With all() selectors the pre-DNAT and untracked policies select the pods too: Felix still
+    # gives them to host endpoints only.
+    raw = json.loads((HERE / "scenarios" / "hostendpoints.json").read_text())
+    for pol in raw["policies"]:
+        pol["selector"] = {}
+    everything = render.FelixModel(scn.normalise(raw), nft=True)
+    chains = everything.tables["filter"]
+
+    def jumps(name: str) -> list[str]:
+        out = [r.action[1] for r in chains[name].rules if r.action and r.action[0] == "jump"]
+        return out + [t for g in out if g.startswith(("cali-gi-", "cali-go-")) for t in jumps(g)]
+
+    pod_chains = [t for name in chains if name.startswith(("cali-tw-", "cali-fw-")) for t in jumps(name)]
+    if not any("host-normal" in t for t in pod_chains):
+        return f"all() host-normal policy missing from the workload chains: {pod_chains}"
+    if any("untracked" in t or "prednat" in t for t in pod_chains):
+        return f"an untracked or pre-DNAT policy reached a workload chain: {pod_chains}"
+    fwd = model.tables["filter"]["cali-fhfw-eth0"].rules
+    if not any(r.action == ("jump", "cali-pi-hosts/hosts.host-forward") for r in fwd):
+        return "cali-fhfw-eth0 does not jump to host-forward"
+    plain = generate.ScenarioGen(1, 8, 6).build()
+    hep = generate.ScenarioGen(1, 8, 6, host_endpoints=True).build()
+    extra = [p for p in hep["policies"] if p["name"].startswith("hep-")]
+    if [p for p in hep["policies"] if not p["name"].startswith("hep-")] != plain["policies"] or \
+            hep["pods"] != plain["pods"] or not extra or not hep["host_endpoints"]:
+        return "--host-endpoints changed the rest of the scenario, or added nothing"
+    classes = {scn.hep_policy_class(scn.normalise(dict(hep))["policies"][hep["policies"].index(p)]) for p in extra}
+    if classes != {"normal", "forward", "pre_dnat", "untracked"}:
+        return f"generated host-endpoint policy classes {classes}"
+    return None
 
 
 def check_seed_pair(listing: str) -> str | None:
@@ -240,6 +298,7 @@ def main() -> int:
         report("service shapes", check_service_shapes(tmp))
         report("named ports", check_named_ports())
         report("differential: random endpoints", check_random_compare())
+        report("host endpoints", check_host_endpoints())
         for name, path in scenarios(tmp):
             sc = scn.load(path)
             for layout in render.LAYOUTS:

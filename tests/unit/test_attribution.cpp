@@ -1,5 +1,10 @@
 // Calico decision kinds from recorded paths, shaped as Felix renders them (the backends' own
 // tests check the paths against the kernel; these check the meaning given to them).
+#include <functional>
+#include <string>
+#include <tuple>
+#include <vector>
+
 #include <catch2/catch.hpp>
 
 #include "backends/nftables/calico_positions.h"
@@ -224,4 +229,152 @@ TEST_CASE("a base chain's policy decided", "[unit]") {
   CHECK_FALSE(b.r.decided_by.rule->nft().handle);
   REQUIRE_FALSE(b.r.decided_by.notes.empty());
   CHECK(b.r.decided_by.notes[0].find("does not police") != std::string::npos);
+}
+
+namespace {
+
+// Host-endpoint paths as Felix renders them (endpoints.go HostEndpointTo*Chains): the same chain
+// names in raw (untracked), mangle (pre-DNAT) and filter (host and forwarded traffic), told apart
+// by the native layer prefix or by the iptables table.
+struct HepCase {
+  const char* name;
+  std::function<void(PathBuilder&)> build;
+  Verdict verdict;
+  DecisionKind kind;
+  std::string summary;
+  std::vector<std::tuple<std::string, std::string, std::string>> stages;  // role, outcome, endpoint
+};
+
+void hep_dispatch(PathBuilder& b, int inv, const std::string& table, const std::string& base,
+                  const std::string& chain) {
+  b.add(inv, -1, table, base, 1, "jump", "cali-PREROUTING");
+  b.add(inv + 1, inv, table, "cali-PREROUTING", 2, "jump", "cali-from-host-endpoint");
+  b.add(inv + 2, inv + 1, table, "cali-from-host-endpoint", 3, "goto", chain);
+}
+
+}  // namespace
+
+TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[unit]") {
+  std::vector<HepCase> cases = {
+      {"iptables-nft raw: failsafe port accepts",
+       [](PathBuilder& b) {
+         hep_dispatch(b, 0, "raw", "PREROUTING", "cali-fh-eth0");
+         b.add(3, 2, "raw", "cali-fh-eth0", 4, "jump", "cali-failsafe-in");
+         auto& s = b.add(4, 3, "raw", "cali-failsafe-in", 5, "accept");
+         s.rule.text = "meta l4proto tcp tcp dport 22 counter packets 3 bytes 180 accept";
+       },
+       Verdict::allow,
+       DecisionKind::failsafe,
+       "allowed by failsafe rule in cali-failsafe-in (meta l4proto tcp tcp dport 22), untracked "
+       "ingress of host endpoint on eth0",
+       {{"untracked ingress of host endpoint", "allow", "eth0"}}},
+      {"native: pre-DNAT policy denies in mangle",
+       [](PathBuilder& b) {
+         hep_dispatch(b, 0, "calico", "mangle-PREROUTING", "mangle-cali-fh-eth0");
+         b.add(3, 2, "calico", "mangle-cali-fh-eth0", 4, "continue").facts.clears_mark_bits =
+             0x20000;
+         b.add(3, 2, "calico", "mangle-cali-fh-eth0", 5, "jump", "mangle-cali-pi-gnp/block");
+         b.add(4, 3, "calico", "mangle-cali-pi-gnp/block", 6, "continue").facts.sets_mark_bits =
+             0x40000;
+         b.add(4, 3, "calico", "mangle-cali-pi-gnp/block", 7, "drop").facts.tests_mark_set =
+             0x40000;
+       },
+       Verdict::deny,
+       DecisionKind::policy_rule,
+       "denied by policy gnp/block in tier #1, pre-DNAT ingress of host endpoint on eth0",
+       {{"pre-DNAT ingress of host endpoint", "deny", "eth0"}}},
+      {"native: untracked chain passes, forwarded chain's end of tier denies",
+       [](PathBuilder& b) {
+         hep_dispatch(b, 0, "calico", "raw-PREROUTING", "raw-cali-fh-eth0");
+         b.add(3, 2, "calico", "raw-cali-fh-eth0", 4, "continue").facts.clears_mark_bits = 0x20000;
+         b.add(3, 2, "calico", "raw-cali-fh-eth0", 5, "jump", "raw-cali-pi-gnp/untracked");
+         b.add(3, 2, "calico", "raw-cali-fh-eth0", 6, "return").facts.tests_mark_set = 0x10000;
+         b.add(5, -1, "calico", "filter-FORWARD", 7, "jump", "filter-cali-FORWARD");
+         b.add(6, 5, "calico", "filter-cali-FORWARD", 8, "jump", "filter-cali-from-hep-forward");
+         b.add(7, 6, "calico", "filter-cali-from-hep-forward", 9, "goto", "filter-cali-fhfw-eth0");
+         b.add(8, 7, "calico", "filter-cali-fhfw-eth0", 10, "continue").facts.clears_mark_bits =
+             0x20000;
+         b.add(8, 7, "calico", "filter-cali-fhfw-eth0", 11, "drop", "",
+               "cali:x; End of tier hosts. Drop if no policies passed packet")
+             .facts.tests_mark_clear = 0x20000;
+       },
+       Verdict::deny,
+       DecisionKind::end_of_tier_deny,
+       "end-of-tier implicit deny in tier hosts, forwarded ingress of host endpoint on eth0",
+       {{"untracked ingress of host endpoint", "unknown", "eth0"},
+        {"forwarded ingress of host endpoint", "deny", "eth0"}}},
+      {"iptables-nft: untracked chain passes, the host's own policy allows (summary skips raw)",
+       [](PathBuilder& b) {
+         hep_dispatch(b, 0, "raw", "PREROUTING", "cali-fh-eth0");
+         b.add(3, 2, "raw", "cali-fh-eth0", 4, "continue").facts.clears_mark_bits = 0x20000;
+         b.add(3, 2, "raw", "cali-fh-eth0", 5, "jump", "cali-pi-gnp/untracked");
+         b.add(5, -1, "filter", "INPUT", 6, "jump", "cali-INPUT");
+         b.add(6, 5, "filter", "cali-INPUT", 7, "jump", "cali-from-host-endpoint");
+         b.add(7, 6, "filter", "cali-from-host-endpoint", 8, "goto", "cali-fh-eth0");
+         b.add(8, 7, "filter", "cali-fh-eth0", 9, "continue").facts.clears_mark_bits = 0x20000;
+         b.add(8, 7, "filter", "cali-fh-eth0", 10, "jump", "cali-pi-gnp/host");
+         b.add(9, 8, "filter", "cali-pi-gnp/host", 11, "continue").facts.sets_mark_bits = 0x10000;
+         b.add(9, 8, "filter", "cali-pi-gnp/host", 12, "return").facts.tests_mark_set = 0x10000;
+         b.add(8, 7, "filter", "cali-fh-eth0", 13, "return").facts.tests_mark_set = 0x10000;
+         b.add(6, 5, "filter", "cali-INPUT", 14, "accept", "",
+               "cali:y; Host endpoint policy accepted packet.")
+             .facts.tests_mark_set = 0x10000;
+       },
+       Verdict::allow,
+       DecisionKind::policy_rule,
+       "allowed by policy gnp/host in tier #1, ingress of host endpoint on eth0",
+       {{"untracked ingress of host endpoint", "unknown", "eth0"},
+        {"ingress of host endpoint", "allow", "eth0"}}},
+      {"native: the forward chain's tiers all pass, the workload's profile allows",
+       [](PathBuilder& b) {
+         b.add(0, -1, "calico", "filter-FORWARD", 1, "jump", "filter-cali-FORWARD");
+         b.add(1, 0, "calico", "filter-cali-FORWARD", 2, "jump", "filter-cali-from-hep-forward");
+         b.add(2, 1, "calico", "filter-cali-from-hep-forward", 3, "goto", "filter-cali-fhfw-eth0");
+         b.add(3, 2, "calico", "filter-cali-fhfw-eth0", 4, "continue").facts.clears_mark_bits =
+             0x20000;
+         b.add(3, 2, "calico", "filter-cali-fhfw-eth0", 5, "jump", "filter-cali-pi-gnp/fwd");
+         b.add(1, 0, "calico", "filter-cali-FORWARD", 6, "jump", "filter-cali-to-wl-dispatch");
+         b.add(4, 1, "calico", "filter-cali-to-wl-dispatch", 7, "goto", "filter-cali-tw-cali1");
+         b.add(5, 4, "calico", "filter-cali-tw-cali1", 8, "jump", "filter-cali-pri-kns.a");
+         b.add(6, 5, "calico", "filter-cali-pri-kns.a", 9, "continue").facts.sets_mark_bits =
+             0x10000;
+         b.add(5, 4, "calico", "filter-cali-tw-cali1", 10, "return").facts.tests_mark_set = 0x10000;
+         b.add(0, -1, "calico", "filter-FORWARD", 11, "accept").facts.tests_mark_set = 0x10000;
+       },
+       Verdict::allow,
+       DecisionKind::profile_rule,
+       "allowed by profile kns.a, ingress of workload on cali1",
+       {{"forwarded ingress of host endpoint", "unknown", "eth0"},
+        {"ingress of workload", "allow", "cali1"}}},
+      {"native: egress to the uplink in the forward chain",
+       [](PathBuilder& b) {
+         b.add(0, -1, "calico", "filter-FORWARD", 1, "jump", "filter-cali-FORWARD");
+         b.add(1, 0, "calico", "filter-cali-FORWARD", 2, "jump", "filter-cali-to-hep-forward");
+         b.add(2, 1, "calico", "filter-cali-to-hep-forward", 3, "goto", "filter-cali-thfw-eth0");
+         b.add(3, 2, "calico", "filter-cali-thfw-eth0", 4, "continue").facts.clears_mark_bits =
+             0x20000;
+         b.add(3, 2, "calico", "filter-cali-thfw-eth0", 5, "drop", "",
+               "cali:z; End of tier edge. Drop if no policies passed packet")
+             .facts.tests_mark_clear = 0x20000;
+       },
+       Verdict::deny,
+       DecisionKind::end_of_tier_deny,
+       "end-of-tier implicit deny in tier edge, forwarded egress of host endpoint on eth0",
+       {{"forwarded egress of host endpoint", "deny", "eth0"}}},
+  };
+  for (const auto& c : cases) {
+    SECTION(c.name) {
+      PathBuilder b;
+      c.build(b);
+      Report& r = b.decide(c.verdict, b.r.path.size() - 1);
+      CHECK(r.decided_by.kind == c.kind);
+      CHECK(r.decided_by.summary == c.summary);
+      REQUIRE(r.stages.size() == c.stages.size());
+      for (std::size_t i = 0; i < c.stages.size(); ++i) {
+        CHECK(r.stages[i].role == std::get<0>(c.stages[i]));
+        CHECK(r.stages[i].outcome == std::get<1>(c.stages[i]));
+        CHECK(r.stages[i].endpoint == std::get<2>(c.stages[i]));
+      }
+    }
+  }
 }

@@ -1,10 +1,12 @@
 #include "backends/ebpf/inspect.h"
 
+#include <algorithm>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "backends/ebpf/conntrack.h"
+#include "backends/ebpf/failsafes.h"
 #include "backends/ebpf/nat.h"
 #include "backends/ebpf/policy_abi.h"
 #include "backends/ebpf/prog_tag.h"
@@ -118,7 +120,12 @@ struct Located {
   std::size_t sites = 0;  // more than 1: several sites record the same id, none is preferred
 };
 
-Located locate(const RuleIndex& idx, uint64_t id, bool allowed) {
+// path: where the flow went in a host program whose normal host policy starts at instruction
+// path->first (label to_or_from_host): past it when path->second (to or from the host), before it
+// when forwarded. An apply-on-forward policy sits in both parts with the same rule ids, as does
+// the end of a tier of both: the part the flow took is the one that decided.
+Located locate(const RuleIndex& idx, uint64_t id, bool allowed,
+               std::optional<std::pair<std::size_t, bool>> path = std::nullopt) {
   Located out;
   auto all = idx.find_id(id);
   std::vector<const RuleSite*> fit;
@@ -126,10 +133,28 @@ Located locate(const RuleIndex& idx, uint64_t id, bool allowed) {
     bool allows = s->kind == SiteKind::rule && s->action == "allow";
     if (allows == allowed) fit.push_back(s);
   }
+  if (fit.size() > 1 && path) {
+    std::vector<const RuleSite*> on_path;
+    for (const RuleSite* s : fit)
+      if ((s->first >= path->first) == path->second) on_path.push_back(s);
+    if (!on_path.empty()) fit = std::move(on_path);
+  }
   if (fit.empty()) return out;
   out.site = fit.back();
   out.sites = fit.size();
   return out;
+}
+
+// A host endpoint's program allowed without an allow rule: it records ids (policy debug on) but
+// none, or only pass positions (a pre-DNAT tier's end, a tier that passed).
+bool host_policy_passed(const RuleIndex& idx, const std::vector<uint64_t>& ids) {
+  if (ids.empty())
+    return std::any_of(idx.sites.begin(), idx.sites.end(),
+                       [](const RuleSite& s) { return s.record.has_value(); });
+  auto sites = idx.find_id(ids.back());
+  return !sites.empty() && std::all_of(sites.begin(), sites.end(), [](const RuleSite* s) {
+    return s->action == "pass" || s->action == "next-tier";
+  });
 }
 
 }  // namespace
@@ -188,6 +213,17 @@ std::optional<RouteValue> NodeModel::route(const IpAddr& a) const {
 const IfState* NodeModel::iface(uint32_t ifindex) const {
   auto it = ifaces_.find(ifindex);
   return it == ifaces_.end() ? nullptr : &it->second;
+}
+
+std::vector<uint32_t> NodeModel::host_interfaces() const {
+  // Felix flags its data interfaces HEP (bonds Bond); tunnel, WireGuard and L3 devices, workloads
+  // and interfaces it ignores (NotManaged) are no host endpoints.
+  std::vector<uint32_t> out;
+  for (const auto& [ifindex, st] : ifaces_)
+    if ((st.flags & (ifstate_flag::hep | ifstate_flag::bond)) &&
+        !(st.flags & (ifstate_flag::wep | ifstate_flag::not_managed)))
+      out.push_back(ifindex);
+  return out;
 }
 
 std::optional<uint32_t> NodeModel::ifindex_of(const std::string& name) const {
@@ -278,17 +314,19 @@ const std::map<uint64_t, RuleRef>& NodeModel::rule_refs() const {
   std::map<uint64_t, std::size_t> programs;  // how many programs record each id
   for (const auto& [ifindex, ifs] : ifaces_) {
     for (AttachHook hook : {AttachHook::tc_ingress, AttachHook::tc_egress}) {
-      const bool from_wep = hook == AttachHook::tc_ingress;
+      const bool tc_ingress = hook == AttachHook::tc_ingress;
+      // A workload's tc ingress hook runs its egress policy; a host endpoint's its ingress policy.
+      const bool pol_egress = (ifs.flags & ifstate_flag::wep) ? tc_ingress : !tc_ingress;
       const MapSpec* jm = n_.spec(MapRole::jump);
-      if (!jm) jm = n_.spec(from_wep ? MapRole::jump_ing : MapRole::jump_egr);
+      if (!jm) jm = n_.spec(tc_ingress ? MapRole::jump_ing : MapRole::jump_egr);
       for (int family : {4, 6}) {
         if (family == 6 && !ifs.dual_stack_layout) continue;
         PolicyIndex idx = ifs.index_for(hook, family);
         const JumpSlot* slot = jm && idx ? n_.slot(std::string(jm->pin_name), *idx) : nullptr;
         if (!slot || !slot->prog) continue;
-        const std::string dir = from_wep ? "egress" : "ingress";
-        const auto& pf = policy_file(
-            debug_file_name({ifs.name, from_wep ? PolicyDir::egress : PolicyDir::ingress, family}));
+        const std::string dir = pol_egress ? "egress" : "ingress";
+        const auto& pf = policy_file(debug_file_name(
+            {ifs.name, pol_egress ? PolicyDir::egress : PolicyDir::ingress, family}));
         if (!pf.prog || !pf.rules) continue;
         // A stale JSON would name the wrong rules: only what runs is attributed.
         bool live = true;
@@ -338,7 +376,28 @@ class FlowRun {
   // Sets rep_.verdict and locates the Calico positions that decided it (located_).
   void find_positions(const IpAddr& dst, uint16_t dport);
   // Runs the policy of the endpoint at ifindex on the hook; appends a stage position. false: stop.
-  bool stage(uint32_t ifindex, Hook hook, const PolicyState& ps);
+  // A host endpoint without a policy program for the hook adds no stage (tc.c: "HEP with no
+  // policy, allow").
+  bool stage(uint32_t ifindex, Hook hook, const PolicyState& ps,
+             calico::EndpointRole role = calico::EndpointRole::workload);
+  // The policy program slot of an interface's hook, or nullptr (no index, empty slot).
+  const JumpSlot* policy_slot(const IfState& ifs, Hook hook) const;
+  // The host endpoint a flow enters (in) or leaves (out) through: the interface named by
+  // --iif/--oif, else the one host interface of the node with a policy program for the hook.
+  // nullopt with no reason: none applies; with a reason: the flow is indeterminate.
+  struct HepChoice {
+    std::optional<uint32_t> ifindex;
+    std::string why_not;
+  };
+  HepChoice host_endpoint(bool in) const;
+  // tc.c's failsafe check on a host endpoint (inbound to the host, outbound from it): a matching
+  // cali_v<N>_fsafes2 entry skips policy (the stage is appended). unknown: the map was not read
+  // (the flow is then indeterminate).
+  enum class Failsafe { none, hit, unknown };
+  Failsafe failsafe(uint32_t ifindex, bool in, const PolicyState& ps);
+  // A host endpoint's stage: failsafe first for traffic to / from the host itself, then the
+  // program. false: stop.
+  bool hep_stage(uint32_t ifindex, bool in, bool host_side, const PolicyState& ps);
   // The stage just appended denied: it decides.
   bool denied_by_last_stage() {
     rep_.verdict = Verdict::deny;
@@ -358,16 +417,68 @@ class FlowRun {
   calico::Located located_;
 };
 
-bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
+const JumpSlot* FlowRun::policy_slot(const IfState& ifs, Hook hook) const {
+  const NodeState& n = m_.state();
+  const int family = f_.src.is_v4() ? 4 : 6;
+  if (family == 6 && !ifs.dual_stack_layout) return nullptr;
+  const bool tc_ingress = hook == Hook::ingress;
+  PolicyIndex idx =
+      ifs.index_for(tc_ingress ? AttachHook::tc_ingress : AttachHook::tc_egress, family);
+  const MapSpec* jm = n.spec(MapRole::jump);
+  if (!jm) jm = n.spec(tc_ingress ? MapRole::jump_ing : MapRole::jump_egr);
+  if (!idx || !jm) return nullptr;
+  const JumpSlot* slot = n.slot(std::string(jm->pin_name), *idx);
+  return slot && slot->prog ? slot : nullptr;
+}
+
+FlowRun::HepChoice FlowRun::host_endpoint(bool in) const {
+  HepChoice out;
+  const Hook hook = in ? Hook::ingress : Hook::egress;
+  const std::string& named = in ? f_.iif : f_.oif;
+  if (!named.empty()) {
+    // The interface the user named: a host endpoint only when Felix manages it as one.
+    auto idx = m_.ifindex_of(named);
+    const auto data = m_.host_interfaces();
+    if (idx && std::find(data.begin(), data.end(), *idx) != data.end()) out.ifindex = idx;
+    return out;
+  }
+  std::vector<uint32_t> with_policy;
+  std::vector<std::string> names;
+  for (uint32_t i : m_.host_interfaces()) {
+    const IfState* ifs = m_.iface(i);
+    if (ifs && policy_slot(*ifs, hook)) {
+      with_policy.push_back(i);
+      names.push_back(ifs->name);
+    }
+  }
+  if (with_policy.size() == 1) {
+    out.ifindex = with_policy.front();
+  } else if (with_policy.size() > 1) {
+    out.why_not = fmt::format(
+        "the flow {} the node through one of the host endpoints {}, each with a policy program "
+        "for the tc {} hook: name the interface with {}",
+        in ? "enters" : "leaves", fmt::join(names, ", "), in ? "ingress" : "egress",
+        in ? "--iif" : "--oif");
+  }
+  return out;
+}
+
+bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps,
+                    calico::EndpointRole ep_role) {
   const NodeState& n = m_.state();
   const int family = f_.src.is_v4() ? 4 : 6;
   const IfState* ifs = m_.iface(ifindex);
-  const bool from_wep = hook == Hook::ingress;
+  const bool hep = ep_role == calico::EndpointRole::host_endpoint;
+  const bool tc_ingress = hook == Hook::ingress;
+  // The policy direction: a workload's tc ingress hook runs its egress policy (packets from the
+  // pod); a host endpoint's tc ingress hook its ingress policy (packets into the host).
+  const bool pol_egress = hep ? !tc_ingress : tc_ingress;
   calico::StagePosition st;
-  st.endpoint.role = calico::EndpointRole::workload;
-  st.endpoint.direction = from_wep ? calico::Direction::egress : calico::Direction::ingress;
+  st.endpoint.role = ep_role;
+  st.endpoint.direction = pol_egress ? calico::Direction::egress : calico::Direction::ingress;
   calico::Position& d = st.at;
-  const std::string role = from_wep ? "egress of workload" : "ingress of workload";
+  const std::string role = fmt::format("{} of {}", pol_egress ? "egress" : "ingress",
+                                       hep ? "host endpoint" : "workload");
   auto deny_with = [&](calico::PositionKind k) {
     st.outcome = calico::StageOutcome::deny;
     d.kind = k;
@@ -382,22 +493,35 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
     return deny_with(calico::PositionKind::no_interface_state);
   }
   st.endpoint.iface = ifs->name;
-  st.endpoint.chain = from_wep ? "tc ingress" : "tc egress";
+  st.endpoint.chain = tc_ingress ? "tc ingress" : "tc egress";
   if (family == 6 && !ifs->dual_stack_layout) {
     indeterminate("ifstate", "this release's interface state has no IPv6 policy indices");
     return false;
   }
   const uint32_t ready = family == 4 ? ifstate_flag::v4_ready : ifstate_flag::v6_ready;
+  if (hep && !policy_slot(*ifs, hook)) return true;  // tc.c: "HEP with no policy, allow"
+  if (hep && tc_ingress && ifs->index_for(AttachHook::xdp, family)) {
+    indeterminate("XDP program",
+                  fmt::format("host endpoint {} has an XDP policy program (untracked, doNotTrack "
+                              "policy) that runs before tc: the eBPF backend does not evaluate it",
+                              ifs->name));
+    return false;
+  }
   if (!(ifs->flags & ready)) {
+    if (hep) {
+      indeterminate("ifstate", fmt::format("host endpoint {} is not IPv{}Ready (flags {:#x})",
+                                           ifs->name, family, ifs->flags));
+      return false;
+    }
     d.iface_flags = ifs->flags;
     d.ip_family = family;
     return deny_with(calico::PositionKind::endpoint_not_ready);
   }
   PolicyIndex idx =
-      ifs->index_for(from_wep ? AttachHook::tc_ingress : AttachHook::tc_egress, family);
+      ifs->index_for(tc_ingress ? AttachHook::tc_ingress : AttachHook::tc_egress, family);
   if (!idx) return deny_with(calico::PositionKind::no_policy_program);
   const MapSpec* jm = n.spec(MapRole::jump);
-  if (!jm) jm = n.spec(from_wep ? MapRole::jump_ing : MapRole::jump_egr);
+  if (!jm) jm = n.spec(tc_ingress ? MapRole::jump_ing : MapRole::jump_egr);
   if (!jm) {
     indeterminate("jump map", "the layout has no policy jump map for this hook");
     return false;
@@ -409,7 +533,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
   }
   const ProgInfo& prog = *slot->prog;
   std::string file =
-      debug_file_name({ifs->name, from_wep ? PolicyDir::egress : PolicyDir::ingress, family});
+      debug_file_name({ifs->name, pol_egress ? PolicyDir::egress : PolicyDir::ingress, family});
   const auto& pf = m_.policy_file(file);
   const std::string& hook_name = st.endpoint.chain;
   nlohmann::json ev = {{"prog_id", prog.id}, {"prog_name", prog.name},   {"tag", tag_hex(prog.tag)},
@@ -494,10 +618,31 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
   rep_.evidence["ebpf"]["stages"].push_back(ev);
   st.outcome = allowed ? calico::StageOutcome::allow : calico::StageOutcome::deny;
   d.action = allowed ? calico::Action::allow : calico::Action::deny;
-  if (ids.empty()) {
+  if (hep && allowed && host_policy_passed(*pf.rules, ids)) {
+    // Nothing of the host endpoint's policy applied: the program jumped to its allow label
+    // past every tier (no apply-on-forward policy for forwarded traffic, or tiers that passed).
+    d.kind = calico::PositionKind::no_host_policy;
+    BpfLocation at;
+    at.prog_id = prog.id;
+    at.prog_name = prog.name;
+    at.tag = tag_hex(prog.tag);
+    at.attach = st.endpoint.chain + " " + st.endpoint.iface;
+    at.debug_comment = "allowed_by_host_policy";
+    d.rule = RuleRef(std::move(at),
+                     fmt::format("prog {} {} tag {}: no host endpoint policy applies", prog.id,
+                                 prog.name, tag_hex(prog.tag)),
+                     "");
+  } else if (ids.empty()) {
     d.kind = calico::PositionKind::no_rule_id;
   } else {
-    Located loc = locate(*pf.rules, ids.back(), allowed);
+    std::optional<std::pair<std::size_t, bool>> path;
+    if (hep)
+      for (std::size_t i = 0; i < pf.prog->insns.size() && !path; ++i) {
+        const auto& labels = pf.prog->insns[i].labels;
+        if (std::find(labels.begin(), labels.end(), "to_or_from_host") != labels.end())
+          path.emplace(i, (ps.flags & (state_flag::dest_is_host | state_flag::src_is_host)) != 0);
+      }
+    Located loc = locate(*pf.rules, ids.back(), allowed, path);
     d.recorded_id = hex_id(ids.back());
     if (!loc.site) {
       d.kind = calico::PositionKind::rule_id_not_found;
@@ -518,7 +663,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps) {
             pn.kind = "profile";
             pn.name = s.profile.empty()
                           ? recover_profile(n, ids.back(), allowed ? "allow" : "deny",
-                                            from_wep ? "egress" : "ingress", s.rule_index)
+                                            pol_egress ? "egress" : "ingress", s.rule_index)
                           : s.profile;
             pn.recovered = !pn.name.empty();
             if (!pn.recovered) pn.chain = prog.name;
@@ -588,18 +733,87 @@ void FlowRun::run(const IpAddr& dst, uint16_t dport) {
   calico::explain(rep_, located_);
 }
 
+FlowRun::Failsafe FlowRun::failsafe(uint32_t ifindex, bool in, const PolicyState& ps) {
+  const int family = f_.src.is_v4() ? 4 : 6;
+  auto it = m_.state().entries.find(fmt::format("failsafes{}", family));
+  if (it == m_.state().entries.end()) {
+    indeterminate(fmt::format("cali_v{}_fsafes2", family),
+                  "the failsafe ports were not read (map not pinned, or a snapshot without "
+                  "them): whether a failsafe lets the flow past the host endpoint's policy is "
+                  "unknown");
+    return Failsafe::unknown;
+  }
+  // tc.c: inbound with the source address, outbound with the post-NAT destination; both with the
+  // post-NAT destination port.
+  auto hit = find_failsafe(it->second, family, ps.ip_proto, ps.post_nat_dport,
+                           in ? ps.ip_src : ps.post_nat_ip_dst, !in);
+  if (!hit) return Failsafe::none;
+  const IfState* ifs = m_.iface(ifindex);
+  calico::StagePosition st;
+  st.endpoint.role = calico::EndpointRole::host_endpoint;
+  st.endpoint.direction = in ? calico::Direction::ingress : calico::Direction::egress;
+  st.endpoint.iface = ifs ? ifs->name : fmt::format("ifindex {}", ifindex);
+  st.endpoint.chain = in ? "tc ingress" : "tc egress";
+  st.outcome = calico::StageOutcome::allow;
+  st.at.kind = calico::PositionKind::failsafe;
+  st.at.action = calico::Action::allow;
+  st.at.comment_text = hit->str();
+  BpfLocation at;
+  at.attach = st.endpoint.chain + " " + st.endpoint.iface;
+  at.debug_comment = "failsafe " + hit->str();
+  st.at.rule = RuleRef(
+      std::move(at),
+      fmt::format("cali_v{}_fsafes2 entry {}: calico_tc_main skips policy", family, hit->str()),
+      "");
+  rep_.evidence["ebpf"]["failsafe"] = hit->str();
+  located_.stages.push_back(std::move(st));
+  return Failsafe::hit;
+}
+
+bool FlowRun::hep_stage(uint32_t ifindex, bool in, bool host_side, const PolicyState& ps) {
+  const Hook hook = in ? Hook::ingress : Hook::egress;
+  const IfState* ifs = m_.iface(ifindex);
+  // No program for the hook: no policy and no failsafe check matters (tc.c allows either way).
+  if (ifs && !policy_slot(*ifs, hook)) return true;
+  if (host_side) {
+    switch (failsafe(ifindex, in, ps)) {
+      case Failsafe::hit: return true;
+      case Failsafe::unknown: return false;
+      case Failsafe::none: break;
+    }
+  }
+  return stage(ifindex, hook, ps, calico::EndpointRole::host_endpoint);
+}
+
 void FlowRun::find_positions(const IpAddr& dst, uint16_t dport) {
   auto src_rt = m_.route(f_.src);
   auto dst_rt = m_.route(dst);
   PolicyState ps = build_policy_state(f_, dst, dport, src_rt, dst_rt);
   const bool src_wep = src_rt && src_rt->local_workload();
   const bool dst_wep = dst_rt && dst_rt->local_workload();
-  if (!src_wep && !dst_wep) {
+  const bool src_host = src_rt && src_rt->local_host();
+  const bool dst_host = dst_rt && dst_rt->local_host();
+  // Host endpoints: a flow from outside the node enters through one (its tc ingress hook: the
+  // endpoint's ingress policy), a flow to outside leaves through one (tc egress: egress policy).
+  // A remote workload behind a tunnel (IPIP/VXLAN route) is reached through the tunnel device,
+  // which is no host endpoint: its packets cross the data interface encapsulated.
+  auto tunneled = [](const std::optional<RouteValue>& r) {
+    return r && r->remote_workload() && (r->flags & (route_flag::tunneled | route_flag::vxlan));
+  };
+  HepChoice in, out;
+  if (!src_wep && !src_host && (!tunneled(src_rt) || !f_.iif.empty())) in = host_endpoint(true);
+  if (!dst_wep && !dst_host && (!tunneled(dst_rt) || !f_.oif.empty())) out = host_endpoint(false);
+  for (const HepChoice* c : {&in, &out})
+    if (!c->why_not.empty()) {
+      indeterminate("host endpoint", c->why_not);
+      return;
+    }
+  if (!src_wep && !dst_wep && !in.ifindex && !out.ifindex) {
     indeterminate("route",
                   // kOutsideLayerScope: how --dataplane auto knows this layer does not judge
                   // the flow (core/layers.h).
-                  fmt::format("neither {} nor {} is a local workload in cali_v{}_routes: the flow "
-                              "{} (host endpoints are not evaluated by the eBPF backend yet)",
+                  fmt::format("neither {} nor {} is a local workload in cali_v{}_routes and no "
+                              "host endpoint with a policy program is on its path: the flow {}",
                               f_.src.str(), dst.str(), f_.src.is_v4() ? 4 : 6, kOutsideLayerScope));
     return;
   }
@@ -611,12 +825,38 @@ void FlowRun::find_positions(const IpAddr& dst, uint16_t dport) {
     located_.position.action = calico::Action::allow;
     return;
   }
-  if (!dst_wep && !dst_rt)
+  if (out.ifindex && src_wep && (src_rt->flags & route_flag::nat_out) &&
+      !(dst_rt && (dst_rt->flags & route_flag::in_pool))) {
+    // Felix masquerades it in netfilter before the tc egress hook: the host endpoint's program
+    // sees the node's address as the source, which this model does not build.
+    indeterminate("host endpoint",
+                  fmt::format("{} is in a nat-outgoing pool: the egress program of the host "
+                              "endpoint sees the flow after SNAT, which the eBPF backend does not "
+                              "model",
+                              f_.src.str()));
+    return;
+  }
+  if (!dst_wep && !dst_rt && !out.ifindex)
     rep_.assumptions.push_back(fmt::format(
         "{} is not in cali_v{}_routes: after the source's policy the kernel's routing decides",
         dst.str(), f_.src.is_v4() ? 4 : 6));
+  for (const HepChoice* c : {&in, &out})
+    if (c->ifindex && (c == &in ? f_.iif : f_.oif).empty())
+      rep_.assumptions.push_back(fmt::format(
+          "the flow {} through {}, the node's only host endpoint with a policy program for that "
+          "hook (name another interface with {})",
+          c == &in ? "enters" : "leaves", m_.iface(*c->ifindex)->name,
+          c == &in ? "--iif" : "--oif"));
   if (src_wep && !stage(src_rt->ifindex, Hook::ingress, ps)) return;
+  if (in.ifindex && !hep_stage(*in.ifindex, true, dst_host, ps)) return;
   if (dst_wep && !stage(dst_rt->ifindex, Hook::egress, ps)) return;
+  if (out.ifindex && !hep_stage(*out.ifindex, false, src_host, ps)) return;
+  if (located_.stages.empty()) {
+    // Only host endpoints without a policy program (named by --iif/--oif) on the path.
+    indeterminate("route", fmt::format("no policy program judges {} -> {}: the flow {}",
+                                       f_.src.str(), dst.str(), kOutsideLayerScope));
+    return;
+  }
   rep_.verdict = Verdict::allow;
   located_.by = calico::Located::By::stages;
   located_.rule = located_.stages.back().at.rule;

@@ -52,6 +52,8 @@ class NodeModel {
 
   std::optional<RouteValue> route(const IpAddr& a) const;
   const IfState* iface(uint32_t ifindex) const;
+  // The data interfaces of ifstate (HEP or Bond flag), which can be host endpoints (ifindexes).
+  std::vector<uint32_t> host_interfaces() const;
   // The ifindex of the interface ifstate names `name`.
   std::optional<uint32_t> ifindex_of(const std::string& name) const;
 

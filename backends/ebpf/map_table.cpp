@@ -35,6 +35,7 @@ std::string_view map_role_name(MapRole r) {
     case MapRole::nat_fe: return "NAT frontends";
     case MapRole::nat_be: return "NAT backends";
     case MapRole::nat_aff: return "NAT affinity";
+    case MapRole::failsafes: return "failsafes";
   }
   return "unknown";
 }
@@ -59,6 +60,10 @@ void add_family_maps(std::vector<MapSpec>& m, std::string_view ct4, std::string_
   m.push_back({MapRole::nat_be, 6, "cali_v6_nat_be", MapType::hash, 8, 20, 262144, false});
   m.push_back({MapRole::nat_aff, 4, "cali_v4_nat_aff", MapType::lru_hash, 16, 16, 65536, false});
   m.push_back({MapRole::nat_aff, 6, "cali_v6_nat_aff", MapType::lru_hash, 40, 32, 65536, false});
+  // felix/bpf/failsafes/failsafes_map.go (version 2 from v3.27 to v3.32): prefixlen, port, proto,
+  // flags, address.
+  m.push_back({MapRole::failsafes, 4, "cali_v4_fsafes2", MapType::lpm_trie, 12, 4, 65536, false});
+  m.push_back({MapRole::failsafes, 6, "cali_v6_fsafes2", MapType::lpm_trie, 24, 4, 65536, false});
 }
 
 MapSpec ifstate4() {

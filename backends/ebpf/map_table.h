@@ -43,6 +43,7 @@ enum class MapRole : uint8_t {
   nat_fe,
   nat_be,
   nat_aff,
+  failsafes,  // cali_v4_fsafes2: ports a host endpoint lets through before its policy
 };
 std::string_view map_role_name(MapRole r);
 

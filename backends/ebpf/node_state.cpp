@@ -60,7 +60,8 @@ constexpr RoleToRead kRoles[] = {
     {"nat_fe4", MapRole::nat_fe, 4},       {"nat_be", MapRole::nat_be, 4},
     {"routes6", MapRole::routes, 6},       {"ip_sets6", MapRole::ip_sets, 6},
     {"conntrack6", MapRole::conntrack, 6}, {"nat_fe6", MapRole::nat_fe, 6},
-    {"nat_be6", MapRole::nat_be, 6},
+    {"nat_be6", MapRole::nat_be, 6},       {"failsafes4", MapRole::failsafes, 4},
+    {"failsafes6", MapRole::failsafes, 6},
 };
 
 Result<std::string> read_text(const std::string& path) {

@@ -77,7 +77,10 @@ std::string failsafe_match(std::string_view text) {
   return std::string(text.substr(0, cut));
 }
 
+// eBPF: no chain, the cali_v4_fsafes2 entry the flow matched (comment_text) before the policy program.
 std::string failsafe_text(const Position& p) {
+  if (p.rule && p.rule->bpf())
+    return fmt::format("allowed by failsafe {} before host endpoint policy", p.comment_text);
   std::string chain = p.rule ? p.rule->nft().chain : "cali-failsafe-*";
   std::string match = p.rule ? failsafe_match(p.rule->text) : "";
   return fmt::format("allowed by failsafe rule in {}{}", chain,
@@ -104,6 +107,7 @@ DecisionKind decision_kind(PositionKind k) {
     case PositionKind::no_policy_program:
     case PositionKind::empty_policy_slot:
     case PositionKind::service_without_backends:
+    case PositionKind::no_host_policy:
     case PositionKind::calico_rule: return DecisionKind::calico_rule;
     case PositionKind::non_calico: return DecisionKind::non_calico;
     case PositionKind::chain_policy:
@@ -188,6 +192,7 @@ Decision decision_of(const Position& p, std::string_view direction) {
     case PositionKind::no_route:
     case PositionKind::failsafe:
     case PositionKind::calico_rule:
+    case PositionKind::no_host_policy:
     case PositionKind::non_calico: break;
   }
   return d;
@@ -253,6 +258,8 @@ std::string stage_text(const StagePosition& sp, const Stage& st) {
           "empty policy jump-map slot {} for a ready workload (the node lost its policy program): "
           "calico_tc_main denies, {}",
           p.policy_slot, where);
+    case PositionKind::no_host_policy:
+      return "no policy of the host endpoint applies to the flow (Calico allows), " + where;
     case PositionKind::unlocated:
     case PositionKind::unknown_interface:
     case PositionKind::rpf:
@@ -315,6 +322,8 @@ std::string outside_text(const Position& p, bool allowed) {
                          p.frontend_id.value_or(0));
     case PositionKind::no_route: return "the node cannot route the flow: " + p.why;
     case PositionKind::failsafe: return failsafe_text(p);
+    case PositionKind::no_host_policy:
+      return "no policy of the host endpoint applies to the flow: Calico allows";
     case PositionKind::unlocated:
     case PositionKind::policy_rule:
     case PositionKind::profile_rule:

@@ -53,13 +53,18 @@ enum class PositionKind {
   service_loop_prevention,
   service_without_backends,  // eBPF: NAT frontend with no backends (service, frontend_id)
   no_route,                  // the node cannot route the flow (why)
-  failsafe,                  // an accept in cali-failsafe-in/out (Felix's failsafe ports)
+  // An accept in cali-failsafe-in/out (Felix's failsafe ports); eBPF: a cali_v4_fsafes2 entry let
+  // the flow through a host endpoint before its policy program (comment_text names it).
+  failsafe,
   calico_rule,               // another Calico rule (comment_text says what)
   non_calico,                // a table or chain Calico does not own
   chain_policy,              // a base chain's policy decided, no rule
   host_to_workload,          // eBPF: calico_tc_main lets host -> local workload through
   no_rule_id,                // eBPF: the program recorded no rule id
   rule_id_not_found,         // eBPF: the recorded rule id is not in the program's rules
+  // A host endpoint's policy had nothing that applies (no apply-on-forward policy for forwarded
+  // traffic, or every applicable tier passed): Calico allows.
+  no_host_policy,
 };
 
 enum class Action { none, allow, deny, pass };
@@ -80,7 +85,8 @@ struct Position {
   std::optional<int> nflog_group;
   std::string nflog_prefix;
   std::optional<RuleRef> rule;  // the rule at this position
-  std::string comment_text;     // Calico's comment on the rule, without its rule id
+  std::string comment_text;     // Calico's comment on the rule, without its rule id;
+                                // failsafe: the failsafe entry ("inbound tcp:22 from 0.0.0.0/0")
 
   // What some kinds name (see PositionKind).
   std::optional<uint32_t> ifindex;      // no_interface_state

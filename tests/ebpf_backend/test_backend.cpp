@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "backends/ebpf/counters.h"
+#include "backends/ebpf/failsafes.h"
 #include "backends/ebpf/inspect.h"
 #include "backends/ebpf/ip_sets.h"
 #include "backends/ebpf/nat.h"
@@ -557,4 +558,410 @@ TEST_CASE("a flow touching no local workload is outside the eBPF layer's scope")
   rep = m.inspect(tcp_flow("172.18.0.9", "10.65.0.2", 80));
   REQUIRE(rep);
   CHECK(dpi::layer_applies(*rep));
+}
+
+namespace {
+
+// The seed node plus host endpoint eth0 (ifindex 2, HEP|IPv4Ready|IPv6Ready, tc ingress index 7,
+// tc egress index 8) with the programs of fixtures/eth0_*_v4 (make_fixtures.py), the node's own
+// address 172.18.0.2 and Felix's failsafes inbound tcp:22 and outbound udp:53 (any address).
+// egress_fixture: the egress program's fixture name; "" leaves eth0 without egress policy.
+e::NodeState hep_node(e::Release release, int minor, const std::string& egress_fixture) {
+  e::NodeState n = seed_node(release, minor);
+  std::vector<uint8_t> ifv = le32(0xe);
+  std::string name = "eth0";
+  for (std::size_t i = 0; i < 16; ++i) ifv.push_back(i < name.size() ? name[i] : 0);
+  for (int32_t v : {-1, 7, egress_fixture.empty() ? -1 : 8, -1, -1, -1, -1, -1}) {
+    auto b = le32(static_cast<uint32_t>(v));
+    ifv.insert(ifv.end(), b.begin(), b.end());
+  }
+  n.entries["ifstate"].push_back({le32(2), ifv});
+  auto host = e::encode_route_key(*dpi::IpPrefix::parse("172.18.0.2/32"));
+  auto hv = le32(0x18);
+  auto nh = le32(0);
+  hv.insert(hv.end(), nh.begin(), nh.end());
+  n.entries["routes4"].push_back({host, hv});
+  for (auto [proto, port, out] : {std::tuple{6, 22, false}, std::tuple{17, 53, true}}) {
+    e::FailsafeKey k{32, static_cast<uint16_t>(port), static_cast<uint8_t>(proto), out,
+                     ip("0.0.0.0")};
+    n.entries["failsafes4"].push_back({e::encode_failsafe_key(k), le32(0)});
+  }
+  auto load = [&](const std::string& file, const std::string& fixture, uint32_t idx,
+                  const std::string& jump, const char* prog_name, uint32_t id) {
+    n.debug_json[file] = slurp(std::string(DPI_EBPF_BACKEND_FIXTURES) + "/" + fixture);
+    auto prog = e::parse_debug_json(n.debug_json[file], file);
+    REQUIRE(prog);
+    e::ProgInfo pi;
+    pi.id = id;
+    pi.name = prog_name;
+    pi.tag = e::prog_tag(prog->program(0), e::TagHash::sha256);
+    n.jump_slots.push_back({jump, idx, pi});
+    n.jump_slots.push_back({jump, idx + 10000, std::nullopt});
+  };
+  const std::string v = ".v" + std::to_string(minor) + ".json";
+  load("eth0_ingress_v4.json", "eth0_ingress_v4" + v, 7,
+       minor >= 32 ? "cali_jump_ing2" : "cali_jump3", "p4I_eth0", 50);
+  if (!egress_fixture.empty())
+    load("eth0_egress_v4.json", egress_fixture, 8, minor >= 32 ? "cali_jump_egr2" : "cali_jump3",
+         "p4E_eth0", 51);
+  return n;
+}
+
+dpi::Flow l4_flow(const char* src, const char* dst, uint8_t proto, uint16_t dport) {
+  dpi::Flow f = tcp_flow(src, dst, dport);
+  f.l4proto = proto;
+  return f;
+}
+
+struct HepCase {
+  const char* src;
+  const char* dst;
+  uint8_t proto;
+  uint16_t dport;
+  Verdict verdict;
+  std::vector<const char*> roles;  // the stages, in path order
+  DecisionKind kind;               // of the deciding (last) stage
+  const char* policy;              // "" for none
+  int rule_index;                  // -1: none
+};
+
+}  // namespace
+
+TEST_CASE(
+    "host endpoint eth0: remote->host, host->remote and forwarded flows, as Felix's programs") {
+  const char* in = "ingress of host endpoint";
+  const char* out = "egress of host endpoint";
+  const char* wl_out = "egress of workload";
+  const char* wl_in = "ingress of workload";
+  const HepCase cases[] = {
+      // To the host: pre-DNAT tier (pass), then the normal host tier.
+      {"172.18.0.9",
+       "172.18.0.2",
+       6,
+       8080,
+       Verdict::allow,
+       {in},
+       DecisionKind::policy_rule,
+       "host-normal",
+       0},
+      {"172.18.0.9",
+       "172.18.0.2",
+       6,
+       9090,
+       Verdict::deny,
+       {in},
+       DecisionKind::policy_rule,
+       "host-normal",
+       1},
+      {"10.9.9.9",
+       "172.18.0.2",
+       6,
+       8080,
+       Verdict::deny,
+       {in},
+       DecisionKind::end_of_tier_deny,
+       "",
+       -1},
+      {"172.18.0.66",
+       "172.18.0.2",
+       6,
+       8080,
+       Verdict::deny,
+       {in},
+       DecisionKind::policy_rule,
+       "host-prednat",
+       0},
+      // An apply-on-forward policy is in the normal tier too.
+      {"172.18.0.9",
+       "172.18.0.2",
+       6,
+       80,
+       Verdict::allow,
+       {in},
+       DecisionKind::policy_rule,
+       "host-forward",
+       0},
+      // Failsafe: calico_tc_main skips the policy program.
+      {"10.9.9.9", "172.18.0.2", 6, 22, Verdict::allow, {in}, DecisionKind::failsafe, "", -1},
+      // From the host.
+      {"172.18.0.2",
+       "172.18.0.9",
+       6,
+       443,
+       Verdict::allow,
+       {out},
+       DecisionKind::policy_rule,
+       "host-normal",
+       0},
+      {"172.18.0.2",
+       "172.18.0.9",
+       6,
+       25,
+       Verdict::deny,
+       {out},
+       DecisionKind::policy_rule,
+       "host-normal",
+       1},
+      {"172.18.0.2",
+       "172.18.0.9",
+       17,
+       53,
+       Verdict::allow,
+       {out},
+       DecisionKind::failsafe,
+       "",
+       -1},
+      {"172.18.0.2",
+       "172.18.0.9",
+       17,
+       54,
+       Verdict::deny,
+       {out},
+       DecisionKind::end_of_tier_deny,
+       "",
+       -1},
+      // Forwarded to a pod: the apply-on-forward tier, then the workload (no ingress program).
+      {"172.18.0.9",
+       "10.65.0.2",
+       6,
+       80,
+       Verdict::deny,
+       {in, wl_in},
+       DecisionKind::calico_rule,
+       "",
+       -1},
+      {"172.18.0.9",
+       "10.65.0.2",
+       6,
+       8080,
+       Verdict::deny,
+       {in},
+       DecisionKind::end_of_tier_deny,
+       "",
+       -1},
+      {"172.18.0.66",
+       "10.65.0.2",
+       6,
+       80,
+       Verdict::deny,
+       {in},
+       DecisionKind::policy_rule,
+       "host-prednat",
+       0},
+      // Forwarded from a pod: the workload's egress, then the host endpoint's forward tier.
+      {"10.65.0.2",
+       "10.65.0.3",
+       6,
+       80,
+       Verdict::allow,
+       {wl_out, out},
+       DecisionKind::policy_rule,
+       "host-forward",
+       0},
+      {"10.65.0.2",
+       "10.65.0.3",
+       6,
+       6379,
+       Verdict::deny,
+       {wl_out, out},
+       DecisionKind::end_of_tier_deny,
+       "",
+       -1},
+      {"10.65.0.2",
+       "10.65.0.9",
+       6,
+       443,
+       Verdict::deny,
+       {wl_out},
+       DecisionKind::end_of_tier_deny,
+       "",
+       -1},
+      // Through the node: in and out through eth0.
+      {"172.18.0.9",
+       "172.18.0.10",
+       6,
+       80,
+       Verdict::allow,
+       {in, out},
+       DecisionKind::policy_rule,
+       "host-forward",
+       0},
+  };
+  for (auto [release, minor] : {std::pair{e::Release::v3_30, 30}, {e::Release::v3_32_1, 32}}) {
+    const std::string egress = "eth0_egress_v4.v" + std::to_string(minor) + ".json";
+    e::NodeModel m(hep_node(release, minor, egress));
+    for (const HepCase& c : cases) {
+      CAPTURE(minor, c.src, c.dst, c.dport);
+      auto rep = m.inspect(l4_flow(c.src, c.dst, c.proto, c.dport));
+      REQUIRE(rep);
+      INFO((rep->indeterminate_reason ? rep->indeterminate_reason->why : rep->decided_by.summary));
+      CHECK(dpi::layer_applies(*rep));
+      REQUIRE(rep->verdict == c.verdict);
+      REQUIRE(rep->stages.size() == c.roles.size());
+      for (std::size_t i = 0; i < c.roles.size(); ++i) CHECK(rep->stages[i].role == c.roles[i]);
+      const auto& last = rep->stages.back();
+      CHECK(rep->decided_by.kind == c.kind);
+      if (std::string(c.roles.back()).find("host endpoint") != std::string::npos) {
+        CHECK(last.endpoint == "eth0");
+        REQUIRE(rep->decided_by.rule);
+        REQUIRE(rep->decided_by.rule->bpf());
+        CHECK(rep->decided_by.rule->bpf()->attach ==
+              std::string(c.roles.back() == in ? "tc ingress" : "tc egress") + " eth0");
+      }
+      // host-forward is in both the apply-on-forward and the normal tier: the part the flow took
+      // decides alone.
+      CHECK(rep->decided_by.notes.size() ==
+            (c.kind == DecisionKind::policy_rule ? 1U : 0U));  // the rule numbering note only
+      if (*c.policy) {
+        REQUIRE(rep->decided_by.policy);
+        const std::string want = minor >= 32 ? c.policy : std::string("hosts.") + c.policy;
+        CHECK(rep->decided_by.policy->name == want);
+        CHECK(rep->decided_by.policy->kind == (minor >= 32 ? "gnp" : ""));
+        CHECK(rep->decided_by.tier == "hosts");
+        CHECK(rep->decided_by.rule_index == c.rule_index);
+        CHECK(rep->decided_by.rule->bpf()->prog_name ==
+              (c.roles.back() == in ? "p4I_eth0" : "p4E_eth0"));
+      }
+      if (c.kind == DecisionKind::end_of_tier_deny && c.roles.back() != wl_out) {
+        CHECK(rep->decided_by.tier == "hosts");
+        CHECK(
+            rep->decided_by.summary.find(std::string("end-of-tier implicit deny in tier hosts, ") +
+                                         c.roles.back() + " on eth0") != std::string::npos);
+      }
+      if (c.kind == DecisionKind::failsafe)
+        CHECK(rep->decided_by.summary.find("by failsafe") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("host endpoint eth0: no apply-on-forward policy, no policy program, several endpoints") {
+  // Egress without a forward tier: forwarded traffic passes host policy (no rule applies).
+  e::NodeModel m(hep_node(e::Release::v3_32_1, 32, "eth0_egress_v4.noforward.v32.json"));
+  auto rep = m.inspect(tcp_flow("10.65.0.2", "10.65.0.3", 6379));
+  REQUIRE(rep);
+  REQUIRE(rep->verdict == Verdict::allow);
+  REQUIRE(rep->stages.size() == 2);
+  CHECK(rep->stages[1].role == "egress of host endpoint");
+  CHECK(rep->stages[1].decision.kind == DecisionKind::calico_rule);
+  CHECK(rep->decided_by.summary.find("no policy of the host endpoint applies") !=
+        std::string::npos);
+  // To the host it still runs the normal tier.
+  rep = m.inspect(tcp_flow("172.18.0.2", "172.18.0.9", 25));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::deny);
+
+  // No egress program on eth0 (index -1): "HEP with no policy, allow": host -> remote is outside
+  // the layer, pod -> remote has the workload's stage only.
+  e::NodeModel none(hep_node(e::Release::v3_32_1, 32, ""));
+  rep = none.inspect(tcp_flow("172.18.0.2", "172.18.0.9", 25));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::indeterminate);
+  CHECK_FALSE(dpi::layer_applies(*rep));
+  rep = none.inspect(tcp_flow("10.65.0.2", "10.65.0.3", 80));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::allow);
+  CHECK(rep->stages.size() == 1);
+
+  // Two host endpoints with ingress programs: which one the flow enters through must be named.
+  e::NodeState two = hep_node(e::Release::v3_32_1, 32, "");
+  auto eth1 = two.entries["ifstate"].back();
+  eth1.first = le32(3);
+  eth1.second[4 + 3] = '1';  // "eth1"
+  two.entries["ifstate"].push_back(eth1);
+  e::NodeModel twom(std::move(two));
+  rep = twom.inspect(tcp_flow("172.18.0.9", "172.18.0.2", 8080));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::indeterminate);
+  REQUIRE(rep->indeterminate_reason);
+  CHECK(rep->indeterminate_reason->why.find("--iif") != std::string::npos);
+  auto f = tcp_flow("172.18.0.9", "172.18.0.2", 8080);
+  f.iif = "eth0";
+  rep = twom.inspect(f);
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::allow);
+
+  // A tunnel device is no host endpoint, even with a program in its slot; a remote workload behind
+  // a tunnel route arrives through it, not through eth0.
+  e::NodeState tun = hep_node(e::Release::v3_32_1, 32, "");
+  auto vx = tun.entries["ifstate"].back();
+  vx.first = le32(4);
+  const std::string vxname = "vxlan.calico";
+  for (std::size_t i = 0; i < 16; ++i)
+    vx.second[4 + i] = i < vxname.size() ? static_cast<uint8_t>(vxname[i]) : 0;
+  vx.second[0] = 0x42;  // VXLAN|IPv4Ready
+  tun.entries["ifstate"].push_back(vx);
+  auto blk = e::encode_route_key(*dpi::IpPrefix::parse("10.66.0.0/24"));
+  auto bv = le32(0x45);  // IN_POOL|WORKLOAD|TUNNELED
+  for (uint8_t b : {172, 18, 0, 3}) bv.push_back(b);
+  tun.entries["routes4"].push_back({blk, bv});
+  e::NodeModel tunm(std::move(tun));
+  rep = tunm.inspect(tcp_flow("172.18.0.9", "172.18.0.2", 8080));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::allow);
+  REQUIRE(rep->stages.size() == 1);
+  CHECK(rep->stages[0].endpoint == "eth0");
+  rep = tunm.inspect(tcp_flow("10.66.0.5", "10.65.0.2", 8080));
+  REQUIRE(rep);
+  REQUIRE(rep->stages.size() == 1);
+  CHECK(rep->stages[0].role == "ingress of workload");
+  rep = tunm.inspect(tcp_flow("172.18.0.9", "10.65.0.2", 8080));
+  REQUIRE(rep);
+  CHECK(rep->stages.size() == 1);  // denied by eth0's apply-on-forward tier
+  CHECK(rep->stages[0].endpoint == "eth0");
+
+  // Failsafes not read (no cali_v4_fsafes2 entries at all): to-host traffic cannot be judged;
+  // forwarded traffic has no failsafe check.
+  e::NodeState nofs = hep_node(e::Release::v3_32_1, 32, "eth0_egress_v4.v32.json");
+  nofs.entries.erase("failsafes4");
+  e::NodeModel nofsm(std::move(nofs));
+  rep = nofsm.inspect(tcp_flow("172.18.0.9", "172.18.0.2", 8080));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::indeterminate);
+  REQUIRE(rep->indeterminate_reason);
+  CHECK(rep->indeterminate_reason->why.find("failsafe ports were not read") != std::string::npos);
+  rep = nofsm.inspect(tcp_flow("172.18.0.9", "10.65.0.2", 8080));
+  REQUIRE(rep);
+  CHECK(rep->verdict == Verdict::deny);
+}
+
+TEST_CASE("failsafe map keys: literal bytes and LPM matching as is_failsafe_in/out") {
+  // prefixlen 32+24 (LE), port 6443 (LE), tcp, inbound, 10.0.0.0
+  const std::vector<uint8_t> raw = {56, 0, 0, 0, 0x2b, 0x19, 6, 0, 10, 0, 0, 0};
+  auto k = e::decode_failsafe_key(raw, 4);
+  REQUIRE(k);
+  CHECK(k->port == 6443);
+  CHECK(k->proto == 6);
+  CHECK_FALSE(k->outbound);
+  CHECK(k->cidr_len() == 24);
+  CHECK(k->str() == "inbound tcp:6443 from 10.0.0.0/24");
+  CHECK(e::encode_failsafe_key(*k) == raw);
+  std::vector<e::RawEntry> entries = {{raw, le32(0)}};
+  CHECK(e::find_failsafe(entries, 4, 6, 6443, ip("10.0.0.77"), false));
+  CHECK_FALSE(e::find_failsafe(entries, 4, 6, 6443, ip("10.0.1.77"), false));
+  CHECK_FALSE(e::find_failsafe(entries, 4, 6, 6443, ip("10.0.0.77"), true));
+  CHECK_FALSE(e::find_failsafe(entries, 4, 17, 6443, ip("10.0.0.77"), false));
+  CHECK_FALSE(e::find_failsafe(entries, 4, 6, 6444, ip("10.0.0.77"), false));
+  CHECK_FALSE(e::decode_failsafe_key(std::vector<uint8_t>(11), 4));
+}
+
+TEST_CASE("host endpoint node: the snapshot section keeps ifstate, programs and failsafes") {
+  e::NodeState n = hep_node(e::Release::v3_30, 30, "eth0_egress_v4.v30.json");
+  auto j = e::node_state_to_json(n);
+  auto back = e::node_state_from_json(nlohmann::json::parse(j.dump()), "snapshot t");
+  REQUIRE(back);
+  CHECK(back->entries.count("failsafes4") == 1);
+  const dpi::Flow flows[] = {
+      tcp_flow("10.9.9.9", "172.18.0.2", 22), tcp_flow("172.18.0.9", "172.18.0.2", 9090),
+      tcp_flow("172.18.0.9", "10.65.0.2", 8080), tcp_flow("10.65.0.2", "10.65.0.3", 80)};
+  for (const dpi::Flow& f : flows) {
+    auto a = e::NodeModel(n).inspect(f);
+    auto b = e::NodeModel(*back).inspect(f);
+    REQUIRE(a);
+    REQUIRE(b);
+    CHECK(a->verdict != Verdict::indeterminate);
+    CHECK(a->verdict == b->verdict);
+    CHECK(a->decided_by.summary == b->decided_by.summary);
+    REQUIRE(b->decided_by.rule);
+    CHECK(a->decided_by.rule->text == b->decided_by.rule->text);
+  }
 }

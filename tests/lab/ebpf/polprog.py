@@ -15,8 +15,13 @@ slots (CIDR matches compare each section whose mask is not zero), IP-set keys ca
 FilterRuleToIPVersion does (a rule whose CIDRs are all of the other family compiles to no code but keeps
 its comments and its place in the policy).
 
-Not modelled (the lab has no use for them): host-endpoint tiers (pre-DNAT, apply-on-forward, normal),
-XDP, Felix's in-program jump trampolines (past 32k instructions), WithAllowDenyJumps.
+Host-endpoint programs (`Rules.for_host_interface`, Felix's applyPolicyToHost/addHostPolicy): pre-DNAT
+tiers matched on the pre-DNAT destination, then to/from-host traffic (state flags DEST_IS_HOST /
+SRC_IS_HOST) jumps to the normal host tiers and host profiles (ending in the no-profile deny), forwarded
+traffic runs the apply-on-forward tiers; everything that passes host policy is allowed (no workload part).
+
+Not modelled (the lab has no use for them): XDP (untracked policy), Felix's in-program jump trampolines
+(past 32k instructions), WithAllowDenyJumps.
 """
 
 from __future__ import annotations
@@ -110,6 +115,12 @@ class Rules:
     # Felix sets this for every workload program; Calico's unit tests leave it false, which adds the
     # (empty) normal host policy: to/from-host traffic then hits the no-profile deny.
     suppress_normal_host_policy: bool = True
+    # Host endpoint policy (a host interface's program, or host-* on a workload's).
+    for_host_interface: bool = False
+    host_pre_dnat_tiers: list = field(default_factory=list)
+    host_forward_tiers: list = field(default_factory=list)
+    host_normal_tiers: list = field(default_factory=list)
+    host_profiles: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -220,6 +231,7 @@ class Builder:
         self.blocks = [self.b]
         self.policy_map_index, self.stride, self.max_jumps = policy_map_index, stride, max_jumps
         self.tier_id = self.policy_id = self.rule_id = self.rule_part = 0
+        self.pre_dnat = False  # writing pre-DNAT tiers: the destination leg is the pre-DNAT one
 
     # ---- state fields ------------------------------------------------------------------
 
@@ -230,25 +242,34 @@ class Builder:
         """(address field, port field) of a match leg."""
         if leg == "source":
             return "ip_src", "sport"
+        if self.pre_dnat:
+            return "pre_nat_ip_dst", "pre_nat_dport"
         return "post_nat_ip_dst", "post_nat_dport"
 
     # ---- program ----------------------------------------------------------------------
 
     def programs(self, rules: Rules) -> list[list[dict]]:
         """The program and its sub-programs (usually just one)."""
-        b = self.b
         self._header()
+        self.pre_dnat = True
+        self._tiers(rules.host_pre_dnat_tiers, "allowed_by_host_policy")
+        self.pre_dnat = False
         if rules.suppress_normal_host_policy:
             self._jump_if_host("allowed_by_host_policy")
         else:
             self._jump_if_host("to_or_from_host")
-        b.jump("allowed_by_host_policy")
+        self._tiers(rules.host_forward_tiers, "allowed_by_host_policy")
+        self.b.jump("allowed_by_host_policy")
         if not rules.suppress_normal_host_policy:
-            b.label("to_or_from_host")
-            self._profiles([], rules.no_profile_match_id, "allowed_by_host_policy")
-        b.label("allowed_by_host_policy")
-        self._tiers(rules.tiers, "allow")
-        self._profiles(rules.profiles, rules.no_profile_match_id, "allow")
+            self.b.label("to_or_from_host")
+            self._tiers(rules.host_normal_tiers, "allowed_by_host_policy")
+            self._profiles(rules.host_profiles, rules.no_profile_match_id, "allowed_by_host_policy")
+        self.b.label("allowed_by_host_policy")
+        if rules.for_host_interface:
+            self.b.jump("allow")
+        else:
+            self._tiers(rules.tiers, "allow")
+            self._profiles(rules.profiles, rules.no_profile_match_id, "allow")
         self._footer()
         return [blk.assemble() for blk in self.blocks]
 

@@ -32,6 +32,7 @@ import maps  # noqa: E402
 from polprog import MAX_JUMPS, TC_STRIDE, MapFds, Policy, Rule, Rules, Tier, generate  # noqa: E402
 
 ALLOWED_IDX, DROP_IDX = 2, 4
+FLAG_DEST_IS_HOST, FLAG_SRC_IS_HOST = 0x4, 0x8  # toHost() / fromHost()
 RC_ALLOWED, RC_DROPPED = 123, 124
 VERSIONS = ("3.30", "3.32")
 
@@ -62,11 +63,26 @@ def noports(proto, src, dst, flags=0):
     return {"proto": proto, "src": src, "sport": 0, "dst": dst, "dport": 0, "flags": flags}
 
 
+def pre_nat(pkt, dst):
+    """packet.preNAT: the destination before DNAT ("addr:port")."""
+    addr, _, port = dst.partition(":")
+    return {**pkt, "pre_dst": addr, "pre_dport": int(port)}
+
+
+def to_host(pkt):
+    return {**pkt, "flags": pkt["flags"] | FLAG_DEST_IS_HOST}
+
+
+def from_host(pkt):
+    return {**pkt, "flags": pkt["flags"] | FLAG_SRC_IS_HOST}
+
+
 def state_in(version, pkt):
     # pol_prog_test.go StateIn: dport (ICMP type/code) only for ICMP; post-NAT dport always.
     return maps.state_encode(version, ip_src=pkt["src"], ip_dst=pkt["dst"], ip_proto=pkt["proto"],
+                             pre_nat_ip_dst=pkt.get("pre_dst"),
                              sport=pkt["sport"], dport=pkt["dport"] if pkt["proto"] == 1 else 0,
-                             pre_nat_dport=0 if pkt["proto"] == 1 else pkt["dport"],
+                             pre_nat_dport=0 if pkt["proto"] == 1 else pkt.get("pre_dport", pkt["dport"]),
                              post_nat_dport=pkt["dport"], flags=pkt["flags"])
 
 
@@ -99,8 +115,10 @@ def _proto(p):
     return {"tcp": 6, "udp": 17, "icmp": 1, "sctp": 132}.get(str(p).lower(), p) if p is not None else None
 
 
-def rule_matches(r: Rule, pkt, ipsets) -> bool:
+def rule_matches(r: Rule, pkt, ipsets, pre_dnat: bool = False) -> bool:
     s, d, sp, dp, pr = pkt["src"], pkt["dst"], pkt["sport"], pkt["dport"], pkt["proto"]
+    if pre_dnat:  # pre-DNAT tiers match the destination before DNAT
+        d, dp = pkt.get("pre_dst", d), pkt.get("pre_dport", dp)
     sets = lambda names, a, p: [_in_set(ipsets[n], a, p, pr) for n in names]  # noqa: E731
     checks = [
         r.protocol is None or _proto(r.protocol) == pr,
@@ -127,44 +145,62 @@ def rule_matches(r: Rule, pkt, ipsets) -> bool:
 
 
 def expected_ids(rules: Rules, pkt, ipsets) -> tuple[str, list[int], bool]:
-    """(verdict, recorded ids (max 32), log flag set)."""
-    ids, log = [], False
+    """(verdict, recorded ids (max 32), log flag set). Host policy first (pre-DNAT tiers, then normal
+    host tiers and profiles for to/from-host traffic or apply-on-forward tiers for forwarded traffic),
+    then, on a workload interface, its tiers and profiles."""
+    ids, log = [], [False]
 
     def hit(i):
         if len(ids) < 32:
             ids.append(i)
 
-    if not rules.suppress_normal_host_policy and pkt["flags"] & 0xc:
-        hit(rules.no_profile_match_id)
-        return "deny", ids, log
-    for tier in rules.tiers:
-        passed = False
-        for pol in tier.policies:
-            for r in pol.rules:
-                if not rule_matches(r, pkt, ipsets):
-                    continue
-                if r.action == "log":
-                    log = True
-                    continue
-                hit(r.match_id)
-                if r.action in ("allow", "deny"):
-                    return r.action, ids, log
-                passed = True
-                break
+    def tiers(ts, pre=False):
+        """allow / deny, or None when every tier passed."""
+        for tier in ts:
+            passed = False
+            for pol in tier.policies:
+                for r in pol.rules:
+                    if not rule_matches(r, pkt, ipsets, pre):
+                        continue
+                    if r.action == "log":
+                        log[0] = True
+                        continue
+                    hit(r.match_id)
+                    if r.action in ("allow", "deny"):
+                        return r.action
+                    passed = True
+                    break
+                if passed:
+                    break
             if passed:
-                break
-        if passed:
-            continue
-        hit(tier.end_rule_id)
-        if tier.end_action != "pass":
-            return "deny", ids, log
-    for prof in rules.profiles:
-        for r in prof.rules:
-            if rule_matches(r, pkt, ipsets):
-                hit(r.match_id)
-                return ("allow" if r.action == "allow" else "deny"), ids, log
-    hit(rules.no_profile_match_id)
-    return "deny", ids, log
+                continue
+            hit(tier.end_rule_id)
+            if tier.end_action != "pass":
+                return "deny"
+        return None
+
+    def profiles(ps):
+        for prof in ps:
+            for r in prof.rules:
+                if rule_matches(r, pkt, ipsets):
+                    hit(r.match_id)
+                    return "allow" if r.action == "allow" else "deny"
+        hit(rules.no_profile_match_id)
+        return "deny"
+
+    v = tiers(rules.host_pre_dnat_tiers, pre=True)
+    if v is None:
+        if pkt["flags"] & (FLAG_DEST_IS_HOST | FLAG_SRC_IS_HOST):
+            if not rules.suppress_normal_host_policy:
+                v = tiers(rules.host_normal_tiers) or profiles(rules.host_profiles)
+        else:
+            v = tiers(rules.host_forward_tiers)
+    if v == "deny":
+        return "deny", ids, log[0]
+    if rules.for_host_interface:
+        return "allow", ids, log[0]
+    v = tiers(rules.tiers) or profiles(rules.profiles)
+    return v, ids, log[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -308,6 +344,73 @@ CASES = [
          allowed=[noports(253, "11.0.0.2", "10.0.0.1"), tcp("11.0.0.1:12345", "10.0.0.2:8080"),
                   udp("10.0.0.1:31245", "10.0.0.2:80")],
          dropped=[noports(253, "11.0.0.2", "11.0.0.1"), udp("10.0.0.2:12345", "123.0.0.1:1024")]),
+]
+
+
+# hostPolProgramTests (pol_prog_test.go): host endpoint programs (ForHostInterface) and host-* policy
+# on a workload interface.
+def allow_dest_else_deny(name, dst):
+    return [Policy(name, [Rule("allow", dst_net=[dst]), Rule("deny")])]
+
+
+def allow_dest(name, dst):
+    return [Policy(name, [Rule("allow", dst_net=[dst])])]
+
+
+def pass_tier(pols):
+    return [Tier("default", pols, end_action="pass")]
+
+
+U_SVC = udp("123.0.0.1:1024", "10.96.0.10:53")
+U_SVC11 = udp("123.0.0.1:1024", "10.96.0.11:53")
+U_POD = udp("123.0.0.1:1024", "10.0.0.2:12345")
+U_5 = udp("123.0.0.1:1024", "10.96.5.10:53")
+
+CASES += [
+    dict(name="host: no policy", rules=Rules(for_host_interface=True, suppress_normal_host_policy=False),
+         allowed=[pre_nat(U_POD, "10.96.0.10:53"), U_SVC, pre_nat(U_POD, "10.96.0.11:53"),
+                  pre_nat(U_SVC, "10.0.0.2:12345"), U_SVC11],
+         dropped=[from_host(pre_nat(U_POD, "10.96.0.10:53")), from_host(U_SVC),
+                  to_host(pre_nat(U_POD, "10.96.0.11:53")), to_host(pre_nat(U_SVC, "10.0.0.2:12345")),
+                  to_host(U_SVC11)]),
+    dict(name="host: pre-DNAT",
+         rules=Rules(for_host_interface=True, suppress_normal_host_policy=False,
+                     host_pre_dnat_tiers=pass_tier(allow_dest_else_deny("p1", "10.96.0.10/32"))),
+         allowed=[noports(253, "11.0.0.2", "10.96.0.10"), pre_nat(U_POD, "10.96.0.10:53"), U_SVC],
+         dropped=[noports(253, "11.0.0.2", "10.0.0.10"), pre_nat(U_POD, "10.96.0.11:53"),
+                  pre_nat(U_SVC, "10.0.0.2:12345"), U_SVC11]),
+    dict(name="host: apply-on-forward",
+         rules=Rules(for_host_interface=True, suppress_normal_host_policy=False,
+                     host_forward_tiers=pass_tier(allow_dest_else_deny("p1", "10.96.0.10/32"))),
+         allowed=[U_SVC, pre_nat(U_SVC, "10.0.0.2:12345")],
+         dropped=[U_SVC11, pre_nat(U_POD, "10.96.0.10:53"), to_host(U_SVC)]),
+    dict(name="host: normal host policy",
+         rules=Rules(for_host_interface=True, suppress_normal_host_policy=False,
+                     host_normal_tiers=pass_tier(allow_dest_else_deny("p1", "10.96.0.10/32"))),
+         allowed=[U_SVC, pre_nat(U_SVC, "10.0.0.2:12345"), U_SVC11, from_host(U_SVC),
+                  to_host(pre_nat(U_SVC, "10.0.0.2:12345"))],
+         dropped=[from_host(pre_nat(U_POD, "10.96.0.10:53")), to_host(pre_nat(U_POD, "10.96.0.11:53")),
+                  to_host(U_SVC11)]),
+    dict(name="host: AoF + normal",
+         rules=Rules(for_host_interface=True, suppress_normal_host_policy=False,
+                     host_forward_tiers=pass_tier(allow_dest_else_deny("p1", "10.96.0.10/32")),
+                     host_normal_tiers=pass_tier(allow_dest_else_deny("p2", "10.96.5.0/24"))),
+         allowed=[U_SVC, to_host(U_5), from_host(U_5)],
+         dropped=[U_5, to_host(U_SVC), from_host(U_SVC)]),
+    dict(name="host: AoF + suppressed normal",
+         rules=Rules(for_host_interface=False, suppress_normal_host_policy=True,
+                     host_forward_tiers=pass_tier(allow_dest_else_deny("p1", "10.96.0.10/32")),
+                     host_normal_tiers=pass_tier(allow_dest_else_deny("p2", "10.96.5.0/24")),
+                     tiers=pass_tier(allow_dest_else_deny("p1", "10.96.0.10/32"))),
+         allowed=[U_SVC, to_host(U_SVC), from_host(U_SVC)],
+         dropped=[U_5, to_host(U_5), from_host(U_5)]),
+    dict(name="host: pre-DNAT policy + normal profiles",
+         rules=Rules(for_host_interface=True, suppress_normal_host_policy=False,
+                     host_pre_dnat_tiers=pass_tier(allow_dest("p1", "10.96.0.10/32")),
+                     host_profiles=allow_dest("p2", "10.96.5.0/24")),
+         allowed=[U_SVC, to_host(U_SVC), from_host(U_SVC), U_5, to_host(U_5), from_host(U_5),
+                  from_host(pre_nat(U_POD, "10.96.0.10:53"))],
+         dropped=[to_host(pre_nat(U_SVC, "10.0.0.2:12345")), to_host(pre_nat(U_POD, "10.96.0.11:53"))]),
 ]
 
 NAMED_DROPS_TO = [noports(253, "11.0.0.2", "10.0.0.2"), tcp("11.0.0.1:12345", "10.0.0.2:8080"),
@@ -478,7 +581,7 @@ def set_id(name: str) -> int:
 def number_rules(rules: Rules) -> None:
     """Give every rule and end-of-tier a distinct id (the Felix tests leave them 0)."""
     n = 1000
-    for tier in rules.tiers:
+    for tier in rules.host_pre_dnat_tiers + rules.host_forward_tiers + rules.host_normal_tiers + rules.tiers:
         for pol in tier.policies:
             for r in pol.rules:
                 n += 1
@@ -486,7 +589,7 @@ def number_rules(rules: Rules) -> None:
                     r.match_id = n
         n += 1
         tier.end_rule_id = tier.end_rule_id or n
-    for prof in rules.profiles:
+    for prof in rules.host_profiles + rules.profiles:
         for r in prof.rules:
             n += 1
             r.match_id = r.match_id or n

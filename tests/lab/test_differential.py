@@ -157,6 +157,20 @@ def attribution_changes(flows: list[dict], default: differential.Stats, masked: 
     return out
 
 
+def summary_expectations(flows: list[dict], stats: differential.Stats) -> list[str]:
+    """Flows with `expect` (hostendpoints.flows.jsonl): every listed text must be in dpinspect's
+    summary, so the report names the host endpoint's chain and the policy (or failsafe rule) in
+    both layouts, not only the kernel rule."""
+    out = []
+    for flow, doc in zip(flows, stats.docs):
+        summary = ((doc or {}).get("decided_by") or {}).get("summary") or ""
+        missing = [e for e in flow.get("expect", []) if e not in summary]
+        if missing:
+            out.append(f"  {stats.label}: {flow['src']} -> {flow['dst']} {flow['proto']} {flow.get('dport')}: "
+                       f"summary lacks {missing}\n    summary: {summary}")
+    return out
+
+
 def random_outcomes(doc: dict | None) -> list[tuple] | None:
     """(endpoint, verdict) of each outcome of a random-endpoint answer, or None for other answers."""
     if not doc or not differential.random_split(doc):
@@ -237,6 +251,7 @@ def main() -> int:
     labnet.reap_stale()
 
     t0, results, mask_failures, compare_failures = time.monotonic(), [], [], []
+    expect_failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dpl-diff-") as tmpdir:
         tmp = Path(tmpdir)
         for label, scenario, flow_seed in shard_of(args, scenarios(args, tmp)):
@@ -256,6 +271,7 @@ def main() -> int:
                                              snapshot=snaps[layout])
                 differential.report(stats)
                 results.append(stats)
+                expect_failures += summary_expectations(flows, stats)
                 docs[layout] = stats.docs
                 if masked:
                     # The same node with Felix's mark mask set to other bits: the kernel must still
@@ -281,8 +297,14 @@ def main() -> int:
               f"{len(compare_failures)} problems")
         for text in compare_failures[:10]:
             print(text)
+    hep_flows = args.scenarios / "hostendpoints.flows.jsonl"
+    if args.hostendpoints and hep_flows.exists() and any("expect" in f for f in oracle.read_flows(hep_flows)):
+        print(f"{'ok  ' if not expect_failures else 'FAIL'} summaries name what decided: "
+              f"{len(expect_failures)} flows without the expected text")
+        for text in expect_failures[:10]:
+            print(text)
     failed = [s.label for s in results if not s.ok] + (["mark_mask"] if mask_failures else []) + \
-        (["compare"] if compare_failures else [])
+        (["compare"] if compare_failures else []) + (["summaries"] if expect_failures else [])
     if failed:
         print(f"FAILED: disagreements in {', '.join(failed)}")
     return 1 if failed else 0

@@ -93,6 +93,8 @@ struct RuleCounter {
   // Other counters read at the same time that count the rule's endpoint (eBPF: the deciding
   // hook's DROPPED_BY_POLICY / ACCEPTED_BY_POLICY from cali_counters*), by name.
   std::vector<std::pair<std::string, uint64_t>> related;
+  // Why `related` is empty when they could not be read (the rule's own count still is).
+  std::string related_unavailable;
 };
 
 // A dataplane read from one source, ready to answer flows.

@@ -150,9 +150,15 @@ Result<std::optional<RuleCounter>> LoadedEbpf::read_rule_counter(const RuleRef& 
   if (!map) return map.error();
   auto packets = (*map)->read(*id);
   if (!packets) return packets.error();
+  // The hook's counters only add to the rule's count: a failed read of them is said, and the
+  // rule's count still reported.
   auto related = hook_counters(*at);
-  if (!related) return related.error();
-  return std::optional<RuleCounter>{RuleCounter{*packets, std::nullopt, std::move(*related)}};
+  RuleCounter out{*packets, std::nullopt, {}, {}};
+  if (related)
+    out.related = std::move(*related);
+  else
+    out.related_unavailable = related.error().message;
+  return std::optional<RuleCounter>{std::move(out)};
 }
 
 Result<std::vector<std::pair<std::string, uint64_t>>> LoadedEbpf::hook_counters(
@@ -204,7 +210,7 @@ Result<std::vector<std::pair<RuleRef, RuleCounter>>> LoadedEbpf::read_rule_count
   for (const auto& [id, packets] : *all) {
     auto it = refs.find(id);
     if (it != refs.end()) {
-      out.emplace_back(it->second, RuleCounter{packets, std::nullopt, {}});
+      out.emplace_back(it->second, RuleCounter{packets, std::nullopt, {}, {}});
       continue;
     }
     // A removed policy's id (Felix deletes them, but not before its next sync) or one whose
@@ -215,7 +221,7 @@ Result<std::vector<std::pair<RuleRef, RuleCounter>>> LoadedEbpf::read_rule_count
         RuleRef(b,
                 fmt::format("rule id {}: in no live policy program's debug JSON", b.calico_rule_id),
                 ""),
-        RuleCounter{packets, std::nullopt, {}});
+        RuleCounter{packets, std::nullopt, {}, {}});
   }
   return out;
 }

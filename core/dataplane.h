@@ -167,6 +167,9 @@ class DataplaneBackend {
     return make_error(ErrorCode::bad_input,
                       "trace: the " + std::string(name()) + " dataplane cannot trace packets");
   }
+  // `dpinspect watch`: the sources this backend offers (WatchRequest: "nflog", "kfree_skb",
+  // "counters"), its default first; empty when it offers none.
+  virtual std::vector<std::string> watch_sources() const { return {}; }
   // `dpinspect watch`: opens the live event sources `w` asks for in req.netns (core/watch.h).
   // Read-only: a log subscription or a tracepoint program, all released with the sources.
   virtual Result<std::vector<std::unique_ptr<WatchSource>>> watch(const SourceRequest& req,

@@ -12,6 +12,7 @@
 #include "backends/ebpf/live_rule_counters.h"
 #include "backends/ebpf/node_state.h"
 #include "backends/ebpf/policy_engines.h"
+#include "backends/ebpf/watch_counters.h"
 #include "backends/linux/netns.h"
 #include "core/input_file.h"
 #include "core/snapshot.h"
@@ -326,6 +327,23 @@ Result<std::optional<nlohmann::json>> EbpfDataplane::snapshot(const SourceReques
   }
   if (!n->release && n->maps.empty() && !claims(req)) return std::optional<nlohmann::json>();
   return std::optional<nlohmann::json>(node_state_to_json(*n));
+}
+
+Result<std::vector<std::unique_ptr<WatchSource>>> EbpfDataplane::watch(
+    const SourceRequest& req, const WatchRequest& w) const {
+  if (w.nflog || w.kfree_skb || !w.counters)
+    return make_error(ErrorCode::bad_input,
+                      "watch: the eBPF dataplane's source is its rule counters (--source "
+                      "counters); its programs log nothing to NFLOG");
+  if (!req.file.empty())
+    return make_error(ErrorCode::bad_input,
+                      "watch: counters are read from a live node, not a file");
+  // The pinned maps are in a mount, not a network namespace: --netns changes nothing here.
+  auto s = open_counters_source(bpffs_of(req), debug_dir_of(req), w.interval);
+  if (!s) return s.error();
+  std::vector<std::unique_ptr<WatchSource>> out;
+  out.push_back(std::move(*s));
+  return out;
 }
 
 std::string EbpfDataplane::describe_snapshot(const nlohmann::json& section) const {

@@ -117,10 +117,13 @@ json or_null(const std::string& s) {
 }
 
 // The text after a counter line's explanation: what the counter did.
-std::string counter_text(const CounterChange& c, const std::string& hook) {
-  std::string where = hook.empty() ? "" : hook + "; ";
+std::string counter_text(const CounterChange& c, const WatchEvent& e) {
+  std::string where = e.hook.empty() ? "" : e.hook + "; ";
+  std::string hooks;
+  for (const auto& [name, n] : e.hook_counters) hooks += fmt::format("; {} +{}", name, n);
   switch (c.kind) {
-    case CounterChange::Kind::moved: return fmt::format("[{}now {} packets]", where, c.now);
+    case CounterChange::Kind::moved:
+      return fmt::format("[{}now {} packets{}]", where, c.now, hooks);
     case CounterChange::Kind::reset:
       return fmt::format(
           "[{}the counter went down from {} to {} packets: reset (Felix restarted or emptied the "
@@ -139,13 +142,17 @@ json counter_json(const WatchEvent& e) {
   const CounterChange& c = *e.counter;
   auto opt = [](const std::optional<uint64_t>& v) { return v ? json(*v) : json(nullptr); };
   const bool moved = c.kind == CounterChange::Kind::moved;
+  json related = json::array();
+  for (const auto& [name, n] : e.hook_counters)
+    related.push_back({{"counter", name}, {"delta", n}});
   return {{"rule_id", c.rule_id},
           {"change", counter_change_name(c.kind)},
           {"packets", moved ? json(c.packets()) : json(nullptr)},
           {"bytes", opt(c.bytes())},
           {"before", c.before},
           {"now", c.kind == CounterChange::Kind::vanished ? json(nullptr) : json(c.now)},
-          {"hook", or_null(e.hook)}};
+          {"hook", or_null(e.hook)},
+          {"hook_counters", related}};
 }
 
 json explanation_json(const Decision& d, const std::string& verdict) {
@@ -304,7 +311,7 @@ std::string watch_line_text(const WatchLine& l) {
     s += fmt::format(
         " rule id {}: {} {}", c.rule_id,
         e.rule ? (e.rule->summary.empty() ? decision_text(*e.rule) : e.rule->summary) : l.error,
-        counter_text(c, e.hook));
+        counter_text(c, e));
     return s;
   }
   s += " " + (e.flow ? describe(*e.flow) : std::string("?"));

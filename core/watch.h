@@ -90,6 +90,9 @@ struct WatchEvent {
   std::optional<CounterChange> counter;
   std::optional<Decision> rule;
   std::string hook;
+  // The same poll's deltas of that hook's Calico counters ("tc ingress cali1 DROPPED_BY_POLICY"):
+  // unlike a rule id's, they count that endpoint only.
+  std::vector<std::pair<std::string, uint64_t>> hook_counters;
   std::string unattributed;  // why rule is missing
 };
 

@@ -23,7 +23,8 @@ For each version:
   8. with --dpinspect: `watch --source counters -o json` (polling every 0.2 s) while the client
      sends SENT denied SYNs and one allowed HTTP request, stopped with SIGINT: the deciding rule id's
      deltas sum to SENT, attributed to the end of the tier the oracle names (deny, client egress,
-     tc ingress hook), no allow line, and the summary ranks it by SENT packets; with --all the
+     tc ingress hook) with that hook's DROPPED_BY_POLICY moving by SENT too, no allow line, and the
+     summary ranks it by SENT packets; with --all the
      allowed request shows as allow-stars rule 0; as nobody it exits 4
   9. after `lab down`: no dpl- netns, no bpf mount left, /sys/fs/bpf as before
 
@@ -195,6 +196,10 @@ def dpinspect_watch(c: Checks, lab: labnet.Lab, dpinspect: str, mg_ip: str, fe_i
     c.check(rc == 0 and moved == SENT and all(e["counter"]["change"] == "moved" for e in mine),
             f"watch counters: the deciding rule id's deltas sum to the {SENT} SYNs sent",
             f"exit {rc} {err.strip()[-300:]}, want {want_id}, got {lines}")
+    dropped = sum(h.get("delta") or 0 for e in mine for h in e["counter"].get("hook_counters") or []
+                  if h.get("counter") == f"tc ingress {client_if} DROPPED_BY_POLICY")
+    c.check(dropped == SENT, f"watch counters: the client's tc ingress DROPPED_BY_POLICY moved by the same {SENT}",
+            str([e["counter"].get("hook_counters") for e in mine]))
     expl = (mine[0].get("explanation") or {}) if mine else {}
     c.check(bool(mine) and mine[0].get("verdict") == "deny" and expl.get("kind") == "end_of_tier_deny"
             and expl.get("tier") == tier and expl.get("direction") == "egress"

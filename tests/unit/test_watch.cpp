@@ -400,10 +400,14 @@ TEST_CASE("watch counters: which are shown, their lines and the summary", "[unit
   // Explaining a counter evaluates nothing: the backend attributed it.
   WatchLine deny;
   deny.event = counter_event("deny", Kind::moved, 7, 12, true);
+  deny.event.hook_counters = {{"tc ingress cali1 DROPPED_BY_POLICY", 5},
+                              {"tc ingress cali1 ACCEPTED_BY_POLICY", 0}};
   const std::string text = watch_line_text(deny);
   CHECK_THAT(text, Catch::Contains("counters deny +5 packets rule id 0x1f: end-of-tier implicit "
                                    "deny in tier platform, egress of workload on cali1"));
-  CHECK_THAT(text, Catch::Contains("[tc ingress cali1; now 12 packets]"));
+  CHECK_THAT(text,
+             Catch::Contains("[tc ingress cali1; now 12 packets; tc ingress cali1 "
+                             "DROPPED_BY_POLICY +5; tc ingress cali1 ACCEPTED_BY_POLICY +0]"));
   auto j = watch_line_json(deny);
   CHECK(j["source"] == "counters");
   CHECK(j["verdict"] == "deny");
@@ -413,6 +417,9 @@ TEST_CASE("watch counters: which are shown, their lines and the summary", "[unit
   CHECK(j["counter"]["packets"] == 5);
   CHECK(j["counter"]["bytes"].is_null());
   CHECK(j["counter"]["hook"] == "tc ingress cali1");
+  REQUIRE(j["counter"]["hook_counters"].size() == 2);
+  CHECK(j["counter"]["hook_counters"][0]["counter"] == "tc ingress cali1 DROPPED_BY_POLICY");
+  CHECK(j["counter"]["hook_counters"][0]["delta"] == 5);
   CHECK(j["explanation"]["kind"] == "end_of_tier_deny");
   CHECK(j["explanation"]["tier"] == "platform");
   CHECK(j["explanation"]["direction"] == "egress");
@@ -425,6 +432,7 @@ TEST_CASE("watch counters: which are shown, their lines and the summary", "[unit
   CHECK(j["explanation"]["policy"] == "np/ns/web");
   CHECK(j["explanation"]["rule_index"] == 2);
   CHECK(j["verdict"] == "allow");
+  CHECK(j["counter"]["hook_counters"].empty());
 
   WatchLine reset;
   reset.event = counter_event("deny", Kind::reset, 12, 2, true);

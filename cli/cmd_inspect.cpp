@@ -43,7 +43,7 @@ Status add_counter_delta(Report& rep, const LoadedDataplane& layer, double inter
                          std::ostream& err) {
   if (!rep.decided_by.rule) {
     rep.counters =
-        CounterDelta{{}, interval, {}, {}, {}, {}, "no rule decided: no counter to read", {}};
+        CounterDelta{{}, interval, {}, {}, {}, {}, "no rule decided: no counter to read", {}, {}};
     return Ok{};
   }
   CounterDelta d;
@@ -77,6 +77,10 @@ Status add_counter_delta(Report& rep, const LoadedDataplane& layer, double inter
   for (const auto& [name, n] : (*before)->related) related(name).before = n;
   if (*after)
     for (const auto& [name, n] : (*after)->related) related(name).after = n;
+  std::string unavailable = !(*before)->related_unavailable.empty()
+                                ? (*before)->related_unavailable
+                                : (*after ? (*after)->related_unavailable : std::string());
+  if (!unavailable.empty()) d.related_note = "related counters unavailable: " + unavailable;
   if (*after) {
     d.packets_after = (*after)->packets;
     d.bytes_after = (*after)->bytes;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -10,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/exit_codes.h"
+#include "cli/source_options.h"
 #include "core/calico/workload.h"
 #include "core/dataplane_registry.h"
 #include "core/watch.h"
@@ -28,6 +30,9 @@ struct WatchOptions {
   uint64_t count = 0;  // 0: no limit
   double timeout = 0;  // 0: until interrupted
   unsigned rate = 100;
+  double interval = 1;  // counters: seconds between polls
+  // The backends' options that locate a live dataplane (--bpffs, --policy-debug-dir).
+  SourceOptions backend;
 };
 
 // SIGINT and SIGTERM become readable on a descriptor for the duration of the command, so the
@@ -41,6 +46,12 @@ class StopSignals {
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, &old_);
     fd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd_ < 0) {
+      // Without the descriptor a blocked SIGINT would never arrive: Ctrl-C must still stop us,
+      // if without the summary.
+      error_ = errno;
+      pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
   }
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
@@ -56,18 +67,26 @@ class StopSignals {
     pthread_sigmask(SIG_SETMASK, &old_, nullptr);
   }
   int fd() const { return fd_; }
+  // errno of a failed signalfd(), else 0.
+  int error() const { return error_; }
 
  private:
   sigset_t old_{};
   int fd_ = -1;
+  int error_ = 0;
 };
 
-// The interface --endpoint names: an interface, or a pod on this node (its Felix veth name).
+// The interface name --endpoint means: an interface, or a pod's Felix veth name.
+std::string endpoint_name(const WatchOptions& o) {
+  if (auto pod = calico::parse_pod_ref(o.endpoint))
+    return calico::workload_iface(*pod, o.iface_prefix);
+  return o.endpoint;
+}
+
+// The interface --endpoint names on this node.
 Result<const Interface*> endpoint_iface(const WatchOptions& o,
                                         const std::optional<NodeInfo>& node) {
-  std::string name = o.endpoint;
-  if (auto pod = calico::parse_pod_ref(o.endpoint))
-    name = calico::workload_iface(*pod, o.iface_prefix);
+  const std::string name = endpoint_name(o);
   if (node)
     for (const auto& i : node->interfaces)
       if (i.name == name) return &i;
@@ -84,13 +103,17 @@ Error watch_permission(Error e) {
   if (e.code != ErrorCode::permission) return e;
   e.message = e.message.substr(0, e.message.find("; ")) +
               "; watch needs root, or CAP_NET_ADMIN (the ruleset, NFLOG), CAP_BPF and "
-              "CAP_PERFMON (kfree_skb) and CAP_SYS_ADMIN (--netns)";
+              "CAP_PERFMON (kfree_skb), CAP_SYS_ADMIN (--netns) and CAP_BPF with read access to "
+              "the pinned maps (the eBPF dataplane's counters)";
   return e;
 }
 
 int run_watch(const Context& c, const WatchOptions& o) {
   StopSignals stop;
-  SourceRequest req;
+  if (stop.error())
+    c.err << fmt::format("dpinspect: watch: signalfd: {}: Ctrl-C ends watch without its summary\n",
+                         std::strerror(stop.error()));
+  SourceRequest req = o.backend.resolved();
   req.netns = o.netns;
   auto loaded = c.registry.load("auto", req);
   if (!loaded) return c.fail(watch_permission(loaded.error()));
@@ -107,15 +130,25 @@ int run_watch(const Context& c, const WatchOptions& o) {
   if (!backend)
     return c.fail(make_error(ErrorCode::bad_input, "watch: no backend for " + det.dataplane));
 
-  const Interface* only = nullptr;
-  if (!o.endpoint.empty()) {
-    auto i = endpoint_iface(o, layer->node());
-    if (!i) return c.fail(i.error());
-    only = *i;
+  const std::vector<std::string> offered = backend->watch_sources();
+  auto offers = [&](const std::string& s) {
+    return std::find(offered.begin(), offered.end(), s) != offered.end();
+  };
+  if (offered.empty())
+    return c.fail(make_error(ErrorCode::bad_input, "watch: the " + det.dataplane +
+                                                       " dataplane has no live event source"));
+  std::string source = o.source;
+  if (source != "auto" && !offers(source)) {
+    std::string list;
+    for (const auto& s : offered) list += (list.empty() ? "" : ", ") + s;
+    return c.fail(make_error(
+        ErrorCode::bad_input,
+        fmt::format("watch --source {}: the {} dataplane offers {}", source, det.dataplane, list)));
   }
   const std::vector<int>& found = det.log_groups;
-  std::string source = o.source;
-  if (source == "auto") {
+  if (source == "auto" && !offers("nflog")) {
+    source = offered.front();
+  } else if (source == "auto") {
     source = found.empty() ? "kfree_skb" : "nflog";
     if (found.empty())
       c.err << "dpinspect: watch: no Calico log (NFLOG) rules in the ruleset: Felix renders them "
@@ -124,8 +157,19 @@ int run_watch(const Context& c, const WatchOptions& o) {
     c.err << "dpinspect: watch: no Calico log (NFLOG) rules in the ruleset, so nothing will be "
              "logged: start Felix with flow logs on, or use --source kfree_skb\n";
   }
+  // A rule counter's place names its interface; a packet event's interfaces are the node's.
+  const Interface* only = nullptr;
+  const std::string only_name = o.endpoint.empty() ? "" : endpoint_name(o);
+  if (!o.endpoint.empty() && source != "counters") {
+    auto i = endpoint_iface(o, layer->node());
+    if (!i) return c.fail(i.error());
+    only = *i;
+  }
   WatchRequest w;
-  if (source == "nflog") {
+  if (source == "counters") {
+    w.counters = true;
+    w.interval = std::chrono::milliseconds(static_cast<int64_t>(o.interval * 1000));
+  } else if (source == "nflog") {
     w.nflog = true;
     w.groups = !o.groups.empty() ? o.groups : !found.empty() ? found : std::vector<int>{1, 2};
   } else {
@@ -146,7 +190,12 @@ int run_watch(const Context& c, const WatchOptions& o) {
   if (!sources) return c.fail(watch_permission(sources.error()));
 
   const std::string where = o.netns.empty() ? "this namespace" : "netns " + o.netns;
-  if (w.nflog) {
+  if (w.counters) {
+    c.err << fmt::format(
+        "dpinspect: watching the rule counters of {} every {:g} s (the first read is the "
+        "baseline)",
+        layer->description(), o.interval);
+  } else if (w.nflog) {
     std::string groups;
     for (int g : w.groups) groups += (groups.empty() ? "" : ",") + std::to_string(g);
     c.err << fmt::format("dpinspect: watching NFLOG group(s) {} in {}", groups, where);
@@ -154,7 +203,8 @@ int run_watch(const Context& c, const WatchOptions& o) {
     c.err << fmt::format("dpinspect: watching kernel drops on {} interface(s) in {}",
                          w.ifindexes.size(), where);
   }
-  c.err << fmt::format("{}; Ctrl-C to stop\n", only ? " (endpoint " + only->name + ")" : "")
+  c.err << fmt::format("{}; Ctrl-C to stop\n",
+                       only_name.empty() ? "" : " (endpoint " + only_name + ")")
         << std::flush;
 
   WatchExplainer explainer(*layer);
@@ -230,6 +280,7 @@ int run_watch(const Context& c, const WatchOptions& o) {
     for (const auto& e : events) {
       if (!o.all && !is_denial(e)) continue;
       if (only && e.in_ifindex != only->index && e.out_ifindex != only->index) continue;
+      if (e.counter && !only_name.empty() && (!e.rule || e.rule->endpoint != only_name)) continue;
       if (!limit.admit(Clock::now())) continue;
       WatchLine l = explainer.explain(e);
       summary.add(l);
@@ -269,22 +320,25 @@ Runner add_watch(CLI::App& app, const Context& c) {
       "Stream the flows the node denies (with --all, also those it allows) as they happen, each "
       "explained like `inspect` explains a flow: tier, policy, rule, endpoint. Sources: Calico's "
       "flow-log NFLOG rules, or the kernel's drops (skb:kfree_skb tracepoint, a BPF program) "
-      "where Calico logs nothing. Read-only: it changes no rule.\n"
+      "where Calico logs nothing; on Calico's eBPF dataplane, its rule counters (polled: the "
+      "packets each rule counted since the last poll). Read-only: it changes no rule.\n"
       "Ctrl-C (SIGINT, SIGTERM), --count or --timeout end it with a summary of the top reasons.\n"
       "Exit code: 0 after the summary; 3 bad input, 4 no permission, 5 system error.\n\n"
       "Examples:\n"
       "  dpinspect watch\n"
       "  dpinspect watch --netns node1 --endpoint client/client --source kfree_skb -o json\n"
-      "  dpinspect watch --group 1 --all --count 20");
+      "  dpinspect watch --group 1 --all --count 20\n"
+      "  dpinspect watch --source counters --bpffs /sys/fs/bpf/tc/globals --interval 2");
   cmd->add_option("--netns", o->netns,
                   "Watch this network namespace (a name under /run/netns or a path); default: "
                   "the current one")
       ->type_name("NAME|PATH");
   cmd->add_option("--source", o->source,
                   "nflog (Calico's log rules; needs flow logs), kfree_skb (the kernel's drops on "
-                  "workload interfaces), or auto: nflog when the ruleset has log rules, else "
-                  "kfree_skb")
-      ->check(CLI::IsMember({"auto", "nflog", "kfree_skb"}))
+                  "workload interfaces), counters (eBPF dataplane: Calico's rule counters, "
+                  "polled), or auto: counters on an eBPF node, else nflog when the ruleset has "
+                  "log rules, else kfree_skb")
+      ->check(CLI::IsMember({"auto", "nflog", "kfree_skb", "counters"}))
       ->capture_default_str();
   cmd->add_option("--group", o->groups,
                   "NFLOG group to listen to (repeatable); default: the groups of the ruleset's "
@@ -292,13 +346,22 @@ Runner add_watch(CLI::App& app, const Context& c) {
       ->check(CLI::Range(0, 65535))
       ->type_name("G");
   cmd->add_option("--endpoint", o->endpoint,
-                  "Only events on this interface, or on this pod's interface (namespace/name)")
+                  "Only events on this interface, or on this pod's interface (namespace/name); "
+                  "counters: only the rules of that interface's policy programs")
       ->type_name("IFACE|NS/POD");
   cmd->add_option("--iface-prefix", o->iface_prefix,
                   "Felix's workload interface prefix (FELIX_INTERFACEPREFIX): the interfaces "
                   "kfree_skb watches, and pod names")
       ->capture_default_str();
-  cmd->add_flag("--all", o->all, "Also the flows Calico's log rules record as allowed or passed");
+  cmd->add_flag("--all", o->all,
+                "Also the flows Calico's log rules record as allowed or passed (counters: also "
+                "the allow and pass rules' counters)");
+  cmd->add_option("--interval", o->interval,
+                  "counters: seconds between two reads of the rule counters (the first read is "
+                  "the baseline)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str()
+      ->type_name("S");
   cmd->add_option("--count", o->count, "Stop after N events shown")->type_name("N");
   cmd->add_option("--timeout", o->timeout, "Stop after S seconds")
       ->check(CLI::Range(0.1, 31536000.0))
@@ -311,6 +374,7 @@ Runner add_watch(CLI::App& app, const Context& c) {
                   "Output format: text, or json (dpinspect.watch/v1: one JSON object per line)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
+  o->backend.add_live_options(*cmd, c.registry);
   return [o, c] { return run_watch(c, *o); };
 }
 

@@ -12,17 +12,7 @@ void SourceOptions::add_to(CLI::App& cmd, const DataplaneRegistry& registry, boo
                  "Read the output of `nft -j list ruleset` from FILE (- for stdin) instead of the "
                  "live kernel; no root needed")
       ->type_name("FILE");
-  for (const DataplaneBackend* d : registry.backends())
-    for (const SourceOption& so : d->source_options()) {
-      if (backend_options_.count(so.name)) continue;  // two backends reading the same option
-      if (so.answers_flows && !answers_flows) continue;
-      std::string& value = request.options[so.name];
-      value = so.default_value;
-      CLI::Option* opt = cmd.add_option("--" + so.name, value, so.help)->type_name(so.type_name);
-      if (!so.default_value.empty()) opt->capture_default_str();
-      backend_options_[so.name] = opt;
-      if (so.type_name == "FILE") file_options_.push_back(so.name);
-    }
+  add_backend_options(cmd, registry, answers_flows, true);
   cmd.add_option("--node", request.node_file,
                  "With --ruleset or --iptables-save: the node's interfaces, addresses and routes "
                  "as JSON (see "
@@ -33,6 +23,26 @@ void SourceOptions::add_to(CLI::App& cmd, const DataplaneRegistry& registry, boo
                  "such as /proc/PID/ns/net)")
       ->type_name("NAME|PATH");
   add_max_input(cmd, "Refuse any input (file, stdin, pipe) larger than this many MiB");
+}
+
+void SourceOptions::add_backend_options(CLI::App& cmd, const DataplaneRegistry& registry,
+                                        bool answers_flows, bool files) {
+  for (const DataplaneBackend* d : registry.backends())
+    for (const SourceOption& so : d->source_options()) {
+      if (backend_options_.count(so.name)) continue;  // two backends reading the same option
+      if (so.answers_flows && !answers_flows) continue;
+      if (so.type_name == "FILE" && !files) continue;
+      std::string& value = request.options[so.name];
+      value = so.default_value;
+      CLI::Option* opt = cmd.add_option("--" + so.name, value, so.help)->type_name(so.type_name);
+      if (!so.default_value.empty()) opt->capture_default_str();
+      backend_options_[so.name] = opt;
+      if (so.type_name == "FILE") file_options_.push_back(so.name);
+    }
+}
+
+void SourceOptions::add_live_options(CLI::App& cmd, const DataplaneRegistry& registry) {
+  add_backend_options(cmd, registry, false, false);
 }
 
 void SourceOptions::add_max_input(CLI::App& cmd, const std::string& help) {

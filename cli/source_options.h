@@ -24,6 +24,9 @@ struct SourceOptions {
   // Every source option (inspect, detect), with those the registry's backends declare; with
   // answers_flows (inspect) also the backends' options of how flows are answered.
   void add_to(CLI::App& cmd, const DataplaneRegistry& registry, bool answers_flows);
+  // Only the backends' options that locate a live dataplane (watch: --bpffs, --policy-debug-dir):
+  // none that names a file or says how flows are answered.
+  void add_live_options(CLI::App& cmd, const DataplaneRegistry& registry);
   // Only --max-input-mb (compare, whose sides are --before/--after).
   void add_max_input(CLI::App& cmd, const std::string& help);
   // The request for the backends, with the size limit in bytes and the backend options the user
@@ -37,6 +40,10 @@ struct SourceOptions {
  private:
   std::map<std::string, CLI::Option*> backend_options_;
   std::vector<std::string> file_options_;  // backend options of type FILE
+
+  // The backends' options; files: also those of type FILE.
+  void add_backend_options(CLI::App& cmd, const DataplaneRegistry& registry, bool answers_flows,
+                           bool files);
 };
 
 }  // namespace dpi::cli

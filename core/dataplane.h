@@ -93,6 +93,8 @@ struct RuleCounter {
   // Other counters read at the same time that count the rule's endpoint (eBPF: the deciding
   // hook's DROPPED_BY_POLICY / ACCEPTED_BY_POLICY from cali_counters*), by name.
   std::vector<std::pair<std::string, uint64_t>> related;
+  // Why `related` is empty when they could not be read (the rule's own count still is).
+  std::string related_unavailable;
 };
 
 // A dataplane read from one source, ready to answer flows.
@@ -165,6 +167,9 @@ class DataplaneBackend {
     return make_error(ErrorCode::bad_input,
                       "trace: the " + std::string(name()) + " dataplane cannot trace packets");
   }
+  // `dpinspect watch`: the sources this backend offers (WatchRequest: "nflog", "kfree_skb",
+  // "counters"), its default first; empty when it offers none.
+  virtual std::vector<std::string> watch_sources() const { return {}; }
   // `dpinspect watch`: opens the live event sources `w` asks for in req.netns (core/watch.h).
   // Read-only: a log subscription or a tracepoint program, all released with the sources.
   virtual Result<std::vector<std::unique_ptr<WatchSource>>> watch(const SourceRequest& req,

@@ -215,6 +215,8 @@ struct CounterDelta {
     std::optional<uint64_t> before, after;
   };
   std::vector<Related> related;
+  // Why the related counters are missing when a read of them failed (the rule's count stands).
+  std::string related_note;
 };
 
 struct Report {

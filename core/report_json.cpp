@@ -144,7 +144,8 @@ json counters_json(const CounterDelta& c) {
                                {"bytes", delta(c.bytes_before, c.bytes_after)}}
                         : json(nullptr)},
           {"note", c.note.empty() ? json(nullptr) : json(c.note)},
-          {"related", related_json(c.related)}};
+          {"related", related_json(c.related)},
+          {"related_note", c.related_note.empty() ? json(nullptr) : json(c.related_note)}};
 }
 
 json to_json(const Report& r) {

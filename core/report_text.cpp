@@ -159,6 +159,7 @@ std::string render_text(const Report& r, const TextOptions& opts) {
       if (rel.before && rel.after && *rel.after >= *rel.before)
         out += fmt::format("            {} +{} (now {})\n", rel.name, *rel.after - *rel.before,
                            *rel.after);
+    if (!c.related_note.empty()) out += fmt::format("            {}\n", c.related_note);
   }
   if (!r.layers.empty()) {
     out += "  layers (packet order):\n";

@@ -33,11 +33,47 @@ struct WatchRequest {
   // Packets the kernel drops (skb:kfree_skb) on these interfaces of the namespace only.
   bool kfree_skb = false;
   std::vector<int> ifindexes;
+  // The dataplane's rule counters (Calico's eBPF cali_rule_ctrs2), polled every `interval`.
+  bool counters = false;
+  std::chrono::milliseconds interval{1000};
+};
+
+// One poll's reading of a rule counter, by rule id ("0x1573250364eb46b5").
+struct CounterReading {
+  std::string rule_id;
+  uint64_t packets = 0;
+  std::optional<uint64_t> bytes;  // nullopt where the dataplane counts packets only
+};
+
+// A rule counter that changed between two polls. A counter never goes down on its own: when it
+// does (reset) or its entry is gone (vanished: the policy was reprogrammed or removed), that is
+// said, never turned into a negative delta.
+struct CounterChange {
+  enum class Kind { moved, reset, vanished };
+  Kind kind = Kind::moved;
+  std::string rule_id;
+  uint64_t before = 0, now = 0;  // packets; a rule id first seen after the baseline was 0 before
+  std::optional<uint64_t> bytes_before, bytes_now;
+  // moved: the packets (bytes) counted since the previous poll.
+  uint64_t packets() const { return kind == Kind::moved ? now - before : 0; }
+  std::optional<uint64_t> bytes() const;
+};
+std::string_view counter_change_name(CounterChange::Kind k);
+
+// The changes between successive polls of every rule counter. The first poll is the baseline.
+class CounterDeltas {
+ public:
+  // In rule id order; none on the first call.
+  std::vector<CounterChange> update(const std::vector<CounterReading>& now);
+  bool has_baseline() const { return last_.has_value(); }
+
+ private:
+  std::optional<std::map<std::string, CounterReading>> last_;
 };
 
 // One packet a source reported.
 struct WatchEvent {
-  std::string source;  // nflog, kfree_skb
+  std::string source;  // nflog, kfree_skb, counters
   std::chrono::system_clock::time_point time;
   std::optional<Flow> flow;  // decoded from the packet's bytes
   std::string undecoded;     // why flow is missing
@@ -48,6 +84,16 @@ struct WatchEvent {
   // kfree_skb: the kernel's enum skb_drop_reason, named without SKB_DROP_REASON_
   std::optional<uint32_t> drop_reason_code;
   std::string drop_reason;
+  // counters: the rule counter that changed, and what its rule is in Calico's terms (the backend
+  // attributes the rule id: core/calico/attribution.h), nullopt when the id is in no live
+  // policy program; hook: "tc ingress caliXXX" when one program records the id.
+  std::optional<CounterChange> counter;
+  std::optional<Decision> rule;
+  std::string hook;
+  // The same poll's deltas of that hook's Calico counters ("tc ingress cali1 DROPPED_BY_POLICY"):
+  // unlike a rule id's, they count that endpoint only.
+  std::vector<std::pair<std::string, uint64_t>> hook_counters;
+  std::string unattributed;  // why rule is missing
 };
 
 // A stream of events opened by a backend, read by the watch loop. Each source is a unit of its
@@ -77,8 +123,8 @@ struct WatchLine {
   std::optional<bool> agrees;
 };
 
-// The events `watch` shows without --all: drops, and log events whose prefix says deny (or that
-// cannot be parsed: never hidden).
+// The events `watch` shows without --all: drops, log events whose prefix says deny (or that
+// cannot be parsed: never hidden), and counters of deny rules (or of rules not attributed).
 bool is_denial(const WatchEvent& e);
 
 // Explains events with one dataplane, caching by flow (a retransmitted packet is explained once).
@@ -126,7 +172,10 @@ class WatchSummary {
   std::map<std::string, uint64_t> by_reason_;
   std::map<std::string, uint64_t> by_source_;
   std::map<std::string, uint64_t> lost_;
-  std::vector<std::pair<std::string, uint64_t>> ranked(std::size_t top) const;
+  // counters: the packets each rule counted, by reason (one event is one poll's delta).
+  std::map<std::string, uint64_t> packets_by_reason_;
+  static std::vector<std::pair<std::string, uint64_t>> ranked(
+      const std::map<std::string, uint64_t>& by, std::size_t top);
 };
 
 }  // namespace dpi

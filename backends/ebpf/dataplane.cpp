@@ -12,6 +12,7 @@
 #include "backends/ebpf/live_rule_counters.h"
 #include "backends/ebpf/node_state.h"
 #include "backends/ebpf/policy_engines.h"
+#include "backends/ebpf/watch_counters.h"
 #include "backends/linux/netns.h"
 #include "core/input_file.h"
 #include "core/snapshot.h"
@@ -150,9 +151,15 @@ Result<std::optional<RuleCounter>> LoadedEbpf::read_rule_counter(const RuleRef& 
   if (!map) return map.error();
   auto packets = (*map)->read(*id);
   if (!packets) return packets.error();
+  // The hook's counters only add to the rule's count: a failed read of them is said, and the
+  // rule's count still reported.
   auto related = hook_counters(*at);
-  if (!related) return related.error();
-  return std::optional<RuleCounter>{RuleCounter{*packets, std::nullopt, std::move(*related)}};
+  RuleCounter out{*packets, std::nullopt, {}, {}};
+  if (related)
+    out.related = std::move(*related);
+  else
+    out.related_unavailable = related.error().message;
+  return std::optional<RuleCounter>{std::move(out)};
 }
 
 Result<std::vector<std::pair<std::string, uint64_t>>> LoadedEbpf::hook_counters(
@@ -204,7 +211,7 @@ Result<std::vector<std::pair<RuleRef, RuleCounter>>> LoadedEbpf::read_rule_count
   for (const auto& [id, packets] : *all) {
     auto it = refs.find(id);
     if (it != refs.end()) {
-      out.emplace_back(it->second, RuleCounter{packets, std::nullopt, {}});
+      out.emplace_back(it->second, RuleCounter{packets, std::nullopt, {}, {}});
       continue;
     }
     // A removed policy's id (Felix deletes them, but not before its next sync) or one whose
@@ -215,7 +222,7 @@ Result<std::vector<std::pair<RuleRef, RuleCounter>>> LoadedEbpf::read_rule_count
         RuleRef(b,
                 fmt::format("rule id {}: in no live policy program's debug JSON", b.calico_rule_id),
                 ""),
-        RuleCounter{packets, std::nullopt, {}});
+        RuleCounter{packets, std::nullopt, {}, {}});
   }
   return out;
 }
@@ -320,6 +327,23 @@ Result<std::optional<nlohmann::json>> EbpfDataplane::snapshot(const SourceReques
   }
   if (!n->release && n->maps.empty() && !claims(req)) return std::optional<nlohmann::json>();
   return std::optional<nlohmann::json>(node_state_to_json(*n));
+}
+
+Result<std::vector<std::unique_ptr<WatchSource>>> EbpfDataplane::watch(
+    const SourceRequest& req, const WatchRequest& w) const {
+  if (w.nflog || w.kfree_skb || !w.counters)
+    return make_error(ErrorCode::bad_input,
+                      "watch: the eBPF dataplane's source is its rule counters (--source "
+                      "counters); its programs log nothing to NFLOG");
+  if (!req.file.empty())
+    return make_error(ErrorCode::bad_input,
+                      "watch: counters are read from a live node, not a file");
+  // The pinned maps are in a mount, not a network namespace: --netns changes nothing here.
+  auto s = open_counters_source(bpffs_of(req), debug_dir_of(req), w.interval);
+  if (!s) return s.error();
+  std::vector<std::unique_ptr<WatchSource>> out;
+  out.push_back(std::move(*s));
+  return out;
 }
 
 std::string EbpfDataplane::describe_snapshot(const nlohmann::json& section) const {

@@ -26,6 +26,10 @@ class EbpfDataplane final : public DataplaneBackend {
   Result<std::unique_ptr<LoadedDataplane>> load(const SourceRequest& req) const override;
   Result<std::optional<nlohmann::json>> snapshot(const SourceRequest& req) const override;
   std::string describe_snapshot(const nlohmann::json& section) const override;
+  // Calico's eBPF programs log nothing to NFLOG: the rule counters map, polled.
+  std::vector<std::string> watch_sources() const override { return {"counters"}; }
+  Result<std::vector<std::unique_ptr<WatchSource>>> watch(const SourceRequest& req,
+                                                          const WatchRequest& w) const override;
 };
 
 }  // namespace dpi::ebpf

@@ -288,6 +288,59 @@ std::string site_meaning(const NodeState& n, const RuleIndex& idx, const RuleSit
   return "?";
 }
 
+// A rule site's place in Calico's terms: kind, tier, owner, rule index. allowed: whether the
+// site's verdict allows (a profile's name is recovered from the id with it).
+void fill_site_position(calico::Position& d, const NodeState& n, const RuleIndex& rules,
+                        const RuleSite& s, uint64_t id, bool allowed, bool pol_egress,
+                        const std::string& prog_name) {
+  switch (s.kind) {
+    case SiteKind::rule:
+      d.kind = s.policy ? calico::PositionKind::policy_rule : calico::PositionKind::profile_rule;
+      d.tier = s.policy ? s.tier : tier_before(rules, s);
+      if (s.policy) {
+        d.owner = report_policy_name(*s.policy, legacy_names(n));
+      } else {
+        dpi::PolicyName pn;
+        pn.kind = "profile";
+        pn.name = s.profile.empty() ? recover_profile(n, id, allowed ? "allow" : "deny",
+                                                      pol_egress ? "egress" : "ingress", s.rule_index)
+                                    : s.profile;
+        pn.recovered = !pn.name.empty();
+        if (!pn.recovered) pn.chain = prog_name;
+        d.owner = pn;
+      }
+      if (s.rule_index >= 0) {
+        d.rule_index = s.rule_index;
+        d.rule_index_exact = true;
+      }
+      break;
+    case SiteKind::end_of_tier:
+      d.kind = calico::PositionKind::end_of_tier;
+      d.tier = s.tier;
+      break;
+    case SiteKind::no_profile: d.kind = calico::PositionKind::no_profile; break;
+  }
+}
+
+// The action a rule site takes, from its comment: end-of-tier and no-profile sites deny unless
+// the comment says pass (a tier whose default action is Pass).
+calico::Action site_action(const RuleSite& s) {
+  if (s.action == "allow") return calico::Action::allow;
+  if (s.action == "pass") return calico::Action::pass;
+  if (s.action == "deny" || s.kind != SiteKind::rule) return calico::Action::deny;
+  return calico::Action::none;  // log, or a rule whose comment names no action
+}
+
+calico::StageOutcome outcome_of(calico::Action a) {
+  switch (a) {
+    case calico::Action::allow: return calico::StageOutcome::allow;
+    case calico::Action::deny: return calico::StageOutcome::deny;
+    case calico::Action::pass: return calico::StageOutcome::pass;
+    case calico::Action::none: return calico::StageOutcome::unknown;
+  }
+  return calico::StageOutcome::unknown;
+}
+
 }  // namespace
 
 namespace {
@@ -308,9 +361,15 @@ BpfLocation site_location(const ProgInfo& prog, const RuleSite& s, std::string a
 
 }  // namespace
 
+const std::map<uint64_t, NodeModel::RulePlace>& NodeModel::rule_places() const {
+  rule_refs();
+  return *rule_places_;
+}
+
 const std::map<uint64_t, RuleRef>& NodeModel::rule_refs() const {
   if (rule_refs_) return *rule_refs_;
   std::map<uint64_t, RuleRef> refs;
+  std::map<uint64_t, RulePlace> places;
   std::map<uint64_t, std::size_t> programs;  // how many programs record each id
   for (const auto& [ifindex, ifs] : ifaces_) {
     for (AttachHook hook : {AttachHook::tc_ingress, AttachHook::tc_egress}) {
@@ -351,6 +410,19 @@ const std::map<uint64_t, RuleRef>& NodeModel::rule_refs() const {
               "rule id {}: {} (prog {} {} tag {} insn {}{})", hex_id(id),
               site_meaning(n_, *pf.rules, s, id, dir), prog.id, prog.name, tag_hex(prog.tag), insn,
               sp && sp->k ? fmt::format(" (sub-program {})", sp->k) : "");
+          RulePlace& place = places[id];
+          place.at.endpoint.role = (ifs.flags & ifstate_flag::wep)
+                                       ? calico::EndpointRole::workload
+                                       : calico::EndpointRole::host_endpoint;
+          place.at.endpoint.direction =
+              pol_egress ? calico::Direction::egress : calico::Direction::ingress;
+          place.at.endpoint.iface = ifs.name;
+          place.at.endpoint.chain = attach_hook_name(hook);
+          place.at.at.action = site_action(s);
+          place.at.outcome = outcome_of(place.at.at.action);
+          place.at.at.rule_id = std::to_string(id);
+          fill_site_position(place.at.at, n_, *pf.rules, s, id,
+                             place.at.at.action == calico::Action::allow, pol_egress, prog.name);
           refs.emplace(id, RuleRef(std::move(at), std::move(text), s.comment));
         }
       }
@@ -359,6 +431,11 @@ const std::map<uint64_t, RuleRef>& NodeModel::rule_refs() const {
   // The counter is per id: one shared by several endpoints' programs counts all of them.
   for (auto& [id, ref] : refs)
     if (programs[id] > 1) ref.text += fmt::format("; recorded by {} policy programs", programs[id]);
+  for (auto& [id, place] : places) {
+    place.programs = programs[id];
+    place.at.at.rule = refs.at(id);
+  }
+  rule_places_ = std::move(places);
   rule_refs_ = std::move(refs);
   return *rule_refs_;
 }
@@ -651,35 +728,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps,
       const RuleSite& s = *loc.site;
       d.same_id_sites = static_cast<int>(loc.sites);
       d.rule_id = std::to_string(ids.back());
-      switch (s.kind) {
-        case SiteKind::rule:
-          d.kind =
-              s.policy ? calico::PositionKind::policy_rule : calico::PositionKind::profile_rule;
-          d.tier = s.policy ? s.tier : tier_before(*pf.rules, s);
-          if (s.policy) {
-            d.owner = report_policy_name(*s.policy, legacy_names(n));
-          } else {
-            dpi::PolicyName pn;
-            pn.kind = "profile";
-            pn.name = s.profile.empty()
-                          ? recover_profile(n, ids.back(), allowed ? "allow" : "deny",
-                                            pol_egress ? "egress" : "ingress", s.rule_index)
-                          : s.profile;
-            pn.recovered = !pn.name.empty();
-            if (!pn.recovered) pn.chain = prog.name;
-            d.owner = pn;
-          }
-          if (s.rule_index >= 0) {
-            d.rule_index = s.rule_index;
-            d.rule_index_exact = true;
-          }
-          break;
-        case SiteKind::end_of_tier:
-          d.kind = calico::PositionKind::end_of_tier;
-          d.tier = s.tier;
-          break;
-        case SiteKind::no_profile: d.kind = calico::PositionKind::no_profile; break;
-      }
+      fill_site_position(d, n, *pf.rules, s, ids.back(), allowed, pol_egress, prog.name);
       std::size_t insn = s.record ? *s.record : s.first;
       const SubProgram* sp = pf.prog->subprogram_of(insn);
       BpfLocation at =

@@ -14,6 +14,7 @@
 #include "backends/ebpf/policy_engines.h"
 #include "backends/ebpf/policy_runner.h"
 #include "backends/ebpf/routes.h"
+#include "core/calico/position.h"
 #include "core/report.h"
 
 namespace dpi::ebpf {
@@ -49,6 +50,14 @@ class NodeModel {
   // naming it in Calico's terms ("rule id 0x..: tier default policy ns/name rule 0 allow (prog
   // ...)"). Only programs whose debug JSON matches the live tags. Built on first use.
   const std::map<uint64_t, RuleRef>& rule_refs() const;
+  // The same rule ids as Calico positions: the first site's endpoint stage (interface, hook,
+  // direction), kind, tier, owner, rule index and action (with `rule` its RuleRef location), and
+  // how many programs record the id (the counter sums them all).
+  struct RulePlace {
+    calico::StagePosition at;
+    std::size_t programs = 0;
+  };
+  const std::map<uint64_t, RulePlace>& rule_places() const;
 
   std::optional<RouteValue> route(const IpAddr& a) const;
   const IfState* iface(uint32_t ifindex) const;
@@ -68,6 +77,7 @@ class NodeModel {
   std::unique_ptr<PolicyEngines> engines_;
   mutable std::map<std::string, std::unique_ptr<EnginePrograms>> programs_;
   mutable std::optional<std::map<uint64_t, RuleRef>> rule_refs_;
+  mutable std::optional<std::map<uint64_t, RulePlace>> rule_places_;
   friend class FlowRun;
 };
 

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
+#include <optional>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -144,6 +145,9 @@ Result<std::vector<PinnedMapInfo>> list_pinned_maps(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return sys_error(errno, dir);
   std::vector<PinnedMapInfo> out;
+  // Calico's pins that the caller may not open (no CAP_BPF): with none opened, that is the
+  // answer, not "no Calico maps".
+  std::optional<Error> denied;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name == "." || name == ".." || e->d_type == DT_DIR) continue;
@@ -151,6 +155,9 @@ Result<std::vector<PinnedMapInfo>> list_pinned_maps(const std::string& dir) {
     path += '/';
     path += name;
     auto fd = open_pin(path);
+    if (!fd && fd.error().code == ErrorCode::permission && !denied &&
+        (name.rfind("cali_", 0) == 0 || name.rfind("xdp_cali_", 0) == 0))
+      denied = fd.error();
     if (!fd || !fd_is_map(fd->get())) continue;
     auto info = map_info(fd->get(), path);
     if (!info) {
@@ -160,6 +167,7 @@ Result<std::vector<PinnedMapInfo>> list_pinned_maps(const std::string& dir) {
     out.push_back({name, info->type, info->key_size, info->value_size, info->max_entries});
   }
   ::closedir(d);
+  if (out.empty() && denied) return *denied;
   std::sort(out.begin(), out.end(),
             [](const PinnedMapInfo& a, const PinnedMapInfo& b) { return a.name < b.name; });
   return out;

@@ -83,7 +83,9 @@ class PinnedMap {
   uint32_t cpus_ = 1;
 };
 
-// The maps pinned in dir (objects that are not maps are skipped), for detect_release().
+// The maps pinned in dir (objects that are not maps are skipped), for detect_release(). When
+// none could be read because opening Calico's pins (cali_*) was refused (no CAP_BPF), that
+// permission error.
 Result<std::vector<PinnedMapInfo>> list_pinned_maps(const std::string& dir);
 
 }  // namespace dpi::ebpf

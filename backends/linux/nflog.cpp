@@ -1,5 +1,6 @@
 #include "backends/linux/nflog.h"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
@@ -41,12 +42,24 @@ uint32_t be32_attr(const nlattr* a) {
   return ntohl(v);
 }
 
+// Receives one datagram into buf: the bytes in buf, or -1 (errno). A datagram longer than buf
+// is cut: its complete messages are read, the cut-off ones are lost and the group's next
+// sequence number counts them (MSG_TRUNC makes netlink return the real length, which tells).
+ssize_t recv_datagram(int fd, std::vector<char>& buf, int flags) {
+  const ssize_t n = recv(fd, buf.data(), buf.size(), flags | MSG_TRUNC);
+  return std::min(n, static_cast<ssize_t>(buf.size()));
+}
+
+// A datagram: one message of up to kNflogCopyRange packet bytes, or the default batches of a
+// group bound a moment before its mode is set.
+constexpr std::size_t kRecvBuffer = std::size_t{64} << 10;
+
 class NflogSource final : public WatchSource {
  public:
   std::string_view name() const override { return "nflog"; }
   int fd() const override { return mnl_socket_get_fd(sock_.get()); }
   Status read(std::vector<WatchEvent>& out) override;
-  uint64_t lost() const override { return lost_; }
+  uint64_t lost() const override { return loss_.total(); }
 
   // Decodes a packet message into out, counting sequence gaps.
   void take(const nlmsghdr* nlh, std::vector<WatchEvent>& out);
@@ -56,9 +69,8 @@ class NflogSource final : public WatchSource {
   uint32_t seq_ = 0;
 
  private:
-  std::map<int, uint32_t> next_seq_;  // per group: the sequence number expected next
-  uint64_t lost_ = 0;
-  std::vector<char> buf_ = std::vector<char>(MNL_SOCKET_BUFFER_SIZE * 16);
+  NflogLoss loss_;
+  std::vector<char> buf_ = std::vector<char>(kRecvBuffer);
 };
 
 void NflogSource::take(const nlmsghdr* nlh, std::vector<WatchEvent>& out) {
@@ -66,11 +78,7 @@ void NflogSource::take(const nlmsghdr* nlh, std::vector<WatchEvent>& out) {
   if (!p) return;  // not a packet message
   // The per-instance sequence number counts every packet the group logged: a gap is packets
   // the kernel could not queue to this socket.
-  if (p->seq && p->event.group) {
-    auto [it, fresh] = next_seq_.try_emplace(*p->event.group, *p->seq);
-    if (!fresh && *p->seq > it->second) lost_ += *p->seq - it->second;
-    it->second = *p->seq + 1;
-  }
+  if (p->seq && p->event.group) loss_.packet(*p->event.group, *p->seq);
   out.push_back(std::move(p->event));
 }
 
@@ -91,14 +99,14 @@ Status NflogSource::read(std::vector<WatchEvent>& out) {
     pending_.clear();
   }
   for (;;) {
-    ssize_t n = recv(fd(), buf_.data(), buf_.size(), MSG_DONTWAIT);
+    ssize_t n = recv_datagram(fd(), buf_, MSG_DONTWAIT);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) return Ok{};
       if (errno == EINTR) continue;
       if (errno == ENOBUFS) {
         // The socket's buffer overflowed: the kernel dropped messages (the sequence numbers
         // count how many once the next one arrives); at least one.
-        ++lost_;
+        loss_.overflow();
         continue;
       }
       return netlink_errno_error(errno, "reading NFLOG messages");
@@ -111,7 +119,9 @@ Status NflogSource::read(std::vector<WatchEvent>& out) {
 // Sends one NFULNL_MSG_CONFIG for `group` and waits for its acknowledgement.
 Status configure(NflogSource& s, int group, const std::function<void(nlmsghdr*)>& attrs,
                  const std::string& what) {
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  // Packets logged while the groups are bound arrive here too (pending_), in the kernel's
+  // default mode (whole packets, batched) until the mode is set.
+  std::vector<char> buf(kRecvBuffer);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
   nlh->nlmsg_type = kConfigMsg;
   nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
@@ -124,7 +134,7 @@ Status configure(NflogSource& s, int group, const std::function<void(nlmsghdr*)>
   if (mnl_socket_sendto(s.sock_.get(), nlh, nlh->nlmsg_len) < 0)
     return netlink_errno_error(errno, what);
   for (;;) {
-    ssize_t n = mnl_socket_recvfrom(s.sock_.get(), buf.data(), buf.size());
+    ssize_t n = recv_datagram(s.fd(), buf, 0);
     if (n < 0) {
       if (errno == ENOBUFS || errno == EINTR) continue;
       return netlink_errno_error(errno, what);
@@ -146,6 +156,17 @@ Status configure(NflogSource& s, int group, const std::function<void(nlmsghdr*)>
 }
 
 }  // namespace
+
+void NflogLoss::packet(int group, uint32_t seq) {
+  auto [it, fresh] = next_seq_.try_emplace(group, seq);
+  if (!fresh && seq > it->second) {
+    const uint64_t gap = seq - it->second;
+    gaps_ += gap;
+    // The overflow's provisional losses are among these.
+    unconfirmed_ = unconfirmed_ > gap ? unconfirmed_ - gap : 0;
+  }
+  it->second = seq + 1;
+}
 
 Result<NflogPacket> decode_nflog_message(const void* msg, std::size_t len) {
   const auto* nlh = static_cast<const nlmsghdr*>(msg);
@@ -206,11 +227,11 @@ Result<std::unique_ptr<WatchSource>> open_nflog_source(const std::vector<int>& g
     if (auto st = configure(
             *s, g,
             [](nlmsghdr* nlh) {
-              // The whole packet as the rule's snaplen allows; each one sent at once (a queue
-              // threshold of 1) with its sequence number, so losses can be counted.
+              // The packet's headers (as far as the rule's snaplen allows); each one sent at
+              // once (a queue threshold of 1) with its sequence number, so losses can be counted.
               nfulnl_msg_config_mode mode{};
               mode.copy_mode = NFULNL_COPY_PACKET;
-              mode.copy_range = htonl(0xffff);
+              mode.copy_range = htonl(kNflogCopyRange);
               mnl_attr_put(nlh, NFULA_CFG_MODE, sizeof(mode), &mode);
               mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(1));
               mnl_attr_put_u16(nlh, NFULA_CFG_FLAGS, htons(NFULNL_CFG_F_SEQ));

@@ -18,6 +18,7 @@ class NftablesDataplane final : public DataplaneBackend {
   Result<std::optional<nlohmann::json>> snapshot(const SourceRequest& req) const override;
   bool traces() const override { return true; }
   Result<KernelPath> trace(const SourceRequest& req, const TraceRequest& t) const override;
+  std::vector<std::string> watch_sources() const override { return {"nflog", "kfree_skb"}; }
   Result<std::vector<std::unique_ptr<WatchSource>>> watch(const SourceRequest& req,
                                                           const WatchRequest& w) const override;
   std::string describe_snapshot(const nlohmann::json& section) const override;

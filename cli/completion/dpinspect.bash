@@ -56,7 +56,7 @@ _dpinspect() {
       return
       ;;
     --source)
-      COMPREPLY=($(compgen -W "auto nflog kfree_skb" -- "$cur"))
+      COMPREPLY=($(compgen -W "auto nflog kfree_skb counters" -- "$cur"))
       return
       ;;
     --ruleset | --iptables-save | --ipset-save | --node | --flows | --k8s | --output-file)
@@ -118,8 +118,8 @@ _dpinspect() {
             --icmp-code --iif --oif --timeout -o --output"
       ;;
     watch)
-      opts="-h --help --netns --source --group --endpoint --iface-prefix --all --count --timeout
-            --rate -o --output"
+      opts="-h --help --netns --source --group --endpoint --iface-prefix --all --interval --count
+            --timeout --rate -o --output --bpffs --policy-debug-dir"
       ;;
     *)
       if [[ $cur == -* ]]; then

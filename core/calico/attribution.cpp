@@ -356,6 +356,12 @@ Stage explain_stage(const StagePosition& at) {
   return st;
 }
 
+Decision explain_stage_position(const StagePosition& at) {
+  Stage st = explain_stage(at);
+  st.decision.summary = stage_text(at, st);
+  return std::move(st.decision);
+}
+
 Decision explain_position(const Position& at, Verdict verdict) {
   Decision d = decision_of(at, "");
   d.summary = outside_text(at, verdict == Verdict::allow);

@@ -28,6 +28,11 @@ inline constexpr const char* kRuleNumbering =
 // One endpoint stage as the report shows it: role, outcome and decision (without summary).
 Stage explain_stage(const StagePosition& at);
 
+// One stage's position on its own, as the decision that stage would make, its sentence as the
+// summary ("end-of-tier implicit deny in tier default, egress of workload on cali1"): what a rule
+// counter counts, for `watch`.
+Decision explain_stage_position(const StagePosition& at);
+
 // The decision at a position outside any endpoint stage, summary included, for the flow's verdict.
 Decision explain_position(const Position& at, Verdict verdict);
 

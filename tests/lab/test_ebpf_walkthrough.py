@@ -20,7 +20,13 @@ For each version:
      says, and so did the client's tc ingress DROPPED_BY_POLICY (cali_counters*); with --rule-counters-probe, LoadedDataplane::read_rule_counters (read twice through one
      loaded node) lists that rule id with the same packets, attributed to tier default's end of
      tier in the client's egress program
-  8. after `lab down`: no dpl- netns, no bpf mount left, /sys/fs/bpf as before
+  8. with --dpinspect: `watch --source counters -o json` (polling every 0.2 s) while the client
+     sends SENT denied SYNs and one allowed HTTP request, stopped with SIGINT: the deciding rule id's
+     deltas sum to SENT, attributed to the end of the tier the oracle names (deny, client egress,
+     tc ingress hook) with that hook's DROPPED_BY_POLICY moving by SENT too, no allow line, and the
+     summary ranks it by SENT packets; with --all the
+     allowed request shows as allow-stars rule 0; as nobody it exits 4
+  9. after `lab down`: no dpl- netns, no bpf mount left, /sys/fs/bpf as before
 
 Usage: test_ebpf_walkthrough.py [--ebpf-attach build/bpf/dpl-ebpf-attach] [--dpinspect build/cli/dpinspect]
        [--rule-counters-probe build/tests/ebpf_backend/dpinspect_rule_counters_probe]
@@ -36,6 +42,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -144,6 +151,89 @@ def dpinspect_counters(c: Checks, lab: labnet.Lab, dpinspect: str, probe: str | 
             "program", text)
 
 
+def run_watch(lab: labnet.Lab, dpinspect: str, extra: list[str], send) -> tuple[int, str, list[dict]]:
+    """`watch --source counters -o json` in the node while `send()` runs, stopped with SIGINT after
+    the next polls: (exit code, stderr, JSON lines)."""
+    import ebpfnode
+    info = lab.info["ebpf"]
+    argv = [dpinspect, "watch", "--source", "counters", "--bpffs", info["globals"], "--policy-debug-dir",
+            info["policy_dir"], "--interval", "0.2", "-o", "json", *extra]
+    # nsenter execs dpinspect (no --fork): the signal reaches it.
+    p = subprocess.Popen(ebpfnode.in_node_argv(lab.name, argv), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    ready = p.stderr.readline()  # after the baseline read
+    if "watching the rule counters" in ready:
+        send()
+        time.sleep(1.0)  # several polls after the traffic
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    lines = []
+    for line in out.splitlines():
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:
+            lines.append({"unparsable": line})
+    return p.returncode, ready + err, lines
+
+
+def dpinspect_watch(c: Checks, lab: labnet.Lab, dpinspect: str, mg_ip: str, fe_ip: str, rule_id: int | None,
+                    tier: str | None) -> None:
+    """watch --source counters reports the denied SYNs against the deciding rule, and the allowed
+    flow only with --all."""
+    import ebpfnode
+    client_ns = lab.endpoint_ns(f"pod:{CLIENT}")
+    client_if = lab.pod(CLIENT)["iface"]
+    want_id = f"{rule_id:#x}" if rule_id is not None else None
+
+    def traffic():
+        send_syns(client_ns, mg_ip, 9001, SENT)
+        http_status_line(client_ns, fe_ip, 80)
+
+    rc, err, lines = run_watch(lab, dpinspect, [], traffic)
+    events = [e for e in lines if e.get("type") == "event"]
+    mine = [e for e in events if (e.get("counter") or {}).get("rule_id") == want_id]
+    moved = sum((e["counter"].get("packets") or 0) for e in mine)
+    c.check(rc == 0 and moved == SENT and all(e["counter"]["change"] == "moved" for e in mine),
+            f"watch counters: the deciding rule id's deltas sum to the {SENT} SYNs sent",
+            f"exit {rc} {err.strip()[-300:]}, want {want_id}, got {lines}")
+    dropped = sum(h.get("delta") or 0 for e in mine for h in e["counter"].get("hook_counters") or []
+                  if h.get("counter") == f"tc ingress {client_if} DROPPED_BY_POLICY")
+    c.check(dropped == SENT, f"watch counters: the client's tc ingress DROPPED_BY_POLICY moved by the same {SENT}",
+            str([e["counter"].get("hook_counters") for e in mine]))
+    expl = (mine[0].get("explanation") or {}) if mine else {}
+    c.check(bool(mine) and mine[0].get("verdict") == "deny" and expl.get("kind") == "end_of_tier_deny"
+            and expl.get("tier") == tier and expl.get("direction") == "egress"
+            and expl.get("endpoint") == client_if
+            and mine[0]["counter"].get("hook") == f"tc ingress {client_if}",
+            f"watch counters: attributed to the end of tier {tier} in the client's egress program (tc ingress)",
+            str(mine[:1]))
+    c.check(bool(mine) and not any(e.get("verdict") in ("allow", "pass") for e in events),
+            "watch counters: no allow line without --all (the allowed request was sent too)", str(events))
+    summary = lines[-1] if lines else {}
+    top = (summary.get("top_counted") or [{}])[0]
+    c.check(summary.get("type") == "summary" and top.get("packets") == SENT
+            and f"end of tier {tier}" in (top.get("reason") or ""),
+            f"watch counters: the summary's top rule counted {SENT} packets", str(summary))
+
+    rc, err, lines = run_watch(lab, dpinspect, ["--all"], lambda: http_status_line(client_ns, fe_ip, 80))
+    allows = [e for e in lines if e.get("type") == "event" and e.get("verdict") == "allow"]
+    client_allow = [e for e in allows if (e.get("explanation") or {}).get("endpoint") == client_if]
+    ex = (client_allow[0].get("explanation") or {}) if client_allow else {}
+    c.check(rc == 0 and len(client_allow) == 1 and "allow-stars" in (ex.get("policy") or "")
+            and ex.get("rule_index") == 0 and client_allow[0]["counter"].get("packets") == 1,
+            "watch counters --all: the allowed request is one packet of allow-stars rule 0 (client egress)",
+            f"exit {rc} {err.strip()[-300:]}, got {lines}")
+
+    info = lab.info["ebpf"]
+    argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+            dpinspect, "watch", "--source", "counters", "--bpffs", info["globals"], "--policy-debug-dir",
+            info["policy_dir"], "--timeout", "1"]
+    cp = subprocess.run(ebpfnode.in_node_argv(lab.name, argv), capture_output=True, text=True, timeout=30)
+    c.check(cp.returncode == 4 and "watch needs root" in cp.stderr,
+            "watch counters without privileges exits 4 saying what it needs",
+            f"exit {cp.returncode} {cp.stderr.strip()[-300:]}")
+
+
 def walkthrough(c: Checks, seed: Path, version: str, dpinspect: str | None = None,
                 probe: str | None = None) -> None:
     name = f"ew{os.getpid() % 100000}{version.replace('.', '')}"
@@ -179,6 +269,7 @@ def walkthrough(c: Checks, seed: Path, version: str, dpinspect: str | None = Non
             rule_id = (denied.get("deciding_rule") or {}).get("rule_id")
             dpinspect_denied_text(c, lab, dpinspect, mg_ip, client_if, rule_id)
             dpinspect_counters(c, lab, dpinspect, probe, mg_ip, rule_id)
+            dpinspect_watch(c, lab, dpinspect, mg_ip, fe_ip, rule_id, rule.get("tier"))
         moves = sorted((m["iface"], m["hook"], m["reason"]) for m in allowed["counters"])
         want = sorted([(client_if, "tc ingress", "accepted_by_policy"), (fe_if, "tc egress", "accepted_by_policy")])
         c.check(allowed["delivered"] and moves == want,

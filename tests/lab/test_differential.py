@@ -104,6 +104,8 @@ def shard_of(args, cases: list) -> list:
         load[to] += flows * (2 if masked else 1)
         if to == k:
             mine.append(case)
+    if not mine:  # a shard that checks nothing must not pass
+        sys.exit(f"test_differential: --shard {k}/{n}: no scenario in this shard ({len(cases)} in all)")
     return mine
 
 
@@ -224,7 +226,7 @@ def main() -> int:
     ap.add_argument("--no-services", dest="services", action="store_false",
                     help="leave out scenarios/services.json (and its flow file)")
     ap.add_argument("--shard", type=shard_arg, default=None,
-                    help="K/N: only every N-th scenario, from the K-th (0-based)")
+                    help="K/N: only shard K (0-based) of N (shard_of)")
     ap.add_argument("--no-seed", dest="seed", action="store_false", help="leave out scenarios/seed.json")
     ap.add_argument("--no-hostendpoints", dest="hostendpoints", action="store_false",
                     help="leave out scenarios/hostendpoints.json (and its flow file)")

@@ -9,7 +9,11 @@ netns and the node itself (remote -> host, host -> remote) is sent for real (ora
 Calico's policy verdict and rule counters) and asked of `dpinspect inspect --dataplane ebpf`:
 the verdict and, for every policy stage, the rule id the kernel recorded must agree; a failsafe
 flow must be allowed with no policy program run (no counter moves) and reported as decision kind
-`failsafe`. Indeterminate or an error is a disagreement.
+`failsafe`. Indeterminate or an error is a disagreement. On the scenario's own version (3.30) an
+nftables node of the same scenario answers the same flows too: the eBPF report must have the same
+verdict and deciding decision (kind, action, direction, endpoint, tier, policy, rule index). Not
+compared yet: the stages and summaries (the nftables report has a pre-DNAT stage of its own and
+names the failsafe chain; the eBPF backend names no pre-DNAT stage and quotes the fsafes entry).
 
 Left out, and why (tests/lab/README.md, "Host endpoints on the eBPF node"):
   - untracked (do_not_track) policies: Felix runs them in an XDP program the lab does not build;
@@ -20,9 +24,10 @@ Left out, and why (tests/lab/README.md, "Host endpoints on the eBPF node"):
     apply-on-forward path either;
   - pod <-> host flows never cross the host endpoint.
 
-Prints one line; exit 1 on any disagreement, 77 when not root.
+Prints a line per node; exit 1 on any disagreement, 77 when not root (~10 s on an idle machine).
 
-Usage: test_ebpf_hostendpoints.py --dpinspect build/cli/dpinspect [--ebpf-attach ...] [--versions 3.32]
+Usage: test_ebpf_hostendpoints.py --dpinspect build/cli/dpinspect [--ebpf-attach ...] [--versions 3.30,3.32]
+       [--verbose]
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import labnet  # noqa: E402
 import oracle  # noqa: E402
 from test_differential_ebpf import host_state  # noqa: E402
 from test_ebpf_inspect import (bpf_rule_id, check_kernel, ebpf_source, in_ebpf_node, inspect_all,  # noqa: E402
-                               kernel_verdict, with_sports)
+                               kernel_verdict, run_nft_node, with_sports)
 
 SKIP = 77
 ENDS = ("remote", "host")
@@ -91,14 +96,18 @@ def check(flow: dict, kernel: dict, dp: dict, heps: set[str]) -> str:
     return ""
 
 
-def run_version(version: str, scenario: Path, flows: list[dict], dpinspect: str, name: str,
-                verbose: bool = False) -> tuple[int, list[str]]:
+def run_version(version: str, scenario: Path, flows: list[dict], dpinspect: str,
+                name: str) -> tuple[list[dict], list[dict]]:
     with labnet.Lab.up(name, scenario, labnet.EBPF, owner_pid=os.getpid(), calico_version=version) as lab:
-        heps = {h["interface"] for h in json.loads(scenario.read_text()).get("host_endpoints", [])}
         with oracle.for_lab(lab, counters=True, timeout=0.5) as orc:
             kernels = [orc.run_flow(f) for f in flows]
         answers = inspect_all(in_ebpf_node(lab, [dpinspect, "inspect", *ebpf_source(lab)]), flows,
                               labnet.state_dir(name))
+    return kernels, answers
+
+
+def check_kernel_all(flows: list[dict], kernels: list[dict], answers: list[dict], heps: set[str],
+                     verbose: bool) -> tuple[int, list[str]]:
     problems = []
     agree = 0
     # The scenario's flows are a mix: denied by a host endpoint program, allowed by one (a rule
@@ -123,11 +132,20 @@ def run_version(version: str, scenario: Path, flows: list[dict], dpinspect: str,
     return agree, problems
 
 
+def decision_fields(doc: dict | None) -> tuple:
+    """What the nftables and eBPF reports of a host endpoint flow share today: the verdict and the
+    deciding decision's kind, action, direction, endpoint, tier, policy and rule index."""
+    d = (doc or {}).get("decided_by") or {}
+    pol = d.get("policy") or {}
+    return ((doc or {}).get("verdict"), d.get("kind"), d.get("action"), d.get("direction"), d.get("endpoint"),
+            d.get("tier"), pol.get("name"), d.get("rule_index"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dpinspect", required=True)
     ap.add_argument("--ebpf-attach", help="dpl-ebpf-attach binary (default: found by ebpfnode.py)")
-    ap.add_argument("--versions", type=lambda s: [v for v in s.split(",") if v], default=["3.32"])
+    ap.add_argument("--versions", type=lambda s: [v for v in s.split(",") if v], default=["3.30", "3.32"])
     ap.add_argument("--verbose", action="store_true", help="each flow's kernel and dpinspect answers")
     args = ap.parse_args()
     args.dpinspect = os.path.abspath(args.dpinspect)  # it runs under nsenter --mount
@@ -151,13 +169,31 @@ def main() -> int:
         flows = [f for f in oracle.read_flows(HERE / "scenarios" / "hostendpoints.flows.jsonl")
                  if f.get("from", "remote") in ENDS and f.get("to") in ENDS]
         flows = with_sports(flows, pods)
+        heps = {h["interface"] for h in json.loads(scenario.read_text()).get("host_endpoints", [])}
+        tag = f"eh{os.getpid() % 100000}"
+        scenario_version = json.loads(scenario.read_text())["calico_version"]
+        nft = None
+        if scenario_version in args.versions:
+            nft = run_nft_node(f"{tag}nft", scenario, "nftables", flows, args.dpinspect, Path(tmpdir) / "nft.snap")
+            print(f"    nftables node v{scenario_version}: {nft['seconds']} s", flush=True)
         for n, version in enumerate(args.versions):
             t1 = time.monotonic()
-            agree, problems = run_version(version, scenario, flows, args.dpinspect, f"eh{os.getpid() % 100000}v{n}",
-                                          args.verbose)
+            kernels, answers = run_version(version, scenario, flows, args.dpinspect, f"{tag}v{n}")
+            agree, problems = check_kernel_all(flows, kernels, answers, heps, args.verbose)
             print(f"hostendpoints eBPF v{version}: {len(flows)} remote<->host flows, {agree}/{len(flows)} agree "
                   f"with the kernel (verdict, rule ids, failsafe), {len(problems)} disagree "
                   f"({time.monotonic() - t1:.1f} s)", flush=True)
+            if nft is not None and version == scenario_version:
+                same = 0
+                for f, a, o in zip(flows, answers, nft["answers"]):
+                    mine, theirs = decision_fields(a["json"]), decision_fields(o["json"])
+                    if mine == theirs:
+                        same += 1
+                    else:
+                        problems.append(f"{f['src']} -> {f['dst']} {f['proto']}/{f.get('dport', '')}: eBPF "
+                                        f"{mine} vs nftables {theirs}")
+                print(f"hostendpoints eBPF v{version} vs nftables: {same}/{len(flows)} same verdict, kind, "
+                      "action, direction, endpoint, tier, policy, rule index", flush=True)
             for p in problems:
                 print("  " + p, flush=True)
             failed |= bool(problems) or not flows

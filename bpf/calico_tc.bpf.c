@@ -32,6 +32,8 @@
 #define ROUTE_LOCAL 0x8
 #define ROUTE_HOST 0x10
 
+#define IFS_HEP 0x8
+
 #define STATE_DEST_IS_HOST 0x4
 #define STATE_SRC_IS_HOST 0x8
 
@@ -261,6 +263,24 @@ struct {
 	__type(key, struct route_key);
 	__type(value, struct route_value);
 } routes SEC(".maps");
+
+/* cali_v4_fsafes2: Felix's failsafe ports, an LPM trie keyed by port,
+ * protocol, direction and the remote address (calico-ebpf.md). */
+struct fsafe_key {
+	__u32 prefixlen;
+	__u16 port;
+	__u8 proto;
+	__u8 flags; /* 1: outbound */
+	__be32 addr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct fsafe_key);
+	__type(value, __u32);
+} fsafes SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -807,8 +827,31 @@ static __always_inline int ct_approve(struct __sk_buff *skb,
 	return 0;
 }
 
-static __always_inline int tc_main(struct __sk_buff *skb, const int hook)
+/*
+ * A host endpoint (the uplink): tc ingress runs its ingress policy, tc egress
+ * its egress policy. Its inside is the host, so for conntrack its tc ingress
+ * plays the part of a workload's tc egress (towards the inside) and the other
+ * way round: ct_hook. The lab's host endpoints see no services (no NAT).
+ */
+static __always_inline bool is_failsafe(const struct pkt *p, int hook)
 {
+	struct fsafe_key k = {
+		.prefixlen = 64,
+		.port = p->dport,
+		.proto = p->proto,
+		.flags = hook == HOOK_EGRESS,
+		.addr = hook == HOOK_INGRESS ? p->saddr : p->daddr,
+	};
+
+	if (p->proto != IPPROTO_TCP && p->proto != IPPROTO_UDP)
+		return false;
+	return bpf_map_lookup_elem(&fsafes, &k) != NULL;
+}
+
+static __always_inline int tc_main(struct __sk_buff *skb, const int hook,
+				   const bool hep)
+{
+	const int ct_hook = hep ? hook ^ 1 : hook;
 	struct pkt p = {};
 	struct ct_res r = {};
 	struct lab_state *st;
@@ -825,7 +868,7 @@ static __always_inline int tc_main(struct __sk_buff *skb, const int hook)
 
 	syn = p.proto == IPPROTO_TCP &&
 	      (p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-	if (hairpin(&p, hook)) {
+	if (!hep && hairpin(&p, hook)) {
 		/* Service to self on its way back into the pod: tracked as
 		 * the masqueraded tuple, which the allowed path creates. */
 		struct pkt masq = p;
@@ -836,7 +879,7 @@ static __always_inline int tc_main(struct __sk_buff *skb, const int hook)
 	} else {
 		ct_lookup(&p, &r);
 	}
-	if (r.v && !syn && (hook_leg(r.v, &r, hook)->bits & LEG_APPROVED)) {
+	if (r.v && !syn && (hook_leg(r.v, &r, ct_hook)->bits & LEG_APPROVED)) {
 		/* Established on this side: no policy. */
 		r.v->last_seen = bpf_ktime_get_ns();
 		return apply_ct_nat(skb, &p, &r) ? TC_ACT_SHOT : TC_ACT_OK;
@@ -867,7 +910,7 @@ static __always_inline int tc_main(struct __sk_buff *skb, const int hook)
 	if (r.dnat) {
 		st->post_nat_ip_dst = r.nat_ip;
 		st->post_nat_dport = r.nat_port;
-	} else if (!r.v && hook == HOOK_INGRESS) {
+	} else if (!r.v && hook == HOOK_INGRESS && !hep) {
 		__be32 ip;
 		__u16 port;
 
@@ -883,8 +926,12 @@ static __always_inline int tc_main(struct __sk_buff *skb, const int hook)
 
 	/* As Calico: traffic from the host itself to a workload is always
 	 * allowed, without policy; its conntrack entry lets the replies back. */
-	if (hook == HOOK_EGRESS && (st->flags & STATE_SRC_IS_HOST))
+	if (!hep && hook == HOOK_EGRESS && (st->flags & STATE_SRC_IS_HOST))
 		return ct_approve(skb, st, &p, hook) ? TC_ACT_SHOT : TC_ACT_OK;
+	/* As Calico: failsafe ports skip host endpoint policy. */
+	if (hep && is_failsafe(&p, hook))
+		return ct_approve(skb, st, &p, ct_hook) ? TC_ACT_SHOT :
+							  TC_ACT_OK;
 
 	skb->cb[0] = idx_allowed[hook];
 	skb->cb[1] = idx_drop[hook];
@@ -900,7 +947,11 @@ static __always_inline int tc_main(struct __sk_buff *skb, const int hook)
 		else
 			bpf_tail_call(skb, &jump_egr, pol_idx);
 	}
-	/* No policy program on a workload interface: Calico drops. */
+	/* No policy program on a workload interface: Calico drops; a host
+	 * endpoint with no policy program allows. */
+	if (hep && pol_idx < 0)
+		return ct_approve(skb, st, &p, ct_hook) ? TC_ACT_SHOT :
+							  TC_ACT_OK;
 	return TC_ACT_SHOT;
 }
 
@@ -1150,26 +1201,42 @@ static __always_inline int tc_main6(struct __sk_buff *skb, const int hook)
 	return TC_ACT_SHOT;
 }
 
-static __always_inline int tc_entry(struct __sk_buff *skb, const int hook)
+static __always_inline int tc_entry(struct __sk_buff *skb, const int hook,
+				    const bool hep)
 {
 	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		/* No IPv6 host endpoint in the lab. */
+		if (hep)
+			return TC_ACT_OK;
 		if (bump_counter(skb->ifindex, hook, REASON_TOTAL))
 			return TC_ACT_SHOT;
 		return tc_main6(skb, hook);
 	}
-	return tc_main(skb, hook);
+	return tc_main(skb, hook, hep);
 }
 
 SEC("tc")
 int calico_from_wep(struct __sk_buff *skb)
 {
-	return tc_entry(skb, HOOK_INGRESS);
+	return tc_entry(skb, HOOK_INGRESS, false);
 }
 
 SEC("tc")
 int calico_to_wep(struct __sk_buff *skb)
 {
-	return tc_entry(skb, HOOK_EGRESS);
+	return tc_entry(skb, HOOK_EGRESS, false);
+}
+
+SEC("tc")
+int calico_from_hep(struct __sk_buff *skb)
+{
+	return tc_entry(skb, HOOK_INGRESS, true);
+}
+
+SEC("tc")
+int calico_to_hep(struct __sk_buff *skb)
+{
+	return tc_entry(skb, HOOK_EGRESS, true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1179,6 +1246,9 @@ static __always_inline int allowed(struct __sk_buff *skb, const int hook)
 {
 	struct lab_state *st = get_state();
 	struct pkt p = {};
+	__u32 ifindex = skb->ifindex;
+	struct ifstate_value *ifs = bpf_map_lookup_elem(&iface, &ifindex);
+	bool hep = ifs && (ifs->flags & IFS_HEP);
 
 	if (!st)
 		return TC_ACT_SHOT;
@@ -1193,6 +1263,9 @@ static __always_inline int allowed(struct __sk_buff *skb, const int hook)
 	}
 	if (!parse(skb, &p))
 		return TC_ACT_SHOT;
+	if (hep)
+		return ct_approve(skb, st, &p, hook ^ 1) ? TC_ACT_SHOT :
+							   TC_ACT_OK;
 	if (ct_approve(skb, st, &p, hook))
 		return TC_ACT_SHOT;
 	if (hook == HOOK_INGRESS &&

@@ -33,7 +33,8 @@ constexpr std::array kVersions{
 };
 
 constexpr const char* kUsage =
-    "usage: dpl-ebpf-attach --globals DIR --version 3.30|3.32 [--host-ip A.B.C.D] --iface NAME...";
+    "usage: dpl-ebpf-attach --globals DIR --version 3.30|3.32 [--host-ip A.B.C.D] --iface NAME... "
+    "[--hep NAME...]";
 
 }  // namespace
 
@@ -54,6 +55,8 @@ Options parse_options(int argc, char** argv) {
         throw AttachError{"--host-ip: not an IPv4 address: " + value};
     } else if (arg == "--iface") {
       o.ifaces.push_back(value);
+    } else if (arg == "--hep") {
+      o.heps.push_back(value);
     } else {
       throw AttachError{"unknown option " + std::string(arg) + " (" + kUsage + ")"};
     }

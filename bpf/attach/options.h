@@ -23,6 +23,7 @@ struct Options {
   std::string globals;  // <bpffs>/tc/globals
   const VersionMaps* maps = nullptr;
   std::vector<std::string> ifaces;
+  std::vector<std::string> heps;  // host endpoints: calico_from_hep / calico_to_hep
   in_addr host_ip{};  // 0.0.0.0: no masquerade for a pod reaching itself through a service
 };
 

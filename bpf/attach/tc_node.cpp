@@ -53,15 +53,14 @@ void install(bpf_map* map, unsigned index, bpf_program* prog) {
 }
 
 // One clsact qdisc per interface (kept if it exists), then one direct-action filter per hook.
-void attach(const std::string& iface, bpf_program* from_wep, bpf_program* to_wep) {
+void attach(const std::string& iface, bpf_program* from_ep, bpf_program* to_ep) {
   unsigned ifindex = if_nametoindex(iface.c_str());
   if (!ifindex) fail("interface " + iface, errno);
   LIBBPF_OPTS(bpf_tc_hook, tc_hook, .ifindex = static_cast<int>(ifindex),
               .attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
   int err = bpf_tc_hook_create(&tc_hook);
   if (err && err != -EEXIST) fail("clsact qdisc on " + iface, err);
-  for (auto [hook, prog] :
-       {std::pair{BPF_TC_INGRESS, from_wep}, std::pair{BPF_TC_EGRESS, to_wep}}) {
+  for (auto [hook, prog] : {std::pair{BPF_TC_INGRESS, from_ep}, std::pair{BPF_TC_EGRESS, to_ep}}) {
     tc_hook.attach_point = hook;
     LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(prog), .flags = BPF_TC_F_REPLACE,
                 .handle = 1, .priority = 1);
@@ -99,6 +98,7 @@ Attached load_and_attach(const Options& o) {
       {m.nat_be, "cali_v4_nat_be"},
       {m.counters, v.counters},
       {m.rule_ctrs, "cali_rule_ctrs2"},
+      {m.fsafes, "cali_v4_fsafes2"},
       {m.progs_ing, v.progs_ing},
       {m.progs_egr, v.progs_egr},
       {m.jump_ing, v.jump_ing},
@@ -113,8 +113,11 @@ Attached load_and_attach(const Options& o) {
   install(m.progs_egr, v.allowed[1], p.calico_allow_eg);
   install(m.progs_egr, v.drop[1], p.calico_drop_eg);
   for (const auto& iface : o.ifaces) attach(iface, p.calico_from_wep, p.calico_to_wep);
+  for (const auto& iface : o.heps) attach(iface, p.calico_from_hep, p.calico_to_hep);
   return Attached{prog_id(p.calico_from_wep),
                   prog_id(p.calico_to_wep),
+                  prog_id(p.calico_from_hep),
+                  prog_id(p.calico_to_hep),
                   {prog_id(p.calico_allow_in), prog_id(p.calico_allow_eg)},
                   {prog_id(p.calico_drop_in), prog_id(p.calico_drop_eg)}};
 }

@@ -10,6 +10,7 @@ namespace dpl {
 // Kernel ids of what was loaded, for the caller to print.
 struct Attached {
   unsigned from_wep = 0, to_wep = 0;
+  unsigned from_hep = 0, to_hep = 0;
   std::array<unsigned, 2> allowed{}, drop{};  // per hook: tc ingress, tc egress
 };
 

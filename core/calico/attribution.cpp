@@ -77,7 +77,8 @@ std::string failsafe_match(std::string_view text) {
   return std::string(text.substr(0, cut));
 }
 
-// eBPF: no chain, the cali_v4_fsafes2 entry the flow matched (comment_text) before the policy program.
+// eBPF: no chain, the cali_v4_fsafes2 entry the flow matched (comment_text) before the policy
+// program.
 std::string failsafe_text(const Position& p) {
   if (p.rule && p.rule->bpf())
     return fmt::format("allowed by failsafe {} before host endpoint policy", p.comment_text);

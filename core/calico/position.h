@@ -56,12 +56,12 @@ enum class PositionKind {
   // An accept in cali-failsafe-in/out (Felix's failsafe ports); eBPF: a cali_v4_fsafes2 entry let
   // the flow through a host endpoint before its policy program (comment_text names it).
   failsafe,
-  calico_rule,               // another Calico rule (comment_text says what)
-  non_calico,                // a table or chain Calico does not own
-  chain_policy,              // a base chain's policy decided, no rule
-  host_to_workload,          // eBPF: calico_tc_main lets host -> local workload through
-  no_rule_id,                // eBPF: the program recorded no rule id
-  rule_id_not_found,         // eBPF: the recorded rule id is not in the program's rules
+  calico_rule,        // another Calico rule (comment_text says what)
+  non_calico,         // a table or chain Calico does not own
+  chain_policy,       // a base chain's policy decided, no rule
+  host_to_workload,   // eBPF: calico_tc_main lets host -> local workload through
+  no_rule_id,         // eBPF: the program recorded no rule id
+  rule_id_not_found,  // eBPF: the recorded rule id is not in the program's rules
   // A host endpoint's policy had nothing that applies (no apply-on-forward policy for forwarded
   // traffic, or every applicable tier passed): Calico allows.
   no_host_policy,

@@ -12,7 +12,8 @@ nftables node, but no Calico chains: policy runs in BPF. On top of labnet's topo
      the policy programs in the jump maps, the policy-debug JSON in <labdir>/policy, standing in for
      /var/run/calico/bpf/policy, and <labdir>/manifest.json),
   3. then dpl-ebpf-attach (bpf/attach), which loads bpf/calico_tc.bpf.c over those maps and attaches
-     it to tc ingress and egress of every cali* interface.
+     it to tc ingress and egress of every cali* interface, and of the uplink when the scenario makes
+     it a host endpoint (calico_from_hep / calico_to_hep).
 
 Teardown (labnet.down, on every exit path): deleting the node netns detaches the programs;
 unmounting the mount-namespace file frees the namespace, its bpffs and every map.
@@ -162,6 +163,10 @@ def build(lab: str, scenario: Path, topo: dict, version: str) -> dict:
     argv = [attach, "--globals", str(globals_dir(lab)), "--version", version, "--host-ip", topo["node"]["ip"]]
     for iface in cali:
         argv += ["--iface", iface]
+    # A host endpoint on the uplink (node.py loaded its programs): calico_from_hep / calico_to_hep.
+    heps = [h["interface"] for h in json.loads(Path(scenario).read_text()).get("host_endpoints", [])]
+    if uplink in heps:
+        argv += ["--hep", uplink]
     attached = json.loads(run_in_node(lab, argv).stdout)
     return {"calico_version": version, "mntns": str(mntns_file(lab)), "bpffs": str(bpffs_dir(lab)),
             "globals": str(globals_dir(lab)), "policy_dir": str(policy_dir(lab)),

@@ -778,6 +778,9 @@ class EbpfOracle(Oracle):
         self.rule_ids = self.manifest.get("rule_ids", {})
         self.iface_by_index = {i: name for name, i in info["ifindexes"].items()}
         self.pod_by_iface = {p["iface"]: f"{p['namespace']}/{p['name']}" for p in lab.topology["pods"]}
+        # A host endpoint's tc ingress runs its ingress policy (a workload's runs its egress policy).
+        self.hep_ifaces = {name for name, i in self.manifest.get("interfaces", {}).items()
+                           if i.get("host_endpoint")}
         self.fds: dict[str, int] = {}
 
     def __enter__(self):
@@ -935,6 +938,8 @@ class EbpfOracle(Oracle):
         problems, decisions, used = [], [], set()
         for m in moved:
             direction = HOOK_POLICY.get(m["hook_index"])
+            if m["iface"] in self.hep_ifaces:
+                direction = HOOKS.get(m["hook_index"], "").removeprefix("tc ")
             want_deny = m["reason"] == "dropped_by_policy"
             cands = []
             for r in rules:

@@ -16,6 +16,10 @@ optional) also get what Felix writes for IPv6: cali_v6_routes entries, IPv6Ready
 in ifstate (v3.32: after the v4 ones of the same hook's allocator; v3.30: from the shared allocator),
 members in cali_v6_ip_sets (the selected pods' v6 addresses) and a `p6<I|E>_<iface>` program per direction
 from polprog's IPv6 builder with its `<iface>_<dir>_v6.json`. IPv6 services are not modelled.
+
+A host endpoint on the uplink (`host_endpoints`): ifstate policy indices after the workloads', a
+`p4<I|E>_<uplink>` host program per direction (RuleBuilder.host_rules; tc ingress = ingress policy),
+`<uplink>_<dir>_v4.json`, and the failsafe ports in cali_v4_fsafes2. Untracked policies are refused.
 """
 
 from __future__ import annotations
@@ -182,6 +186,56 @@ class RuleBuilder:
                              suppress_normal_host_policy=True)
 
 
+    def host_rules(self, hep: dict, direction: str) -> polprog.Rules:
+        """A host endpoint's program (Felix's tierInfoToProtoTierInfo + applyPolicyToHost): pre-DNAT
+        tiers (ingress only), apply-on-forward tiers, and the normal tiers, which hold every policy
+        that is neither pre-DNAT nor untracked (apply-on-forward ones included). Untracked
+        (do_not_track) policies belong to the XDP program, which the lab does not build: refused."""
+        classes = {"pre_dnat": [], "forward": [], "normal": []}
+        for tier in self.sc["tiers"]:
+            pols = [p for p in scn.policies_in_tier(self.sc, tier["name"])
+                    if direction in p["types"] and scn.policy_applies_to_hep(p, hep)]
+            for p in pols:
+                if scn.hep_policy_class(p) == "untracked":
+                    raise ValueError(f"policy {p['name']}: untracked (do_not_track) host policy runs in "
+                                     "XDP, which the lab's eBPF node does not build")
+            for cls, keep in (("pre_dnat", lambda p: scn.hep_policy_class(p) == "pre_dnat"),
+                              ("forward", lambda p: scn.hep_policy_class(p) == "forward"),
+                              ("normal", lambda p: scn.hep_policy_class(p) in ("forward", "normal"))):
+                chosen = [p for p in pols if keep(p)]
+                if chosen and not (cls == "pre_dnat" and direction != "ingress"):
+                    # Felix's addHostPolicy: a pre-DNAT tier that decides nothing goes on (its end
+                    # passes); forward and normal tiers end in a drop.
+                    classes[cls].append(self._tier(tier, chosen, direction, end_drop=cls != "pre_dnat"))
+        self.rule_table.setdefault("0", {"no_profile": True, "action": "deny"})
+        return polprog.Rules(tiers=[], profiles=[], no_profile_match_id=0,
+                             suppress_normal_host_policy=False, for_host_interface=True,
+                             host_pre_dnat_tiers=classes["pre_dnat"], host_forward_tiers=classes["forward"],
+                             host_normal_tiers=classes["normal"], host_profiles=[])
+
+    def _tier(self, tier: dict, pols: list[dict], direction: str, end_drop: bool = True) -> polprog.Tier:
+        out = []
+        for pol in pols:
+            id_str = self.policy_id_string(pol)
+            prules = []
+            for idx, r in enumerate(pol[direction]):
+                mid = ruleids.rule_match_id(r["action"], "P", direction, idx, id_str)
+                prules.append(self.rule(r, pol, id_str, idx, mid))
+                self._record(mid, {"tier": tier["name"], "kind": pol["kind"],
+                                   "namespace": pol.get("namespace", ""), "name": pol["name"],
+                                   "policy_id": id_str, "rule_index": idx, "action": r["action"],
+                                   "direction": direction})
+            if _minor(self.version) >= 32:
+                out.append(polprog.Policy(pol["name"], prules, kind=scn.KIND_LONG[pol["kind"]], namespace=""))
+            else:
+                out.append(polprog.Policy(id_str, prules))
+        end = "pass" if tier["default_action"] == "pass" or not end_drop else "deny"
+        end_id = ruleids.end_of_tier_id(direction, tier["name"], end)
+        self._record(end_id, {"tier": tier["name"], "end_of_tier": True, "action": end,
+                              "direction": direction})
+        return polprog.Tier(tier["name"], out, end_action=end, end_rule_id=end_id)
+
+
 # --------------------------------------------------------------------------------------------
 # Writing the maps
 
@@ -250,6 +304,17 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
             index6[pod["iface"]] = {"ingress": shared, "egress": shared + 1}
             shared += 2
 
+    # The uplink as a host endpoint: its policy indices after the workloads' (v3.32: per hook).
+    hep = scn.hep_for_interface(sc, node["uplink"]) if node["uplink"] in ifaces else None
+    hep_index = None
+    if hep is not None:
+        if _minor(version) >= 32:
+            n = len(pods) + len(index6)
+            hep_index = {"ingress": n, "egress": n}
+        else:
+            hep_index = {"ingress": shared, "egress": shared + 1}
+            shared += 2
+
     with fd("ifstate") as ifs:
         for pod in pods:
             v6 = {}
@@ -262,8 +327,13 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
                 **v6))
         uplink = node["uplink"]
         if uplink in ifaces:
+            idx = {}
+            if hep_index is not None:
+                idx = {"ingress_policy_v4": hep_index["ingress"], "egress_policy_v4": hep_index["egress"]}
             bpfsys.map_update(ifs, maps.ifstate_key(ifaces[uplink]),
-                              maps.ifstate_value(maps.IFS_HEP | maps.IFS_V4READY, uplink))
+                              maps.ifstate_value(maps.IFS_HEP | maps.IFS_V4READY, uplink, **idx))
+    if hep is not None:
+        write_failsafes(sc, globals_dir, sp)
 
     with fd("counters") as ctr:
         for name, ifindex in sorted(ifaces.items()):
@@ -274,6 +344,7 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
 
     rb = RuleBuilder(sc, version)
     programs = {pod["iface"]: {d: rb.endpoint_rules(pod, d) for d in ("egress", "ingress")} for pod in pods}
+    hep_rules = {d: rb.host_rules(hep, d) for d in ("ingress", "egress")} if hep is not None else {}
     with fd("ipsets") as ips:
         for set_id, s in sorted(rb.ipsets.items()):
             for cidr in s["members"]:
@@ -324,6 +395,38 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
             interfaces[pod["iface"]] = entry
     if node["uplink"] in ifaces:
         interfaces[node["uplink"]] = {"ifindex": ifaces[node["uplink"]], "uplink": True}
+    if hep is not None:
+        uplink = node["uplink"]
+        entry = interfaces[uplink]
+        entry["host_endpoint"] = hep["name"]
+        with fd("state") as state, fd("ipsets") as ips:
+            for direction in ("ingress", "egress"):
+                hook = direction  # a host endpoint's tc ingress runs its ingress policy
+                static_spec, jump_spec = maps.hook_maps(version, hook)
+                idx = hep_index[hook]
+                json_path = os.path.join(policy_dir, polprog.debug_json_name(uplink, direction))
+                error, subs, prog_ids = "", None, []
+                try:
+                    subs = polprog.generate(hep_rules[direction], version, ipset_ids, FDS,
+                                            policy_map_index=idx)
+                    with maps.open_map(globals_dir, static_spec) as static, \
+                            maps.open_map(globals_dir, jump_spec) as jump:
+                        fd_map = {FDS.state: int(state), FDS.ipsets: int(ips),
+                                  FDS.static_progs: int(static), FDS.jump: int(jump)}
+                        for k in reversed(range(len(subs))):
+                            name = polprog.program_name(uplink, direction, k)
+                            with bpfsys.prog_load(asm.relocate(subs[k], fd_map), name) as prog:
+                                bpfsys.map_update(jump, _u32(idx + k * polprog.TC_STRIDE), _u32(int(prog)))
+                                prog_ids.insert(0, bpfsys.prog_info(prog).id)
+                except (bpfsys.BpfError, asm.AsmError, ValueError) as e:
+                    error = str(e)
+                _write_private(json_path, polprog.debug_json(uplink, hook, subs, error))
+                if error:
+                    raise NodeError(f"{uplink} {direction} host endpoint policy: {error.splitlines()[0]}")
+                entry[f"tc_{hook}"] = {"policy": direction, "index": idx, "jump_map": jump_spec.name,
+                                       "static_map": static_spec.name, "prog_id": prog_ids[0],
+                                       "prog_ids": prog_ids, "sub_program_stride": polprog.TC_STRIDE,
+                                       "json": json_path}
 
     manifest = {
         "version": version, "globals": globals_dir, "policy_dir": policy_dir,
@@ -345,6 +448,22 @@ def _write_private(path: str, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
+
+
+def failsafe_key(proto: int, port: int, outbound: bool, net: str) -> bytes:
+    """cali_v4_fsafes2's LPM key: prefixlen (LE32, the 32 bits of port, protocol and flags plus the
+    net's), port (LE16), protocol, flags (1 = outbound), the address."""
+    n = ipaddress.IPv4Network(net)
+    return struct.pack("<IHBB", 32 + n.prefixlen, port, proto, 1 if outbound else 0) + n.network_address.packed
+
+
+def write_failsafes(sc: dict, globals_dir: str, sp: dict) -> None:
+    """Felix's failsafe ports (FailsafeInboundHostPorts/FailsafeOutboundHostPorts) in cali_v4_fsafes2."""
+    with maps.open_map(globals_dir, sp["failsafes"]) as fs:
+        for key, outbound in (("failsafe_inbound", False), ("failsafe_outbound", True)):
+            for e in sc.get(key, []):
+                bpfsys.map_update(fs, failsafe_key(scn.proto_number(e["protocol"]), e["port"], outbound,
+                                                   e.get("net") or "0.0.0.0/0"), _u32(0))
 
 
 def write_nat(sc: dict, globals_dir: str, sp: dict) -> list[dict]:

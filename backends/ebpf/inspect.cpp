@@ -302,9 +302,10 @@ void fill_site_position(calico::Position& d, const NodeState& n, const RuleIndex
       } else {
         dpi::PolicyName pn;
         pn.kind = "profile";
-        pn.name = s.profile.empty() ? recover_profile(n, id, allowed ? "allow" : "deny",
-                                                      pol_egress ? "egress" : "ingress", s.rule_index)
-                                    : s.profile;
+        pn.name = s.profile.empty()
+                      ? recover_profile(n, id, allowed ? "allow" : "deny",
+                                        pol_egress ? "egress" : "ingress", s.rule_index)
+                      : s.profile;
         pn.recovered = !pn.name.empty();
         if (!pn.recovered) pn.chain = prog_name;
         d.owner = pn;

@@ -380,14 +380,8 @@ class FelixModel:
         pols = [p for p in scn.policies_in_tier(self.sc, tier)
                 if direction in p["types"] and scn.policy_applies_to(self.sc, p, pod)
                 and not (p.get("pre_dnat") or p.get("do_not_track"))]
-        runs: list[list[dict]] = []
-        for pol in pols:
-            if runs and self.policy_selector(runs[-1][0]) == self.policy_selector(pol):
-                runs[-1].append(pol)
-            else:
-                runs.append([pol])
         targets = []
-        for run in runs:
+        for run in self.selector_runs(pols):
             for pol in run:
                 self.ensure_policy_chain(pol, direction)
             if len(run) == 1:
@@ -395,6 +389,16 @@ class FelixModel:
             else:
                 targets.append(self.ensure_group_chain(run, tier, direction))
         return targets
+
+    def selector_runs(self, pols: list[dict]) -> list[list[dict]]:
+        """Consecutive policies with the same selector, in order: each run of 2+ shares a group chain."""
+        runs: list[list[dict]] = []
+        for pol in pols:
+            if runs and self.policy_selector(runs[-1][0]) == self.policy_selector(pol):
+                runs[-1].append(pol)
+            else:
+                runs.append([pol])
+        return runs
 
     def policy_selector(self, pol: dict) -> str:
         sel = {"namespace": pol.get("namespace") if pol["kind"] != "gnp" else None,
@@ -684,14 +688,8 @@ class FelixModel:
         """Like policy_groups, for a host endpoint's policies in one table: runs of 2+ policies with
         one selector share a group chain; policy chains live in the table that uses them (raw for
         untracked, mangle for pre-DNAT), and untracked ones carry no NFLOG (policy.go)."""
-        runs: list[list[dict]] = []
-        for pol in pols:
-            if runs and self.policy_selector(runs[-1][0]) == self.policy_selector(pol):
-                runs[-1].append(pol)
-            else:
-                runs.append([pol])
         targets = []
-        for run in runs:
+        for run in self.selector_runs(pols):
             for pol in run:
                 self.ensure_table_policy_chain(pol, direction, table, untracked)
             if len(run) == 1:

@@ -149,28 +149,7 @@ class RuleBuilder:
                     if direction in p["types"] and scn.policy_applies_to(self.sc, p, pod)]
             if not pols:
                 continue  # Felix only lists tiers with a policy for this endpoint and direction
-            out = []
-            for pol in pols:
-                id_str = self.policy_id_string(pol)
-                prules = []
-                for idx, r in enumerate(pol[direction]):
-                    mid = ruleids.rule_match_id(r["action"], "P", direction, idx, id_str)
-                    prules.append(self.rule(r, pol, id_str, idx, mid))
-                    self._record(mid, {"tier": tier["name"], "kind": pol["kind"],
-                                       "namespace": pol.get("namespace", ""), "name": pol["name"],
-                                       "policy_id": id_str, "rule_index": idx, "action": r["action"],
-                                       "direction": direction})
-                if _minor(self.version) >= 32:
-                    name = f"knp.default.{pol['name']}" if pol["kind"] == "knp" else pol["name"]
-                    out.append(polprog.Policy(name, prules, kind=scn.KIND_LONG[pol["kind"]],
-                                              namespace=pol.get("namespace", "") if pol["kind"] != "gnp" else ""))
-                else:
-                    out.append(polprog.Policy(id_str, prules))
-            end = "pass" if tier["default_action"] == "pass" else "deny"
-            end_id = ruleids.end_of_tier_id(direction, tier["name"], end)
-            self._record(end_id, {"tier": tier["name"], "end_of_tier": True, "action": end,
-                                  "direction": direction})
-            tiers.append(polprog.Tier(tier["name"], out, end_action=end, end_rule_id=end_id))
+            tiers.append(self._tier(tier, pols, direction))
         profiles = []
         for name, allow in ((f"kns.{pod['namespace']}", True), (f"ksa.{pod['namespace']}.default", False)):
             prules = []
@@ -214,6 +193,8 @@ class RuleBuilder:
                              host_normal_tiers=classes["normal"], host_profiles=[])
 
     def _tier(self, tier: dict, pols: list[dict], direction: str, end_drop: bool = True) -> polprog.Tier:
+        """One tier of an endpoint's program: its policies' rules (recorded in the rule table) and
+        its end, a drop unless the tier passes or end_drop is False (a pre-DNAT tier)."""
         out = []
         for pol in pols:
             id_str = self.policy_id_string(pol)
@@ -226,7 +207,9 @@ class RuleBuilder:
                                    "policy_id": id_str, "rule_index": idx, "action": r["action"],
                                    "direction": direction})
             if _minor(self.version) >= 32:
-                out.append(polprog.Policy(pol["name"], prules, kind=scn.KIND_LONG[pol["kind"]], namespace=""))
+                name = f"knp.default.{pol['name']}" if pol["kind"] == "knp" else pol["name"]
+                out.append(polprog.Policy(name, prules, kind=scn.KIND_LONG[pol["kind"]],
+                                          namespace=pol.get("namespace", "") if pol["kind"] != "gnp" else ""))
             else:
                 out.append(polprog.Policy(id_str, prules))
         end = "pass" if tier["default_action"] == "pass" or not end_drop else "deny"

@@ -1,5 +1,7 @@
 #include "core/calico/attribution.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace dpi::calico {
@@ -390,10 +392,16 @@ void explain(Report& report, const Located& located) {
       break;
     case Located::By::stages:
       if (!stages.empty()) {
-        out = report.stages.back().decision;
+        // The decision is the last stage that decided something: a host endpoint chain the flow
+        // only passed through (after the workload's) neither decided nor names a policy. When
+        // every stage passed through, all of them are named.
+        const bool all_passed = std::all_of(stages.begin(), stages.end(), passed_through);
+        std::size_t last = stages.size() - 1;
+        while (!all_passed && passed_through(stages[last])) --last;
+        out = report.stages[first + last].decision;
         std::string s;
         for (std::size_t i = 0; i < stages.size(); ++i) {
-          if (passed_through(stages[i])) continue;
+          if (!all_passed && passed_through(stages[i])) continue;
           s += (s.empty() ? "" : "; ") + stage_text(stages[i], report.stages[first + i]);
           deciding.push_back(&report.stages[first + i].decision);
         }

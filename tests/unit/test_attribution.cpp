@@ -346,6 +346,29 @@ TEST_CASE("host endpoint chains: untracked, pre-DNAT, forwarded, failsafe", "[un
        "allowed by profile kns.a, ingress of workload on cali1",
        {{"forwarded ingress of host endpoint", "unknown", "eth0"},
         {"ingress of workload", "allow", "cali1"}}},
+      // The reverse order: the workload's stage decides, the forward chain after it only passes
+      // through; the decision (kind, policy) is the workload's, not the pass-through stage's.
+      {"native: the workload's profile allows, then the forward chain's tiers all pass",
+       [](PathBuilder& b) {
+         b.add(0, -1, "calico", "filter-FORWARD", 1, "jump", "filter-cali-FORWARD");
+         b.add(1, 0, "calico", "filter-cali-FORWARD", 2, "jump", "filter-cali-from-wl-dispatch");
+         b.add(2, 1, "calico", "filter-cali-from-wl-dispatch", 3, "goto", "filter-cali-fw-cali1");
+         b.add(3, 2, "calico", "filter-cali-fw-cali1", 4, "jump", "filter-cali-pro-kns.a");
+         b.add(4, 3, "calico", "filter-cali-pro-kns.a", 5, "continue").facts.sets_mark_bits =
+             0x10000;
+         b.add(3, 2, "calico", "filter-cali-fw-cali1", 6, "return").facts.tests_mark_set = 0x10000;
+         b.add(1, 0, "calico", "filter-cali-FORWARD", 7, "jump", "filter-cali-to-hep-forward");
+         b.add(5, 1, "calico", "filter-cali-to-hep-forward", 8, "goto", "filter-cali-thfw-eth0");
+         b.add(6, 5, "calico", "filter-cali-thfw-eth0", 9, "continue").facts.clears_mark_bits =
+             0x20000;
+         b.add(6, 5, "calico", "filter-cali-thfw-eth0", 10, "jump", "filter-cali-po-gnp/fwd");
+         b.add(0, -1, "calico", "filter-FORWARD", 11, "accept").facts.tests_mark_set = 0x10000;
+       },
+       Verdict::allow,
+       DecisionKind::profile_rule,
+       "allowed by profile kns.a, egress of workload on cali1",
+       {{"egress of workload", "allow", "cali1"},
+        {"forwarded egress of host endpoint", "unknown", "eth0"}}},
       {"native: egress to the uplink in the forward chain",
        [](PathBuilder& b) {
          b.add(0, -1, "calico", "filter-FORWARD", 1, "jump", "filter-cali-FORWARD");

@@ -466,6 +466,7 @@ class FlowRun {
   struct HepChoice {
     std::optional<uint32_t> ifindex;
     std::string why_not;
+    std::string note;  // an assumption the report prints
   };
   HepChoice host_endpoint(bool in) const;
   // tc.c's failsafe check on a host endpoint (inbound to the host, outbound from it): a matching
@@ -516,8 +517,18 @@ FlowRun::HepChoice FlowRun::host_endpoint(bool in) const {
   if (!named.empty()) {
     // The interface the user named: a host endpoint only when Felix manages it as one.
     auto idx = m_.ifindex_of(named);
+    // Said in the report either way: a typo would otherwise skip the real host endpoint's
+    // policy without a word.
     const auto data = m_.host_interfaces();
-    if (idx && std::find(data.begin(), data.end(), *idx) != data.end()) out.ifindex = idx;
+    if (idx && std::find(data.begin(), data.end(), *idx) != data.end()) {
+      out.ifindex = idx;
+    } else {
+      out.note = fmt::format(
+          "{} {} is {} (Calico's ifstate map): no host endpoint policy runs "
+          "there",
+          in ? "--iif" : "--oif", named,
+          idx ? "not a host endpoint" : "not an interface Calico manages");
+    }
     return out;
   }
   std::vector<uint32_t> with_policy;
@@ -577,7 +588,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps,
     return false;
   }
   const uint32_t ready = family == 4 ? ifstate_flag::v4_ready : ifstate_flag::v6_ready;
-  if (hep && !policy_slot(*ifs, hook)) return true;  // tc.c: "HEP with no policy, allow"
+  // XDP runs before tc and may drop what tc would allow, with or without a tc program.
   if (hep && tc_ingress && ifs->index_for(AttachHook::xdp, family)) {
     indeterminate("XDP program",
                   fmt::format("host endpoint {} has an XDP policy program (untracked, doNotTrack "
@@ -585,6 +596,7 @@ bool FlowRun::stage(uint32_t ifindex, Hook hook, const PolicyState& ps,
                               ifs->name));
     return false;
   }
+  if (hep && !policy_slot(*ifs, hook)) return true;  // tc.c: "HEP with no policy, allow"
   if (!(ifs->flags & ready)) {
     if (hep) {
       indeterminate("ifstate", fmt::format("host endpoint {} is not IPv{}Ready (flags {:#x})",
@@ -853,11 +865,13 @@ void FlowRun::find_positions(const IpAddr& dst, uint16_t dport) {
   HepChoice in, out;
   if (!src_wep && !src_host && (!tunneled(src_rt) || !f_.iif.empty())) in = host_endpoint(true);
   if (!dst_wep && !dst_host && (!tunneled(dst_rt) || !f_.oif.empty())) out = host_endpoint(false);
-  for (const HepChoice* c : {&in, &out})
+  for (const HepChoice* c : {&in, &out}) {
     if (!c->why_not.empty()) {
       indeterminate("host endpoint", c->why_not);
       return;
     }
+    if (!c->note.empty()) rep_.assumptions.push_back(c->note);
+  }
   if (!src_wep && !dst_wep && !in.ifindex && !out.ifindex) {
     indeterminate("route",
                   // kOutsideLayerScope: how --dataplane auto knows this layer does not judge

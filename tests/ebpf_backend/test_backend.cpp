@@ -871,6 +871,14 @@ TEST_CASE("host endpoint eth0: no apply-on-forward policy, no policy program, se
   rep = twom.inspect(f);
   REQUIRE(rep);
   CHECK(rep->verdict == Verdict::allow);
+  // A name Calico does not manage (a typo): no host endpoint stage, and the report says so.
+  f.iif = "eht0";
+  rep = twom.inspect(f);
+  REQUIRE(rep);
+  bool said = false;
+  for (const auto& a : rep->assumptions)
+    said = said || a.find("--iif eht0 is not an interface Calico manages") != std::string::npos;
+  CHECK(said);
 
   // A tunnel device is no host endpoint, even with a program in its slot; a remote workload behind
   // a tunnel route arrives through it, not through eth0.

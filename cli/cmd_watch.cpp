@@ -280,7 +280,8 @@ int run_watch(const Context& c, const WatchOptions& o) {
     for (const auto& e : events) {
       if (!o.all && !is_denial(e)) continue;
       if (only && e.in_ifindex != only->index && e.out_ifindex != only->index) continue;
-      if (e.counter && !only_name.empty() && (!e.rule || e.rule->endpoint != only_name)) continue;
+      // A rule no program names may belong to the endpoint: shown, never hidden (docs/watch.md).
+      if (e.counter && !only_name.empty() && e.rule && e.rule->endpoint != only_name) continue;
       if (!limit.admit(Clock::now())) continue;
       WatchLine l = explainer.explain(e);
       summary.add(l);

@@ -338,7 +338,13 @@ Result<std::vector<std::unique_ptr<WatchSource>>> EbpfDataplane::watch(
   if (!req.file.empty())
     return make_error(ErrorCode::bad_input,
                       "watch: counters are read from a live node, not a file");
-  // The pinned maps are in a mount, not a network namespace: --netns changes nothing here.
+  // The pinned maps are in a mount, not a network namespace: accepting --netns would read this
+  // mount namespace's maps while the user believes they watch another node's.
+  if (!req.netns.empty())
+    return make_error(ErrorCode::bad_input,
+                      "watch --source counters: --netns does not select the pinned maps (they "
+                      "live in a mount namespace); run dpinspect in the node's mount namespace "
+                      "(nsenter -m) with --bpffs instead");
   auto s = open_counters_source(bpffs_of(req), debug_dir_of(req), w.interval);
   if (!s) return s.error();
   std::vector<std::unique_ptr<WatchSource>> out;

@@ -175,7 +175,10 @@ Status CountersSource::read(std::vector<WatchEvent>& out) {
   bool unknown = false;
   for (const auto& c : changes)
     if (auto id = parse_rule_id(c.rule_id); id && !known_.count(*id)) unknown = true;
-  if (unknown && t - loaded_at_ >= kReloadEvery)
+  // Reading the node is costly: at most every kReloadEvery. An id met before that stays unnamed
+  // for this event and says why, rather than claiming no program records it.
+  const bool reread_skipped = unknown && t - loaded_at_ < kReloadEvery;
+  if (unknown && !reread_skipped)
     if (auto st = load_node(); !st) return st;
   const auto when = std::chrono::system_clock::now();
   for (auto& c : changes) {
@@ -188,6 +191,10 @@ Status CountersSource::read(std::vector<WatchEvent>& out) {
       e.hook = a->hook;
       if (a->counters)
         if (auto h = hooks.find(*a->counters); h != hooks.end()) e.hook_counters = h->second;
+    } else if (reread_skipped) {
+      e.unattributed =
+          "not in the policy programs read less than 2 s ago (a policy programmed since; the node "
+          "is read again when this rule's counter next moves)";
     } else {
       e.unattributed =
           "in no live policy program's debug JSON (a removed policy's id, or a program whose "

@@ -362,6 +362,11 @@ class FelixModel:
             elif self.flow_logs:
                 prefix = nflog_prefix(f"PP{letter}|{tier['name']}")
                 rules.append(Rule([("mark_clear", MARK_PASS)], ("nflog", group, prefix)))
+        return rules + self.profile_tail(profiles, ingress, group, letter)
+
+    def profile_tail(self, profiles: list[str], ingress: bool, group: int, letter: str) -> list[Rule]:
+        """An endpoint chain's end (endpoints.go): each profile, return if it accepted, else drop."""
+        rules = []
         for prof in profiles:
             pfx = "cali-pri-" if ingress else "cali-pro-"
             rules.append(Rule([], ("jump", length_limited(pfx, prof, self.max_name))))
@@ -674,13 +679,7 @@ class FelixModel:
             rules += [Rule([], ("setmark", MARK_ACCEPT), ["Allow forwarded traffic by default"]),
                       Rule([], ("return",), ["Return for accepted forward traffic"])]
         if normal:
-            for prof in profiles:
-                pfx = "cali-pri-" if ingress else "cali-pro-"
-                rules.append(Rule([], ("jump", length_limited(pfx, prof, self.max_name))))
-                rules.append(Rule([("mark_set", MARK_ACCEPT)], ("return",), ["Return if profile accepted"]))
-            if self.flow_logs:
-                rules.append(Rule([], ("nflog", group, f"DR{letter}")))
-            rules.append(Rule([], ("drop",), ["Drop if no profiles matched"]))
+            rules += self.profile_tail(profiles, ingress, group, letter)
         return rules
 
     def hep_policy_targets(self, pols: list[dict], tier: str, direction: str, table: str,

@@ -339,6 +339,36 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
 
     interfaces = {}
     ipset_ids = {k: v["id"] for k, v in rb.ipsets.items()}
+
+    def load_policy(rules: polprog.Rules, iface: str, direction: str, hook: str, family: int, idx: int,
+                    state, ips, what: str) -> dict:
+        """Felix's program for one endpoint hook: generated, loaded into the jump map at idx (its
+        sub-programs at the stride), its debug JSON written (with the error, if any). The hook's
+        manifest entry; NodeError when it cannot load."""
+        static_spec, jump_spec = maps.hook_maps(version, hook)
+        json_path = os.path.join(policy_dir, polprog.debug_json_name(iface, direction, family))
+        error, subs, prog_ids = "", None, []
+        try:
+            subs = polprog.generate(rules, version, ipset_ids, FDS, policy_map_index=idx, ipv6=family == 6)
+            with maps.open_map(globals_dir, static_spec) as static, \
+                    maps.open_map(globals_dir, jump_spec) as jump:
+                fd_map = {FDS.state: int(state), FDS.ipsets: int(ips),
+                          FDS.static_progs: int(static), FDS.jump: int(jump)}
+                # Sub-programs first, the entry point last, so it never tail-calls an empty slot.
+                for k in reversed(range(len(subs))):
+                    name = polprog.program_name(iface, direction, k, family)
+                    with bpfsys.prog_load(asm.relocate(subs[k], fd_map), name) as prog:
+                        bpfsys.map_update(jump, _u32(idx + k * polprog.TC_STRIDE), _u32(int(prog)))
+                        prog_ids.insert(0, bpfsys.prog_info(prog).id)
+        except (bpfsys.BpfError, asm.AsmError, ValueError) as e:
+            error = str(e)
+        _write_private(json_path, polprog.debug_json(iface, hook, subs, error))
+        if error:
+            raise NodeError(f"{iface} {direction} {what}: {error.splitlines()[0]}")
+        return {"policy": direction, "index": idx, "jump_map": jump_spec.name, "static_map": static_spec.name,
+                "prog_id": prog_ids[0], "prog_ids": prog_ids, "sub_program_stride": polprog.TC_STRIDE,
+                "json": json_path}
+
     with fd("state") as state, fd("ipsets") as ips4, fd("ipsets6") as ips6:
         for pod in pods:
             entry = {"ifindex": ifaces[pod["iface"]], "pod": f"{pod['namespace']}/{pod['name']}"}
@@ -349,32 +379,9 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
                 sfx = "" if family == 4 else "_v6"
                 for direction in ("egress", "ingress"):
                     hook = HOOK_OF_POLICY[direction]
-                    static_spec, jump_spec = maps.hook_maps(version, hook)
-                    idx = idx_of[pod["iface"]][hook]
-                    json_path = os.path.join(policy_dir, polprog.debug_json_name(pod["iface"], direction, family))
-                    error, subs, prog_ids = "", None, []
-                    try:
-                        subs = polprog.generate(programs[pod["iface"]][direction], version, ipset_ids, FDS,
-                                                policy_map_index=idx, ipv6=family == 6)
-                        with maps.open_map(globals_dir, static_spec) as static, \
-                                maps.open_map(globals_dir, jump_spec) as jump:
-                            fd_map = {FDS.state: int(state), FDS.ipsets: int(ips),
-                                      FDS.static_progs: int(static), FDS.jump: int(jump)}
-                            # Sub-programs first, the entry point last, so it never tail-calls an empty slot.
-                            for k in reversed(range(len(subs))):
-                                name = polprog.program_name(pod["iface"], direction, k, family)
-                                with bpfsys.prog_load(asm.relocate(subs[k], fd_map), name) as prog:
-                                    bpfsys.map_update(jump, _u32(idx + k * polprog.TC_STRIDE), _u32(int(prog)))
-                                    prog_ids.insert(0, bpfsys.prog_info(prog).id)
-                    except (bpfsys.BpfError, asm.AsmError, ValueError) as e:
-                        error = str(e)
-                    _write_private(json_path, polprog.debug_json(pod["iface"], hook, subs, error))
-                    if error:
-                        raise NodeError(f"{pod['iface']} {direction} v{family} policy: {error.splitlines()[0]}")
-                    entry[f"tc_{hook}{sfx}"] = {"policy": direction, "index": idx, "jump_map": jump_spec.name,
-                                                "static_map": static_spec.name, "prog_id": prog_ids[0],
-                                                "prog_ids": prog_ids, "sub_program_stride": polprog.TC_STRIDE,
-                                                "json": json_path}
+                    entry[f"tc_{hook}{sfx}"] = load_policy(
+                        programs[pod["iface"]][direction], pod["iface"], direction, hook, family,
+                        idx_of[pod["iface"]][hook], state, ips, f"v{family} policy")
             interfaces[pod["iface"]] = entry
     if node["uplink"] in ifaces:
         interfaces[node["uplink"]] = {"ifindex": ifaces[node["uplink"]], "uplink": True}
@@ -385,31 +392,8 @@ def populate(sc: dict, version: str, globals_dir: str, policy_dir: str, ifaces: 
         with fd("state") as state, fd("ipsets") as ips:
             for direction in ("ingress", "egress"):
                 hook = direction  # a host endpoint's tc ingress runs its ingress policy
-                static_spec, jump_spec = maps.hook_maps(version, hook)
-                idx = hep_index[hook]
-                json_path = os.path.join(policy_dir, polprog.debug_json_name(uplink, direction))
-                error, subs, prog_ids = "", None, []
-                try:
-                    subs = polprog.generate(hep_rules[direction], version, ipset_ids, FDS,
-                                            policy_map_index=idx)
-                    with maps.open_map(globals_dir, static_spec) as static, \
-                            maps.open_map(globals_dir, jump_spec) as jump:
-                        fd_map = {FDS.state: int(state), FDS.ipsets: int(ips),
-                                  FDS.static_progs: int(static), FDS.jump: int(jump)}
-                        for k in reversed(range(len(subs))):
-                            name = polprog.program_name(uplink, direction, k)
-                            with bpfsys.prog_load(asm.relocate(subs[k], fd_map), name) as prog:
-                                bpfsys.map_update(jump, _u32(idx + k * polprog.TC_STRIDE), _u32(int(prog)))
-                                prog_ids.insert(0, bpfsys.prog_info(prog).id)
-                except (bpfsys.BpfError, asm.AsmError, ValueError) as e:
-                    error = str(e)
-                _write_private(json_path, polprog.debug_json(uplink, hook, subs, error))
-                if error:
-                    raise NodeError(f"{uplink} {direction} host endpoint policy: {error.splitlines()[0]}")
-                entry[f"tc_{hook}"] = {"policy": direction, "index": idx, "jump_map": jump_spec.name,
-                                       "static_map": static_spec.name, "prog_id": prog_ids[0],
-                                       "prog_ids": prog_ids, "sub_program_stride": polprog.TC_STRIDE,
-                                       "json": json_path}
+                entry[f"tc_{hook}"] = load_policy(hep_rules[direction], uplink, direction, hook, 4,
+                                                  hep_index[hook], state, ips, "host endpoint policy")
 
     manifest = {
         "version": version, "globals": globals_dir, "policy_dir": policy_dir,

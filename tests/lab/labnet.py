@@ -99,6 +99,64 @@ def run(argv: list[str], ns: str | None = None, input: str | None = None, check:
     return cp
 
 
+class Nft:
+    """libnftables in this process (ctypes, no package needed), for nft commands run many times in
+    one namespace: the oracle's per-flow trace table and rule counters. Each call would otherwise be
+    an `nsenter` + `nft` process whose start-up costs more CPU than the command.
+
+    Every command runs with the calling thread inside `ns` (in_netns): the context's netlink socket
+    is opened in nft_ctx_new and reopened by libnftables on some errors, and either must happen in
+    the node's namespace, never in the root one. Use as a context manager (frees the context)."""
+
+    _OUTPUT_JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON
+    _lib = None
+
+    def __init__(self, ns: str):
+        if Nft._lib is None:
+            lib = ctypes.CDLL("libnftables.so.1", use_errno=True)
+            lib.nft_ctx_new.restype = ctypes.c_void_p
+            lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+            lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+            for fn in ("nft_ctx_buffer_output", "nft_ctx_buffer_error"):
+                getattr(lib, fn).argtypes = [ctypes.c_void_p]
+            for fn in ("nft_ctx_get_output_buffer", "nft_ctx_get_error_buffer"):
+                getattr(lib, fn).argtypes = [ctypes.c_void_p]
+                getattr(lib, fn).restype = ctypes.c_char_p
+            lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            Nft._lib = lib
+        self.ns = ns
+        with in_netns(ns):
+            self.ctx = Nft._lib.nft_ctx_new(0)
+        if not self.ctx:
+            raise LabError(f"nft_ctx_new in {ns} failed")
+        Nft._lib.nft_ctx_buffer_output(self.ctx)
+        Nft._lib.nft_ctx_buffer_error(self.ctx)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        if self.ctx:
+            Nft._lib.nft_ctx_free(self.ctx)
+            self.ctx = None
+
+    def cmd(self, text: str, json_output: bool = False, check: bool = True) -> str:
+        """Run nft command(s) `text` (what `nft -f -` reads, or `nft [-j] ARGS`); return the output."""
+        lib = Nft._lib
+        lib.nft_ctx_output_set_flags(self.ctx, Nft._OUTPUT_JSON if json_output else 0)
+        with in_netns(self.ns):
+            rc = lib.nft_run_cmd_from_buffer(self.ctx, text.encode())
+        out = (lib.nft_ctx_get_output_buffer(self.ctx) or b"").decode()
+        err = (lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode()
+        if check and rc != 0:
+            raise LabError(f"nft {text.strip()!r} (in {self.ns}) failed ({rc}): {err.strip() or out.strip()}")
+        return out
+
+
 def ip(ns: str, *args: str) -> None:
     run(["ip", "-n", ns, *args])
 

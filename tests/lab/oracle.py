@@ -59,9 +59,12 @@ def read_flows(path: Path) -> list[dict]:
 # The ruleset as `nft -j list ruleset` shows it: base-chain hooks and rule counters
 
 
-def list_ruleset(ns: str) -> list[dict]:
-    cp = labnet.run(["nft", "-j", "list", "ruleset"], ns=ns)
-    return json.loads(cp.stdout).get("nftables", [])
+def list_ruleset(nft: labnet.Nft | str) -> list[dict]:
+    """nft: the node's in-process context, or its netns name (for one listing)."""
+    if isinstance(nft, str):
+        with labnet.Nft(nft) as ctx:
+            return list_ruleset(ctx)
+    return json.loads(nft.cmd("list ruleset", json_output=True)).get("nftables", [])
 
 
 def base_chain_hooks(ruleset: list[dict]) -> dict[tuple, tuple[str, str]]:
@@ -442,14 +445,16 @@ class Oracle:
         self.counters = counters
         self.timeout = timeout
         self.monitor: Monitor | None = None
+        self.nft: labnet.Nft | None = None  # in-process nft commands in the node netns (__enter__)
         self.hooks: dict[tuple, str] = {}
         self.next_sport = SPORT_RANGE[0]
         self.seq = 0
 
     def __enter__(self):
+        self.nft = labnet.Nft(self.ns)
         for fam in ("ip", "ip6"):  # a leftover
-            labnet.run(["nft", "delete", "table", fam, TRACE_TABLE], ns=self.ns, check=False)
-        self.hooks = base_chain_hooks(list_ruleset(self.ns))
+            self.nft.cmd(f"delete table {fam} {TRACE_TABLE}", check=False)
+        self.hooks = base_chain_hooks(list_ruleset(self.nft))
         self.monitor = Monitor(self.ns)
         self._sync_monitor()
         return self
@@ -459,9 +464,8 @@ class Oracle:
         so poke the ruleset (add + delete our empty table) until it reports the delete."""
         for _ in range(100):
             marker = self._marker()
-            labnet.run(["nft", "-f", "-"], ns=self.ns,
-                       input=f"add table ip {TRACE_TABLE}\nadd chain ip {TRACE_TABLE} {marker}\n")
-            labnet.run(["nft", "delete", "table", "ip", TRACE_TABLE], ns=self.ns)
+            self.nft.cmd(f"add table ip {TRACE_TABLE}\nadd chain ip {TRACE_TABLE} {marker}\n")
+            self.nft.cmd(f"delete table ip {TRACE_TABLE}")
             try:
                 self.monitor.wait_for(_deleted(marker), 0.2)
                 return
@@ -472,8 +476,10 @@ class Oracle:
     def __exit__(self, *exc):
         if self.monitor:
             self.monitor.close()
-        for fam in ("ip", "ip6"):
-            labnet.run(["nft", "delete", "table", fam, TRACE_TABLE], ns=self.ns, check=False)
+        if self.nft:
+            for fam in ("ip", "ip6"):
+                self.nft.cmd(f"delete table {fam} {TRACE_TABLE}", check=False)
+            self.nft.close()
 
     def _marker(self) -> str:
         """A chain name used once: the monitor's "add/delete chain ip dpl-trace mN" lines delimit
@@ -507,10 +513,10 @@ class Oracle:
         flush_conntrack(self.ns)
         marker = self._marker()
         fam = family(flow)
-        labnet.run(["nft", "-f", "-"], ns=self.ns, input=trace_table(trace_match(flow, sport), marker, fam))
+        self.nft.cmd(trace_table(trace_match(flow, sport), marker, fam))
         # Start barrier: whatever the monitor printed before our table existed is not ours.
         self.monitor.wait_for(_chain_event("add", marker, fam), 10)
-        before = rule_counters(list_ruleset(self.ns)) if self.counters else None
+        before = rule_counters(list_ruleset(self.nft)) if self.counters else None
         lines, probe, send_error = [], None, None
         try:
             probe = send_probe(src_ns, flow, sport)
@@ -522,8 +528,8 @@ class Oracle:
         finally:
             if probe:
                 probe.close()
-            after = rule_counters(list_ruleset(self.ns)) if self.counters else None
-            labnet.run(["nft", "delete", "table", fam, TRACE_TABLE], ns=self.ns)
+            after = rule_counters(list_ruleset(self.nft)) if self.counters else None
+            self.nft.cmd(f"delete table {fam} {TRACE_TABLE}")
         lines += self.monitor.wait_for(_deleted(marker, fam), 10)
         result = self._result(flow, sport, probe, lines, before, after)
         if send_error:
@@ -581,8 +587,7 @@ class Oracle:
         flush_conntrack(self.ns)
         marker = self._marker()
         fam = family(flow)
-        labnet.run(["nft", "-f", "-"], ns=self.ns,
-                   input=trace_table(trace_match(flow, "{ " + ", ".join(map(str, sports)) + " }"), marker, fam))
+        self.nft.cmd(trace_table(trace_match(flow, "{ " + ", ".join(map(str, sports)) + " }"), marker, fam))
         self.monitor.wait_for(_chain_event("add", marker, fam), 10)
         probes: dict[int, Probe] = {}
         errors: dict[int, str] = {}
@@ -597,7 +602,7 @@ class Oracle:
         finally:
             for probe in probes.values():
                 probe.close()
-            labnet.run(["nft", "delete", "table", fam, TRACE_TABLE], ns=self.ns)
+            self.nft.cmd(f"delete table {fam} {TRACE_TABLE}")
         lines += self.monitor.wait_for(_deleted(marker, fam), 10)
         by_sport = _trace_ids_by_sport(lines)
         out = []

@@ -157,8 +157,12 @@ class Nft:
         return out
 
 
-def ip(ns: str, *args: str) -> None:
-    run(["ip", "-n", ns, *args])
+def ip_batch(ns: str, *commands: tuple[str, ...], v6: bool = False) -> None:
+    """`ip [-6]` commands in ns, in order, in one process (`ip -batch`; it stops at the first that
+    fails): a lab is a few hundred of them, and an `ip` process costs more CPU to start than its
+    command. A batch line takes no options: v6 gives the whole batch `-6`."""
+    run(["ip", "-n", ns, *(["-6"] if v6 else []), "-batch", "-"],
+        input="".join(" ".join(cmd) + "\n" for cmd in commands))
 
 
 def sysctl(ns: str, key: str, value: str | int) -> None:
@@ -223,8 +227,11 @@ def netns_unusable() -> str | None:
 
 
 def _add_netns(ns: str) -> None:
+    """The namespace only: its `link set lo up` goes into its first ip_batch."""
     run(["ip", "netns", "add", ns])
-    ip(ns, "link", "set", "lo", "up")
+
+
+LO_UP = ("link", "set", "lo", "up")
 
 
 # A refused probe is told by an ICMP error; the kernel's per-destination rate limit (1 s, burst 6)
@@ -244,14 +251,12 @@ def build_node(lab: str, node: dict) -> None:
     uplink = node.get("uplink") or "eth0"
     _add_netns(nns)
     _add_netns(rns)
-    ip(nns, "link", "add", uplink, "type", "veth", "peer", "name", "eth0", "netns", rns)
-    ip(nns, "addr", "add", f"{node['ip']}/{node['prefix']}", "dev", uplink)
-    ip(rns, "addr", "add", f"{node['remote_ip']}/{node['prefix']}", "dev", "eth0")
-    ip(nns, "link", "set", uplink, "up")
-    ip(rns, "link", "set", "eth0", "up")
     # onlink: works even when the scenario puts remote_ip outside the node's prefix.
-    ip(nns, "route", "add", "default", "via", node["remote_ip"], "dev", uplink, "onlink")
-    ip(rns, "route", "add", "default", "via", node["ip"], "dev", "eth0", "onlink")
+    ip_batch(nns, LO_UP, ("link", "add", uplink, "type", "veth", "peer", "name", "eth0", "netns", rns),
+             ("addr", "add", f"{node['ip']}/{node['prefix']}", "dev", uplink), ("link", "set", uplink, "up"),
+             ("route", "add", "default", "via", node["remote_ip"], "dev", uplink, "onlink"))
+    ip_batch(rns, LO_UP, ("addr", "add", f"{node['remote_ip']}/{node['prefix']}", "dev", "eth0"),
+             ("link", "set", "eth0", "up"), ("route", "add", "default", "via", node["ip"], "dev", "eth0", "onlink"))
     for key, value in (("net.ipv4.ip_forward", 1), ("net.ipv4.conf.all.rp_filter", 0),
                        ("net.ipv4.conf.default.rp_filter", 0), (f"net.ipv4.conf.{uplink}.rp_filter", 0),
                        *NO_ICMP_RATELIMIT):
@@ -262,14 +267,13 @@ def build_pod(lab: str, index: int, pod: dict) -> None:
     """One workload: veth caliXXXX (node) <-> eth0 (pod), wired exactly as Calico's CNI does."""
     nns, pns, iface = node_ns(lab), pod_ns(lab, index), pod["iface"]
     _add_netns(pns)
-    ip(nns, "link", "add", iface, "type", "veth", "peer", "name", "eth0", "netns", pns)
-    ip(nns, "link", "set", iface, "address", CALICO_HOST_MAC)
-    ip(nns, "link", "set", iface, "up")
-    ip(pns, "link", "set", "eth0", "up")
-    ip(pns, "addr", "add", f"{pod['ip']}/32", "dev", "eth0")
-    ip(pns, "route", "add", CALICO_GW, "dev", "eth0", "scope", "link")
-    ip(pns, "route", "add", "default", "via", CALICO_GW, "dev", "eth0")
-    ip(nns, "route", "add", f"{pod['ip']}/32", "dev", iface, "scope", "link")
+    # The /32 route needs the cali interface up (administratively), not its peer.
+    ip_batch(nns, ("link", "add", iface, "type", "veth", "peer", "name", "eth0", "netns", pns),
+             ("link", "set", iface, "address", CALICO_HOST_MAC), ("link", "set", iface, "up"),
+             ("route", "add", f"{pod['ip']}/32", "dev", iface, "scope", "link"))
+    ip_batch(pns, LO_UP, ("link", "set", "eth0", "up"), ("addr", "add", f"{pod['ip']}/32", "dev", "eth0"),
+             ("route", "add", CALICO_GW, "dev", "eth0", "scope", "link"),
+             ("route", "add", "default", "via", CALICO_GW, "dev", "eth0"))
     # proxy_arp answers the pod's ARP for 169.254.1.1; proxy_delay 0 avoids the default random
     # delay of up to 0.8 s on the first reply (Felix sets both).
     sysctl(nns, f"net.ipv4.conf.{iface}.proxy_arp", 1)
@@ -302,33 +306,33 @@ def build_v6(lab: str, topo: dict) -> None:
         for key, value in (("net.ipv6.conf.all.disable_ipv6", 0), *NO_ICMP6_RATELIMIT):
             sysctl(ns, key, value)
     sysctl(nns, "net.ipv6.conf.all.forwarding", 1)
-    run(["ip", "-n", nns, "-6", "addr", "add", f"{node['ip6']}/{prefix}", "dev", uplink, "nodad"])
-    run(["ip", "-n", rns, "-6", "addr", "add", f"{node['remote_ip6']}/{prefix}", "dev", "eth0", "nodad"])
-    ip(nns, "-6", "route", "add", "default", "via", node["remote_ip6"], "dev", uplink)
-    for i, pod in enumerate(topo["pods"]):
-        if not pod.get("ip6"):
-            continue
-        pns, iface = pod_ns(lab, i), pod["iface"]
+    node_cmds = [("addr", "add", f"{node['ip6']}/{prefix}", "dev", uplink, "nodad"),
+                 ("route", "add", "default", "via", node["remote_ip6"], "dev", uplink)]
+    v6_pods = [(pod_ns(lab, i), pod) for i, pod in enumerate(topo["pods"]) if pod.get("ip6")]
+    for pns, pod in v6_pods:
+        iface = pod["iface"]
         sysctl(nns, f"net.ipv6.conf.{iface}.accept_dad", 0)
         sysctl(nns, f"net.ipv6.conf.{iface}.accept_ra", 0)
         sysctl(nns, f"net.ipv6.conf.{iface}.proxy_ndp", 1)
-        # The link-local address came up tentative (DAD was on then): replace it by a valid one.
-        ip(nns, "-6", "addr", "flush", "dev", iface, "scope", "link")
-        ip(nns, "-6", "addr", "add", f"{CALICO_GW6}/64", "dev", iface, "nodad")
-        ip(nns, "-6", "route", "add", f"{pod['ip6']}/128", "dev", iface)
         for key, value in (("net.ipv6.conf.eth0.accept_dad", 0), *NO_ICMP6_RATELIMIT):
             sysctl(pns, key, value)
-        ip(pns, "-6", "addr", "add", f"{pod['ip6']}/128", "dev", "eth0", "nodad")
-        ip(pns, "-6", "route", "add", "default", "via", CALICO_GW6, "dev", "eth0")
+        # The link-local address came up tentative (DAD was on then): replace it by a valid one.
+        node_cmds += [("addr", "flush", "dev", iface, "scope", "link"),
+                      ("addr", "add", f"{CALICO_GW6}/64", "dev", iface, "nodad"),
+                      ("route", "add", f"{pod['ip6']}/128", "dev", iface)]
+    ip_batch(nns, *node_cmds, v6=True)
+    for pns, pod in v6_pods:
+        ip_batch(pns, ("addr", "add", f"{pod['ip6']}/128", "dev", "eth0", "nodad"),
+                 ("route", "add", "default", "via", CALICO_GW6, "dev", "eth0"), v6=True)
     # The world beyond the uplink, as route_world does for v4.
     node_side = {node["ip6"]} | {p["ip6"] for p in topo["pods"] if p.get("ip6")} | {
         s["cluster_ip6"] for s in topo.get("services", []) if s.get("cluster_ip6")}
-    for addr in sorted(node_side):
-        ip(rns, "-6", "route", "add", "table", REMOTE_OUT_TABLE, f"{addr}/128", "via", node["ip6"], "dev", "eth0")
-    ip(rns, "-6", "rule", "add", "pref", "10", "iif", "lo", "lookup", REMOTE_OUT_TABLE)
-    ip(rns, "-6", "rule", "add", "pref", "100", "lookup", "local")
-    ip(rns, "-6", "rule", "del", "pref", "0")
-    ip(rns, "-6", "route", "add", "table", "local", "local", "::/0", "dev", "lo")
+    ip_batch(rns, ("addr", "add", f"{node['remote_ip6']}/{prefix}", "dev", "eth0", "nodad"),
+             *(("route", "add", "table", REMOTE_OUT_TABLE, f"{addr}/128", "via", node["ip6"], "dev", "eth0")
+               for addr in sorted(node_side)),
+             ("rule", "add", "pref", "10", "iif", "lo", "lookup", REMOTE_OUT_TABLE),
+             ("rule", "add", "pref", "100", "lookup", "local"), ("rule", "del", "pref", "0"),
+             ("route", "add", "table", "local", "local", "::/0", "dev", "lo"), v6=True)
 
 
 def route_world(lab: str, topo: dict) -> None:
@@ -343,12 +347,11 @@ def route_world(lab: str, topo: dict) -> None:
     """
     rns, node = remote_ns(lab), topo["node"]
     node_side = {node["ip"]} | {p["ip"] for p in topo["pods"]} | {s["cluster_ip"] for s in topo.get("services", [])}
-    for addr in sorted(node_side):
-        ip(rns, "route", "add", "table", REMOTE_OUT_TABLE, f"{addr}/32", "via", node["ip"], "dev", "eth0", "onlink")
-    ip(rns, "rule", "add", "pref", "10", "iif", "lo", "lookup", REMOTE_OUT_TABLE)
-    ip(rns, "rule", "add", "pref", "100", "lookup", "local")
-    ip(rns, "rule", "del", "pref", "0")
-    ip(rns, "route", "add", "table", "local", "local", "0.0.0.0/0", "dev", "lo")
+    ip_batch(rns, *(("route", "add", "table", REMOTE_OUT_TABLE, f"{addr}/32", "via", node["ip"], "dev", "eth0",
+                     "onlink") for addr in sorted(node_side)),
+             ("rule", "add", "pref", "10", "iif", "lo", "lookup", REMOTE_OUT_TABLE),
+             ("rule", "add", "pref", "100", "lookup", "local"), ("rule", "del", "pref", "0"),
+             ("route", "add", "table", "local", "local", "0.0.0.0/0", "dev", "lo"))
     sysctl(rns, "net.ipv4.conf.all.rp_filter", 0)
     sysctl(rns, "net.ipv4.conf.eth0.rp_filter", 0)
 
@@ -391,26 +394,18 @@ def load_rules(lab: str, rendered: Path, layout: str) -> None:
 # Servers inside pods (this file is also their entry point: `labnet.py serve ...`)
 
 
-def start_node_servers(lab: str, node: dict, sdir: Path) -> int | None:
-    """The node's own servers (`node.serve`, host-endpoint flows to the host), bound to the node IP
-    so they answer only for it, like a host service listening on its node address."""
-    spec = [dict(s, bind=node["ip"]) for s in node.get("serve", [])]
-    return start_servers(lab, -1, {"serve": spec}, sdir, ns=node_ns(lab), tag="node") if spec else None
-
-
-def start_servers(lab: str, index: int, pod: dict, sdir: Path, v6: bool = False, ns: str | None = None,
-                  tag: str | None = None) -> int | None:
-    """Start one detached server process in the pod's netns (or `ns`); wait until it listens.
-    Returns its pid. v6: the pod's IPv6 is wired (build_v6): serve on [::] too."""
-    if not pod.get("serve"):
+def start_servers(lab: str, spec: list[dict], sdir: Path) -> int | None:
+    """Start the lab's one detached server process, for every `serve` entry of its pods and node;
+    wait until all of them listen. Returns its pid. Each entry names the netns its socket is opened
+    in ("ns"; the process itself runs in the node netns): one Python start-up per lab, not one per
+    pod. An entry with "v6" (a dual-stack pod, wired by build_v6) is served on [::] too."""
+    if not spec:
         return None
-    tag = tag or f"p{index}"
-    ready = sdir / f"{tag}.ready"
+    ready = sdir / "servers.ready"
     ready.unlink(missing_ok=True)
-    log = open(sdir / f"{tag}.log", "w")
-    argv = ns_argv(ns or pod_ns(lab, index), [sys.executable, str(Path(__file__).resolve()), "serve",
-                                              "--lab", lab, "--ready", str(ready),
-                                              "--spec", json.dumps(pod["serve"])] + (["--v6"] if v6 else []))
+    log = open(sdir / "servers.log", "w")
+    argv = ns_argv(node_ns(lab), [sys.executable, str(Path(__file__).resolve()), "serve", "--lab", lab,
+                                  "--ready", str(ready), "--spec", json.dumps(spec)])
     # start_new_session: the server outlives `lab up` and ignores the terminal's Ctrl-C;
     # `lab down` kills it by pid.
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
@@ -419,16 +414,26 @@ def start_servers(lab: str, index: int, pod: dict, sdir: Path, v6: bool = False,
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             # The log goes away with the lab (`lab down` on this failure): quote it here.
-            printed = (sdir / f"{tag}.log").read_text(errors="replace").strip()[-1500:]
+            printed = (sdir / "servers.log").read_text(errors="replace").strip()[-1500:]
             state = f"exited with {proc.returncode}" if proc.poll() is not None else "not ready after 10 s"
-            raise LabError(f"server in {ns or pod_ns(lab, index)} did not start ({state}); it printed: "
+            raise LabError(f"the servers of lab {lab} did not start ({state}); they printed: "
                            f"{printed or '(nothing)'}")
         time.sleep(0.02)
     return proc.pid
 
 
-def serve(spec: list[dict], ready: Path, v6: bool = False) -> None:
-    """Run the pod's servers until killed: http404 / tcp accept / udp echo, one thread each."""
+def server_spec(lab: str, topo: dict, v6: bool) -> list[dict]:
+    """start_servers' entries: each pod's `serve` entries in its netns (v6: on [::] too for a
+    dual-stack pod), and the node's own (`node.serve`, host-endpoint flows to the host) bound to the
+    node IP so they answer only for it, like a host service listening on its node address."""
+    spec = [dict(s, ns=pod_ns(lab, i), v6=v6 and bool(pod.get("ip6")))
+            for i, pod in enumerate(topo["pods"]) for s in pod.get("serve", [])]
+    return spec + [dict(s, ns=node_ns(lab), bind=topo["node"]["ip"]) for s in topo["node"].get("serve", [])]
+
+
+def serve(spec: list[dict], ready: Path) -> None:
+    """Run the lab's servers until killed: http404 / tcp accept / udp echo, one thread each, each
+    listening in its entry's netns."""
     import http.server
     import socket
     import socketserver
@@ -492,9 +497,13 @@ def serve(spec: list[dict], ready: Path, v6: bool = False) -> None:
             cls, handler = socketserver.UDPServer, Echo
         else:
             cls, handler = TCPServer, Accept
-        servers.append(cls(addr, handler))
-        if v6:
-            servers.append(type("V6" + cls.__name__, (V6Only, cls), {})(("::", int(entry["port"])), handler))
+        try:
+            with in_netns(entry["ns"]):  # a socket stays in the netns it was created in
+                servers.append(cls(addr, handler))
+                if entry.get("v6"):
+                    servers.append(type("V6" + cls.__name__, (V6Only, cls), {})(("::", addr[1]), handler))
+        except OSError as e:
+            raise LabError(f"serve {entry}: {e}") from e
     for srv in servers:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
     ready.write_text(str(os.getpid()))
@@ -605,12 +614,7 @@ class Lab:
             self.save()
         else:
             load_rules(self.name, out, layout)
-        for i, pod in enumerate(topo["pods"]):
-            pid = start_servers(self.name, i, pod, sdir, v6=bool(pod.get("ip6")) and layout != EBPF)
-            if pid:
-                self.info["pids"].append(pid)
-                self.save()
-        pid = start_node_servers(self.name, topo["node"], sdir)
+        pid = start_servers(self.name, server_spec(self.name, topo, v6=layout != EBPF), sdir)
         if pid:
             self.info["pids"].append(pid)
             self.save()
@@ -721,10 +725,9 @@ def _serve_main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="labnet.py serve")
     ap.add_argument("--lab", required=True)  # only so `down` can recognise its own processes
     ap.add_argument("--ready", required=True, type=Path)
-    ap.add_argument("--spec", required=True)
-    ap.add_argument("--v6", action="store_true", help="also serve every port on [::] (a dual-stack pod)")
+    ap.add_argument("--spec", required=True, help="JSON list of entries: pod serve entries plus ns, v6, bind")
     args = ap.parse_args(argv)
-    serve(json.loads(args.spec), args.ready, args.v6)
+    serve(json.loads(args.spec), args.ready)
 
 
 if __name__ == "__main__":

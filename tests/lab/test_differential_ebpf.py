@@ -72,11 +72,12 @@ def host_state(netns_prefix: str = labnet.PREFIX) -> dict:
 
 
 def run_lab(name: str, scenario: Path, dataplane: str, version: str | None, flows: list[dict],
-            trace: bool) -> tuple[list, str]:
+            trace: bool, rendered: Path | None = None) -> tuple[list, str]:
     """The oracle's results for every flow, and how long building and probing took. Nodes with
-    rules and trace=False: fates only, many probes at once (oracle.probe_fates)."""
+    rules and trace=False: fates only, many probes at once (oracle.probe_fates). rendered: the
+    scenario already rendered for this node (render.py, its nftables layout for an eBPF node)."""
     t0 = time.monotonic()
-    with labnet.Lab.up(name, scenario, dataplane, owner_pid=os.getpid(), calico_version=version) as lab:
+    with labnet.Lab.up(name, scenario, dataplane, rendered, owner_pid=os.getpid(), calico_version=version) as lab:
         t1 = time.monotonic()
         if dataplane != labnet.EBPF and not trace:
             results = oracle.probe_fates(lab, flows)
@@ -131,10 +132,15 @@ def run_scenario(label: str, scenario: Path, flows: list[dict], versions: list[s
     nodes = [("nftables", "nftables", None), ("iptables-nft", "iptables-nft", None)]
     nodes += [(f"ebpf-{v}", labnet.EBPF, v) for v in versions]
     t0 = time.monotonic()
+    # The nftables node and the eBPF nodes (which take only the topology from it) share one
+    # rendering of the scenario, rendered once.
     # The labs wait on probes most of the time: run them side by side (distinct names, no shared state).
-    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+    with tempfile.TemporaryDirectory(prefix="dpl-diff3-render-") as tmp, \
+            ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        rendered = Path(tmp) / "render"
+        labnet.render(scenario.resolve(), "nftables", rendered)
         futures = {node: pool.submit(run_lab, f"t{os.getpid() % 100000}{label}{i}", scenario, dp, v, flows,
-                                     where and node == "nftables")
+                                     where and node == "nftables", rendered if dp != "iptables-nft" else None)
                    for i, (node, dp, v) in enumerate(nodes)}
         per_node, broken, timing = {}, [], {}
         for node, fut in futures.items():

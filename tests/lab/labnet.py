@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -106,10 +107,12 @@ class Nft:
 
     Every command runs with the calling thread inside `ns` (in_netns): the context's netlink socket
     is opened in nft_ctx_new and reopened by libnftables on some errors, and either must happen in
-    the node's namespace, never in the root one. Use as a context manager (frees the context)."""
+    the node's namespace, never in the root one. Use as a context manager (frees the context).
+    Calls are serialised: libnftables keeps some global state, and labs may run in threads."""
 
     _OUTPUT_JSON = 1 << 4  # NFT_CTX_OUTPUT_JSON
     _lib = None
+    _lock = threading.Lock()
 
     def __init__(self, ns: str):
         if Nft._lib is None:
@@ -126,7 +129,7 @@ class Nft:
             lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
             Nft._lib = lib
         self.ns = ns
-        with in_netns(ns):
+        with Nft._lock, in_netns(ns):
             self.ctx = Nft._lib.nft_ctx_new(0)
         if not self.ctx:
             raise LabError(f"nft_ctx_new in {ns} failed")
@@ -141,17 +144,18 @@ class Nft:
 
     def close(self) -> None:
         if self.ctx:
-            Nft._lib.nft_ctx_free(self.ctx)
+            with Nft._lock:
+                Nft._lib.nft_ctx_free(self.ctx)
             self.ctx = None
 
     def cmd(self, text: str, json_output: bool = False, check: bool = True) -> str:
         """Run nft command(s) `text` (what `nft -f -` reads, or `nft [-j] ARGS`); return the output."""
         lib = Nft._lib
-        lib.nft_ctx_output_set_flags(self.ctx, Nft._OUTPUT_JSON if json_output else 0)
-        with in_netns(self.ns):
+        with Nft._lock, in_netns(self.ns):
+            lib.nft_ctx_output_set_flags(self.ctx, Nft._OUTPUT_JSON if json_output else 0)
             rc = lib.nft_run_cmd_from_buffer(self.ctx, text.encode())
-        out = (lib.nft_ctx_get_output_buffer(self.ctx) or b"").decode()
-        err = (lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode()
+            out = (lib.nft_ctx_get_output_buffer(self.ctx) or b"").decode()
+            err = (lib.nft_ctx_get_error_buffer(self.ctx) or b"").decode()
         if check and rc != 0:
             raise LabError(f"nft {text.strip()!r} (in {self.ns}) failed ({rc}): {err.strip() or out.strip()}")
         return out

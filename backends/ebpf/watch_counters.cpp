@@ -33,8 +33,8 @@ struct Attribution {
 // The node's pinned rule counters and hook counters maps, each re-opened at its pin on demand.
 class LiveCounterMaps final : public CounterMaps {
  public:
-  LiveCounterMaps(std::string bpffs, MapSpec rules, std::optional<MapSpec> hooks)
-      : bpffs_(std::move(bpffs)), rules_spec_(std::move(rules)), hooks_spec_(std::move(hooks)) {}
+  LiveCounterMaps(std::string bpffs, const MapSpec& rules, std::optional<MapSpec> hooks)
+      : bpffs_(std::move(bpffs)), rules_spec_(rules), hooks_spec_(hooks) {}
   void set_release(Release r) { release_ = r; }
 
   std::string path(WatchedMap m) const override {

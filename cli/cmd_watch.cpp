@@ -270,13 +270,26 @@ int run_watch(const Context& c, const WatchOptions& o) {
       (void)!::read(stop.fd(), &info, sizeof(info));
       break;
     }
+    std::vector<WatchNotice> notices;
     for (const auto& s : *sources) {
-      if (auto st = s->read(events); !st) {
+      auto st = s->read(events);
+      s->take_notices(notices);
+      if (!st) {
         status = c.fail(st.error());
         done = true;
         break;
       }
     }
+    // Before the events they concern (a re-created map's line comes before its new deltas);
+    // never rate-limited: a source says each once.
+    for (const auto& n : notices) {
+      summary.add_notice(n);
+      c.out << (json ? watch_notice_json(n).dump(-1, ' ', false,
+                                                 nlohmann::json::error_handler_t::replace)
+                     : watch_notice_text(n))
+            << "\n";
+    }
+    if (!notices.empty()) c.out << std::flush;
     for (const auto& e : events) {
       if (!o.all && !is_denial(e)) continue;
       if (only && e.in_ifindex != only->index && e.out_ifindex != only->index) continue;

@@ -371,6 +371,27 @@ json watch_line_json(const WatchLine& l) {
   return j;
 }
 
+std::string watch_notice_text(const WatchNotice& n) {
+  return fmt::format("# {} {} {}", clock_text(n.time), n.source, n.message);
+}
+
+namespace {
+
+json notice_fields(const WatchNotice& n) {
+  auto id = [](const std::optional<uint32_t>& v) { return v ? json(*v) : json(nullptr); };
+  return {{"source", n.source},    {"kind", n.kind},         {"time", clock_text(n.time)},
+          {"map", or_null(n.map)}, {"old_id", id(n.old_id)}, {"new_id", id(n.new_id)},
+          {"message", n.message}};
+}
+
+}  // namespace
+
+json watch_notice_json(const WatchNotice& n) {
+  json j = {{"schema", kWatchSchema}, {"type", "notice"}};
+  j.update(notice_fields(n));
+  return j;
+}
+
 bool WatchRateLimit::admit(std::chrono::steady_clock::time_point now) {
   if (now - window_ >= std::chrono::seconds(1)) {
     window_ = now;
@@ -396,6 +417,11 @@ void WatchSummary::add(const WatchLine& l) {
     packets_by_reason_[reason_of(l)] += l.event.counter->packets();
 }
 
+void WatchSummary::add_notice(const WatchNotice& n) {
+  ++notices_total_;
+  if (notices_.size() < kMaxNotices) notices_.push_back(n);
+}
+
 std::vector<std::pair<std::string, uint64_t>> WatchSummary::ranked(
     const std::map<std::string, uint64_t>& by, std::size_t top) {
   std::vector<std::pair<std::string, uint64_t>> v(by.begin(), by.end());
@@ -412,6 +438,9 @@ std::string WatchSummary::text(std::size_t top) const {
   if (suppressed_) s += fmt::format("  {} more not shown (rate limit)\n", suppressed_);
   for (const auto& [src, n] : lost_)
     if (n) s += fmt::format("  {} lost by {} (the kernel could not hand them over)\n", n, src);
+  for (const auto& n : notices_) s += fmt::format("  {}: {}\n", n.source, n.message);
+  if (notices_total_ > notices_.size())
+    s += fmt::format("  {} more notice(s)\n", notices_total_ - notices_.size());
   for (const auto& [reason, n] : ranked(by_reason_, top))
     s += fmt::format("  {:>6}  {}\n", n, reason);
   if (!packets_by_reason_.empty()) {
@@ -429,9 +458,18 @@ json WatchSummary::as_json(std::size_t top) const {
   nlohmann::json counted = nlohmann::json::array();
   for (const auto& [reason, n] : ranked(packets_by_reason_, top))
     counted.push_back({{"reason", reason}, {"packets", n}});
-  return {{"schema", kWatchSchema},  {"type", "summary"},         {"events", events_},
-          {"by_source", by_source_}, {"suppressed", suppressed_}, {"lost", lost_},
-          {"top", reasons},          {"top_counted", counted}};
+  nlohmann::json notices = nlohmann::json::array();
+  for (const auto& n : notices_) notices.push_back(notice_fields(n));
+  return {{"schema", kWatchSchema},
+          {"type", "summary"},
+          {"events", events_},
+          {"by_source", by_source_},
+          {"suppressed", suppressed_},
+          {"lost", lost_},
+          {"top", reasons},
+          {"top_counted", counted},
+          {"notices", notices},
+          {"notices_total", notices_total_}};
 }
 
 }  // namespace dpi

@@ -96,6 +96,21 @@ struct WatchEvent {
   std::string unattributed;  // why rule is missing
 };
 
+// What a source says about itself rather than about a packet, once when it happens: a map it
+// re-opened because Felix re-created it (the baseline taken again: counts between the
+// re-creation and that read are not known), a read that failed and why. Shown as a line of its
+// own and listed in the summary.
+struct WatchNotice {
+  std::string source;  // counters
+  std::string kind;    // map_recreated, read_failed
+  std::chrono::system_clock::time_point time;
+  std::string map;                         // the pin's path
+  std::optional<uint32_t> old_id, new_id;  // the kernel's map ids (map_recreated)
+  std::string message;                     // the whole sentence
+};
+std::string watch_notice_text(const WatchNotice& n);
+nlohmann::json watch_notice_json(const WatchNotice& n);
+
 // A stream of events opened by a backend, read by the watch loop. Each source is a unit of its
 // own; the loop waits on fd() or, for a source without one, calls read() every poll_interval().
 class WatchSource {
@@ -109,6 +124,8 @@ class WatchSource {
   virtual Status read(std::vector<WatchEvent>& out) = 0;
   // Events the kernel could not hand over so far (full buffers, sequence gaps): a running total.
   virtual uint64_t lost() const = 0;
+  // Appends the notices since the last call (none for most sources).
+  virtual void take_notices(std::vector<WatchNotice>& /*out*/) {}
 };
 
 // An event with what dpinspect makes of it.
@@ -163,6 +180,7 @@ class WatchSummary {
   void add(const WatchLine& l);
   void add_suppressed(uint64_t n) { suppressed_ += n; }
   void set_lost(const std::string& source, uint64_t n) { lost_[source] = n; }
+  void add_notice(const WatchNotice& n);
   uint64_t events() const { return events_; }
   std::string text(std::size_t top = 10) const;
   nlohmann::json as_json(std::size_t top = 10) const;
@@ -174,6 +192,9 @@ class WatchSummary {
   std::map<std::string, uint64_t> lost_;
   // counters: the packets each rule counted, by reason (one event is one poll's delta).
   std::map<std::string, uint64_t> packets_by_reason_;
+  std::vector<WatchNotice> notices_;  // the first kMaxNotices
+  uint64_t notices_total_ = 0;
+  static constexpr std::size_t kMaxNotices = 20;
   static std::vector<std::pair<std::string, uint64_t>> ranked(
       const std::map<std::string, uint64_t>& by, std::size_t top);
 };

@@ -100,6 +100,16 @@ Result<PinnedMap> PinnedMap::open(const std::string& dir, std::string_view pin_n
   return m;
 }
 
+Result<uint32_t> pinned_map_id(const std::string& path) {
+  auto fd = open_pin(path);
+  if (!fd) return fd.error();
+  if (!fd_is_map(fd->get()))
+    return make_error(ErrorCode::bad_input, fmt::format("{}: not a BPF map", path));
+  auto info = map_info(fd->get(), path);
+  if (!info) return info.error();
+  return info->id;
+}
+
 Result<std::optional<std::vector<uint8_t>>> PinnedMap::lookup(std::span<const uint8_t> key) const {
   if (key.size() != info_.key_size)
     return make_error(ErrorCode::bad_input, fmt::format("{}: lookup with a {}-byte key (map: {})",

@@ -83,6 +83,10 @@ class PinnedMap {
   uint32_t cpus_ = 1;
 };
 
+// The id of the map pinned at path now (the pin may name a newer map than an fd opened earlier:
+// Felix re-creates maps); not_found when nothing is pinned there, bad_input when not a map.
+Result<uint32_t> pinned_map_id(const std::string& path);
+
 // The maps pinned in dir (objects that are not maps are skipped), for detect_release(). When
 // none could be read because opening Calico's pins (cali_*) was refused (no CAP_BPF), that
 // permission error.

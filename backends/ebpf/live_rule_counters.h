@@ -20,6 +20,8 @@ class LiveRuleCounters {
   static Result<LiveRuleCounters> open(const std::string& dir, const MapSpec& spec);
 
   const std::string& path() const { return map_.path(); }
+  // The kernel's id of the map opened (a map re-created at the pin has another).
+  uint32_t id() const { return map_.info().id; }
   // The packets rule `id` counted, summed over the CPUs; 0 when it has no entry (not hit since
   // Felix started or created the rule).
   Result<uint64_t> read(uint64_t id) const;

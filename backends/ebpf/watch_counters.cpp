@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "backends/ebpf/counter_poller.h"
 #include "backends/ebpf/counters.h"
 #include "backends/ebpf/inspect.h"
 #include "backends/ebpf/live_maps.h"
@@ -22,9 +23,6 @@ using Clock = std::chrono::steady_clock;
 // but not more often than this.
 constexpr std::chrono::seconds kReloadEvery{2};
 
-// A policy hook of one interface, as cali_counters* keys it.
-using HookKey = std::pair<uint32_t, CounterHook>;
-
 // What a rule id is, kept after the id leaves the map (a vanished counter is still named).
 struct Attribution {
   Decision rule;
@@ -32,8 +30,76 @@ struct Attribution {
   std::optional<HookKey> counters;  // the hook's Calico counters, with hook
 };
 
-// enum calico_reason: the same indices in every release (counters.h).
-constexpr uint32_t kDroppedByPolicy = 4, kAcceptedByPolicy = 2;
+// The node's pinned rule counters and hook counters maps, each re-opened at its pin on demand.
+class LiveCounterMaps final : public CounterMaps {
+ public:
+  LiveCounterMaps(std::string bpffs, const MapSpec& rules, std::optional<MapSpec> hooks)
+      : bpffs_(std::move(bpffs)), rules_spec_(rules), hooks_spec_(hooks) {}
+  void set_release(Release r) { release_ = r; }
+
+  std::string path(WatchedMap m) const override {
+    switch (m) {
+      case WatchedMap::rule_counters: return bpffs_ + "/" + std::string(rules_spec_.pin_name);
+      case WatchedMap::hook_counters:
+        return hooks_spec_ ? bpffs_ + "/" + std::string(hooks_spec_->pin_name) : bpffs_;
+    }
+    return bpffs_;
+  }
+  std::optional<uint32_t> held_id(WatchedMap m) const override {
+    switch (m) {
+      case WatchedMap::rule_counters: return rules_ ? std::optional(rules_->id()) : std::nullopt;
+      case WatchedMap::hook_counters:
+        return hooks_ ? std::optional(hooks_->info().id) : std::nullopt;
+    }
+    return std::nullopt;
+  }
+  Result<uint32_t> pinned_id(WatchedMap m) const override {
+    if (m == WatchedMap::hook_counters && !hooks_spec_)
+      return make_error(ErrorCode::not_found,
+                        "the node's Calico layout has no hook counters map (cali_counters)");
+    return pinned_map_id(path(m));
+  }
+  Status reopen(WatchedMap m) override {
+    switch (m) {
+      case WatchedMap::rule_counters: {
+        auto r = LiveRuleCounters::open(bpffs_, rules_spec_);
+        if (!r) return r.error();
+        rules_ = std::move(*r);
+        return Ok{};
+      }
+      case WatchedMap::hook_counters: {
+        if (!hooks_spec_) return make_error(ErrorCode::not_found, "no hook counters map");
+        auto h = PinnedMap::open(bpffs_, hooks_spec_->pin_name);
+        if (!h) return h.error();
+        hooks_ = std::move(*h);
+        return Ok{};
+      }
+    }
+    return Ok{};
+  }
+  Result<std::vector<std::pair<uint64_t, uint64_t>>> read_rules() const override {
+    return rules_->read_all();
+  }
+  Result<std::optional<std::vector<uint64_t>>> read_hook(const HookKey& k) const override {
+    if (!release_) return make_error(ErrorCode::bad_input, "the node's release is not known");
+    auto v = hooks_->lookup(encode_counters_key({k.first, k.second}));
+    if (!v) return v.error();
+    if (!*v) return std::optional<std::vector<uint64_t>>{};
+    auto sums = decode_counters_value(**v, hooks_->info().value_size, hooks_->cpus(), *release_);
+    if (!sums)
+      return make_error(sums.error().code,
+                        fmt::format("{}: {}", hooks_->path(), sums.error().message));
+    return std::optional<std::vector<uint64_t>>{std::move(*sums)};
+  }
+
+ private:
+  std::string bpffs_;
+  MapSpec rules_spec_;
+  std::optional<MapSpec> hooks_spec_;
+  std::optional<Release> release_;
+  std::optional<LiveRuleCounters> rules_;
+  std::optional<PinnedMap> hooks_;
+};
 
 class CountersSource final : public WatchSource {
  public:
@@ -45,26 +111,26 @@ class CountersSource final : public WatchSource {
   std::optional<std::chrono::milliseconds> poll_interval() const override { return interval_; }
   uint64_t lost() const override { return 0; }
   Status read(std::vector<WatchEvent>& out) override;
+  void take_notices(std::vector<WatchNotice>& out) override {
+    for (auto& n : notices_) out.push_back(std::move(n));
+    notices_.clear();
+  }
 
-  // Reads the node and its rule counters map; the first poll (the baseline).
+  // Reads the node and opens its counters maps; the first poll (the baseline).
   Status start();
 
  private:
   Status load_node();
-  Result<std::vector<CounterReading>> poll();
-  // Reads the policy verdict counters of every hook a rule is attributed to; the deltas of
-  // this poll by hook (a hook first read now has none).
-  std::map<HookKey, std::vector<std::pair<std::string, uint64_t>>> poll_hooks();
+  Result<CounterPoll> poll();
   const Attribution* attribution(uint64_t id);
 
   std::string bpffs_, debug_dir_;
   std::chrono::milliseconds interval_;
   std::optional<NodeModel> model_;
-  std::optional<LiveRuleCounters> map_;
-  std::optional<PinnedMap> hook_map_;  // cali_counters*, when the layout has it
-  std::map<HookKey, std::vector<uint64_t>> hook_last_;
-  CounterDeltas deltas_;
+  std::unique_ptr<LiveCounterMaps> maps_;
+  std::unique_ptr<CounterPoller> poller_;
   std::map<uint64_t, Attribution> known_;
+  std::vector<WatchNotice> notices_;
   Clock::time_point next_poll_{}, loaded_at_{};
 };
 
@@ -80,14 +146,16 @@ Status CountersSource::load_node() {
                       fmt::format("watch: {}: no known Calico layout, so no known rule counters "
                                   "map ({})",
                                   n->bpffs, n->layout_error));
-  if (!map_) {
-    auto m = LiveRuleCounters::open(n->bpffs, *spec);
-    if (!m) return make_error(m.error().code, "watch: counters: " + m.error().message);
-    map_ = std::move(*m);
+  if (!maps_) {
+    const MapSpec* hooks = n->spec(MapRole::counters);
+    maps_ = std::make_unique<LiveCounterMaps>(n->bpffs, *spec,
+                                              hooks ? std::optional(*hooks) : std::nullopt);
+    if (auto st = maps_->reopen(WatchedMap::rule_counters); !st)
+      return make_error(st.error().code, "watch: counters: " + st.error().message);
+    // The hooks' counters only add to the rules': the poller opens them, or says why not.
+    poller_ = std::make_unique<CounterPoller>(*maps_);
   }
-  // The hooks' counters only add to the rules': a node without them still has its rule counters.
-  if (const MapSpec* hooks = n->spec(MapRole::counters); hooks && !hook_map_)
-    if (auto m = PinnedMap::open(n->bpffs, hooks->pin_name)) hook_map_ = std::move(*m);
+  if (n->release) maps_->set_release(n->release->releases.first);
   model_.emplace(std::move(*n));
   loaded_at_ = Clock::now();
   for (const auto& [id, place] : model_->rule_places()) {
@@ -110,39 +178,15 @@ Status CountersSource::load_node() {
   return Ok{};
 }
 
-Result<std::vector<CounterReading>> CountersSource::poll() {
-  auto all = map_->read_all();
-  if (!all) return make_error(all.error().code, "watch: counters: " + all.error().message);
-  std::vector<CounterReading> now;
-  now.reserve(all->size());
-  for (const auto& [id, packets] : *all)
-    now.push_back(CounterReading{fmt::format("{:#x}", id), packets, std::nullopt});
-  return now;
-}
-
-std::map<HookKey, std::vector<std::pair<std::string, uint64_t>>> CountersSource::poll_hooks() {
-  std::map<HookKey, std::vector<std::pair<std::string, uint64_t>>> out;
-  const NodeState& n = model_->state();
-  if (!hook_map_ || !n.release) return out;
+Result<CounterPoll> CountersSource::poll() {
   std::map<HookKey, std::string> hooks;
   for (const auto& [id, a] : known_)
     if (a.counters) hooks.emplace(*a.counters, a.hook);
-  for (const auto& [key, name] : hooks) {
-    auto v = hook_map_->lookup(encode_counters_key({key.first, key.second}));
-    if (!v || !*v) continue;  // unreadable, or no entry: no delta to say
-    auto sums = decode_counters_value(**v, hook_map_->info().value_size, hook_map_->cpus(),
-                                      n.release->releases.first);
-    if (!sums) continue;
-    auto last = hook_last_.find(key);
-    if (last != hook_last_.end())
-      for (uint32_t reason : {kDroppedByPolicy, kAcceptedByPolicy})
-        if ((*sums)[reason] >= last->second[reason])
-          out[key].emplace_back(
-              fmt::format("{} {}", name, counter_name(n.release->releases.first, reason)),
-              (*sums)[reason] - last->second[reason]);
-    hook_last_[key] = std::move(*sums);
-  }
-  return out;
+  auto p = poller_->poll(hooks);
+  if (!p) return p;
+  for (auto& n : p->notices) notices_.push_back(std::move(n));
+  p->notices.clear();
+  return p;
 }
 
 const Attribution* CountersSource::attribution(uint64_t id) {
@@ -153,10 +197,8 @@ const Attribution* CountersSource::attribution(uint64_t id) {
 
 Status CountersSource::start() {
   if (auto st = load_node(); !st) return st;
-  auto now = poll();
-  if (!now) return now.error();
-  deltas_.update(*now);
-  poll_hooks();
+  auto baseline = poll();
+  if (!baseline) return baseline.error();
   next_poll_ = Clock::now() + interval_;
   return Ok{};
 }
@@ -166,10 +208,22 @@ Status CountersSource::read(std::vector<WatchEvent>& out) {
   const auto t = Clock::now();
   if (t < next_poll_) return Ok{};
   next_poll_ = t + interval_;
-  auto now = poll();
-  if (!now) return now.error();
-  auto changes = deltas_.update(*now);
-  auto hooks = poll_hooks();
+  auto p = poll();
+  if (!p) return p.error();
+  // A re-created map means Felix restarted or rebuilt its maps: its programs (and their rule
+  // ids' places) are read again. Failing that, the ids keep the places read before, said once.
+  if (p->recreated)
+    if (auto st = load_node(); !st) {
+      WatchNotice n;
+      n.source = "counters";
+      n.kind = "read_failed";
+      n.time = std::chrono::system_clock::now();
+      n.message = "the node could not be read again after a map was re-created (" +
+                  st.error().message + "): rule ids keep the places read before";
+      notices_.push_back(std::move(n));
+    }
+  auto& changes = p->changes;
+  const auto& hooks = p->hooks;
   if (changes.empty()) return Ok{};
   // New rule ids no program explained at the last read: the policy was reprogrammed since.
   bool unknown = false;
@@ -177,10 +231,12 @@ Status CountersSource::read(std::vector<WatchEvent>& out) {
     if (auto id = parse_rule_id(c.rule_id); id && !known_.count(*id)) unknown = true;
   // Reading the node is costly: at most every kReloadEvery. An id met before that stays unnamed
   // for this event and says why, rather than claiming no program records it.
-  const bool reread_skipped = unknown && t - loaded_at_ < kReloadEvery;
+  const bool reread_skipped = unknown && Clock::now() - loaded_at_ < kReloadEvery;
   if (unknown && !reread_skipped)
     if (auto st = load_node(); !st) return st;
   const auto when = std::chrono::system_clock::now();
+  const Release release =
+      model_->state().release ? model_->state().release->releases.first : Release{};
   for (auto& c : changes) {
     WatchEvent e;
     e.source = "counters";
@@ -190,7 +246,10 @@ Status CountersSource::read(std::vector<WatchEvent>& out) {
       e.rule = a->rule;
       e.hook = a->hook;
       if (a->counters)
-        if (auto h = hooks.find(*a->counters); h != hooks.end()) e.hook_counters = h->second;
+        if (auto h = hooks.find(*a->counters); h != hooks.end())
+          for (const auto& [reason, n] : h->second)
+            e.hook_counters.emplace_back(
+                fmt::format("{} {}", a->hook, counter_name(release, reason)), n);
     } else if (reread_skipped) {
       e.unattributed =
           "not in the policy programs read less than 2 s ago (a policy programmed since; the node "

@@ -25,7 +25,10 @@ For each version:
      deltas sum to SENT, attributed to the end of the tier the oracle names (deny, client egress,
      tc ingress hook) with that hook's DROPPED_BY_POLICY moving by SENT too, no allow line, and the
      summary ranks it by SENT packets; with --all the
-     allowed request shows as allow-stars rule 0; as nobody it exits 4
+     allowed request shows as allow-stars rule 0; as nobody it exits 4; while watch runs, the lab
+     re-creates cali_rule_ctrs2 as Felix does (a new map at the pin, the programs loaded again):
+     one 'map re-created: baseline reset' notice with both ids, SENT packets before it and the
+     later SYNs after it, never a reset or negative delta
   9. after `lab down`: no dpl- netns, no bpf mount left, /sys/fs/bpf as before
 
 Usage: test_ebpf_walkthrough.py [--ebpf-attach build/bpf/dpl-ebpf-attach] [--dpinspect build/cli/dpinspect]
@@ -234,6 +237,84 @@ def dpinspect_watch(c: Checks, lab: labnet.Lab, dpinspect: str, mg_ip: str, fe_i
             f"exit {cp.returncode} {cp.stderr.strip()[-300:]}")
 
 
+def recreate_rule_counters(lab: labnet.Lab) -> tuple[int, int]:
+    """What Felix does on a restart or a resize: a new cali_rule_ctrs2 of the same layout pinned at
+    the same path (created beside it, renamed over it: the pin is never missing), and the tc
+    programs loaded again over the pins (dpl-ebpf-attach, as the lab built them), so that only the
+    new map counts from now on. Returns (old id, new id)."""
+    import ebpfnode
+    info = lab.info["ebpf"]
+    path = os.path.join(info["globals"], "cali_rule_ctrs2")
+    tmp = os.path.join(info["globals"], "dpl_new_ctrs")
+
+    def show(p: str) -> dict:
+        return json.loads(ebpfnode.run_in_node(lab.name, ["bpftool", "-j", "map", "show", "pinned", p]).stdout)
+
+    old = show(path)
+    ebpfnode.run_in_node(lab.name, ["bpftool", "map", "create", tmp, "type", old["type"], "key",
+                                    str(old["bytes_key"]), "value", str(old["bytes_value"]), "entries",
+                                    str(old["max_entries"]), "name", old["name"]])
+    ebpfnode.run_in_node(lab.name, ["mv", "-f", tmp, path])
+    progs = info["tc_programs"]
+    argv = [ebpfnode.find_attach_tool(), "--globals", info["globals"], "--version", info["calico_version"],
+            "--host-ip", lab.topology["node"]["ip"]]
+    for iface in progs["ifaces"]:
+        argv += ["--iface", iface]
+    for iface in progs["heps"]:
+        argv += ["--hep", iface]
+    ebpfnode.run_in_node(lab.name, argv)
+    return old["id"], show(path)["id"]
+
+
+def dpinspect_watch_recreated(c: Checks, lab: labnet.Lab, dpinspect: str, mg_ip: str, rule_id: int | None) -> None:
+    """Felix re-creates cali_rule_ctrs2 while watch runs: watch says so once with both map ids, takes
+    the new map as its baseline (no reset, no negative delta) and counts the SYNs sent after it."""
+    client_ns = lab.endpoint_ns(f"pod:{CLIENT}")
+    client_if = lab.pod(CLIENT)["iface"]
+    want_id = f"{rule_id:#x}" if rule_id is not None else None
+    after_n = 3
+    ids: list = []
+
+    def traffic():
+        send_syns(client_ns, mg_ip, 9001, SENT)
+        time.sleep(0.6)  # counted in the old map, read by the next polls
+        try:
+            ids.extend(recreate_rule_counters(lab))
+        except labnet.LabError as e:
+            ids.append(str(e))
+        time.sleep(0.6)  # the re-created map found and read as the baseline
+        send_syns(client_ns, mg_ip, 9001, after_n)
+
+    rc, err, lines = run_watch(lab, dpinspect, [], traffic)
+    c.check(len(ids) == 2 and ids[0] != ids[1], "watch counters re-created: the lab replaced cali_rule_ctrs2",
+            str(ids))
+    notices = [i for i, e in enumerate(lines) if e.get("type") == "notice"]
+    recreated = [i for i in notices if lines[i].get("kind") == "map_recreated"]
+    n = lines[recreated[0]] if recreated else {}
+    c.check(len(notices) == 1 and len(recreated) == 1 and n.get("map", "").endswith("/cali_rule_ctrs2")
+            and [n.get("old_id"), n.get("new_id")] == ids
+            and "map re-created: baseline reset" in n.get("message", ""),
+            "watch counters re-created: one 'map re-created: baseline reset' notice with the old and new map ids",
+            f"exit {rc} {err.strip()[-300:]}, ids {ids}, got {[lines[i] for i in notices]}")
+    cut = recreated[0] if recreated else len(lines)
+    mine = [(i, e) for i, e in enumerate(lines) if e.get("type") == "event"
+            and (e.get("counter") or {}).get("rule_id") == want_id]
+    before = sum(e["counter"].get("packets") or 0 for i, e in mine if i < cut)
+    after = sum(e["counter"].get("packets") or 0 for i, e in mine if i > cut)
+    c.check(rc == 0 and before == SENT and after == after_n and all(e["counter"]["change"] == "moved" for _, e in mine),
+            f"watch counters re-created: {SENT} packets before the notice, {after_n} after, all moved "
+            "(no reset, no negative delta)", f"before {before} after {after}: {[e for _, e in mine]}")
+    dropped = sum(h.get("delta") or 0 for _, e in mine for h in e["counter"].get("hook_counters") or []
+                  if h.get("counter") == f"tc ingress {client_if} DROPPED_BY_POLICY")
+    c.check(dropped == SENT + after_n,
+            "watch counters re-created: the hook's DROPPED_BY_POLICY (its map kept) moved by all the SYNs",
+            str([e["counter"].get("hook_counters") for _, e in mine]))
+    summary = lines[-1] if lines else {}
+    c.check(summary.get("type") == "summary"
+            and [x.get("kind") for x in summary.get("notices") or []] == ["map_recreated"],
+            "watch counters re-created: the summary lists the notice", str(summary))
+
+
 def walkthrough(c: Checks, seed: Path, version: str, dpinspect: str | None = None,
                 probe: str | None = None) -> None:
     name = f"ew{os.getpid() % 100000}{version.replace('.', '')}"
@@ -270,6 +351,7 @@ def walkthrough(c: Checks, seed: Path, version: str, dpinspect: str | None = Non
             dpinspect_denied_text(c, lab, dpinspect, mg_ip, client_if, rule_id)
             dpinspect_counters(c, lab, dpinspect, probe, mg_ip, rule_id)
             dpinspect_watch(c, lab, dpinspect, mg_ip, fe_ip, rule_id, rule.get("tier"))
+            dpinspect_watch_recreated(c, lab, dpinspect, mg_ip, rule_id)
         moves = sorted((m["iface"], m["hook"], m["reason"]) for m in allowed["counters"])
         want = sorted([(client_if, "tc ingress", "accepted_by_policy"), (fe_if, "tc egress", "accepted_by_policy")])
         c.check(allowed["delivered"] and moves == want,

@@ -28,14 +28,14 @@ struct Found {
 };
 
 // The attributes of one nested attribute, by type (0 where absent).
-struct Attrs {
+struct NestedAttrs {
   std::vector<const nlattr*> by_type;
-  explicit Attrs(std::size_t max) : by_type(max + 1, nullptr) {}
+  explicit NestedAttrs(std::size_t max) : by_type(max + 1, nullptr) {}
   const nlattr* operator[](uint16_t t) const { return t < by_type.size() ? by_type[t] : nullptr; }
 };
 
 int collect(const nlattr* attr, void* data) {
-  auto* a = static_cast<Attrs*>(data);
+  auto* a = static_cast<NestedAttrs*>(data);
   uint16_t t = mnl_attr_get_type(attr);
   if (t < a->by_type.size()) a->by_type[t] = attr;
   return MNL_CB_OK;
@@ -43,7 +43,7 @@ int collect(const nlattr* attr, void* data) {
 
 // NFTA_EXPR_DATA of a "counter" expression: NFTA_COUNTER_PACKETS / _BYTES, big-endian u64.
 std::optional<RuleCounter> counter_of(const nlattr* data) {
-  Attrs c(NFTA_COUNTER_MAX);
+  NestedAttrs c(NFTA_COUNTER_MAX);
   if (mnl_attr_parse_nested(data, collect, &c) < 0) return std::nullopt;
   const nlattr* p = c[NFTA_COUNTER_PACKETS];
   const nlattr* b = c[NFTA_COUNTER_BYTES];
@@ -58,7 +58,7 @@ int on_rule(const nlmsghdr* nlh, void* data) {
   auto* found = static_cast<Found*>(data);
   if (nlh->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE)) return MNL_CB_OK;
   found->rule = true;
-  Attrs rule(NFTA_RULE_MAX);
+  NestedAttrs rule(NFTA_RULE_MAX);
   if (mnl_attr_parse(nlh, sizeof(nfgenmsg), collect, &rule) < 0) return MNL_CB_ERROR;
   const nlattr* exprs = rule[NFTA_RULE_EXPRESSIONS];
   if (!exprs) return MNL_CB_OK;
@@ -66,7 +66,7 @@ int on_rule(const nlmsghdr* nlh, void* data) {
   const auto* elem = static_cast<const nlattr*>(mnl_attr_get_payload(exprs));
   for (int left = static_cast<int>(mnl_attr_get_payload_len(exprs)); mnl_attr_ok(elem, left);
        left -= static_cast<int>(MNL_ALIGN(elem->nla_len)), elem = mnl_attr_next(elem)) {
-    Attrs e(NFTA_EXPR_MAX);
+    NestedAttrs e(NFTA_EXPR_MAX);
     if (mnl_attr_parse_nested(elem, collect, &e) < 0) continue;
     const nlattr* name = e[NFTA_EXPR_NAME];
     const nlattr* body = e[NFTA_EXPR_DATA];

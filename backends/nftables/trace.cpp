@@ -5,7 +5,6 @@
 #include <climits>
 #include <cstring>
 #include <memory>
-#include <net/if.h>
 #include <poll.h>
 #include <unistd.h>
 #include <vector>
@@ -22,6 +21,7 @@
 #include <linux/netlink.h>
 #include <nftables/libnftables.h>
 
+#include "backends/linux/ifname.h"
 #include "backends/linux/mnl_socket.h"
 #include "backends/nftables/xt/xt_payloads.h"
 
@@ -78,9 +78,7 @@ std::string kind_text(uint32_t type) {
 
 std::string ifname(const nftnl_trace* t, uint16_t attr) {
   if (!nftnl_trace_is_set(t, attr)) return "";
-  char buf[IF_NAMESIZE] = {};
-  const char* name = if_indextoname(nftnl_trace_get_u32(t, attr), buf);
-  return name ? name : fmt::format("ifindex {}", nftnl_trace_get_u32(t, attr));
+  return os::interface_name(nftnl_trace_get_u32(t, attr));
 }
 
 struct Collector {

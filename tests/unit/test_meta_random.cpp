@@ -11,7 +11,7 @@ using namespace dpi;
 
 namespace {
 
-const nft::Loaded& fixture() {
+const nft::Loaded& meta_random_fixture() {
   static nft::Loaded loaded = [] {
     nft::SourceSpec spec;
     spec.ruleset_file = test::source_path("tests/fixtures/nft/meta-random.json");
@@ -110,7 +110,7 @@ TEST_CASE("meta random comparisons are explored as random choices", "[unit]") {
   for (const auto& c : cases) {
     SECTION(c.what) {
       Flow f = flow_to(c.src, c.dst);
-      auto r = nft::inspect(fixture(), f);
+      auto r = nft::inspect(meta_random_fixture(), f);
       REQUIRE(r.ok());
       INFO(c.what);
       CHECK(r->verdict == c.verdict);
@@ -139,7 +139,7 @@ TEST_CASE("meta random comparisons are explored as random choices", "[unit]") {
         CHECK_FALSE(r->indeterminate_reason);
       }
       // The verdict-only mode (compare, matrices) explores the same choices.
-      nft::Evaluator ev(*fixture().ruleset, &*fixture().node);
+      nft::Evaluator ev(*meta_random_fixture().ruleset, &*meta_random_fixture().node);
       auto fp = ev.plan(f);
       REQUIRE(fp.ok());
       nft::EvalScratch sc;
@@ -151,7 +151,7 @@ TEST_CASE("meta random comparisons are explored as random choices", "[unit]") {
 }
 
 TEST_CASE("the three-endpoint service names each choice it took", "[unit]") {
-  auto r = nft::inspect(fixture(), flow_to("172.18.0.9", "10.96.0.30"));
+  auto r = nft::inspect(meta_random_fixture(), flow_to("172.18.0.9", "10.96.0.30"));
   REQUIRE(r.ok());
   REQUIRE(r->outcomes.size() == 3);
   CHECK(r->outcomes[0].choice == "meta random & 0x7fffffff < 0x2aaaaaab matched");

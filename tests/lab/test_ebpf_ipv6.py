@@ -14,7 +14,8 @@ fd00:65::<its v4 address as the low 32 bits>, the node fd00:18::2), on the eBPF 
      80), UDP 53 and ICMPv6 echo, plus pod -> world (2001:db8::1) TCP 443 and ICMPv6 echo;
   4. per flow the kernel's verdict (DROPPED_BY_POLICY / ACCEPTED_BY_POLICY counters of the hooks the
      flow crosses) and its deciding rule id (cali_rule_ctrs2, as the v4 eBPF oracle reads them) must
-     equal `dpinspect inspect --dataplane ebpf`'s verdict and `calico_rule_id`;
+     equal `dpinspect inspect --dataplane ebpf`'s verdict and `calico_rule_id` (one `--flows` run per
+     node answers every flow, after the kernel has run them);
   5. no report may say IPv6 is unsupported; the host's /sys/fs/bpf and netns list are unchanged.
 
 Usage: test_ebpf_ipv6.py --dpinspect build/cli/dpinspect [--ebpf-attach build/bpf/dpl-ebpf-attach]

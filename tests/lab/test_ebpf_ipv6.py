@@ -14,7 +14,8 @@ fd00:65::<its v4 address as the low 32 bits>, the node fd00:18::2), on the eBPF 
      80), UDP 53 and ICMPv6 echo, plus pod -> world (2001:db8::1) TCP 443 and ICMPv6 echo;
   4. per flow the kernel's verdict (DROPPED_BY_POLICY / ACCEPTED_BY_POLICY counters of the hooks the
      flow crosses) and its deciding rule id (cali_rule_ctrs2, as the v4 eBPF oracle reads them) must
-     equal `dpinspect inspect --dataplane ebpf`'s verdict and `calico_rule_id`;
+     equal `dpinspect inspect --dataplane ebpf`'s verdict and `calico_rule_id` (one `--flows` run per
+     node answers every flow, after the kernel has run them);
   5. no report may say IPv6 is unsupported; the host's /sys/fs/bpf and netns list are unchanged.
 
 Usage: test_ebpf_ipv6.py --dpinspect build/cli/dpinspect [--ebpf-attach build/bpf/dpl-ebpf-attach]
@@ -31,7 +32,6 @@ import select
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import differential  # noqa: E402
 import ebpfnode  # noqa: E402
 import labnet  # noqa: E402
 import oracle  # noqa: E402
@@ -190,17 +191,28 @@ def dpinspect_argv(dpinspect: str, lab: labnet.Lab, flow: dict) -> list[str]:
     return ebpfnode.in_node_argv(lab.name, argv + ["--ct", "new", "-o", "json"])
 
 
-def dpinspect_answer(argv: list[str]) -> dict:
-    cp = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-    try:
-        doc = json.loads(cp.stdout)
-    except json.JSONDecodeError:
-        return {"verdict": f"exit {cp.returncode}", "rule_id": None, "why": cp.stderr.strip()[-300:], "text": ""}
+def dpinspect_answer(run: dict) -> dict:
+    """A flow's answer out of differential.inspect_batch's run: verdict, rule id and why."""
+    doc = run["json"]
+    if doc is None:
+        return {"verdict": f"exit {run['exit']}", "rule_id": None, "why": run["stderr"][-300:]}
     rule = (doc.get("decided_by") or {}).get("rule") or {}
     rid = rule.get("calico_rule_id") if rule.get("kind") == "bpf" else None
     why = ((doc.get("indeterminate_reason") or {}).get("why")) or (doc.get("decided_by") or {}).get("summary", "")
-    return {"verdict": doc.get("verdict"), "rule_id": None if rid is None else int(str(rid), 0), "why": why,
-            "text": cp.stdout}
+    return {"verdict": doc.get("verdict"), "rule_id": None if rid is None else int(str(rid), 0), "why": why}
+
+
+def dpinspect_answers(dpinspect: str, lab: labnet.Lab, flows: list[dict]) -> list[dict]:
+    """Every flow through one `inspect --dataplane ebpf --flows` run in the node (its maps and policy
+    programs read once, not once per flow); each answer is what that flow's own run (dpinspect_argv)
+    gives."""
+    info = lab.info["ebpf"]
+    prefix = ebpfnode.in_node_argv(lab.name, [dpinspect, "inspect", "--dataplane", "ebpf", "--bpffs", info["globals"],
+                                              "--policy-debug-dir", info["policy_dir"]])
+    runs = differential.inspect_batch(prefix, [differential.flow_line(f, SPORT) for f in flows],
+                                      [dpinspect_argv(dpinspect, lab, f) for f in flows],
+                                      labnet.state_dir(lab.name) / "ipv6-flows.jsonl")
+    return [dpinspect_answer(r) for r in runs]
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,24 +229,25 @@ def run_case(label: str, scenario: Path, version: str, dpinspect: str) -> tuple[
         add_v6_addresses(lab, sc)
         flows = flows_of(sc)
         with Kernel(lab) as kernel:
-            for flow in flows:
-                k = kernel.run(flow)
-                d = dpinspect_answer(dpinspect_argv(dpinspect, lab, flow))
-                n += 1
-                verdicts[k["verdict"]] += 1
-                what = f"{flow['src_pod']} -> {flow['to']} {flow['proto']}/{flow['dport'] or ''}"
-                if "not evaluated by the eBPF backend yet" in d["why"] or "IPv6" == d["why"]:
-                    problems.append(f"{what}: dpinspect still says IPv6 is unsupported: {d['why']}")
-                if k["problems"]:
-                    problems.append(f"{what}: kernel side unclear: {k['problems']} moved {k['moved']}")
-                    continue
-                if k["verdict"] == "none":
-                    problems.append(f"{what}: no policy counter moved in the kernel")
-                    continue
-                if d["verdict"] != k["verdict"]:
-                    problems.append(f"{what}: verdict kernel {k['verdict']} dpinspect {d['verdict']} ({d['why']})")
-                elif d["rule_id"] != k["rule_id"]:
-                    problems.append(f"{what}: rule id kernel {k['rule_id']} dpinspect {d['rule_id']} ({d['why']})")
+            kernels = [kernel.run(flow) for flow in flows]
+        # --ct new: the answers do not depend on the conntrack entries the kernel's runs left.
+        answers = dpinspect_answers(dpinspect, lab, flows)
+        for flow, k, d in zip(flows, kernels, answers):
+            n += 1
+            verdicts[k["verdict"]] += 1
+            what = f"{flow['src_pod']} -> {flow['to']} {flow['proto']}/{flow['dport'] or ''}"
+            if "not evaluated by the eBPF backend yet" in d["why"] or "IPv6" == d["why"]:
+                problems.append(f"{what}: dpinspect still says IPv6 is unsupported: {d['why']}")
+            if k["problems"]:
+                problems.append(f"{what}: kernel side unclear: {k['problems']} moved {k['moved']}")
+                continue
+            if k["verdict"] == "none":
+                problems.append(f"{what}: no policy counter moved in the kernel")
+                continue
+            if d["verdict"] != k["verdict"]:
+                problems.append(f"{what}: verdict kernel {k['verdict']} dpinspect {d['verdict']} ({d['why']})")
+            elif d["rule_id"] != k["rule_id"]:
+                problems.append(f"{what}: rule id kernel {k['rule_id']} dpinspect {d['rule_id']} ({d['why']})")
     print(f"{'ok  ' if not problems else 'FAIL'} {label} v{version}: {n} IPv6 flows, "
           f"{n - len(problems)} agree with the kernel (kernel: {verdicts['allow']} allowed, {verdicts['deny']} "
           f"denied) ({time.monotonic() - t0:.1f} s)", flush=True)

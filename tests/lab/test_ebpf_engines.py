@@ -18,7 +18,9 @@ For seed.json and generate.py --seed 1, each as an eBPF node of Calico v3.30 and
   4. `bpftool prog list` before the first and after the last dpinspect run: no program dpinspect
      loads (`dpi_pol_<k>`, `allowed_stub`, `drop_stub`) is left loaded, held by no process or a
      dpinspect (other users' labs and engine tests run on the machine meanwhile: theirs are held
-     by their own processes); the lab's bpffs has the same entries (nothing pinned).
+     by their own processes, and the lab tests' own stubs, which a node's maps hold after their
+     loader let go, are named lab_allow_stub / lab_drop_stub); the lab's bpffs has the same
+     entries (nothing pinned).
 At the end the host's /sys/fs/bpf, bpf mounts and our dpl-* netns are as before.
 
 Usage: test_ebpf_engines.py --dpinspect build/cli/dpinspect [--ebpf-attach build/bpf/dpl-ebpf-attach]

@@ -165,7 +165,7 @@ def check_node(c: Checks, bpffs: str, scenario_file: str, version: str, cases: l
     # Run the programs the way calico_tc_main reaches them.
     ncpu = bpfsys.possible_cpus()
     stubs = [bpfsys.prog_load(bytes(asm.encode(asm.MOV64_IMM, 0, 0, 0, rc) + asm.encode(asm.EXIT)), name)
-             for rc, name in ((123, "allowed_stub"), (124, "drop_stub"))]
+             for rc, name in ((123, "lab_allow_stub"), (124, "lab_drop_stub"))]
     for s in {maps.hook_maps(version, h)[0].name: maps.hook_maps(version, h)[0] for h in ("ingress", "egress")}.values():
         with maps.open_map(globals_dir, s) as sm:
             bpfsys.map_update(sm, struct.pack("<I", ALLOWED_IDX), struct.pack("<I", int(stubs[0])))

@@ -609,8 +609,8 @@ def run_case(case: dict, version: str) -> list[str]:
             bpfsys.map_create("lpm_trie", 20, 4, 1024, bpfsys.F_NO_PREALLOC, "test_ipsets") as ips, \
             bpfsys.map_create("prog_array", 4, 4, 32, 0, "teststatic") as static, \
             bpfsys.map_create("prog_array", 4, 4, 24 * TC_STRIDE, 0, "testjump") as jump, \
-            bpfsys.prog_load(stub(RC_ALLOWED), "allowed_stub") as allowed, \
-            bpfsys.prog_load(stub(RC_DROPPED), "drop_stub") as drop:
+            bpfsys.prog_load(stub(RC_ALLOWED), "lab_allow_stub") as allowed, \
+            bpfsys.prog_load(stub(RC_DROPPED), "lab_drop_stub") as drop:
         bpfsys.map_update(static, struct.pack("<I", ALLOWED_IDX), struct.pack("<I", int(allowed)))
         bpfsys.map_update(static, struct.pack("<I", DROP_IDX), struct.pack("<I", int(drop)))
         for name, members in ipsets.items():

@@ -190,14 +190,8 @@ class ScaleModel(render.FelixModel):
 
     def policy_groups(self, pod: dict, tier: str, direction: str) -> list[str]:
         pols = [q for q in self.applies.get(pod["iface"], {}).get(tier, []) if direction in q["types"]]
-        runs: list[list[dict]] = []
-        for pol in pols:
-            if runs and self.policy_selector(runs[-1][0]) == self.policy_selector(pol):
-                runs[-1].append(pol)
-            else:
-                runs.append([pol])
         targets = []
-        for run in runs:
+        for run in self.selector_runs(pols):
             for pol in run:
                 self.ensure_policy_chain(pol, direction)
             targets.append(self.policy_chain_name(run[0], direction) if len(run) == 1

@@ -2,7 +2,7 @@
 
 // glibc's <net/if.h> and the kernel's <linux/if.h> define the same IFF_* names; which one wins
 // depends on what was included first, so this file is compiled on its own, outside the unity
-// batches (backends/linux/CMakeLists.txt), and the files that need kernel headers never see
+// units (backends/linux/CMakeLists.txt), and the files that need kernel headers never see
 // glibc's.
 #include <net/if.h>
 
